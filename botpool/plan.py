@@ -1,0 +1,188 @@
+"""The plan: every host, pool and bot with its ports and memory, derived from layout + lock."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from botpool.allocate import Allocation, PoolBlock, allocate, lock_path, read_lock
+from botpool.layout import Bot, BotSettings, ExchangeProfile, Host, Layout, read_layout
+from botpool.source import LayoutError, Problem
+
+CONTAINER_FIRST_PORT = 8080  # a bot in slot n listens on 8080 + n inside its pool container
+POOL_OVERHEAD_MB = 40  # supervisord and its python, per pool container
+EXCHANGE_MB = 40  # a sandbox exchange container
+EXCHANGE_PORT = 8000  # the sandbox exchange inside its container
+
+
+@dataclass(frozen=True)
+class BotPlan:
+    bot: Bot
+    pool: str
+    host: str
+    slot: int
+    host_port: int
+    memory_mb: int
+
+    @property
+    def name(self) -> str:
+        return self.bot.name
+
+    @property
+    def user(self) -> str:
+        return self.bot.user
+
+    @property
+    def program(self) -> str:
+        return self.bot.program
+
+    @property
+    def settings(self) -> BotSettings:
+        return self.bot.settings
+
+    @property
+    def container_port(self) -> int:
+        return CONTAINER_FIRST_PORT + self.slot
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    block: PoolBlock
+    freqtrade_version: str
+    memory_limit_mb: int
+    bots: tuple[BotPlan, ...]
+
+    @property
+    def name(self) -> str:
+        return self.block.name
+
+    @property
+    def user(self) -> str:
+        return self.block.user
+
+    @property
+    def host(self) -> str:
+        return self.block.host
+
+
+@dataclass(frozen=True)
+class ExchangePlan:
+    """A sandbox exchange container on one host, serving the pairs its bots trade."""
+
+    profile: ExchangeProfile
+    pairs: tuple[str, ...]
+
+    @property
+    def container(self) -> str:
+        return f"botpool-exchange-{self.profile.name}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.container}:{EXCHANGE_PORT}"
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: Host
+    pools: tuple[PoolPlan, ...]
+    exchanges: tuple[ExchangePlan, ...]
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def bots(self) -> tuple[BotPlan, ...]:
+        return tuple(b for p in self.pools for b in p.bots)
+
+    @property
+    def projected_mb(self) -> int:
+        return (sum(b.memory_mb for b in self.bots) + POOL_OVERHEAD_MB * len(self.pools)
+                + EXCHANGE_MB * len(self.exchanges))
+
+
+@dataclass(frozen=True)
+class Plan:
+    layout: Layout
+    allocation: Allocation
+    hosts: dict[str, HostPlan]
+
+    @property
+    def pools(self) -> tuple[PoolPlan, ...]:
+        return tuple(p for h in self.hosts.values() for p in h.pools)
+
+    @property
+    def bots(self) -> tuple[BotPlan, ...]:
+        return tuple(b for p in self.pools for b in p.bots)
+
+    def host(self, name: str) -> HostPlan:
+        """The plan of one host; a host the layout does not know gets an empty plan."""
+        return self.hosts.get(name) or HostPlan(Host(name, 0, 0, 0, 0), (), ())
+
+
+def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]]:
+    allocation, problems = allocate(layout, previous)
+    bots_by_key = {bot.key: bot for bot in layout.bots}
+    versions = {user.name: user.freqtrade_version for user in layout.users}
+    hosts: dict[str, HostPlan] = {}
+    for host in layout.hosts.values():
+        pools = []
+        for block in sorted(allocation.pools.values(), key=lambda p: (p.user, p.number)):
+            if block.host != host.name:
+                continue
+            seated = sorted((seat.slot, key) for key, seat in allocation.bots.items()
+                            if seat.pool == block.name)
+            bots = tuple(BotPlan(bots_by_key[key], block.name, host.name, slot,
+                                 block.first_port + slot, host.bot_memory_mb)
+                         for slot, key in seated)
+            limit = layout.pool_memory_limit_mb or (
+                math.ceil(block.size * host.bot_memory_mb * 1.5) + POOL_OVERHEAD_MB)
+            pools.append(PoolPlan(block, versions[block.user], limit, bots))
+        hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools))
+        problems += _capacity_problems(layout, hosts[host.name])
+    for block in allocation.pools.values():
+        if block.host not in layout.hosts:
+            problems.append(Problem(layout.file, 1, "hosts", f"pool {block.name} runs on host "
+                                    f"{block.host}, which the layout no longer declares: move or "
+                                    "remove that pool's bots first, then remove the host"))
+    return Plan(layout, allocation, hosts), problems
+
+
+def _exchanges(layout: Layout, pools: list[PoolPlan]) -> tuple[ExchangePlan, ...]:
+    pairs: dict[str, set[str]] = {}
+    for bot in (b for p in pools for b in p.bots):
+        if layout.exchanges[bot.settings.exchange].sandbox:
+            pairs.setdefault(bot.settings.exchange, set()).update(bot.settings.pairs)
+    return tuple(ExchangePlan(layout.exchanges[name], tuple(sorted(p)))
+                 for name, p in sorted(pairs.items()))
+
+
+def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
+    host = plan.host
+    if plan.projected_mb <= host.usable_mb:
+        return []
+    path = f"hosts.{host.name}" if host.name in layout.hosts and host.line > 1 else "hosts"
+    return [Problem(layout.file, host.line, path,
+                    f"host {host.name} cannot hold its bots: {len(plan.bots)} bots in "
+                    f"{len(plan.pools)} pools need about {plan.projected_mb} MiB "
+                    f"({len(plan.bots)} x {host.bot_memory_mb} MiB per bot + "
+                    f"{len(plan.pools)} x {POOL_OVERHEAD_MB} MiB per pool + exchanges), more "
+                    f"than its {host.usable_mb} MiB usable (memory_mb {host.memory_mb} - "
+                    f"reserved_mb {host.reserved_mb}); declare the host's real memory_mb, add a "
+                    "host, or remove bots")]
+
+
+def load_plan(
+    layout_file: str | Path, credentials_exist: Callable[[str], bool] | None = None
+) -> Plan:
+    """Layout + lock -> plan, or LayoutError with every problem found in either."""
+    layout, problems = read_layout(layout_file, credentials_exist)
+    previous = read_lock(lock_path(layout_file))
+    if layout is None:
+        raise LayoutError(problems)
+    plan, more = make_plan(layout, previous)
+    if problems or more:
+        raise LayoutError(problems + more)
+    return plan

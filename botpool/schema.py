@@ -1,0 +1,231 @@
+"""Every key a layout may hold: its type, built-in default and meaning, in one place.
+
+The README's layout reference documents exactly these keys (a test keeps the two in step).
+A checker turns a raw YAML value into a clean one or returns a message that says what is
+wrong and what to write instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+PAIR_RE = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
+TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
+SECRET_WORD = re.compile(r"(key|secret|password|passphrase|token|uid|private|mnemonic)", re.I)
+
+
+class Required:
+    """Marks a key that has no built-in default."""
+
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED: Any = Required()
+Checker = Callable[[Any], tuple[Any, str | None]]
+
+
+@dataclass(frozen=True)
+class Key:
+    check: Checker
+    default: Any
+    doc: str
+
+
+# --- checkers: (raw value) -> (clean value, problem or None) -----------------------------
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "a whole number", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), "a value")
+
+
+def name(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str) and NAME_RE.match(value) and not value.endswith("-"):
+        return value, None
+    return value, (
+        f"{value!r} is not a valid name: use 1-32 lowercase letters, digits and '-', "
+        "starting with a letter and not ending with '-' (it becomes a container, program "
+        "and directory name)"
+    )
+
+
+def text(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str) and value.strip():
+        return value, None
+    return value, f"expected a non-empty string, got {_type_name(value)}"
+
+
+def optional_text(value: Any) -> tuple[Any, str | None]:
+    return (None, None) if value is None else text(value)
+
+
+def version(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str) and re.match(r"^[0-9][0-9A-Za-z.+-]*$", value):
+        return value, None
+    if isinstance(value, (int, float)):
+        return value, f"write the version in quotes, e.g. \"{value}\": unquoted, YAML reads a number"
+    return value, f"expected a version string such as \"2026.9\", got {value!r}"
+
+
+def boolean(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, bool):
+        return value, None
+    return value, f"expected true or false, got {value!r}"
+
+
+def integer(low: int, high: int | None = None) -> Checker:
+    def check(value: Any) -> tuple[Any, str | None]:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return value, f"expected a whole number, got {_type_name(value)} {value!r}"
+        if value < low or (high is not None and value > high):
+            limit = f"between {low} and {high}" if high is not None else f"at least {low}"
+            return value, f"must be {limit}, got {value}"
+        return value, None
+
+    return check
+
+
+def number(low: float, high: float | None = None, low_inclusive: bool = False) -> Checker:
+    def check(value: Any) -> tuple[Any, str | None]:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value, f"expected a number, got {_type_name(value)} {value!r}"
+        if value < low or (value == low and not low_inclusive):
+            return value, f"must be {'at least' if low_inclusive else 'more than'} {low}, got {value}"
+        if high is not None and value > high:
+            return value, f"must be at most {high}, got {value}"
+        return float(value) if isinstance(value, float) else value, None
+
+    return check
+
+
+def optional_integer(low: int) -> Checker:
+    inner = integer(low)
+    return lambda value: (None, None) if value is None else inner(value)
+
+
+def timeframe(value: Any) -> tuple[Any, str | None]:
+    if value in TIMEFRAMES:
+        return value, None
+    return value, f"{value!r} is not a timeframe freqtrade knows: use one of {', '.join(TIMEFRAMES)}"
+
+
+def pairs(value: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, list) or not value:
+        return value, "expected a non-empty list of pairs such as [BTC/USDT, ETH/USDT]"
+    bad = [p for p in value if not (isinstance(p, str) and PAIR_RE.match(p))]
+    if bad:
+        return value, f"malformed pair {bad[0]!r}: write BASE/QUOTE in capitals, e.g. BTC/USDT"
+    dupes = sorted({p for p in value if value.count(p) > 1})
+    if dupes:
+        return value, f"pair {dupes[0]} is listed twice: list each pair once"
+    return tuple(value), None
+
+
+def currency(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str) and re.match(r"^[A-Z0-9]{2,20}$", value):
+        return value, None
+    return value, f"expected a currency code in capitals such as USDT, got {value!r}"
+
+
+def strategy(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+        return value, None
+    return value, f"expected a strategy class name such as SampleStrategy, got {value!r}"
+
+
+def mapping(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, dict):
+        return value, None
+    return value, f"expected a mapping, got {_type_name(value)}"
+
+
+def runtime(value: Any) -> tuple[Any, str | None]:
+    if value == "process":
+        return value, None
+    return value, f"unknown runtime {value!r}: use process"
+
+
+# --- the keys ------------------------------------------------------------------------------
+
+BOT_SETTINGS: dict[str, Key] = {
+    "exchange": Key(name, REQUIRED, "exchange profile: `sandbox` or a name under `exchanges:`"),
+    "strategy": Key(strategy, REQUIRED, "strategy class, found in `strategies_dir`"),
+    "pairs": Key(pairs, REQUIRED, "static pair whitelist, quoted in `stake_currency`"),
+    "stake_currency": Key(currency, "USDT", "currency the bot stakes and every pair is quoted in"),
+    "stake_amount": Key(number(0), REQUIRED, "stake per trade, in `stake_currency`"),
+    "dry_run": Key(boolean, True, "simulate orders; `false` trades real money and needs `credentials`"),
+    "dry_run_wallet": Key(number(float("-inf")), None,
+                          "starting balance of a dry-run bot (the \"initial balance\"); required "
+                          "when `dry_run` is true"),
+    "tradable_balance_ratio": Key(number(0, 1), 0.99, "share of the wallet freqtrade may stake"),
+    "max_open_trades": Key(integer(1, 1000), 3, "trade slots; each needs `stake_amount` available"),
+    "timeframe": Key(timeframe, "5m", "candle timeframe"),
+    "credentials": Key(optional_text, None,
+                       "name of the exchange credentials file in the secrets directory "
+                       "(`credentials/<name>.json`); required by live bots"),
+}
+
+BOT: dict[str, Key] = {"name": Key(name, REQUIRED, "bot name, unique within its user"), **BOT_SETTINGS}
+
+IMAGE: dict[str, Key] = {
+    "base": Key(text, "local",
+                "`local` builds a Debian + PyPI base on the host (no registry needed); otherwise an "
+                "image such as `freqtradeorg/freqtrade:2026.9`"),
+    "ca_bundle": Key(optional_text, None,
+                     "path (on the controller) to an extra CA bundle that pip trusts during builds"),
+    "pip_index_url": Key(optional_text, None, "pip index used during image builds"),
+}
+
+DEFAULTS: dict[str, Key] = {
+    "freqtrade_version": Key(version, "2026.9", "freqtrade release every pool runs"),
+    "max_bots_per_pool": Key(integer(1, 50), 10, "bots per pool container (and ports it reserves)"),
+    "base_port": Key(integer(1024, 65535), 9000, "first host port for bot APIs"),
+    "max_port": Key(integer(1024, 65535), 9999, "last host port for bot APIs"),
+    "root": Key(text, "/opt/botpool", "directory on each host holding pools and the archive"),
+    "strategies_dir": Key(text, "strategies", "strategy files, relative to the layout file"),
+    "runtime": Key(runtime, "process", "how a pool runs its bots: `process` (one freqtrade each)"),
+    "pool_memory_limit_mb": Key(optional_integer(256), None,
+                                "memory limit of each pool container; default 1.5 x "
+                                "`max_bots_per_pool` x the host's `bot_memory_mb`"),
+    "image": Key(mapping, {}, "how pool images are built (keys below)"),
+    "bot": Key(mapping, {}, "settings every bot inherits (keys below)"),
+}
+
+HOST: dict[str, Key] = {
+    "memory_mb": Key(integer(256), 8192, "memory of the host"),
+    "reserved_mb": Key(integer(0), 512, "memory kept free for the OS and Docker"),
+    "bot_memory_mb": Key(integer(16), 260,
+                         "memory one bot is planned with (PSS of a dry-run freqtrade bot "
+                         "measured here: about 260 MiB)"),
+}
+
+EXCHANGE: dict[str, Key] = {
+    "exchange": Key(text, "binance", "ccxt exchange id"),
+    "sandbox": Key(boolean, False, "point bots at botpool's sandbox exchange (a test double)"),
+    "seed": Key(integer(0), 42, "sandbox: seed of the synthetic prices"),
+    "step_seconds": Key(integer(1, 3600), 5, "sandbox: seconds between price steps"),
+    "volatility": Key(number(0, 1), 0.004, "sandbox: relative size of a price step"),
+    "ccxt_config": Key(mapping, {}, "extra ccxt settings (never credentials)"),
+}
+
+USER: dict[str, Key] = {
+    "host": Key(optional_text, None, "pin this user's pools to a host under `hosts:`"),
+    "freqtrade_version": Key(version, None, "override `defaults.freqtrade_version` for this user"),
+    "bots": Key(lambda v: (v, None) if isinstance(v, list) and v else
+                (v, "expected a non-empty list of bots, each with at least a name"),
+                REQUIRED, "the user's bots"),
+}
+
+TOP: dict[str, Key] = {
+    "defaults": Key(mapping, {}, "settings shared by everything below"),
+    "hosts": Key(mapping, {}, "hosts by pyinfra inventory name; default: one host `local`"),
+    "exchanges": Key(mapping, {}, "exchange profiles bots refer to by name"),
+    "users": Key(mapping, REQUIRED, "users and their bots"),
+}
+
+BUILTIN_EXCHANGES: dict[str, dict[str, Any]] = {"sandbox": {"sandbox": True}}
