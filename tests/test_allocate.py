@@ -1,0 +1,176 @@
+"""Allocation is stable: edits never move a bot that stays, freed slots are reused."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from botpool.allocate import Allocation, allocate, lock_path, read_lock
+from botpool.layout import Bot, BotSettings, Host, Layout, User, load_layout
+from botpool.plan import load_plan, make_plan
+
+from .conftest import MINIMAL
+
+SETTINGS = BotSettings("sandbox", "SampleStrategy", ("BTC/USDT",), "USDT", 10, True, 1000, 0.99,
+                       3, "5m", None)
+
+
+def make_layout(users: dict[str, list[str]], size: int = 3, hosts: int = 1) -> Layout:
+    """A layout built directly, so that thousands of edits run in milliseconds."""
+    return Layout(
+        file="layout.yaml", freqtrade_version="2026.9", max_bots_per_pool=size, base_port=9000,
+        max_port=9999, root="/opt/botpool", runtime="process", pool_memory_limit_mb=None,
+        image=None,  # type: ignore[arg-type]
+        hosts={f"h{i}": Host(f"h{i}", 64000, 512, 260, 1) for i in range(hosts)},
+        exchanges={}, strategies={},
+        users=tuple(User(u, None, "2026.9", tuple(Bot(u, b, SETTINGS, 1) for b in bots), 1)
+                    for u, bots in users.items()),
+    )
+
+
+def seats(allocation: Allocation) -> dict[str, tuple[str, int, int, str]]:
+    """bot -> (pool, slot, host port, host)."""
+    out = {}
+    for key, seat in allocation.bots.items():
+        pool = allocation.pools[seat.pool]
+        out[key] = (seat.pool, seat.slot, pool.first_port + seat.slot, pool.host)
+    return out
+
+
+def check_invariants(layout: Layout, allocation: Allocation) -> None:
+    assert set(allocation.bots) == {b.key for b in layout.bots}
+    placed = seats(allocation)
+    ports = [(host, port) for _, _, port, host in placed.values()]
+    assert len(set(ports)) == len(ports), "two bots share a host port"
+    for key, (pool, slot, _, _) in placed.items():
+        block = allocation.pools[pool]
+        assert block.user == key.split("/")[0], "a pool holds another user's bot"
+        assert 0 <= slot < block.size
+        assert 9000 <= block.first_port and block.ports.stop - 1 <= 9999
+    for host in layout.hosts:
+        blocks = sorted((p.ports for p in allocation.pools.values() if p.host == host),
+                        key=lambda r: r.start)
+        assert all(a.stop <= b.start for a, b in zip(blocks, blocks[1:], strict=False))
+    assert all(any(s.pool == p for s in allocation.bots.values()) for p in allocation.pools)
+
+
+EDITS = st.lists(
+    st.tuples(st.sampled_from(["add", "remove", "shuffle", "add_user", "remove_user"]),
+              st.integers(0, 10_000)),
+    min_size=1, max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(edits=EDITS, size=st.integers(1, 4), hosts=st.integers(1, 3))
+def test_edits_never_move_a_bot_that_stays(edits, size, hosts):
+    users: dict[str, list[str]] = {"alice": ["a0"], "bob": ["b0", "b1"]}
+    layout = make_layout(users, size, hosts)
+    allocation, problems = allocate(layout, Allocation())
+    assert problems == []
+    counter = 0
+    for edit, pick in edits:
+        rnd = random.Random(pick)
+        names = sorted(users)
+        if edit == "add" and names:
+            counter += 1
+            users[rnd.choice(names)].append(f"n{counter}")
+        elif edit == "remove" and names:
+            user = rnd.choice(names)
+            if len(users[user]) > 1:
+                users[user].pop(rnd.randrange(len(users[user])))
+        elif edit == "shuffle":
+            order = list(users.items())
+            rnd.shuffle(order)
+            users = {u: rnd.sample(b, len(b)) for u, b in order}
+        elif edit == "add_user":
+            counter += 1
+            users[f"u{counter}"] = [f"x{counter}"]
+        elif edit == "remove_user" and len(names) > 1:
+            del users[rnd.choice(names)]
+        before = seats(allocation)
+        layout = make_layout(users, size, hosts)
+        allocation, problems = allocate(layout, allocation)
+        assert problems == []
+        check_invariants(layout, allocation)
+        after = seats(allocation)
+        for key in before.keys() & after.keys():
+            assert before[key] == after[key], f"{key} moved"
+
+
+@settings(max_examples=200, deadline=None)
+@given(removed=st.sets(st.integers(0, 9), min_size=1), added=st.integers(1, 6))
+def test_freed_slots_are_reused_before_a_new_pool_opens(removed, added):
+    bots = [f"b{i}" for i in range(10)]
+    allocation, _ = allocate(make_layout({"alice": bots}, size=5), Allocation())
+    kept = [b for i, b in enumerate(bots) if i not in removed]
+    grown = kept + [f"new{i}" for i in range(added)]
+    layout = make_layout({"alice": grown}, size=5)
+    allocation, _ = allocate(layout, allocation)
+    check_invariants(layout, allocation)
+    kept_pools = {allocation.bots[f"alice/{b}"].pool for b in kept}
+    occupancy = {p: sum(s.pool == p for s in allocation.bots.values()) for p in allocation.pools}
+    if set(allocation.pools) - kept_pools:  # a new pool opened: only allowed when the rest are full
+        assert all(occupancy[p] == 5 for p in kept_pools)
+
+
+def test_new_pool_opens_when_a_users_pools_are_full_and_takes_the_next_port_block():
+    layout = make_layout({"alice": [f"b{i}" for i in range(12)], "bob": ["x"]}, size=10)
+    allocation, _ = allocate(layout, Allocation())
+    assert {n: (p.first_port, p.size) for n, p in allocation.pools.items()} == {
+        "alice-pool-1": (9000, 10), "alice-pool-2": (9010, 10), "bob-pool-1": (9020, 10)}
+    assert allocation.bots["alice/b11"].pool == "alice-pool-2"
+
+
+def test_an_emptied_pool_frees_its_port_block_for_the_next_pool():
+    first, _ = allocate(make_layout({"alice": ["a"], "bob": ["b"]}), Allocation())
+    second, _ = allocate(make_layout({"bob": ["b"], "carol": ["c"]}), first)
+    assert second.pools["bob-pool-1"].first_port == 9003
+    assert second.pools["carol-pool-1"].first_port == 9000
+
+
+def test_lock_file_round_trips_and_pins_allocation(write_layout):
+    path = write_layout(MINIMAL + "      - name: two\n  bob:\n    bots:\n      - name: three\n")
+    plan = load_plan(path)
+    lock_path(path).write_text(plan.allocation.to_yaml())
+    assert read_lock(lock_path(path)) == plan.allocation
+    # bob moves above alice and alice's first bot goes: nobody else moves
+    path.write_text(path.read_text().replace("      - name: one\n", ""))
+    replanned = load_plan(path)
+    assert replanned.allocation.bots["alice/two"] == plan.allocation.bots["alice/two"]
+    assert replanned.allocation.bots["bob/three"] == plan.allocation.bots["bob/three"]
+
+
+def test_a_broken_lock_file_is_an_error_not_a_silent_reshuffle(write_layout):
+    path = write_layout(MINIMAL)
+    lock_path(path).write_text("pools:\n  alice-pool-1: {user: alice, host: local, first_port: "
+                               "9000, size: 1}\nbots:\n  alice/one: {pool: alice-pool-1, slot: 4}\n")
+    try:
+        load_plan(path)
+    except Exception as exc:  # noqa: BLE001 - asserting on the message
+        assert f"{lock_path(path)}:4: bots.alice/one: inconsistent entry" in str(exc)
+    else:
+        raise AssertionError("a broken lock was accepted")
+
+
+def test_plan_places_bots_on_the_roomiest_host_and_respects_pins(write_layout):
+    text = MINIMAL.replace("users:", "hosts:\n  big: {memory_mb: 16000}\n  small: {memory_mb: "
+                           "4000}\nusers:") + "  bob:\n    host: small\n    bots:\n      - name: x\n"
+    plan = load_plan(write_layout(text))
+    assert {p.name: p.host for p in plan.pools} == {"alice-pool-1": "big", "bob-pool-1": "small"}
+
+
+def test_max_bots_per_pool_change_keeps_existing_pools(write_layout):
+    path = write_layout(MINIMAL)
+    lock_path(path).write_text(load_plan(path).allocation.to_yaml())
+    path.write_text(path.read_text().replace("defaults:\n", "defaults:\n  max_bots_per_pool: 4\n")
+                    + "  bob:\n    bots:\n      - name: y\n")
+    plan = load_plan(path)
+    assert (plan.allocation.pools["alice-pool-1"].size,
+            plan.allocation.pools["bob-pool-1"].size) == (10, 4)
+    assert dataclasses.astuple(plan.allocation.pools["bob-pool-1"])[3] == 9010
+    assert load_layout(path).max_bots_per_pool == 4
+    assert make_plan(load_layout(path), plan.allocation)[0].allocation == plan.allocation
