@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import yaml
 
 from botpool.layout import Bot, Layout
@@ -59,8 +60,10 @@ class Allocation:
             },
             "bots": {
                 key: {"pool": seat.pool, "slot": seat.slot}
-                for key, seat in sorted(self.bots.items(), key=lambda kv: (
-                    _pool_order(self.pools[kv[1].pool]), kv[1].slot))
+                for key, seat in sorted(
+                    self.bots.items(),
+                    key=lambda kv: (_pool_order(self.pools[kv[1].pool]), kv[1].slot),
+                )
             },
         }
         return LOCK_HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
@@ -85,22 +88,39 @@ def read_lock(path: Path) -> Allocation:
     data = doc.data if isinstance(doc.data, dict) else {}
     try:
         for name, p in (data.get("pools") or {}).items():
-            pools[name] = PoolBlock(name, str(p["user"]), str(p["host"]), int(p["first_port"]),
-                                    int(p["size"]))
+            pools[name] = PoolBlock(
+                name, str(p["user"]), str(p["host"]), int(p["first_port"]), int(p["size"])
+            )
         for key, b in (data.get("bots") or {}).items():
             bots[key] = Seat(str(b["pool"]), int(b["slot"]))
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        problems.append(Problem(str(path), 1, "", f"malformed lock file ({exc!r}): restore it "
-                                "from git, or delete it to allocate afresh (bots may move)"))
+        problems.append(
+            Problem(
+                str(path),
+                1,
+                "",
+                f"malformed lock file ({exc!r}): restore it "
+                "from git, or delete it to allocate afresh (bots may move)",
+            )
+        )
     seats = set()
     for key, seat in bots.items():
         pool = pools.get(seat.pool)
         user = key.split("/")[0]
-        if pool is None or pool.user != user or not 0 <= seat.slot < pool.size \
-                or (seat.pool, seat.slot) in seats:
-            problems.append(doc.problem(("bots", key), "inconsistent entry (unknown pool, other "
-                                        "user's pool, slot out of range or taken twice): restore "
-                                        "the lock from git, or delete it to allocate afresh"))
+        if (
+            pool is None
+            or pool.user != user
+            or not 0 <= seat.slot < pool.size
+            or (seat.pool, seat.slot) in seats
+        ):
+            problems.append(
+                doc.problem(
+                    ("bots", key),
+                    "inconsistent entry (unknown pool, other "
+                    "user's pool, slot out of range or taken twice): restore "
+                    "the lock from git, or delete it to allocate afresh",
+                )
+            )
         seats.add((seat.pool, seat.slot))
     if problems:
         raise LayoutError(problems)
@@ -116,12 +136,16 @@ def allocate(layout: Layout, previous: Allocation) -> tuple[Allocation, list[Pro
     """
     wanted = {bot.key: bot for bot in layout.bots}
     bots = {k: s for k, s in previous.bots.items() if k in wanted}
-    pools = {p.name: p for p in previous.pools.values() if any(s.pool == p.name for s in bots.values())}
+    pools = {
+        p.name: p for p in previous.pools.values() if any(s.pool == p.name for s in bots.values())
+    }
     problems: list[Problem] = []
     for bot in layout.bots:
         if bot.key in bots:
             continue
-        pool = _pool_with_room(bot.user, pools, bots) or _open_pool(layout, bot, pools, bots, problems)
+        pool = _pool_with_room(bot.user, pools, bots) or _open_pool(
+            layout, bot, pools, bots, problems
+        )
         if pool is None:
             continue
         taken = {s.slot for s in bots.values() if s.pool == pool.name}
@@ -129,7 +153,9 @@ def allocate(layout: Layout, previous: Allocation) -> tuple[Allocation, list[Pro
     return Allocation(pools, bots), problems
 
 
-def _pool_with_room(user: str, pools: dict[str, PoolBlock], bots: dict[str, Seat]) -> PoolBlock | None:
+def _pool_with_room(
+    user: str, pools: dict[str, PoolBlock], bots: dict[str, Seat]
+) -> PoolBlock | None:
     used: dict[str, int] = {}
     for seat in bots.values():
         used[seat.pool] = used.get(seat.pool, 0) + 1
@@ -140,7 +166,10 @@ def _pool_with_room(user: str, pools: dict[str, PoolBlock], bots: dict[str, Seat
 
 
 def _open_pool(
-    layout: Layout, bot: Bot, pools: dict[str, PoolBlock], bots: dict[str, Seat],
+    layout: Layout,
+    bot: Bot,
+    pools: dict[str, PoolBlock],
+    bots: dict[str, Seat],
     problems: list[Problem],
 ) -> PoolBlock | None:
     user = next(u for u in layout.users if u.name == bot.user)
@@ -156,11 +185,17 @@ def _open_pool(
             break
         first = max(first, block.stop)
     if first + size - 1 > layout.max_port:
-        problems.append(Problem(layout.file, bot.line, f"users.{bot.user}.bots",
-                                f"no room for bot {bot.name}: host {host}'s port range "
-                                f"{layout.base_port}-{layout.max_port} has no free block of "
-                                f"{size} ports for a new pool; raise defaults.max_port, lower "
-                                "max_bots_per_pool, or add a host"))
+        problems.append(
+            Problem(
+                layout.file,
+                bot.line,
+                f"users.{bot.user}.bots",
+                f"no room for bot {bot.name}: host {host}'s port range "
+                f"{layout.base_port}-{layout.max_port} has no free block of "
+                f"{size} ports for a new pool; raise defaults.max_port, lower "
+                "max_bots_per_pool, or add a host",
+            )
+        )
         return None
     pool = PoolBlock(f"{bot.user}-pool-{number}", bot.user, host, first, size)
     pools[pool.name] = pool

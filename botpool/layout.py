@@ -126,7 +126,8 @@ def read_layout(
     try:
         text = path.read_text()
     except OSError as exc:
-        raise LayoutError([Problem(str(path), 1, "", f"cannot read the layout: {exc.strerror}")])
+        problem = Problem(str(path), 1, "", f"cannot read the layout: {exc.strerror}")
+        raise LayoutError([problem]) from None
     doc = load(text, str(path))
     validator = _Validator(doc, path.parent, credentials_exist)
     layout = validator.layout()
@@ -146,7 +147,9 @@ def _fmt(value: float) -> str:
 
 
 class _Validator:
-    def __init__(self, doc: Document, base_dir: Path, credentials_exist: Callable[[str], bool] | None):
+    def __init__(
+        self, doc: Document, base_dir: Path, credentials_exist: Callable[[str], bool] | None
+    ):
         self.doc = doc
         self.base_dir = base_dir
         self.credentials_exist = credentials_exist
@@ -155,7 +158,9 @@ class _Validator:
     def report(self, path: Path_, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
 
-    def section(self, raw: Any, path: Path_, keys: dict[str, Key], fill: bool = True) -> dict[str, Any]:
+    def section(
+        self, raw: Any, path: Path_, keys: dict[str, Key], fill: bool = True
+    ) -> dict[str, Any]:
         """Check one mapping against its keys; return clean values (defaults filled if fill)."""
         if raw is None:
             raw = {}
@@ -208,8 +213,9 @@ class _Validator:
         hosts = self.hosts(top.get("hosts") or {})
         exchanges = self.exchanges(top.get("exchanges") or {})
         strategies = self.strategies(defaults.get("strategies_dir", "strategies"))
-        bot_defaults = self.section(defaults.get("bot"), ("defaults", "bot"), schema.BOT_SETTINGS,
-                                    fill=False)
+        bot_defaults = self.section(
+            defaults.get("bot"), ("defaults", "bot"), schema.BOT_SETTINGS, fill=False
+        )
         invalid = set((defaults.get("bot") or {}) if isinstance(defaults.get("bot"), dict) else ())
         context = _BotContext(bot_defaults, invalid - bot_defaults.keys(), exchanges, strategies)
         users = tuple(
@@ -239,7 +245,9 @@ class _Validator:
         hosts = {}
         for host_name, spec in raw.items():
             path = ("hosts", str(host_name))
-            if not (isinstance(host_name, str) and re.match(r"^[A-Za-z0-9@._:-]{1,128}$", host_name)):
+            if not (
+                isinstance(host_name, str) and re.match(r"^[A-Za-z0-9@._:-]{1,128}$", host_name)
+            ):
                 self.report(path, f"{host_name!r} is not a host name: use the inventory's name")
                 continue
             values = self.section(spec, path, schema.HOST)
@@ -271,15 +279,20 @@ class _Validator:
         if isinstance(config, dict):
             for key, value in config.items():
                 if str(key).lower() in CCXT_SECRET_KEYS:
-                    self.report((*path, key), "credentials do not belong in the layout: use "
-                                "`credentials: <name>` and the secrets directory")
+                    self.report(
+                        (*path, key),
+                        "credentials do not belong in the layout: use "
+                        "`credentials: <name>` and the secrets directory",
+                    )
                 self.refuse_ccxt_secrets(value, (*path, key))
 
     def strategies(self, directory: str) -> dict[str, Path]:
         folder = self.base_dir / directory
         if not folder.is_dir():
-            self.report(("defaults", "strategies_dir"),
-                        f"strategies folder {folder} does not exist: create it or fix the path")
+            self.report(
+                ("defaults", "strategies_dir"),
+                f"strategies folder {folder} does not exist: create it or fix the path",
+            )
             return {}
         found: dict[str, Path] = {}
         for file in sorted(folder.glob("*.py")):
@@ -288,7 +301,11 @@ class _Validator:
         return found
 
     def user(
-        self, user_name: str, raw: Any, defaults: dict[str, Any], hosts: dict[str, Host],
+        self,
+        user_name: str,
+        raw: Any,
+        defaults: dict[str, Any],
+        hosts: dict[str, Host],
         context: _BotContext,
     ) -> User | None:
         path: Path_ = ("users", user_name)
@@ -299,8 +316,10 @@ class _Validator:
         values = self.section(raw, path, schema.USER)
         host = values.get("host")
         if host is not None and host not in hosts:
-            self.report((*path, "host"), f"unknown host {host!r}: declare it under hosts: "
-                        f"(known: {', '.join(hosts)})")
+            self.report(
+                (*path, "host"),
+                f"unknown host {host!r}: declare it under hosts: (known: {', '.join(hosts)})",
+            )
             host = None
         bots: list[Bot] = []
         first_line: dict[str, int] = {}
@@ -309,9 +328,11 @@ class _Validator:
             if bot is None:
                 continue
             if bot.name in first_line:
-                self.report((*path, "bots", index, "name"),
-                            f"duplicate bot name {bot.name!r} (first on line "
-                            f"{first_line[bot.name]}): bot names must be unique within a user")
+                self.report(
+                    (*path, "bots", index, "name"),
+                    f"duplicate bot name {bot.name!r} (first on line "
+                    f"{first_line[bot.name]}): bot names must be unique within a user",
+                )
                 continue
             first_line[bot.name] = bot.line
             bots.append(bot)
@@ -350,67 +371,105 @@ class _Validator:
         """Checks that need several settings at once; each reported where it can be fixed."""
 
         def where(key: str) -> Path_:
-            return (*path, key) if key in raw else ("defaults", "bot", key) if key in ctx.defaults else path
+            return (
+                (*path, key)
+                if key in raw
+                else ("defaults", "bot", key)
+                if key in ctx.defaults
+                else path
+            )
 
         profile = ctx.exchanges.get(s.exchange)
         if profile is None:
-            self.report(where("exchange"), f"unknown exchange profile {s.exchange!r}: declare it "
-                        f"under exchanges: (known: {', '.join(ctx.exchanges)})")
+            self.report(
+                where("exchange"),
+                f"unknown exchange profile {s.exchange!r}: declare it "
+                f"under exchanges: (known: {', '.join(ctx.exchanges)})",
+            )
         if s.strategy not in ctx.strategies:
             known = difflib.get_close_matches(s.strategy, ctx.strategies, n=1)
             hint = f"did you mean {known[0]}?" if known else "add its file to the strategies folder"
-            self.report(where("strategy"), f"no strategy class {s.strategy!r} in the strategies "
-                        f"folder: {hint}")
+            self.report(
+                where("strategy"),
+                f"no strategy class {s.strategy!r} in the strategies folder: {hint}",
+            )
         for pair in s.pairs:
             if pair.split("/")[1] != s.stake_currency:
-                self.report(where("pairs"), f"pair {pair} is not quoted in the stake currency "
-                            f"{s.stake_currency}: use {pair.split('/')[0]}/{s.stake_currency} or "
-                            "change stake_currency")
+                self.report(
+                    where("pairs"),
+                    f"pair {pair} is not quoted in the stake currency "
+                    f"{s.stake_currency}: use {pair.split('/')[0]}/{s.stake_currency} or "
+                    "change stake_currency",
+                )
                 break
         if s.dry_run:
             self.check_wallet(s, where)
         elif profile is not None and profile.sandbox:
-            self.report(where("dry_run"), "the sandbox exchange cannot trade real money: set "
-                        "dry_run: true or use a real exchange profile")
+            self.report(
+                where("dry_run"),
+                "the sandbox exchange cannot trade real money: set "
+                "dry_run: true or use a real exchange profile",
+            )
         elif s.credentials is None:
-            self.report(where("dry_run"), "a live bot (dry_run: false) needs exchange credentials: "
-                        "store them in the secrets directory as credentials/<name>.json and set "
-                        "`credentials: <name>`")
+            self.report(
+                where("dry_run"),
+                "a live bot (dry_run: false) needs exchange credentials: "
+                "store them in the secrets directory as credentials/<name>.json and set "
+                "`credentials: <name>`",
+            )
         elif self.credentials_exist is not None and not self.credentials_exist(s.credentials):
-            self.report(where("credentials"), f"no credentials named {s.credentials!r} in the "
-                        "secrets directory: create credentials/" f"{s.credentials}.json (mode 0600)")
+            self.report(
+                where("credentials"),
+                f"no credentials named {s.credentials!r} in the "
+                "secrets directory: create credentials/"
+                f"{s.credentials}.json (mode 0600)",
+            )
 
     def check_wallet(self, s: BotSettings, where: Callable[[str], Path_]) -> None:
         """The old system's "Invalid initial balance", with the numbers and the key to change."""
         wallet = s.dry_run_wallet
         if wallet is None:
-            self.report(where("dry_run_wallet"), "dry_run_wallet is missing: a dry-run bot needs "
-                        "a starting balance, e.g. dry_run_wallet: 1000")
+            self.report(
+                where("dry_run_wallet"),
+                "dry_run_wallet is missing: a dry-run bot needs "
+                "a starting balance, e.g. dry_run_wallet: 1000",
+            )
             return
         if wallet <= 0:
-            self.report(where("dry_run_wallet"), f"dry_run_wallet is {_fmt(wallet)}: a dry-run "
-                        "bot needs a starting balance above 0, e.g. dry_run_wallet: 1000")
+            self.report(
+                where("dry_run_wallet"),
+                f"dry_run_wallet is {_fmt(wallet)}: a dry-run "
+                "bot needs a starting balance above 0, e.g. dry_run_wallet: 1000",
+            )
             return
         available = wallet * s.tradable_balance_ratio
         cur = s.stake_currency
-        numbers = (f"dry_run_wallet {_fmt(wallet)} x tradable_balance_ratio "
-                   f"{_fmt(s.tradable_balance_ratio)} = {_fmt(available)} {cur}")
+        numbers = (
+            f"dry_run_wallet {_fmt(wallet)} x tradable_balance_ratio "
+            f"{_fmt(s.tradable_balance_ratio)} = {_fmt(available)} {cur}"
+        )
         if s.stake_amount > available:
-            self.report(where("stake_amount"), f"stake_amount {_fmt(s.stake_amount)} {cur} is "
-                        f"more than freqtrade will ever make available ({numbers}): this bot "
-                        f"could never trade; lower stake_amount to at most "
-                        f"{_fmt(available / s.max_open_trades)} or raise dry_run_wallet to at "
-                        f"least {_fmt(s.stake_amount * s.max_open_trades / s.tradable_balance_ratio)}")
+            self.report(
+                where("stake_amount"),
+                f"stake_amount {_fmt(s.stake_amount)} {cur} is "
+                f"more than freqtrade will ever make available ({numbers}): this bot "
+                f"could never trade; lower stake_amount to at most "
+                f"{_fmt(available / s.max_open_trades)} or raise dry_run_wallet to at "
+                f"least {_fmt(s.stake_amount * s.max_open_trades / s.tradable_balance_ratio)}",
+            )
         elif s.stake_amount * s.max_open_trades > available * (1 + 1e-9):
             slots = int(available // s.stake_amount)
-            self.report(where("stake_amount"), f"stake_amount {_fmt(s.stake_amount)} {cur} x "
-                        f"max_open_trades {s.max_open_trades} needs "
-                        f"{_fmt(s.stake_amount * s.max_open_trades)} {cur}, more than the "
-                        f"{numbers} available: only {slots} of {s.max_open_trades} trade slots "
-                        f"could ever fill; lower stake_amount to at most "
-                        f"{_fmt(available / s.max_open_trades)}, set max_open_trades: {slots}, or "
-                        f"raise dry_run_wallet to at least "
-                        f"{_fmt(s.stake_amount * s.max_open_trades / s.tradable_balance_ratio)}")
+            self.report(
+                where("stake_amount"),
+                f"stake_amount {_fmt(s.stake_amount)} {cur} x "
+                f"max_open_trades {s.max_open_trades} needs "
+                f"{_fmt(s.stake_amount * s.max_open_trades)} {cur}, more than the "
+                f"{numbers} available: only {slots} of {s.max_open_trades} trade slots "
+                f"could ever fill; lower stake_amount to at most "
+                f"{_fmt(available / s.max_open_trades)}, set max_open_trades: {slots}, or "
+                f"raise dry_run_wallet to at least "
+                f"{_fmt(s.stake_amount * s.max_open_trades / s.tradable_balance_ratio)}",
+            )
 
 
 @dataclass(frozen=True)

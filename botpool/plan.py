@@ -39,6 +39,10 @@ class BotPlan:
         return self.bot.program
 
     @property
+    def key(self) -> str:
+        return self.bot.key
+
+    @property
     def settings(self) -> BotSettings:
         return self.bot.settings
 
@@ -99,8 +103,11 @@ class HostPlan:
 
     @property
     def projected_mb(self) -> int:
-        return (sum(b.memory_mb for b in self.bots) + POOL_OVERHEAD_MB * len(self.pools)
-                + EXCHANGE_MB * len(self.exchanges))
+        return (
+            sum(b.memory_mb for b in self.bots)
+            + POOL_OVERHEAD_MB * len(self.pools)
+            + EXCHANGE_MB * len(self.exchanges)
+        )
 
 
 @dataclass(frozen=True)
@@ -132,21 +139,38 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
         for block in sorted(allocation.pools.values(), key=lambda p: (p.user, p.number)):
             if block.host != host.name:
                 continue
-            seated = sorted((seat.slot, key) for key, seat in allocation.bots.items()
-                            if seat.pool == block.name)
-            bots = tuple(BotPlan(bots_by_key[key], block.name, host.name, slot,
-                                 block.first_port + slot, host.bot_memory_mb)
-                         for slot, key in seated)
+            seated = sorted(
+                (seat.slot, key) for key, seat in allocation.bots.items() if seat.pool == block.name
+            )
+            bots = tuple(
+                BotPlan(
+                    bots_by_key[key],
+                    block.name,
+                    host.name,
+                    slot,
+                    block.first_port + slot,
+                    host.bot_memory_mb,
+                )
+                for slot, key in seated
+            )
             limit = layout.pool_memory_limit_mb or (
-                math.ceil(block.size * host.bot_memory_mb * 1.5) + POOL_OVERHEAD_MB)
+                math.ceil(block.size * host.bot_memory_mb * 1.5) + POOL_OVERHEAD_MB
+            )
             pools.append(PoolPlan(block, versions[block.user], limit, bots))
         hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools))
         problems += _capacity_problems(layout, hosts[host.name])
     for block in allocation.pools.values():
         if block.host not in layout.hosts:
-            problems.append(Problem(layout.file, 1, "hosts", f"pool {block.name} runs on host "
-                                    f"{block.host}, which the layout no longer declares: move or "
-                                    "remove that pool's bots first, then remove the host"))
+            problems.append(
+                Problem(
+                    layout.file,
+                    1,
+                    "hosts",
+                    f"pool {block.name} runs on host "
+                    f"{block.host}, which the layout no longer declares: move or "
+                    "remove that pool's bots first, then remove the host",
+                )
+            )
     return Plan(layout, allocation, hosts), problems
 
 
@@ -155,8 +179,9 @@ def _exchanges(layout: Layout, pools: list[PoolPlan]) -> tuple[ExchangePlan, ...
     for bot in (b for p in pools for b in p.bots):
         if layout.exchanges[bot.settings.exchange].sandbox:
             pairs.setdefault(bot.settings.exchange, set()).update(bot.settings.pairs)
-    return tuple(ExchangePlan(layout.exchanges[name], tuple(sorted(p)))
-                 for name, p in sorted(pairs.items()))
+    return tuple(
+        ExchangePlan(layout.exchanges[name], tuple(sorted(p))) for name, p in sorted(pairs.items())
+    )
 
 
 def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
@@ -164,14 +189,20 @@ def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
     if plan.projected_mb <= host.usable_mb:
         return []
     path = f"hosts.{host.name}" if host.name in layout.hosts and host.line > 1 else "hosts"
-    return [Problem(layout.file, host.line, path,
-                    f"host {host.name} cannot hold its bots: {len(plan.bots)} bots in "
-                    f"{len(plan.pools)} pools need about {plan.projected_mb} MiB "
-                    f"({len(plan.bots)} x {host.bot_memory_mb} MiB per bot + "
-                    f"{len(plan.pools)} x {POOL_OVERHEAD_MB} MiB per pool + exchanges), more "
-                    f"than its {host.usable_mb} MiB usable (memory_mb {host.memory_mb} - "
-                    f"reserved_mb {host.reserved_mb}); declare the host's real memory_mb, add a "
-                    "host, or remove bots")]
+    return [
+        Problem(
+            layout.file,
+            host.line,
+            path,
+            f"host {host.name} cannot hold its bots: {len(plan.bots)} bots in "
+            f"{len(plan.pools)} pools need about {plan.projected_mb} MiB "
+            f"({len(plan.bots)} x {host.bot_memory_mb} MiB per bot + "
+            f"{len(plan.pools)} x {POOL_OVERHEAD_MB} MiB per pool + exchanges), more "
+            f"than its {host.usable_mb} MiB usable (memory_mb {host.memory_mb} - "
+            f"reserved_mb {host.reserved_mb}); declare the host's real memory_mb, add a "
+            "host, or remove bots",
+        )
+    ]
 
 
 def load_plan(

@@ -40,8 +40,15 @@ class Key:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "a whole number", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), "a value")
+    return {
+        bool: "a boolean",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "empty",
+    }.get(type(value), "a value")
 
 
 def name(value: Any) -> tuple[Any, str | None]:
@@ -68,8 +75,8 @@ def version(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, str) and re.match(r"^[0-9][0-9A-Za-z.+-]*$", value):
         return value, None
     if isinstance(value, (int, float)):
-        return value, f"write the version in quotes, e.g. \"{value}\": unquoted, YAML reads a number"
-    return value, f"expected a version string such as \"2026.9\", got {value!r}"
+        return value, f'write the version in quotes, e.g. "{value}": unquoted, YAML reads a number'
+    return value, f'expected a version string such as "2026.9", got {value!r}'
 
 
 def boolean(value: Any) -> tuple[Any, str | None]:
@@ -95,7 +102,10 @@ def number(low: float, high: float | None = None, low_inclusive: bool = False) -
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, f"expected a number, got {_type_name(value)} {value!r}"
         if value < low or (value == low and not low_inclusive):
-            return value, f"must be {'at least' if low_inclusive else 'more than'} {low}, got {value}"
+            return (
+                value,
+                f"must be {'at least' if low_inclusive else 'more than'} {low}, got {value}",
+            )
         if high is not None and value > high:
             return value, f"must be at most {high}, got {value}"
         return float(value) if isinstance(value, float) else value, None
@@ -111,7 +121,10 @@ def optional_integer(low: int) -> Checker:
 def timeframe(value: Any) -> tuple[Any, str | None]:
     if value in TIMEFRAMES:
         return value, None
-    return value, f"{value!r} is not a timeframe freqtrade knows: use one of {', '.join(TIMEFRAMES)}"
+    return (
+        value,
+        f"{value!r} is not a timeframe freqtrade knows: use one of {', '.join(TIMEFRAMES)}",
+    )
 
 
 def pairs(value: Any) -> tuple[Any, str | None]:
@@ -158,26 +171,43 @@ BOT_SETTINGS: dict[str, Key] = {
     "pairs": Key(pairs, REQUIRED, "static pair whitelist, quoted in `stake_currency`"),
     "stake_currency": Key(currency, "USDT", "currency the bot stakes and every pair is quoted in"),
     "stake_amount": Key(number(0), REQUIRED, "stake per trade, in `stake_currency`"),
-    "dry_run": Key(boolean, True, "simulate orders; `false` trades real money and needs `credentials`"),
-    "dry_run_wallet": Key(number(float("-inf")), None,
-                          "starting balance of a dry-run bot (the \"initial balance\"); required "
-                          "when `dry_run` is true"),
+    "dry_run": Key(
+        boolean, True, "simulate orders; `false` trades real money and needs `credentials`"
+    ),
+    "dry_run_wallet": Key(
+        number(float("-inf")),
+        None,
+        'starting balance of a dry-run bot (the "initial balance"); required '
+        "when `dry_run` is true",
+    ),
     "tradable_balance_ratio": Key(number(0, 1), 0.99, "share of the wallet freqtrade may stake"),
     "max_open_trades": Key(integer(1, 1000), 3, "trade slots; each needs `stake_amount` available"),
     "timeframe": Key(timeframe, "5m", "candle timeframe"),
-    "credentials": Key(optional_text, None,
-                       "name of the exchange credentials file in the secrets directory "
-                       "(`credentials/<name>.json`); required by live bots"),
+    "credentials": Key(
+        optional_text,
+        None,
+        "name of the exchange credentials file in the secrets directory "
+        "(`credentials/<name>.json`); required by live bots",
+    ),
 }
 
-BOT: dict[str, Key] = {"name": Key(name, REQUIRED, "bot name, unique within its user"), **BOT_SETTINGS}
+BOT: dict[str, Key] = {
+    "name": Key(name, REQUIRED, "bot name, unique within its user"),
+    **BOT_SETTINGS,
+}
 
 IMAGE: dict[str, Key] = {
-    "base": Key(text, "local",
-                "`local` builds a Debian + PyPI base on the host (no registry needed); otherwise an "
-                "image such as `freqtradeorg/freqtrade:2026.9`"),
-    "ca_bundle": Key(optional_text, None,
-                     "path (on the controller) to an extra CA bundle that pip trusts during builds"),
+    "base": Key(
+        text,
+        "local",
+        "`local` builds a Debian + PyPI base on the host (no registry needed); otherwise an "
+        "image such as `freqtradeorg/freqtrade:2026.9`",
+    ),
+    "ca_bundle": Key(
+        optional_text,
+        None,
+        "path (on the controller) to an extra CA bundle that pip trusts during builds",
+    ),
     "pip_index_url": Key(optional_text, None, "pip index used during image builds"),
 }
 
@@ -189,9 +219,12 @@ DEFAULTS: dict[str, Key] = {
     "root": Key(text, "/opt/botpool", "directory on each host holding pools and the archive"),
     "strategies_dir": Key(text, "strategies", "strategy files, relative to the layout file"),
     "runtime": Key(runtime, "process", "how a pool runs its bots: `process` (one freqtrade each)"),
-    "pool_memory_limit_mb": Key(optional_integer(256), None,
-                                "memory limit of each pool container; default 1.5 x "
-                                "`max_bots_per_pool` x the host's `bot_memory_mb`"),
+    "pool_memory_limit_mb": Key(
+        optional_integer(256),
+        None,
+        "memory limit of each pool container; default 1.5 x "
+        "`max_bots_per_pool` x the host's `bot_memory_mb`",
+    ),
     "image": Key(mapping, {}, "how pool images are built (keys below)"),
     "bot": Key(mapping, {}, "settings every bot inherits (keys below)"),
 }
@@ -199,9 +232,12 @@ DEFAULTS: dict[str, Key] = {
 HOST: dict[str, Key] = {
     "memory_mb": Key(integer(256), 8192, "memory of the host"),
     "reserved_mb": Key(integer(0), 512, "memory kept free for the OS and Docker"),
-    "bot_memory_mb": Key(integer(16), 260,
-                         "memory one bot is planned with (PSS of a dry-run freqtrade bot "
-                         "measured here: about 260 MiB)"),
+    "bot_memory_mb": Key(
+        integer(16),
+        260,
+        "memory one bot is planned with (PSS of a dry-run freqtrade bot "
+        "measured here: about 260 MiB)",
+    ),
 }
 
 EXCHANGE: dict[str, Key] = {
@@ -209,16 +245,22 @@ EXCHANGE: dict[str, Key] = {
     "sandbox": Key(boolean, False, "point bots at botpool's sandbox exchange (a test double)"),
     "seed": Key(integer(0), 42, "sandbox: seed of the synthetic prices"),
     "step_seconds": Key(integer(1, 3600), 5, "sandbox: seconds between price steps"),
-    "volatility": Key(number(0, 1), 0.004, "sandbox: relative size of a price step"),
+    "volatility": Key(number(0, 1), 0.001, "sandbox: about the relative std of one price step"),
     "ccxt_config": Key(mapping, {}, "extra ccxt settings (never credentials)"),
 }
 
 USER: dict[str, Key] = {
     "host": Key(optional_text, None, "pin this user's pools to a host under `hosts:`"),
     "freqtrade_version": Key(version, None, "override `defaults.freqtrade_version` for this user"),
-    "bots": Key(lambda v: (v, None) if isinstance(v, list) and v else
-                (v, "expected a non-empty list of bots, each with at least a name"),
-                REQUIRED, "the user's bots"),
+    "bots": Key(
+        lambda v: (
+            (v, None)
+            if isinstance(v, list) and v
+            else (v, "expected a non-empty list of bots, each with at least a name")
+        ),
+        REQUIRED,
+        "the user's bots",
+    ),
 }
 
 TOP: dict[str, Key] = {

@@ -83,8 +83,12 @@ class SecretStore:
             msg = f"botpool/{purpose}/{bot_key}/{gen}".encode()
             return hmac.new(key, msg, hashlib.sha256).hexdigest()[:length]
 
-        return ApiCredentials(API_USERNAME, derive("api-password", 32),
-                              derive("jwt-secret", 64), derive("ws-token", 32))
+        return ApiCredentials(
+            API_USERNAME,
+            derive("api-password", 32),
+            derive("jwt-secret", 64),
+            derive("ws-token", 32),
+        )
 
     def credentials_exist(self, name: str) -> bool:
         return (self.directory / "credentials" / f"{name}.json").is_file()

@@ -10,7 +10,7 @@ import pytest
 
 from botpool.secrets import SecretStore
 
-STRATEGIES = '''
+STRATEGIES = """
 from freqtrade.strategy import IStrategy
 
 
@@ -32,7 +32,7 @@ class SampleStrategy(IStrategy):
 
 class TrendFollow(SampleStrategy):
     pass
-'''
+"""
 
 MINIMAL = """
 defaults:

@@ -14,20 +14,30 @@ from botpool.plan import load_plan, make_plan
 
 from .conftest import MINIMAL
 
-SETTINGS = BotSettings("sandbox", "SampleStrategy", ("BTC/USDT",), "USDT", 10, True, 1000, 0.99,
-                       3, "5m", None)
+SETTINGS = BotSettings(
+    "sandbox", "SampleStrategy", ("BTC/USDT",), "USDT", 10, True, 1000, 0.99, 3, "5m", None
+)
 
 
 def make_layout(users: dict[str, list[str]], size: int = 3, hosts: int = 1) -> Layout:
     """A layout built directly, so that thousands of edits run in milliseconds."""
     return Layout(
-        file="layout.yaml", freqtrade_version="2026.9", max_bots_per_pool=size, base_port=9000,
-        max_port=9999, root="/opt/botpool", runtime="process", pool_memory_limit_mb=None,
+        file="layout.yaml",
+        freqtrade_version="2026.9",
+        max_bots_per_pool=size,
+        base_port=9000,
+        max_port=9999,
+        root="/opt/botpool",
+        runtime="process",
+        pool_memory_limit_mb=None,
         image=None,  # type: ignore[arg-type]
         hosts={f"h{i}": Host(f"h{i}", 64000, 512, 260, 1) for i in range(hosts)},
-        exchanges={}, strategies={},
-        users=tuple(User(u, None, "2026.9", tuple(Bot(u, b, SETTINGS, 1) for b in bots), 1)
-                    for u, bots in users.items()),
+        exchanges={},
+        strategies={},
+        users=tuple(
+            User(u, None, "2026.9", tuple(Bot(u, b, SETTINGS, 1) for b in bots), 1)
+            for u, bots in users.items()
+        ),
     )
 
 
@@ -49,18 +59,22 @@ def check_invariants(layout: Layout, allocation: Allocation) -> None:
         block = allocation.pools[pool]
         assert block.user == key.split("/")[0], "a pool holds another user's bot"
         assert 0 <= slot < block.size
-        assert 9000 <= block.first_port and block.ports.stop - 1 <= 9999
+        assert block.first_port >= 9000 and block.ports.stop - 1 <= 9999
     for host in layout.hosts:
-        blocks = sorted((p.ports for p in allocation.pools.values() if p.host == host),
-                        key=lambda r: r.start)
+        blocks = sorted(
+            (p.ports for p in allocation.pools.values() if p.host == host), key=lambda r: r.start
+        )
         assert all(a.stop <= b.start for a, b in zip(blocks, blocks[1:], strict=False))
     assert all(any(s.pool == p for s in allocation.bots.values()) for p in allocation.pools)
 
 
 EDITS = st.lists(
-    st.tuples(st.sampled_from(["add", "remove", "shuffle", "add_user", "remove_user"]),
-              st.integers(0, 10_000)),
-    min_size=1, max_size=40,
+    st.tuples(
+        st.sampled_from(["add", "remove", "shuffle", "add_user", "remove_user"]),
+        st.integers(0, 10_000),
+    ),
+    min_size=1,
+    max_size=40,
 )
 
 
@@ -121,7 +135,10 @@ def test_new_pool_opens_when_a_users_pools_are_full_and_takes_the_next_port_bloc
     layout = make_layout({"alice": [f"b{i}" for i in range(12)], "bob": ["x"]}, size=10)
     allocation, _ = allocate(layout, Allocation())
     assert {n: (p.first_port, p.size) for n, p in allocation.pools.items()} == {
-        "alice-pool-1": (9000, 10), "alice-pool-2": (9010, 10), "bob-pool-1": (9020, 10)}
+        "alice-pool-1": (9000, 10),
+        "alice-pool-2": (9010, 10),
+        "bob-pool-1": (9020, 10),
+    }
     assert allocation.bots["alice/b11"].pool == "alice-pool-2"
 
 
@@ -146,8 +163,10 @@ def test_lock_file_round_trips_and_pins_allocation(write_layout):
 
 def test_a_broken_lock_file_is_an_error_not_a_silent_reshuffle(write_layout):
     path = write_layout(MINIMAL)
-    lock_path(path).write_text("pools:\n  alice-pool-1: {user: alice, host: local, first_port: "
-                               "9000, size: 1}\nbots:\n  alice/one: {pool: alice-pool-1, slot: 4}\n")
+    lock_path(path).write_text(
+        "pools:\n  alice-pool-1: {user: alice, host: local, first_port: "
+        "9000, size: 1}\nbots:\n  alice/one: {pool: alice-pool-1, slot: 4}\n"
+    )
     try:
         load_plan(path)
     except Exception as exc:  # noqa: BLE001 - asserting on the message
@@ -157,8 +176,12 @@ def test_a_broken_lock_file_is_an_error_not_a_silent_reshuffle(write_layout):
 
 
 def test_plan_places_bots_on_the_roomiest_host_and_respects_pins(write_layout):
-    text = MINIMAL.replace("users:", "hosts:\n  big: {memory_mb: 16000}\n  small: {memory_mb: "
-                           "4000}\nusers:") + "  bob:\n    host: small\n    bots:\n      - name: x\n"
+    text = (
+        MINIMAL.replace(
+            "users:", "hosts:\n  big: {memory_mb: 16000}\n  small: {memory_mb: 4000}\nusers:"
+        )
+        + "  bob:\n    host: small\n    bots:\n      - name: x\n"
+    )
     plan = load_plan(write_layout(text))
     assert {p.name: p.host for p in plan.pools} == {"alice-pool-1": "big", "bob-pool-1": "small"}
 
@@ -166,11 +189,15 @@ def test_plan_places_bots_on_the_roomiest_host_and_respects_pins(write_layout):
 def test_max_bots_per_pool_change_keeps_existing_pools(write_layout):
     path = write_layout(MINIMAL)
     lock_path(path).write_text(load_plan(path).allocation.to_yaml())
-    path.write_text(path.read_text().replace("defaults:\n", "defaults:\n  max_bots_per_pool: 4\n")
-                    + "  bob:\n    bots:\n      - name: y\n")
+    path.write_text(
+        path.read_text().replace("defaults:\n", "defaults:\n  max_bots_per_pool: 4\n")
+        + "  bob:\n    bots:\n      - name: y\n"
+    )
     plan = load_plan(path)
-    assert (plan.allocation.pools["alice-pool-1"].size,
-            plan.allocation.pools["bob-pool-1"].size) == (10, 4)
+    assert (
+        plan.allocation.pools["alice-pool-1"].size,
+        plan.allocation.pools["bob-pool-1"].size,
+    ) == (10, 4)
     assert dataclasses.astuple(plan.allocation.pools["bob-pool-1"])[3] == 9010
     assert load_layout(path).max_bots_per_pool == 4
     assert make_plan(load_layout(path), plan.allocation)[0].allocation == plan.allocation

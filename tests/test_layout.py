@@ -37,7 +37,9 @@ def test_minimal_layout_is_valid_and_fills_defaults(write_layout):
 
 
 def test_bot_overrides_defaults(write_layout):
-    path = write_layout(MINIMAL.replace("- name: one", "- {name: one, stake_amount: 25, timeframe: 1h}"))
+    path = write_layout(
+        MINIMAL.replace("- name: one", "- {name: one, stake_amount: 25, timeframe: 1h}")
+    )
     (bot,) = load_layout(path).bots
     assert (bot.settings.stake_amount, bot.settings.timeframe) == (25, "1h")
 
@@ -67,18 +69,33 @@ def test_wrong_type_is_reported_with_what_was_found(write_layout):
 def test_missing_required_value_says_where_to_set_it(write_layout):
     path = write_layout(MINIMAL.replace("    pairs: [BTC/USDT]\n", ""))
     problem = one_problem(path)
-    assert problem.startswith(f"{path}:10: users.alice.bots[0]: pairs is missing: set it here or in")
+    assert problem.startswith(
+        f"{path}:10: users.alice.bots[0]: pairs is missing: set it here or in"
+    )
 
 
 def test_unquoted_version_asks_for_quotes(write_layout):
-    path = write_layout("defaults:\n  freqtrade_version: 2026.10\n" + MINIMAL.replace("defaults:\n", ""))
+    path = write_layout(
+        "defaults:\n  freqtrade_version: 2026.10\n" + MINIMAL.replace("defaults:\n", "")
+    )
     assert "write the version in quotes" in one_problem(path)
 
 
 @pytest.mark.parametrize(
     "bad",
-    ["Alice", "1bot", "a_b", "a b", "bot-", "x" * 33, "a;rm -rf", "../etc", "a]\\n[program:x]",
-     "a$(id)", "ä"],
+    [
+        "Alice",
+        "1bot",
+        "a_b",
+        "a b",
+        "bot-",
+        "x" * 33,
+        "a;rm -rf",
+        "../etc",
+        "a]\\n[program:x]",
+        "a$(id)",
+        "ä",
+    ],
 )
 def test_names_that_could_inject_are_refused(write_layout, bad):
     user_path = write_layout(MINIMAL.replace("alice:", f'"{bad}":'))
@@ -121,13 +138,18 @@ def test_duplicate_user_is_not_silently_dropped(write_layout):
     ],
 )
 def test_initial_balance_missing_zero_or_negative(write_layout, wallet, expected):
-    text = MINIMAL.replace("    dry_run_wallet: 1000\n", "" if wallet is None else f"    dry_run_wallet: {wallet}\n")
+    text = MINIMAL.replace(
+        "    dry_run_wallet: 1000\n", "" if wallet is None else f"    dry_run_wallet: {wallet}\n"
+    )
     assert expected in one_problem(write_layout(text))
 
 
 def test_stake_above_available_balance_names_the_numbers(write_layout):
-    path = write_layout(MINIMAL.replace("dry_run_wallet: 1000", "dry_run_wallet: 100")
-                        .replace("stake_amount: 10", "stake_amount: 500"))
+    path = write_layout(
+        MINIMAL.replace("dry_run_wallet: 1000", "dry_run_wallet: 100").replace(
+            "stake_amount: 10", "stake_amount: 500"
+        )
+    )
     assert one_problem(path) == (
         f"{path}:5: defaults.bot.stake_amount: stake_amount 500 USDT is more than freqtrade will "
         "ever make available (dry_run_wallet 100 x tradable_balance_ratio 0.99 = 99 USDT): this "
@@ -173,12 +195,18 @@ def test_bad_pair_lists(write_layout, pairs, expected):
 
 
 def test_live_bot_needs_credentials_from_outside_the_layout(write_layout):
-    live = MINIMAL.replace("exchange: sandbox", "exchange: binance").replace(
-        "- name: one", "- {name: one, dry_run: false}") + "exchanges:\n  binance: {}\n"
+    live = (
+        MINIMAL.replace("exchange: sandbox", "exchange: binance").replace(
+            "- name: one", "- {name: one, dry_run: false}"
+        )
+        + "exchanges:\n  binance: {}\n"
+    )
     path = write_layout(live)
     assert "a live bot (dry_run: false) needs exchange credentials" in one_problem(path)
     named = write_layout(live.replace("dry_run: false}", "dry_run: false, credentials: alice-bn}"))
-    assert "no credentials named 'alice-bn'" in one_problem(named, credentials_exist=lambda n: False)
+    assert "no credentials named 'alice-bn'" in one_problem(
+        named, credentials_exist=lambda n: False
+    )
     assert problems_of(named, credentials_exist=lambda n: n == "alice-bn") == []
 
 
@@ -190,7 +218,10 @@ def test_live_bot_on_the_sandbox_is_refused(write_layout):
 @pytest.mark.parametrize(
     ("snippet", "where"),
     [
-        ("- {name: one, api_key: abcdef}", "users.alice.bots[0].api_key: api_key looks like a secret"),
+        (
+            "- {name: one, api_key: abcdef}",
+            "users.alice.bots[0].api_key: api_key looks like a secret",
+        ),
         ("- {name: one, secret: abcdef}", "users.alice.bots[0].secret: secret looks like a secret"),
         ("- {name: one, password: hunter2}", "password looks like a secret"),
     ],
@@ -218,8 +249,10 @@ def test_more_bots_than_the_port_range_holds(write_layout):
     text = MINIMAL.replace("defaults:\n", "defaults:\n  max_bots_per_pool: 1\n  max_port: 9001\n")
     path = write_layout(text.replace("      - name: one\n", bots))
     problem = one_problem(path)
-    assert problem.startswith(f"{path}:15: users.alice.bots: no room for bot b2: host local's "
-                              "port range 9000-9001 has no free block of 1 ports")
+    assert problem.startswith(
+        f"{path}:15: users.alice.bots: no room for bot b2: host local's "
+        "port range 9000-9001 has no free block of 1 ports"
+    )
 
 
 def test_more_bots_than_the_host_memory_holds(write_layout):
@@ -236,7 +269,8 @@ def test_more_bots_than_the_host_memory_holds(write_layout):
 
 def test_every_problem_is_reported_at_once_in_line_order(write_layout):
     text = MINIMAL.replace("stake_amount: 10", "stake_ammount: 10").replace(
-        "- name: one", "- {name: One, timeframe: 2m}\n      - {name: two, pairs: []}")
+        "- name: one", "- {name: One, timeframe: 2m}\n      - {name: two, pairs: []}"
+    )
     found = [p.split(": ", 2)[:2] for p in problems_of(write_layout(text))]
     assert [(where.rsplit(":", 1)[1], key) for where, key in found] == [
         ("5", "defaults.bot.stake_ammount"),

@@ -4,9 +4,8 @@ Enters when the fast EMA crosses above the slow one and leaves on the opposite c
 with a modest ROI ladder and a stoploss. Pure pandas, so it runs anywhere freqtrade does.
 """
 
-from pandas import DataFrame
-
 from freqtrade.strategy import IStrategy
+from pandas import DataFrame
 
 
 class TrendFollow(IStrategy):

@@ -1,0 +1,32 @@
+# The two quick-start commands, and a few more for development.
+#   make up    converge the embedded default (inventory/layout.yaml) onto this machine
+#   make test  install what is missing, then lint, unit and end-to-end tests
+SHELL := /bin/bash
+VENV := .venv/bin
+LAYOUT ?= inventory/layout.yaml
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap up status test test-fast lint bench clean-local
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+up: bootstrap
+	BOTPOOL_LAYOUT=$(LAYOUT) $(VENV)/pyinfra inventory/local.py deploy.py -y
+	$(VENV)/botpool status $(LAYOUT) --wait 120
+
+status:
+	$(VENV)/botpool status $(LAYOUT)
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check botpool tasks checks tests bench deploy.py inventory
+
+test-fast: bootstrap lint
+	$(VENV)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+test: bootstrap lint
+	$(VENV)/pytest $(PYTEST_ARGS)
+
+bench: bootstrap
+	$(VENV)/python bench/core.py

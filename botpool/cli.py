@@ -1,0 +1,284 @@
+"""The `botpool` command: validate, plan, render and inspect a layout.
+
+Exit codes (as `terraform plan -detailed-exitcode`): 0 = everything matches, 2 = changes
+pending or drift, 1 = error (bad input, unreachable host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from botpool.allocate import lock_path
+from botpool.plan import Plan, load_plan
+from botpool.render import render_host
+from botpool.secrets import SecretsError, SecretStore
+from botpool.source import LayoutError
+
+OK, ERROR, CHANGES = 0, 1, 2
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """Plain aligned columns, the way `docker ps` prints them."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    return load_plan(args.layout, SecretStore.from_env().credentials_exist)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    print(
+        f"{args.layout}: valid: {len(plan.layout.users)} users, {len(plan.bots)} bots in "
+        f"{len(plan.pools)} pools on {len(plan.hosts)} host(s)"
+    )
+    return OK
+
+
+def plan_as_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "bots": [
+            {
+                "user": b.user,
+                "bot": b.name,
+                "program": b.program,
+                "host": b.host,
+                "pool": b.pool,
+                "slot": b.slot,
+                "host_port": b.host_port,
+                "container_port": b.container_port,
+                "strategy": b.settings.strategy,
+                "exchange": b.settings.exchange,
+                "dry_run": b.settings.dry_run,
+                "memory_mb": b.memory_mb,
+            }
+            for b in plan.bots
+        ],
+        "hosts": [
+            {
+                "host": h.name,
+                "pools": len(h.pools),
+                "bots": len(h.bots),
+                "projected_mb": h.projected_mb,
+                "usable_mb": h.host.usable_mb,
+                "memory_mb": h.host.memory_mb,
+            }
+            for h in plan.hosts.values()
+        ],
+    }
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    lock = lock_path(args.layout)
+    new_text = plan.allocation.to_yaml()
+    current = lock.read_text() if lock.exists() else None
+    if args.json:
+        print(json.dumps(plan_as_json(plan), indent=2))
+    else:
+        rows = [
+            (
+                b.host,
+                b.pool,
+                b.name,
+                f"127.0.0.1:{b.host_port}",
+                b.settings.strategy,
+                "yes" if b.settings.dry_run else "LIVE",
+                f"{b.memory_mb} MiB",
+            )
+            for b in plan.bots
+        ]
+        print(table(rows, ("HOST", "POOL", "BOT", "API", "STRATEGY", "DRY-RUN", "MEMORY")))
+        print()
+        hosts = [
+            (
+                h.name,
+                len(h.pools),
+                len(h.bots),
+                f"{h.projected_mb} MiB",
+                f"{h.host.usable_mb} MiB",
+                f"{100 * h.projected_mb // max(h.host.usable_mb, 1)}%",
+            )
+            for h in plan.hosts.values()
+        ]
+        print(table(hosts, ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE")))
+    if args.check:
+        if current != new_text:
+            print(
+                f"{lock} is not current: run `botpool plan {args.layout}` and commit it",
+                file=sys.stderr,
+            )
+            return CHANGES
+        return OK
+    if current != new_text:
+        lock.write_text(new_text)
+        print(f"wrote {lock}", file=sys.stderr)
+    return OK
+
+
+def write_tree(directory: Path, files: Sequence[Any]) -> None:
+    for artifact in files:
+        path = directory / artifact.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, artifact.mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(artifact.text)
+        os.chmod(path, artifact.mode)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from botpool.image import pool_images
+
+    plan = _plan(args)
+    secrets = SecretStore.from_env()
+    out = Path(args.out)
+    images = {v: spec.tag for v, spec in pool_images(plan.layout).items()}
+    for host in plan.hosts.values():
+        pools, exchanges = render_host(plan, host, images, secrets)
+        for rendered in pools:
+            directory = out / host.name / "pools" / rendered.pool.name
+            write_tree(directory, rendered.files)
+            for sub in rendered.directories:
+                (directory / sub).mkdir(parents=True, exist_ok=True)
+            spec = {"spec": rendered.container.__dict__, "labels": rendered.container.all_labels()}
+            (directory / "container.json").write_text(json.dumps(spec, indent=2, default=list))
+        for ex in exchanges:
+            directory = out / host.name / "exchanges" / ex.exchange.profile.name
+            write_tree(directory, ex.files)
+            spec = {"spec": ex.container.__dict__, "labels": ex.container.all_labels()}
+            (directory / "container.json").write_text(json.dumps(spec, indent=2, default=list))
+    print(f"rendered {len(plan.bots)} bots in {len(plan.pools)} pools into {out}")
+    return OK
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    """Print one bot's API login: the one place a secret is shown, because a person asked."""
+    plan = _plan(args)
+    bot = next((b for b in plan.bots if b.bot.key == args.bot), None)
+    if bot is None:
+        print(
+            f"no bot {args.bot!r} in {args.layout}: use USER/BOT as in `botpool plan`",
+            file=sys.stderr,
+        )
+        return ERROR
+    creds = SecretStore.from_env().api_credentials(bot.bot.key)
+    print(f"bot:      {bot.bot.key} on host {bot.host}, pool {bot.pool}")
+    print(
+        f"api:      http://127.0.0.1:{bot.host_port} (on the host; tunnel with "
+        f"ssh -L {bot.host_port}:127.0.0.1:{bot.host_port} HOST)"
+    )
+    print(f"username: {creds.username}")
+    print(f"password: {creds.password}")
+    return OK
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    plan = _plan(args)
+    if args.bot not in {b.bot.key for b in plan.bots}:
+        print(f"no bot {args.bot!r} in {args.layout}", file=sys.stderr)
+        return ERROR
+    generation = SecretStore.from_env().rotate(args.bot)
+    print(f"{args.bot}: API credentials rotated (generation {generation}); converge to apply")
+    return OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Every bot of this machine: supervisor state, API URL, whether it answers, trades."""
+    from botpool.status import host_status
+
+    plan = _plan(args)
+    if args.host not in plan.hosts:
+        print(f"no host {args.host!r} in {args.layout}", file=sys.stderr)
+        return ERROR
+    rows = host_status(plan, args.host, SecretStore.from_env(), wait_s=args.wait)
+    print(
+        table(
+            [
+                (
+                    r.bot.program,
+                    r.bot.pool,
+                    r.url,
+                    r.state,
+                    "yes" if r.answers else "NO",
+                    "-" if r.open_trades is None else r.open_trades,
+                    "-" if r.closed_trades is None else r.closed_trades,
+                )
+                for r in rows
+            ],
+            ("BOT", "POOL", "API", "STATE", "ANSWERS", "OPEN TRADES", "CLOSED"),
+        )
+    )
+    silent = [r.bot.program for r in rows if not r.answers]
+    if silent:
+        print(
+            f"{len(silent)} bot(s) do not answer: {', '.join(silent)}; see "
+            "`docker exec POOL supervisorctl -c /botpool/supervisord.conf tail -f BOT`",
+            file=sys.stderr,
+        )
+        return CHANGES
+    return OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="botpool", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="check a layout; report every problem with file:line")
+    v.add_argument("layout")
+    v.set_defaults(func=cmd_validate)
+    pl = sub.add_parser("plan", help="show where every bot runs; write the lock file")
+    pl.add_argument("layout")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write; exit 2 if the lock file is not current (for CI)",
+    )
+    pl.set_defaults(func=cmd_plan)
+    r = sub.add_parser("render", help="write every rendered file into a directory")
+    r.add_argument("layout")
+    r.add_argument("--out", required=True)
+    r.set_defaults(func=cmd_render)
+    c = sub.add_parser("credentials", help="print one bot's API login (for FreqUI)")
+    c.add_argument("layout")
+    c.add_argument("bot", help="USER/BOT")
+    c.set_defaults(func=cmd_credentials)
+    st = sub.add_parser("status", help="show every bot on this machine and whether it answers")
+    st.add_argument("layout")
+    st.add_argument("--host", default="local", help="layout host this machine is (default local)")
+    st.add_argument("--wait", type=float, default=0, help="seconds to wait for every API")
+    st.set_defaults(func=cmd_status)
+    s = sub.add_parser("rotate", help="give one bot new API credentials on the next converge")
+    s.add_argument("layout")
+    s.add_argument("bot", help="USER/BOT")
+    s.set_defaults(func=cmd_rotate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LayoutError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing was changed", file=sys.stderr)
+        return ERROR
+    except SecretsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Compare what a host should run with what it runs, and decide the smallest set of changes.
+
+Pure: rendered artifacts + Snapshot -> HostChanges. pyinfra tasks turn HostChanges into
+operations; `botpool drift` prints its differences. Keeping the decisions here, in one
+small tested module, is what makes "one changed bot restarts one process" provable.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from botpool.render import Artifact, ContainerSpec, RenderedExchange, RenderedPool
+from botpool.snapshot import Snapshot
+
+CONTAINER_UID = 1000  # the pool image's `ftuser`; bots must read their configs and write data
+NETWORK = "botpool"
+DOWN_STATES = {"STOPPED", "EXITED", "FATAL"}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the host differs from the plan, as drift reports it."""
+
+    subject: str  # e.g. "bot alice/btc-trend", "pool alice-pool-1", "file pools/.../x.conf"
+    kind: str  # missing | extra | changed | stopped | unhealthy
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.kind}: {self.detail}"
+
+
+Report = Callable[[Difference], None]
+
+
+@dataclass(frozen=True)
+class Upload:
+    artifact: Artifact
+    dest: str  # relative to the host's root
+
+
+@dataclass
+class UnitChanges:
+    """Changes to one pool or sandbox exchange: a directory tree plus one container."""
+
+    name: str
+    directory: str  # relative to root
+    spec: ContainerSpec
+    directories: list[str] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    container: str | None = None  # create | recreate | start
+    supervisor_update: bool = False
+    restart: list[str] = field(default_factory=list)
+    start: list[str] = field(default_factory=list)
+    archive_bots: list[str] = field(default_factory=list)
+    wait_for: list[str] = field(default_factory=list)  # programs to see RUNNING afterwards
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.directories
+            or self.uploads
+            or self.removals
+            or self.container
+            or self.supervisor_update
+            or self.restart
+            or self.start
+            or self.archive_bots
+        )
+
+
+@dataclass
+class HostChanges:
+    create_network: bool = False
+    exchanges: list[UnitChanges] = field(default_factory=list)
+    pools: list[UnitChanges] = field(default_factory=list)
+    remove_containers: list[str] = field(default_factory=list)
+    archive_pools: list[str] = field(default_factory=list)
+    remove_directories: list[str] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.differences
+
+
+def reconcile(
+    snap: Snapshot, pools: list[RenderedPool], exchanges: list[RenderedExchange]
+) -> HostChanges:
+    changes = HostChanges()
+    report = changes.differences.append
+    if NETWORK not in snap.networks:
+        changes.create_network = True
+        report(Difference(f"network {NETWORK}", "missing", "pools and exchanges share it"))
+    for ex in exchanges:
+        unit = UnitChanges(ex.container.name, f"exchanges/{ex.exchange.profile.name}", ex.container)
+        _sync_files(unit, ex.files, snap, report)
+        _converge_container(unit, snap, report)
+        changes.exchanges.append(unit)
+    for rendered in pools:
+        changes.pools.append(_pool(rendered, snap, report))
+    wanted = {p.pool.name for p in pools} | {e.container.name for e in exchanges}
+    for name, container in sorted(snap.containers.items()):
+        if name not in wanted:
+            changes.remove_containers.append(name)
+            report(
+                Difference(
+                    f"container {name}",
+                    "extra",
+                    f"labelled botpool.managed but not "
+                    f"in the plan (role {container.role or 'none'}): it will be removed",
+                )
+            )
+    for directory in sorted(snap.directories):
+        parts = directory.split("/")
+        if len(parts) == 2 and parts[0] == "pools" and parts[1] not in wanted:
+            changes.archive_pools.append(parts[1])
+            report(
+                Difference(
+                    f"pool {parts[1]}",
+                    "extra",
+                    f"{directory} is not in the plan: it will be archived",
+                )
+            )
+        if (
+            len(parts) == 2
+            and parts[0] == "exchanges"
+            and f"botpool-exchange-{parts[1]}" not in wanted
+        ):
+            changes.remove_directories.append(directory)
+    return changes
+
+
+def _pool(rendered: RenderedPool, snap: Snapshot, report: Report) -> UnitChanges:
+    pool = rendered.pool
+    unit = UnitChanges(pool.name, f"pools/{pool.name}", rendered.container)
+    changed = _sync_files(unit, rendered.files, snap, report, rendered.directories)
+    wanted_programs = {bot.program for bot in pool.bots}
+    wanted_bots = {bot.name for bot in pool.bots}
+    for path in sorted(snap.files):
+        rel = path[len(unit.directory) + 1 :]
+        if not path.startswith(unit.directory + "/"):
+            continue
+        managed = rel.count("/") == 1 and rel.split("/")[0] in ("programs", "strategies")
+        if managed and rel not in {a.path for a in rendered.files}:
+            unit.removals.append(path)
+            report(
+                Difference(f"file {path}", "extra", "not rendered by the plan: it will be removed")
+            )
+    for directory in sorted(snap.directories):
+        parts = directory.split("/")
+        if (
+            len(parts) == 4
+            and parts[:3] == ["pools", pool.name, "bots"]
+            and parts[3] not in wanted_bots
+        ):
+            unit.archive_bots.append(parts[3])
+            report(
+                Difference(
+                    f"bot {pool.user}/{parts[3]}",
+                    "extra",
+                    f"not in the plan: it will be stopped and {directory} archived",
+                )
+            )
+    _converge_container(unit, snap, report)
+    unit.wait_for = sorted(wanted_programs) if unit.container else []
+    if unit.container is None:
+        _converge_programs(unit, rendered, snap, changed, wanted_programs, report)
+    return unit
+
+
+def _sync_files(
+    unit: UnitChanges,
+    files: tuple[Artifact, ...],
+    snap: Snapshot,
+    report: Report,
+    extra_directories: Iterable[str] = (),
+) -> set[str]:
+    """Queue uploads for missing or different files; return the relative paths changed."""
+    changed = set()
+    for artifact in files:
+        dest = f"{unit.directory}/{artifact.path}"
+        state = snap.files.get(dest)
+        if state is None:
+            kind, detail = "missing", "will be written"
+        elif state.sha256 != artifact.hash:
+            kind, detail = "changed", "content differs from the plan"
+        elif state.mode != artifact.mode or state.uid != CONTAINER_UID:
+            kind, detail = (
+                "changed",
+                (
+                    f"mode {state.mode:o} uid {state.uid}, want "
+                    f"{artifact.mode:o} uid {CONTAINER_UID}"
+                ),
+            )
+        else:
+            continue
+        unit.uploads.append(Upload(artifact, dest))
+        report(Difference(f"file {dest}", kind, detail))
+        if kind == "missing" or detail.startswith("content"):
+            changed.add(artifact.path)  # only content changes can restart a bot
+    needed = {unit.directory} | {
+        posixpath.join(unit.directory, sub)
+        for sub in {posixpath.dirname(a.path) for a in files} | set(extra_directories)
+        if sub
+    }
+    unit.directories = sorted(needed - snap.directories)
+    return changed
+
+
+def _converge_container(unit: UnitChanges, snap: Snapshot, report: Report) -> None:
+    current = snap.containers.get(unit.name)
+    if current is None:
+        unit.container = "create"
+        report(Difference(f"container {unit.name}", "missing", "will be created"))
+    elif current.spec_hash != unit.spec.hash:
+        unit.container = "recreate"
+        report(
+            Difference(
+                f"container {unit.name}",
+                "changed",
+                f"spec hash {current.spec_hash} != planned {unit.spec.hash}: will be recreated",
+            )
+        )
+    elif not current.running:
+        unit.container = "start"
+        report(Difference(f"container {unit.name}", "stopped", "will be started"))
+
+
+def _converge_programs(
+    unit: UnitChanges,
+    rendered: RenderedPool,
+    snap: Snapshot,
+    changed: set[str],
+    wanted: set[str],
+    report: Report,
+) -> None:
+    pool = rendered.pool.name
+    if pool in snap.supervisor_errors and not snap.programs.get(pool):
+        unit.container = "restart"
+        report(
+            Difference(
+                f"pool {pool}",
+                "unhealthy",
+                f"supervisord does not answer "
+                f"({snap.supervisor_errors[pool]}): the container will be restarted",
+            )
+        )
+        return
+    running = snap.programs.get(pool, {})
+    program_changed = {rel.split("/")[1][:-5] for rel in changed if rel.startswith("programs/")}
+    if program_changed or unit.removals or set(running) ^ wanted:
+        unit.supervisor_update = True
+    for name in sorted(set(running) - wanted):
+        report(Difference(f"program {pool}:{name}", "extra", "not in the plan: it will be stopped"))
+    for name in sorted(wanted - set(running)):
+        if name not in program_changed:
+            report(Difference(f"program {pool}:{name}", "missing", "supervisor does not know it"))
+    for bot in rendered.pool.bots:
+        config_changed = f"bots/{bot.name}/config.json" in changed
+        if config_changed and bot.program not in program_changed and bot.program in running:
+            unit.restart.append(bot.program)
+        elif (
+            (state := running.get(bot.program))
+            and state.state in DOWN_STATES
+            and bot.program not in program_changed
+        ):
+            unit.start.append(bot.program)
+            report(
+                Difference(
+                    f"bot {bot.user}/{bot.name}",
+                    "stopped",
+                    f"program is {state.state}: it will be started",
+                )
+            )

@@ -1,0 +1,269 @@
+"""Render a plan into files and container specs, each with a content hash. Pure: no I/O
+beyond reading templates, strategy files and the secret store.
+
+A pool renders to a tree that is bind-mounted at /botpool in its container:
+    supervisord.conf            the pool's supervisord (part of the container spec)
+    programs/<user>-<bot>.conf  one supervisor program per bot
+    bots/<bot>/config.json      the bot's freqtrade config (0600: holds its API secrets)
+    bots/<bot>/user_data/       trade database and freqtrade data (created, never rendered)
+    bots/<bot>/logs/            the bot's log, rotated by supervisord
+    strategies/<file>.py        strategy files the pool's bots use
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import botpool
+from botpool import sandbox
+from botpool.plan import EXCHANGE_PORT, BotPlan, ExchangePlan, HostPlan, Plan, PoolPlan
+from botpool.secrets import SecretStore
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+SANDBOX_SOURCE = Path(sandbox.__file__).resolve().parent
+MOUNT = "/botpool"  # where a pool's directory appears inside its container
+NETWORK = "botpool"  # the Docker network pools and sandbox exchanges share on a host
+PROGRAM_TIMING = {"startsecs": 10, "startretries": 5, "stopwaitsecs": 30}
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One rendered file, at a path relative to its pool (or exchange) directory."""
+
+    path: str
+    text: str
+    mode: int = 0o644
+
+    @property
+    def hash(self) -> str:
+        return sha256(self.text)
+
+    @property
+    def secret(self) -> bool:
+        return self.mode & 0o077 == 0
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything that needs a container to be recreated when it changes, and nothing else."""
+
+    name: str
+    image: str
+    command: tuple[str, ...]
+    ports: tuple[tuple[str, int, int], ...]  # (host ip, host port, container port)
+    mounts: tuple[tuple[str, str, str], ...]  # (host path, container path, rw|ro)
+    memory_limit_mb: int
+    network: str = NETWORK
+    environment: tuple[tuple[str, str], ...] = ()
+    inputs: tuple[tuple[str, str], ...] = ()  # hashes of files baked into the running process
+    restart: str = "unless-stopped"
+    log_options: tuple[tuple[str, str], ...] = (("max-size", "10m"), ("max-file", "3"))
+    labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    @property
+    def hash(self) -> str:
+        spec = asdict(self)
+        spec.pop("labels")
+        return sha256(json.dumps(spec, sort_keys=True))[:16]
+
+    def run_args(self) -> list[str]:
+        """`docker run` arguments that create this container (hardened: no capabilities)."""
+        args = [
+            "docker",
+            "run",
+            "--detach",
+            "--name",
+            self.name,
+            "--hostname",
+            self.name,
+            "--restart",
+            self.restart,
+            "--memory",
+            f"{self.memory_limit_mb}m",
+            "--network",
+            self.network,
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--stop-timeout",
+            "45",
+            "--log-driver",
+            "json-file",
+        ]
+        args += [a for key, value in self.log_options for a in ("--log-opt", f"{key}={value}")]
+        args += [a for ip, host, cont in self.ports for a in ("--publish", f"{ip}:{host}:{cont}")]
+        args += [a for src, dst, mode in self.mounts for a in ("--volume", f"{src}:{dst}:{mode}")]
+        args += [a for key, value in self.environment for a in ("--env", f"{key}={value}")]
+        args += [
+            a
+            for key, value in sorted(self.all_labels().items())
+            for a in ("--label", f"{key}={value}")
+        ]
+        return [*args, self.image, *self.command]
+
+    def all_labels(self) -> dict[str, str]:
+        """Labels to put on the container: the given ones plus the spec hash and version."""
+        return {
+            **dict(self.labels),
+            "botpool.managed": "true",
+            "botpool.spec-hash": self.hash,
+            "botpool.version": botpool.__version__,
+        }
+
+
+@dataclass(frozen=True)
+class RenderedPool:
+    pool: PoolPlan
+    files: tuple[Artifact, ...]
+    directories: tuple[str, ...]
+    container: ContainerSpec
+
+
+@dataclass(frozen=True)
+class RenderedExchange:
+    exchange: ExchangePlan
+    files: tuple[Artifact, ...]
+    container: ContainerSpec
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render_template(name: str, **values: Any) -> str:
+    return _env().get_template(name).render(**values)
+
+
+def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = "0.0.0.0") -> str:
+    """The bot's freqtrade config.json text."""
+    settings = bot.settings
+    profile = plan.layout.exchanges[settings.exchange]
+    exchange: dict[str, Any] = {
+        "name": profile.exchange,
+        "key": "",
+        "secret": "",
+        "ccxt_config": profile.ccxt_config,
+        "pair_whitelist": list(settings.pairs),
+        "pair_blacklist": [],
+    }
+    if profile.sandbox:
+        url = ExchangePlan(profile, ()).url
+        exchange.update(sandbox.freqtrade_exchange_overrides(url))
+    if not settings.dry_run and settings.credentials:
+        exchange.update(secrets.exchange_credentials(settings.credentials))
+    return render_template(
+        "freqtrade-config.json.j2",
+        bot=bot,
+        s=settings,
+        exchange=exchange,
+        api=secrets.api_credentials(bot.bot.key),
+        listen_ip=listen_ip,
+    )
+
+
+def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) -> RenderedPool:
+    files: list[Artifact] = []
+    directories = ["logs", "programs", "strategies"]
+    strategy_files = {
+        b.settings.strategy: plan.layout.strategies[b.settings.strategy] for b in pool.bots
+    }
+    for path in sorted(set(strategy_files.values())):
+        files.append(Artifact(f"strategies/{path.name}", path.read_text()))
+    strategy_hash = {name: sha256(path.read_text()) for name, path in strategy_files.items()}
+    for bot in pool.bots:
+        config = Artifact(f"bots/{bot.name}/config.json", bot_config(plan, bot, secrets), 0o600)
+        inputs = sha256(config.hash + strategy_hash[bot.settings.strategy])[:16]
+        program = render_template(
+            "program.conf.j2",
+            bot=bot,
+            command="freqtrade trade --config config.json --userdir user_data",
+            inputs_hash=inputs,
+            **PROGRAM_TIMING,
+        )
+        files += [config, Artifact(f"programs/{bot.program}.conf", program)]
+        directories += [f"bots/{bot.name}/user_data", f"bots/{bot.name}/logs"]
+    supervisord = render_template("supervisord.conf.j2", pool=pool.name)
+    files.append(Artifact("supervisord.conf", supervisord))
+    root = plan.layout.root
+    container = ContainerSpec(
+        name=pool.name,
+        image=image,
+        command=("supervisord", "-n", "-c", f"{MOUNT}/supervisord.conf"),
+        ports=tuple(
+            ("127.0.0.1", port, port - pool.block.first_port + 8080) for port in pool.block.ports
+        ),
+        mounts=((f"{root}/pools/{pool.name}", MOUNT, "rw"),),
+        memory_limit_mb=pool.memory_limit_mb,
+        inputs=(("supervisord.conf", sha256(supervisord)),),
+        labels=(("botpool.role", "pool"), ("botpool.user", pool.user), ("botpool.pool", pool.name)),
+    )
+    return RenderedPool(pool, tuple(files), tuple(directories), container)
+
+
+def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedExchange:
+    """A sandbox exchange container, running botpool's sandbox module from a mounted copy."""
+    files = tuple(
+        Artifact(f"botpool/sandbox/{p.name}", p.read_text())
+        for p in sorted(SANDBOX_SOURCE.glob("*.py"))
+    )
+    files += (Artifact("botpool/__init__.py", '"""botpool, as much as the sandbox needs."""\n'),)
+    profile = exchange.profile
+    directory = f"{plan.layout.root}/exchanges/{profile.name}"
+    container = ContainerSpec(
+        name=exchange.container,
+        image=image,
+        command=(
+            "python3",
+            "-m",
+            "botpool.sandbox",
+            "--listen",
+            "0.0.0.0",
+            "--port",
+            str(EXCHANGE_PORT),
+            "--pairs",
+            ",".join(exchange.pairs),
+            "--seed",
+            str(profile.seed),
+            "--step-seconds",
+            str(profile.step_seconds),
+            "--volatility",
+            str(profile.volatility),
+        ),
+        ports=(),
+        mounts=((directory, "/opt/botpool-sandbox", "ro"),),
+        memory_limit_mb=256,
+        environment=(("PYTHONPATH", "/opt/botpool-sandbox"), ("PYTHONUNBUFFERED", "1")),
+        inputs=tuple((f.path, f.hash) for f in files),
+        labels=(("botpool.role", "exchange"), ("botpool.exchange", profile.name)),
+    )
+    return RenderedExchange(exchange, files, container)
+
+
+def render_host(
+    plan: Plan, host: HostPlan, images: dict[str, str], secrets: SecretStore
+) -> tuple[list[RenderedPool], list[RenderedExchange]]:
+    """Everything one host runs; images maps a freqtrade version to its pool image tag."""
+    pools = [
+        render_pool(plan, pool, images[pool.freqtrade_version], secrets) for pool in host.pools
+    ]
+    default_image = images[plan.layout.freqtrade_version]
+    exchanges = [render_exchange(plan, ex, default_image) for ex in host.exchanges]
+    return pools, exchanges

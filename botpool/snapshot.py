@@ -1,0 +1,157 @@
+"""What a host really runs, read in ONE shell command: Docker labels, files, supervisor.
+
+There is no state file: converge and drift both start from this snapshot, so they can never
+believe something the host does not show. The command is plain POSIX shell plus the docker
+CLI, because a bare host may have no Python. `parse` turns its output into a Snapshot.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+MARK = "@@botpool "
+# Data that bots write: never hashed, never walked into (a database can be large).
+DATA_DIRS = ("user_data", "logs")
+
+
+@dataclass(frozen=True)
+class FileState:
+    sha256: str
+    mode: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    running: bool
+    role: str
+    spec_hash: str
+    labels: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class ProgramState:
+    name: str
+    state: str  # RUNNING, STARTING, BACKOFF, STOPPED, EXITED, FATAL, ...
+    pid: int | None
+    uptime_s: int | None
+
+
+@dataclass
+class Snapshot:
+    engine: str | None = None  # docker server version, None when no engine answers
+    images: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=set)
+    containers: dict[str, ContainerState] = field(default_factory=dict)
+    files: dict[str, FileState] = field(default_factory=dict)  # path relative to root
+    directories: set[str] = field(default_factory=set)
+    programs: dict[str, dict[str, ProgramState]] = field(
+        default_factory=dict
+    )  # pool -> name -> state
+    supervisor_errors: dict[str, str] = field(default_factory=dict)  # pool -> message
+
+
+def command(root: str) -> str:
+    """The shell command that prints a host's snapshot under root."""
+    r = shlex.quote(root)
+    prune = " -o ".join(f"-name {d}" for d in DATA_DIRS)
+    fmt = '{{.Names}}|{{.State}}|{{.Label "botpool.role"}}|{{.Label "botpool.spec-hash"}}'
+    ours = "--filter label=botpool.managed=true"
+    find = f"cd {r} 2>/dev/null && find pools exchanges -mindepth 1"
+    return "\n".join(
+        [
+            f"echo '{MARK}engine'",
+            "command -v docker >/dev/null 2>&1 && docker version --format '{{.Server.Version}}' "
+            "2>/dev/null",
+            f"echo '{MARK}images'",
+            "docker images --filter label=botpool.image "
+            "--format '{{.Repository}}:{{.Tag}}' 2>/dev/null",
+            f"echo '{MARK}networks'",
+            f"docker network ls {ours} --format '{{{{.Name}}}}' 2>/dev/null",
+            f"echo '{MARK}containers'",
+            f"docker ps -a {ours} --format '{fmt}' 2>/dev/null",
+            f"echo '{MARK}files'",
+            f"{find} \\( {prune} \\) -prune -o -type f -print0 2>/dev/null "
+            "| xargs -0 -r stat -c '%a %u %n' 2>/dev/null",
+            f"echo '{MARK}hashes'",
+            f"{find} \\( {prune} \\) -prune -o -type f -print0 2>/dev/null "
+            "| xargs -0 -r sha256sum 2>/dev/null",
+            f"echo '{MARK}directories'",
+            f"{find} -maxdepth 4 -type d 2>/dev/null",
+            # supervisor of every running pool; a pool whose supervisord does not answer says so
+            f"for c in $(docker ps {ours} --filter label=botpool.role=pool "
+            "--format '{{.Names}}' 2>/dev/null); do "
+            f'echo "{MARK}supervisor $c"; '
+            'docker exec "$c" supervisorctl -c /botpool/supervisord.conf status 2>&1; done',
+            "exit 0",
+        ]
+    )
+
+
+def parse(lines: list[str]) -> Snapshot:
+    snap = Snapshot()
+    section, pool = "", ""
+    modes: dict[str, tuple[int, int]] = {}
+    for line in lines:
+        if line.startswith(MARK):
+            section, _, pool = line[len(MARK) :].partition(" ")
+            if section == "supervisor":
+                snap.programs[pool] = {}
+            continue
+        if not line.strip():
+            continue
+        if section == "engine":
+            snap.engine = line.strip()
+        elif section == "images":
+            snap.images.add(line.strip())
+        elif section == "networks":
+            snap.networks.add(line.strip())
+        elif section == "containers":
+            name, state, role, spec_hash = (line.split("|") + ["", "", ""])[:4]
+            snap.containers[name] = ContainerState(name, state == "running", role, spec_hash)
+        elif section == "files":
+            mode, uid, path = line.split(" ", 2)
+            modes[path] = (int(mode, 8), int(uid))
+        elif section == "hashes":
+            digest, path = line.split(None, 1)
+            mode, uid = modes.get(path, (0, -1))
+            snap.files[path] = FileState(digest, mode, uid)
+        elif section == "directories":
+            snap.directories.add(line.strip())
+        elif section == "supervisor":
+            program = parse_program(line)
+            if program:
+                snap.programs[pool][program.name] = program
+            else:
+                snap.supervisor_errors[pool] = line.strip()
+    return snap
+
+
+def parse_program(line: str) -> ProgramState | None:
+    """One line of `supervisorctl status`: NAME STATE [pid N, uptime H:MM:SS | message]."""
+    parts = line.split(None, 2)
+    states = {"RUNNING", "STARTING", "BACKOFF", "STOPPED", "STOPPING", "EXITED", "FATAL", "UNKNOWN"}
+    if len(parts) < 2 or parts[1] not in states:
+        return None
+    pid = uptime = None
+    rest = parts[2] if len(parts) > 2 else ""
+    if rest.startswith("pid "):
+        pid_text, _, uptime_text = rest[4:].partition(", uptime ")
+        pid = int(pid_text)
+        uptime = _seconds(uptime_text)
+    return ProgramState(parts[0], parts[1], pid, uptime)
+
+
+def _seconds(text: str) -> int | None:
+    """supervisor prints uptime as H:MM:SS or 'N days, H:MM:SS'."""
+    days = 0
+    if "day" in text:
+        day_text, _, text = text.partition(", ")
+        days = int(day_text.split()[0])
+    try:
+        h, m, s = (int(x) for x in text.strip().split(":"))
+    except ValueError:
+        return None
+    return days * 86400 + h * 3600 + m * 60 + s

@@ -1,0 +1,199 @@
+"""Rendering: freqtrade configs freqtrade itself accepts, supervisor programs, container specs."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from botpool.cli import main
+from botpool.plan import load_plan
+from botpool.render import render_pool
+
+from .conftest import MINIMAL
+
+IMAGE = "botpool/pool:test"
+TWO_BOTS = MINIMAL + "      - {name: two, stake_amount: 20, pairs: [ETH/USDT, BTC/USDT]}\n"
+
+
+def rendered(path, secrets, image=IMAGE):
+    plan = load_plan(path)
+    (pool,) = plan.pools
+    return plan, render_pool(plan, pool, image, secrets)
+
+
+def files_of(pool) -> dict[str, str]:
+    return {a.path: a.text for a in pool.files}
+
+
+def test_freqtrade_config_carries_the_declared_settings(write_layout, secrets):
+    _, pool = rendered(write_layout(TWO_BOTS), secrets)
+    config = json.loads(files_of(pool)["bots/two/config.json"])
+    assert config["bot_name"] == "alice-two"
+    assert (config["dry_run"], config["dry_run_wallet"], config["stake_amount"]) == (True, 1000, 20)
+    assert config["exchange"]["pair_whitelist"] == ["ETH/USDT", "BTC/USDT"]
+    assert config["strategy"] == "SampleStrategy" and config["initial_state"] == "running"
+    assert config["entry_pricing"]["price_side"] == "other"
+    api = config["api_server"]
+    assert api["enabled"] and api["listen_ip_address"] == "0.0.0.0"
+    assert api["listen_port"] == 8081  # slot 1
+    assert len(api["jwt_secret_key"]) >= 32 and len(api["password"]) >= 32
+    assert config["db_url"] == "sqlite:///user_data/tradesv3.sqlite"
+
+
+def test_rendered_config_passes_freqtrades_own_validation(
+    write_layout, secrets, layout_dir, tmp_path, monkeypatch
+):
+    from freqtrade.configuration import Configuration
+    from freqtrade.configuration.config_validation import validate_config_consistency
+    from freqtrade.enums import RunMode
+    from freqtrade.resolvers import StrategyResolver
+
+    _, pool = rendered(write_layout(TWO_BOTS), secrets)
+    bot_dir = tmp_path / "pool" / "bots" / "two"
+    (bot_dir / "user_data").mkdir(parents=True)
+    (bot_dir / "config.json").write_text(files_of(pool)["bots/two/config.json"])
+    (tmp_path / "pool" / "strategies").symlink_to(layout_dir / "strategies")
+    monkeypatch.chdir(bot_dir)  # the program runs in its bot directory
+    args = {"config": ["config.json"], "user_data_dir": "user_data"}
+    config = Configuration(args, RunMode.DRY_RUN).get_config()
+    StrategyResolver.load_strategy(config)
+    validate_config_consistency(config)
+    assert config["api_server"]["enabled"] and config["dry_run"] is True
+
+
+def test_a_config_freqtrade_rejects_is_caught_by_the_same_check(write_layout, secrets, tmp_path):
+    from freqtrade.configuration.config_validation import validate_config_schema
+    from freqtrade.enums import RunMode
+    from freqtrade.exceptions import ConfigurationError
+
+    _, pool = rendered(write_layout(MINIMAL), secrets)
+    config = json.loads(files_of(pool)["bots/one/config.json"])
+    config["runmode"] = RunMode.DRY_RUN
+    config["timeframe"] = 5  # what a broken template would produce
+    with pytest.raises(ConfigurationError):
+        validate_config_schema(config)
+
+
+def test_sandbox_bots_point_at_the_hosts_sandbox_and_real_ones_do_not(write_layout, secrets):
+    text = TWO_BOTS.replace("- {name: two,", "- {name: two, exchange: kraken,") + (
+        "exchanges:\n  kraken: {exchange: kraken}\n"
+    )
+    _, pool = rendered(write_layout(text), secrets)
+    sandboxed = json.loads(files_of(pool)["bots/one/config.json"])["exchange"]
+    real = json.loads(files_of(pool)["bots/two/config.json"])["exchange"]
+    assert "http://botpool-exchange-sandbox:8000" in json.dumps(sandboxed["ccxt_config"])
+    assert real["name"] == "kraken" and real["ccxt_config"] == {}
+    assert "botpool-exchange" not in json.dumps(real)
+
+
+def test_live_bot_gets_its_exchange_keys_from_the_secrets_directory(write_layout, secrets):
+    (secrets.directory / "credentials").mkdir(parents=True)
+    (secrets.directory / "credentials" / "alice-bn.json").write_text(
+        '{"key": "K3Y", "secret": "S3CRET"}'
+    )
+    (secrets.directory / "credentials" / "alice-bn.json").chmod(0o600)
+    text = (
+        MINIMAL.replace(
+            "- name: one", "- {name: one, exchange: binance, dry_run: false, credentials: alice-bn}"
+        )
+        + "exchanges:\n  binance: {}\n"
+    )
+    _, pool = rendered(write_layout(text), secrets)
+    exchange = json.loads(files_of(pool)["bots/one/config.json"])["exchange"]
+    assert (exchange["key"], exchange["secret"]) == ("K3Y", "S3CRET")
+    assert {a.path: a.mode for a in pool.files}["bots/one/config.json"] == 0o600
+
+
+def test_secrets_are_stable_per_bot_and_differ_between_bots(write_layout, secrets):
+    path = write_layout(TWO_BOTS)
+    first = files_of(rendered(path, secrets)[1])
+    again = files_of(rendered(path, secrets)[1])
+    assert first == again
+    one = json.loads(first["bots/one/config.json"])["api_server"]
+    two = json.loads(first["bots/two/config.json"])["api_server"]
+    assert one["password"] != two["password"] and one["jwt_secret_key"] != two["jwt_secret_key"]
+
+
+def test_rotating_one_bot_changes_only_its_credentials(write_layout, secrets):
+    path = write_layout(TWO_BOTS)
+    before = files_of(rendered(path, secrets)[1])
+    secrets.rotate("alice/one")
+    after = files_of(rendered(path, secrets)[1])
+    assert before["bots/one/config.json"] != after["bots/one/config.json"]
+    assert before["bots/two/config.json"] == after["bots/two/config.json"]
+
+
+def test_program_restarts_on_every_exit_and_logs_with_rotation(write_layout, secrets):
+    _, pool = rendered(write_layout(MINIMAL), secrets)
+    program = files_of(pool)["programs/alice-one.conf"]
+    assert "[program:alice-one]" in program
+    assert "autorestart=true" in program and "startretries=5" in program
+    assert "stdout_logfile_maxbytes=10MB" in program and "stopwaitsecs=30" in program
+    assert "freqtrade trade --config config.json" in program
+
+
+def test_supervisord_listens_on_a_unix_socket_only(write_layout, secrets):
+    _, pool = rendered(write_layout(MINIMAL), secrets)
+    conf = files_of(pool)["supervisord.conf"]
+    assert "[unix_http_server]" in conf and "inet_http_server" not in conf
+
+
+def test_changing_one_bot_changes_only_that_bots_files(write_layout, secrets):
+    path = write_layout(TWO_BOTS)
+    before = files_of(rendered(path, secrets)[1])
+    path.write_text(path.read_text().replace("stake_amount: 20", "stake_amount: 30"))
+    after = files_of(rendered(path, secrets)[1])
+    assert {p for p in before if before[p] != after[p]} == {
+        "bots/two/config.json",
+        "programs/alice-two.conf",
+    }
+
+
+def test_container_publishes_its_whole_port_block_on_loopback_only(write_layout, secrets):
+    _, pool = rendered(write_layout(MINIMAL), secrets)
+    spec = pool.container
+    assert spec.ports[0] == ("127.0.0.1", 9000, 8080) and len(spec.ports) == 10
+    assert all(ip == "127.0.0.1" for ip, _, _ in spec.ports)
+    assert spec.restart == "unless-stopped" and spec.memory_limit_mb > 0
+    labels = spec.all_labels()
+    assert labels["botpool.managed"] == "true" and labels["botpool.pool"] == "alice-pool-1"
+    assert labels["botpool.spec-hash"] == spec.hash
+    args = spec.run_args()
+    assert "127.0.0.1:9000:8080" in args and "/opt/botpool/pools/alice-pool-1:/botpool:rw" in args
+
+
+def test_adding_a_bot_to_a_free_slot_keeps_the_container_spec(write_layout, secrets):
+    path = write_layout(MINIMAL)
+    before = rendered(path, secrets)[1].container.hash
+    path.write_text(TWO_BOTS)
+    assert rendered(path, secrets)[1].container.hash == before
+
+
+def test_a_new_image_changes_the_container_spec(write_layout, secrets):
+    path = write_layout(MINIMAL)
+    assert (
+        rendered(path, secrets)[1].container.hash
+        != rendered(path, secrets, "other:1")[1].container.hash
+    )
+
+
+def test_render_writes_secret_files_0600_and_plan_shows_no_secret(
+    write_layout, secrets, tmp_path, capsys
+):
+    path = write_layout(TWO_BOTS)
+    out = tmp_path / "out"
+    assert main(["render", str(path), "--out", str(out)]) == 0
+    config = out / "local" / "pools" / "alice-pool-1" / "bots" / "one" / "config.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    program = out / "local" / "pools" / "alice-pool-1" / "programs" / "alice-one.conf"
+    assert stat.S_IMODE(program.stat().st_mode) == 0o644
+    password = json.loads(config.read_text())["api_server"]["password"]
+    capsys.readouterr()
+    assert main(["plan", str(path)]) == 0
+    assert main(["plan", str(path), "--json"]) == 0
+    assert main(["validate", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert password not in printed.out + printed.err
+    assert secrets.master_key().hex() not in printed.out + printed.err
