@@ -208,8 +208,12 @@ class _Validator:
         top = self.section(data, (), schema.TOP)
         defaults = self.section(top.get("defaults"), ("defaults",), schema.DEFAULTS)
         image = self.section(defaults.get("image"), ("defaults", "image"), schema.IMAGE)
-        if defaults.get("base_port", 0) > defaults.get("max_port", 65535):
-            self.report(("defaults", "max_port"), "must not be below base_port")
+        base_port = defaults.get("base_port", 9000)
+        max_port = defaults.get("max_port") or min(base_port + 999, 65535)
+        if base_port > max_port or max_port > 65535:
+            self.report(
+                ("defaults", "max_port"), f"must be between base_port ({base_port}) and 65535"
+            )
         hosts = self.hosts(top.get("hosts") or {})
         exchanges = self.exchanges(top.get("exchanges") or {})
         strategies = self.strategies(defaults.get("strategies_dir", "strategies"))
@@ -227,8 +231,8 @@ class _Validator:
             file=self.doc.file,
             freqtrade_version=defaults.get("freqtrade_version", "2026.9"),
             max_bots_per_pool=defaults.get("max_bots_per_pool", 10),
-            base_port=defaults.get("base_port", 9000),
-            max_port=defaults.get("max_port", 9999),
+            base_port=base_port,
+            max_port=max_port,
             root=defaults.get("root", "/opt/botpool"),
             runtime=defaults.get("runtime", "process"),
             pool_memory_limit_mb=defaults.get("pool_memory_limit_mb"),

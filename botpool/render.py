@@ -213,7 +213,12 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
         mounts=((f"{root}/pools/{pool.name}", MOUNT, "rw"),),
         memory_limit_mb=pool.memory_limit_mb,
         inputs=(("supervisord.conf", sha256(supervisord)),),
-        labels=(("botpool.role", "pool"), ("botpool.user", pool.user), ("botpool.pool", pool.name)),
+        labels=(
+            ("botpool.role", "pool"),
+            ("botpool.user", pool.user),
+            ("botpool.pool", pool.name),
+            ("botpool.root", root),
+        ),
     )
     return RenderedPool(pool, tuple(files), tuple(directories), container)
 
@@ -252,7 +257,11 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
         memory_limit_mb=256,
         environment=(("PYTHONPATH", "/opt/botpool-sandbox"), ("PYTHONUNBUFFERED", "1")),
         inputs=tuple((f.path, f.hash) for f in files),
-        labels=(("botpool.role", "exchange"), ("botpool.exchange", profile.name)),
+        labels=(
+            ("botpool.role", "exchange"),
+            ("botpool.exchange", profile.name),
+            ("botpool.root", plan.layout.root),
+        ),
     )
     return RenderedExchange(exchange, files, container)
 

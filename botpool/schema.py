@@ -215,7 +215,11 @@ DEFAULTS: dict[str, Key] = {
     "freqtrade_version": Key(version, "2026.9", "freqtrade release every pool runs"),
     "max_bots_per_pool": Key(integer(1, 50), 10, "bots per pool container (and ports it reserves)"),
     "base_port": Key(integer(1024, 65535), 9000, "first host port for bot APIs"),
-    "max_port": Key(integer(1024, 65535), 9999, "last host port for bot APIs"),
+    "max_port": Key(
+        optional_integer(1024),
+        None,
+        "last host port for bot APIs; default `base_port` + 999 (room for 100 pools of 10)",
+    ),
     "root": Key(text, "/opt/botpool", "directory on each host holding pools and the archive"),
     "strategies_dir": Key(text, "strategies", "strategy files, relative to the layout file"),
     "runtime": Key(runtime, "process", "how a pool runs its bots: `process` (one freqtrade each)"),

@@ -54,11 +54,18 @@ class Snapshot:
 
 
 def command(root: str) -> str:
-    """The shell command that prints a host's snapshot under root."""
+    """The shell command that prints a host's snapshot under root.
+
+    Only containers labelled botpool.managed=true AND botpool.root=<root> are seen: a root is
+    one deployment, so two layouts with different roots (say staging and the test suite)
+    can share a Docker engine without touching each other.
+    """
     r = shlex.quote(root)
     prune = " -o ".join(f"-name {d}" for d in DATA_DIRS)
     fmt = '{{.Names}}|{{.State}}|{{.Label "botpool.role"}}|{{.Label "botpool.spec-hash"}}'
-    ours = "--filter label=botpool.managed=true"
+    ours = (
+        f"--filter label=botpool.managed=true --filter {shlex.quote('label=botpool.root=' + root)}"
+    )
     find = f"cd {r} 2>/dev/null && find pools exchanges -mindepth 1"
     return "\n".join(
         [
@@ -69,7 +76,8 @@ def command(root: str) -> str:
             "docker images --filter label=botpool.image "
             "--format '{{.Repository}}:{{.Tag}}' 2>/dev/null",
             f"echo '{MARK}networks'",
-            f"docker network ls {ours} --format '{{{{.Name}}}}' 2>/dev/null",
+            "docker network ls --filter label=botpool.managed=true --format '{{.Name}}' "
+            "2>/dev/null",
             f"echo '{MARK}containers'",
             f"docker ps -a {ours} --format '{fmt}' 2>/dev/null",
             f"echo '{MARK}files'",

@@ -8,6 +8,7 @@ else inventory/layout.yaml. A pyinfra host maps to the layout host named by its
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -20,6 +21,7 @@ from botpool.reconcile import HostChanges, reconcile
 from botpool.render import RenderedExchange, RenderedPool, render_host
 from botpool.secrets import SecretStore
 from botpool.snapshot import Snapshot
+from botpool.source import LayoutError
 from tasks.facts import BotpoolSnapshot
 
 STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")  # one archive folder per converge
@@ -50,7 +52,12 @@ def layout_path(host: Host) -> str:
 
 @cache
 def _plan(path: str) -> Plan:
-    return load_plan(path, SecretStore.from_env().credentials_exist)
+    try:
+        return load_plan(path, SecretStore.from_env().credentials_exist)
+    except LayoutError as exc:  # the problems, plainly, and nothing is applied
+        print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in the layout; nothing was changed", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 _contexts: dict[str, HostContext] = {}

@@ -10,7 +10,10 @@ ctx = context.for_host(host)
 if ctx.changes.create_network:
     server.shell(
         name="Create the botpool network (pools and sandbox exchanges share it)",
-        commands=["docker network create --label botpool.managed=true botpool"],
+        commands=[
+            "docker network inspect botpool >/dev/null 2>&1 || "
+            "docker network create --label botpool.managed=true botpool"
+        ],
     )
 
 for unit in ctx.changes.exchanges:

@@ -55,12 +55,16 @@ def upload(root: str, uploads: list[Upload]):
 def container(spec: ContainerSpec, action: str):
     """Create, recreate, start or restart one container from its spec."""
     if action in ("recreate", "create"):
-        # a leftover of the same name (e.g. an interrupted converge) is replaced too
-        yield q(
-            "sh",
-            "-c",
-            f"docker stop -t 45 {shlex.quote(spec.name)} >/dev/null 2>&1; "
-            f"docker rm -f {shlex.quote(spec.name)} >/dev/null 2>&1; true",
+        # Replace a container of this name only if it is ours (same root label): a leftover of
+        # an interrupted converge goes; anyone else's container stops the converge instead.
+        name, root = shlex.quote(spec.name), shlex.quote(dict(spec.labels)["botpool.root"])
+        yield (
+            f"owner=$(docker inspect -f '{{{{index .Config.Labels \"botpool.root\"}}}}' {name} "
+            f"2>/dev/null) || owner=none; "
+            f'if [ "$owner" = {root} ]; then docker stop -t 45 {name} >/dev/null && '
+            f"docker rm {name} >/dev/null; "
+            f'elif [ "$owner" != none ]; then echo "a container named {spec.name} exists that '
+            f'botpool (root {root}) did not create: rename or remove it" >&2; exit 1; fi'
         )
         yield q(*spec.run_args())
     elif action == "start":
