@@ -7,6 +7,7 @@ new tag, hence a new container spec hash, hence each affected pool is recreated.
 from __future__ import annotations
 
 import hashlib
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def image_spec(settings: ImageSettings, freqtrade_version: str, ca_bundle: str =
         base_tag=LOCAL_BASE,
         base=settings.base,
         supervisor_version=SUPERVISOR_VERSION,
+        pip_packages=" ".join(shlex.quote(p) for p in settings.pip_packages),
     )
     digest = hashlib.sha256(dockerfile.encode()).hexdigest()[:12]
     return ImageSpec(

@@ -91,6 +91,7 @@ class ImageSettings:
     base: str
     ca_bundle: str | None
     pip_index_url: str | None
+    pip_packages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,16 @@ def mapping(value: Any) -> tuple[Any, str | None]:
     return value, f"expected a mapping, got {_type_name(value)}"
 
 
+def requirements(value: Any) -> tuple[Any, str | None]:
+    ok = isinstance(value, list) and all(
+        isinstance(r, str) and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-\[\],<>=!~ ]*$", r)
+        for r in value
+    )
+    if ok:
+        return tuple(value), None
+    return value, "expected a list of pip requirements such as [scikit-learn==1.5.2]"
+
+
 def runtime(value: Any) -> tuple[Any, str | None]:
     if value == "process":
         return value, None
@@ -209,6 +219,7 @@ IMAGE: dict[str, Key] = {
         "path (on the controller) to an extra CA bundle that pip trusts during builds",
     ),
     "pip_index_url": Key(optional_text, None, "pip index used during image builds"),
+    "pip_packages": Key(requirements, (), "extra Python packages the strategies need"),
 }
 
 DEFAULTS: dict[str, Key] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from botpool.sandbox import serve
@@ -42,6 +43,9 @@ def main() -> None:
         file=sys.stderr,
         flush=True,
     )
+    # As a container's PID 1 nothing handles SIGTERM by default: `docker stop` would wait for
+    # its timeout. Stop at once instead (there is no state to save).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.serve_forever()
 
 

@@ -1,0 +1,178 @@
+"""Support for end-to-end tests: a real deployment on this machine's Docker engine.
+
+Each Deployment has its own root folder, port range, sandbox exchange profile and secrets
+directory, so it never touches another deployment on the same engine (botpool scopes
+everything by root). Tests converge it with the real `pyinfra inventory/local.py deploy.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from botpool.plan import Plan, load_plan
+from botpool.secrets import SecretStore
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv" / "bin"
+CTL = "supervisorctl -c /botpool/supervisord.conf"
+
+
+@dataclass
+class Run:
+    output: str
+    returncode: int
+
+    @property
+    def commands(self) -> int:
+        """How many commands ran on the host (needs a verbose run)."""
+        return len(re.findall(r"^\[[^]]+\] >>> ", self.output, re.M))
+
+    @property
+    def operations(self) -> list[str]:
+        """The names of the operations pyinfra ran, in order."""
+        return re.findall(r"--> Starting (?:run once )?operation: (.+?) *$", self.output, re.M)
+
+
+@dataclass
+class Deployment:
+    name: str  # also the sandbox exchange profile name
+    directory: Path
+    base_port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.directory / "root"
+
+    @property
+    def layout(self) -> Path:
+        return self.directory / "layout.yaml"
+
+    @property
+    def secrets(self) -> SecretStore:
+        return SecretStore(self.directory / "secrets")
+
+    def write(self, users_yaml: str, defaults_yaml: str = "") -> None:
+        """A layout with this deployment's root, ports and exchange, plus the given users."""
+        head = f"""
+        defaults:
+          root: {self.root}
+          base_port: {self.base_port}
+          strategies_dir: {REPO / "inventory" / "strategies"}
+          image: {{ca_bundle: /etc/ssl/certs/ca-certificates.crt}}
+          bot: {{exchange: {self.name}, strategy: SandboxScalper, stake_amount: 10,
+                dry_run_wallet: 1000, timeframe: 1m, pairs: [BTC/USDT]}}
+        exchanges:
+          {self.name}: {{sandbox: true, step_seconds: 2, volatility: 0.002}}
+        """
+        text = textwrap.dedent(head).lstrip() + textwrap.dedent(defaults_yaml)
+        self.layout.write_text(
+            text + "users:\n" + textwrap.indent(textwrap.dedent(users_yaml), "  ")
+        )
+
+    def plan(self) -> Plan:
+        return load_plan(self.layout)
+
+    def converge(self, check: bool = True, verbose: bool = False) -> Run:
+        env = {
+            **os.environ,
+            "BOTPOOL_LAYOUT": str(self.layout),
+            "BOTPOOL_SECRETS_DIR": str(self.secrets.directory),
+            **self.env,
+        }
+        proc = subprocess.run(
+            [str(VENV / "pyinfra"), "inventory/local.py", "deploy.py", "-y", *["-vv"] * verbose],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        run = Run(proc.stdout + proc.stderr, proc.returncode)
+        if check:
+            assert proc.returncode == 0, run.output[-4000:]
+        return run
+
+    def teardown(self) -> None:
+        """Converge to no users (everything stops, data archived), then delete the folder."""
+        self.write("{}\n")
+        self.converge(check=False)
+        subprocess.run(["rm", "-rf", str(self.directory)], check=False)
+
+    # --- reading the real thing -----------------------------------------------------------
+
+    def programs(self, pool: str) -> dict[str, tuple[str, int | None]]:
+        """supervisor's view inside a pool: program -> (state, pid)."""
+        out = docker("exec", pool, *CTL.split(), "status", check=False)
+        result = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else None
+                result[parts[0]] = (parts[1], pid)
+        return result
+
+    def pids(self, *pools: str) -> dict[str, int | None]:
+        return {name: pid for pool in pools for name, (_, pid) in self.programs(pool).items()}
+
+    def api(self, user: str, bot: str, path: str, auth: bool = True) -> httpx.Response:
+        plan = self.plan()
+        (target,) = [b for b in plan.bots if b.key == f"{user}/{bot}"]
+        creds = self.secrets.api_credentials(target.key)
+        return httpx.get(
+            f"http://127.0.0.1:{target.host_port}/api/v1/{path}",
+            timeout=5,
+            auth=(creds.username, creds.password) if auth else None,
+        )
+
+    def wait_answering(self, timeout: float = 120) -> None:
+        """Until every planned bot answers /ping (raises with the silent ones)."""
+        deadline = time.monotonic() + timeout
+        silent: list[str] = []
+        while time.monotonic() < deadline:
+            silent = []
+            for b in self.plan().bots:
+                try:
+                    ok = self.api(b.user, b.name, "ping", auth=False).json() == {"status": "pong"}
+                except (httpx.HTTPError, ValueError):
+                    ok = False
+                if not ok:
+                    silent.append(b.key)
+            if not silent:
+                return
+            time.sleep(1)
+        raise AssertionError(f"bots not answering after {timeout}s: {silent}")
+
+
+def docker(*args: str, check: bool = True) -> str:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True)
+    if check and proc.returncode:
+        raise AssertionError(f"docker {' '.join(args)}: {proc.stderr}")
+    return proc.stdout
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 1.0, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def new_deployment(tmp_root: Path, name: str, base_port: int) -> Deployment:
+    directory = tmp_root / name
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    return Deployment(name, directory, base_port)
