@@ -46,8 +46,15 @@ def free_port() -> int:
 def sandbox(log_path: Path) -> Iterator[str]:
     """The sandbox exchange on 127.0.0.1, prices stepping every 2 s; yields its base URL."""
     with log_path.open("w") as log:
-        server = serve("127.0.0.1", 0, ["BTC/USDT", "ETH/USDT"], seed=3, step_seconds=2,
-                       volatility=0.002, log=log)
+        server = serve(
+            "127.0.0.1",
+            0,
+            ["BTC/USDT", "ETH/USDT"],
+            seed=3,
+            step_seconds=2,
+            volatility=0.002,
+            log=log,
+        )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -63,8 +70,11 @@ class Bot:
     process: subprocess.Popen[bytes]
 
     def get(self, path: str, auth: bool = True) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.port}/api/v1/{path}", timeout=5,
-                         auth=self.auth if auth else None)
+        return httpx.get(
+            f"http://127.0.0.1:{self.port}/api/v1/{path}",
+            timeout=5,
+            auth=self.auth if auth else None,
+        )
 
     def log(self) -> str:
         return (self.directory / "freqtrade.log").read_text(errors="replace")
@@ -95,7 +105,10 @@ def freqtrade_bot(tmp: Path, exchange_url: str, **overrides: object) -> Iterator
     with (bot_dir / "freqtrade.log").open("wb") as log:
         process = subprocess.Popen(
             [str(FREQTRADE), "trade", "--config", "config.json", "--userdir", "user_data"],
-            cwd=bot_dir, stdout=log, stderr=subprocess.STDOUT)
+            cwd=bot_dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     bot = Bot(bot_dir, port, (creds.username, creds.password), process)
     try:
         yield bot

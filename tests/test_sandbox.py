@@ -48,8 +48,9 @@ def test_klines_end_with_the_open_candle_and_honour_start_time():
     assert len(rows) == 10
     assert rows[-1][0] == int(NOW) // 60 * 60 * 1000  # the still-open candle
     start = rows[3][0]
-    later = ex.klines({"symbol": "BTCUSDT", "interval": "1m", "startTime": str(start),
-                       "limit": "1000"})
+    later = ex.klines(
+        {"symbol": "BTCUSDT", "interval": "1m", "startTime": str(start), "limit": "1000"}
+    )
     assert [r[0] for r in later] == [r[0] for r in rows[3:]]
     assert later == rows[3:]
 
@@ -70,8 +71,10 @@ def test_prices_sit_on_the_tick_grid_and_ticker_agrees_with_the_book():
 def test_prices_hold_still_within_a_step_and_move_between_steps():
     book = exchange(clock=NOW).depth({"symbol": "BTCUSDT", "limit": "1"})
     assert exchange(clock=NOW + 1).depth({"symbol": "BTCUSDT", "limit": "1"}) == book
-    moved = [exchange(clock=NOW + 5 * k).depth({"symbol": "BTCUSDT", "limit": "1"})["asks"]
-             for k in range(1, 20)]
+    moved = [
+        exchange(clock=NOW + 5 * k).depth({"symbol": "BTCUSDT", "limit": "1"})["asks"]
+        for k in range(1, 20)
+    ]
     assert any(asks != book["asks"] for asks in moved)
 
 
@@ -90,8 +93,11 @@ def test_exchange_info_lists_the_filters_freqtrade_needs():
     info = exchange().exchange_info({})
     symbol = next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT")
     assert {f["filterType"] for f in symbol["filters"]} >= {"PRICE_FILTER", "LOT_SIZE", "NOTIONAL"}
-    assert (symbol["baseAsset"], symbol["quoteAsset"], symbol["status"]) == ("BTC", "USDT",
-                                                                             "TRADING")
+    assert (symbol["baseAsset"], symbol["quoteAsset"], symbol["status"]) == (
+        "BTC",
+        "USDT",
+        "TRADING",
+    )
 
 
 @pytest.fixture
@@ -114,8 +120,10 @@ def get(url: str) -> tuple[int, dict]:
 
 def test_unknown_symbols_and_paths_get_exchange_style_errors(live):
     base, log = live
-    assert get(f"{base}/api/v3/depth?symbol=XYZUSDT") == (400, {"code": -1121,
-                                                               "msg": "Invalid symbol."})
+    assert get(f"{base}/api/v3/depth?symbol=XYZUSDT") == (
+        400,
+        {"code": -1121, "msg": "Invalid symbol."},
+    )
     status, body = get(f"{base}/api/v3/order")
     assert status == 404 and body["code"] == -1000 and "does not serve" in body["msg"]
     assert get(f"{base}/api/v3/ping") == (200, {})
@@ -129,5 +137,6 @@ def test_overrides_point_ccxt_at_the_sandbox_for_spot_only():
     assert overrides["name"] == "binance" and overrides["enable_ws"] is False
     for key in ("ccxt_config", "ccxt_async_config"):
         assert overrides[key]["urls"]["api"]["public"] == (
-            "http://botpool-exchange-sandbox:8000/api/v3")
+            "http://botpool-exchange-sandbox:8000/api/v3"
+        )
         assert overrides[key]["options"]["fetchMarkets"] == {"types": ["spot"]}
