@@ -20,7 +20,8 @@ status:
 
 lint:
 	$(VENV)/ruff check .
-	$(VENV)/ruff format --check botpool tasks checks tests bench deploy.py inventory
+	$(VENV)/ruff format --check botpool tasks tests bench deploy.py inventory
+	$(VENV)/mypy
 
 test-fast: bootstrap lint
 	$(VENV)/pytest -m "not e2e" $(PYTEST_ARGS)

@@ -143,7 +143,7 @@ def main() -> None:
     dep = Deployment("benchex", WORK / "deployment", 20000)
     dep.directory.mkdir()
     users = loadtest_users()
-    dep.write(users, defaults_yaml="hosts:\n  local: {memory_mb: 16384}\n")
+    dep.write(users, extra_yaml="hosts:\n  local: {memory_mb: 16384}\n")
     rows = []
     try:
         cold, _ = timed(lambda: (dep.converge(), dep.wait_answering(timeout=900)))
@@ -157,7 +157,7 @@ def main() -> None:
         data["carol"]["bots"].append({"name": "bot-13", "pairs": ["BTC/USDT"]})
         dep.write(
             yaml.safe_dump(data, default_flow_style=None, sort_keys=False),
-            defaults_yaml="hosts:\n  local: {memory_mb: 16384}\n",
+            extra_yaml="hosts:\n  local: {memory_mb: 16384}\n",
         )
         start = time.perf_counter()
         dep.converge()

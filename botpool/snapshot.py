@@ -120,12 +120,11 @@ def parse(lines: list[str]) -> Snapshot:
             name, state, role, spec_hash = (line.split("|") + ["", "", ""])[:4]
             snap.containers[name] = ContainerState(name, state == "running", role, spec_hash)
         elif section == "files":
-            mode, uid, path = line.split(" ", 2)
-            modes[path] = (int(mode, 8), int(uid))
+            mode_text, uid_text, path = line.split(" ", 2)
+            modes[path] = (int(mode_text, 8), int(uid_text))
         elif section == "hashes":
             digest, path = line.split(None, 1)
-            mode, uid = modes.get(path, (0, -1))
-            snap.files[path] = FileState(digest, mode, uid)
+            snap.files[path] = FileState(digest, *modes.get(path, (0, -1)))
         elif section == "directories":
             snap.directories.add(line.strip())
         elif section == "supervisor":

@@ -121,5 +121,5 @@ _SCALARS = yaml.constructor.SafeConstructor()
 
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
-        return f"<{node.id}>"  # a mapping used as a key: reported later as a bad name
+        return f"<{type(node).__name__}>"  # a mapping used as a key: reported as a bad name
     return _SCALARS.construct_object(node)

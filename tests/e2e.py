@@ -61,8 +61,8 @@ class Deployment:
     def secrets(self) -> SecretStore:
         return SecretStore(self.directory / "secrets")
 
-    def write(self, users_yaml: str, defaults_yaml: str = "") -> None:
-        """A layout with this deployment's root, ports and exchange, plus the given users."""
+    def write(self, users_yaml: str, extra_yaml: str = "") -> None:
+        """A layout with this deployment's root, ports and exchange, extra top-level keys, users."""
         head = f"""
         defaults:
           root: {self.root}
@@ -74,7 +74,7 @@ class Deployment:
         exchanges:
           {self.name}: {{sandbox: true, step_seconds: 2, volatility: 0.002}}
         """
-        text = textwrap.dedent(head).lstrip() + textwrap.dedent(defaults_yaml)
+        text = textwrap.dedent(head).lstrip() + textwrap.dedent(extra_yaml)
         self.layout.write_text(
             text + "users:\n" + textwrap.indent(textwrap.dedent(users_yaml), "  ")
         )

@@ -1,0 +1,79 @@
+"""The botpool command: exit codes 0 / 1 / 2, and output a person can act on."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from botpool import schema
+from botpool.allocate import lock_path
+from botpool.cli import main
+
+from .conftest import MINIMAL
+from .e2e import REPO
+
+
+def test_validate_exits_0_when_valid_and_1_with_every_problem(write_layout, secrets, capsys):
+    good = write_layout(MINIMAL)
+    assert main(["validate", str(good)]) == 0
+    assert "valid: 1 users, 1 bots in 1 pools on 1 host(s)" in capsys.readouterr().out
+    bad = write_layout(
+        MINIMAL.replace("timeframe", "x").replace("stake_amount: 10", "stake_ammount: 10"),
+        "bad.yaml",
+    )
+    assert main(["validate", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:5: defaults.bot.stake_ammount: unknown key" in err
+    assert "problem(s); nothing was changed" in err
+
+
+def test_plan_writes_the_lock_and_check_exits_2_until_it_is_current(write_layout, secrets, capsys):
+    path = write_layout(MINIMAL)
+    assert main(["plan", str(path), "--check"]) == 2
+    assert not lock_path(path).exists()  # --check never writes
+    assert main(["plan", str(path)]) == 0
+    assert lock_path(path).exists()
+    assert main(["plan", str(path), "--check"]) == 0
+    path.write_text(path.read_text() + "      - name: two\n")
+    assert main(["plan", str(path), "--check"]) == 2
+    out = capsys.readouterr().out
+    assert re.search(r"local\s+alice-pool-1\s+one\s+127\.0\.0\.1:9000\s+SampleStrategy", out)
+
+
+def test_plan_json_lists_every_bot_with_host_pool_slot_and_port(write_layout, secrets, capsys):
+    path = write_layout(MINIMAL + "      - name: two\n")
+    assert main(["plan", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(b["bot"], b["host"], b["pool"], b["slot"], b["host_port"]) for b in data["bots"]] == [
+        ("one", "local", "alice-pool-1", 0, 9000),
+        ("two", "local", "alice-pool-1", 1, 9001),
+    ]
+    assert data["hosts"][0]["projected_mb"] == 2 * 260 + 40 + 40
+
+
+def test_credentials_prints_one_bots_login_only_when_asked(write_layout, secrets, capsys):
+    path = write_layout(MINIMAL)
+    assert main(["credentials", str(path), "alice/one"]) == 0
+    out = capsys.readouterr().out
+    assert secrets.api_credentials("alice/one").password in out
+    assert main(["credentials", str(path), "alice/nope"]) == 1
+
+
+def test_the_committed_lock_files_are_current():
+    for layout in ("inventory/layout.yaml", "inventory/loadtest.yaml"):
+        assert main(["plan", str(REPO / layout), "--check"]) == 0, layout
+
+
+def test_the_readme_documents_every_layout_key():
+    readme = (REPO / "README.md").read_text()
+    for section in (
+        schema.TOP,
+        schema.DEFAULTS,
+        schema.IMAGE,
+        schema.BOT,
+        schema.HOST,
+        schema.EXCHANGE,
+        schema.USER,
+    ):
+        for key in section:
+            assert f"| `{key}` |" in readme, f"README does not document {key}"
