@@ -19,6 +19,17 @@ LOCAL_BASE = "botpool/debian:bookworm"  # debootstrap + docker import, where no 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
+def base_build_command(tag: str = LOCAL_BASE, mirror: str = DEBIAN_MIRROR) -> str:
+    """Shell that builds the local Debian base image (needs debootstrap and root)."""
+    return f"""
+set -e
+rootfs=$(mktemp -d /var/tmp/botpool-rootfs.XXXXXX)
+trap 'rm -rf "$rootfs"' EXIT
+debootstrap --variant=minbase bookworm "$rootfs" {shlex.quote(mirror)} >/dev/null
+tar -C "$rootfs" -c . | docker import --change 'LABEL botpool.image=base' - {shlex.quote(tag)}
+"""
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     freqtrade_version: str
@@ -43,7 +54,7 @@ def image_spec(settings: ImageSettings, freqtrade_version: str, ca_bundle: str =
         freqtrade_version=freqtrade_version,
         local_base=local,
         base_tag=LOCAL_BASE,
-        base=settings.base,
+        base=settings.base.replace("{version}", freqtrade_version),
         supervisor_version=SUPERVISOR_VERSION,
         pip_packages=" ".join(shlex.quote(p) for p in settings.pip_packages),
     )

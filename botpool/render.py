@@ -68,6 +68,10 @@ class ContainerSpec:
     environment: tuple[tuple[str, str], ...] = ()
     inputs: tuple[tuple[str, str], ...] = ()  # hashes of files baked into the running process
     restart: str = "unless-stopped"
+    # supervisord runs as root with only the capabilities it needs to start each bot as the
+    # unprivileged ftuser and to write their logs; the bots themselves keep no capability
+    user: str = "0:0"
+    capabilities: tuple[str, ...] = ("SETUID", "SETGID", "DAC_OVERRIDE")
     log_options: tuple[tuple[str, str], ...] = (("max-size", "10m"), ("max-file", "3"))
     labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
@@ -78,7 +82,7 @@ class ContainerSpec:
         return sha256(json.dumps(spec, sort_keys=True))[:16]
 
     def run_args(self) -> list[str]:
-        """`docker run` arguments that create this container (hardened: no capabilities)."""
+        """`docker run` arguments that create this container (hardened: few capabilities)."""
         args = [
             "docker",
             "run",
@@ -93,6 +97,8 @@ class ContainerSpec:
             f"{self.memory_limit_mb}m",
             "--network",
             self.network,
+            "--user",
+            self.user,
             "--cap-drop",
             "ALL",
             "--security-opt",
@@ -102,6 +108,7 @@ class ContainerSpec:
             "--log-driver",
             "json-file",
         ]
+        args += [a for cap in self.capabilities for a in ("--cap-add", cap)]
         args += [a for key, value in self.log_options for a in ("--log-opt", f"{key}={value}")]
         args += [a for ip, host, cont in self.ports for a in ("--publish", f"{ip}:{host}:{cont}")]
         args += [a for src, dst, mode in self.mounts for a in ("--volume", f"{src}:{dst}:{mode}")]
@@ -253,6 +260,8 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
             str(profile.volatility),
         ),
         ports=(),
+        user="65534:65534",  # nobody: the sandbox needs no privilege at all
+        capabilities=(),
         mounts=((directory, "/opt/botpool-sandbox", "ro"),),
         memory_limit_mb=256,
         environment=(("PYTHONPATH", "/opt/botpool-sandbox"), ("PYTHONUNBUFFERED", "1")),

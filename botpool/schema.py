@@ -211,7 +211,7 @@ IMAGE: dict[str, Key] = {
         text,
         "local",
         "`local` builds a Debian + PyPI base on the host (no registry needed); otherwise an "
-        "image such as `freqtradeorg/freqtrade:2026.9`",
+        "image such as `freqtradeorg/freqtrade:{version}` ({version}: the freqtrade version)",
     ),
     "ca_bundle": Key(
         optional_text,

@@ -7,18 +7,10 @@ and `docker import`; otherwise the Dockerfile starts FROM the configured image.
 from pyinfra import host
 from pyinfra.operations import apt, server
 
-from botpool.image import DEBIAN_MIRROR
+from botpool.image import base_build_command
 from botpool.reconcile import Upload
 from botpool.render import Artifact
 from tasks import context, operations
-
-BUILD_BASE = """
-set -e
-rootfs=$(mktemp -d /var/tmp/botpool-rootfs.XXXXXX)
-trap 'rm -rf "$rootfs"' EXIT
-debootstrap --variant=minbase bookworm "$rootfs" {mirror} >/dev/null
-tar -C "$rootfs" -c . | docker import --change 'LABEL botpool.image=base' - {tag}
-"""
 
 ctx = context.for_host(host)
 needed = {pool.freqtrade_version for pool in ctx.host.pools}
@@ -37,7 +29,7 @@ if bases:
 for base in bases:
     server.shell(
         name=f"Build the base image {base} from Debian packages",
-        commands=[BUILD_BASE.format(mirror=DEBIAN_MIRROR, tag=base)],
+        commands=[base_build_command(base)],
     )
 for spec in missing:
     directory = f"build/{spec.tag.split(':')[1]}"

@@ -48,6 +48,7 @@ class Deployment:
     directory: Path
     base_port: int
     env: dict[str, str] = field(default_factory=dict)
+    inventory: str = "inventory/local.py"
 
     @property
     def root(self) -> Path:
@@ -82,7 +83,9 @@ class Deployment:
     def plan(self) -> Plan:
         return load_plan(self.layout)
 
-    def converge(self, check: bool = True, verbose: bool = False) -> Run:
+    def converge(
+        self, check: bool = True, verbose: bool = False, args: tuple[str, ...] = ()
+    ) -> Run:
         env = {
             **os.environ,
             "BOTPOOL_LAYOUT": str(self.layout),
@@ -90,7 +93,7 @@ class Deployment:
             **self.env,
         }
         proc = subprocess.run(
-            [str(VENV / "pyinfra"), "inventory/local.py", "deploy.py", "-y", *["-vv"] * verbose],
+            [str(VENV / "pyinfra"), self.inventory, "deploy.py", "-y", *["-vv"] * verbose, *args],
             cwd=REPO,
             env=env,
             capture_output=True,
@@ -121,8 +124,17 @@ class Deployment:
                 result[parts[0]] = (parts[1], pid)
         return result
 
-    def pids(self, *pools: str) -> dict[str, int | None]:
-        return {name: pid for pool in pools for name, (_, pid) in self.programs(pool).items()}
+    def pids(self, *pools: str, timeout: float = 60) -> dict[str, int | None]:
+        """Program -> pid, once no program is still starting or stopping (settled)."""
+        moving = {"STARTING", "BACKOFF", "STOPPING"}
+        deadline = time.monotonic() + timeout
+        while True:
+            states = {n: st for pool in pools for n, st in self.programs(pool).items()}
+            if not any(state in moving for state, _ in states.values()):
+                return {name: pid for name, (_, pid) in states.items()}
+            if time.monotonic() > deadline:
+                raise AssertionError(f"programs did not settle within {timeout}s: {states}")
+            time.sleep(0.5)
 
     def api(self, user: str, bot: str, path: str, auth: bool = True) -> httpx.Response:
         plan = self.plan()

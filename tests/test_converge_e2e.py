@@ -104,9 +104,12 @@ def test_changing_one_bot_restarts_only_that_bot(dep):
             "      stake_amount: 25\n", "      stake_amount: 25\n    - name: four\n"
         )
     )
-    dep.converge()
+    run = dep.converge(args=("--diff", "-vvv"))  # the most a person could ask it to print
     after = dep.pids("ann-pool-1", "ben-pool-1")
     assert {k for k in before if before[k] != after[k]} == {"ann-three"}
+    creds = dep.secrets.api_credentials("ann/three")
+    for secret in (creds.password, creds.jwt_secret_key, creds.ws_token):
+        assert secret not in run.output
     dep.wait_answering()
     assert float(dep.api("ann", "three", "show_config").json()["stake_amount"]) == 25
 
