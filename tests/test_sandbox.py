@@ -4,139 +4,320 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.error import HTTPError
 
 import pytest
 
-from botpool.sandbox import freqtrade_exchange_overrides, serve
+from botpool.sandbox import SANDBOX_EXCHANGE, freqtrade_exchange_overrides, serve
 from botpool.sandbox.market import Market
 from botpool.sandbox.server import Exchange
 
-NOW = 1_790_000_000.0  # a fixed clock: every test sees the same market
+NOW = 1_790_000_123.456  # a fixed clock: every test sees the same market
+PAIRS = ("BTC/USDT", "DOGE/USDT", "ETH/BTC", "NEW/USDT")  # NEW: an asset of unknown price
+SANDBOX = Path(__file__).resolve().parent.parent / "botpool" / "sandbox"
 
 
-def exchange(seed: int = 42, clock: float = NOW) -> Exchange:
-    markets = [Market(p, seed, 5, 0.001) for p in ("BTC/USDT", "DOGE/USDT", "NEW/USDT")]
-    return Exchange(markets, clock=lambda: clock)
+def exchange(seed: int = 42, clock: float = NOW, pairs: tuple[str, ...] = PAIRS) -> Exchange:
+    return Exchange([Market(p, seed) for p in pairs], clock=lambda: clock)
 
 
-def test_same_seed_same_prices_other_seed_other_prices():
-    a, b, c = exchange(), exchange(), exchange(seed=7)
-    query = {"symbol": "BTCUSDT", "interval": "5m", "limit": "50"}
-    assert a.klines(query) == b.klines(query)
-    assert a.klines(query) != c.klines(query)
-
-
-def test_candles_of_every_timeframe_agree_on_open_and_close():
-    ex = exchange()
-    ones = ex.klines({"symbol": "BTCUSDT", "interval": "1m", "limit": "15"})
-    fives = ex.klines({"symbol": "BTCUSDT", "interval": "5m", "limit": "3"})
-    for five in fives[:-1]:  # the last one is still open
-        inside = [c for c in ones if five[0] <= c[0] < five[0] + 300_000]
-        assert len(inside) == 5
-        assert five[1] == inside[0][1] and five[4] == inside[-1][4]
-        o, h, low, c = (float(x) for x in five[1:5])
-        assert low <= min(o, c) <= max(o, c) <= h
-
-
-def test_klines_end_with_the_open_candle_and_honour_start_time():
-    ex = exchange()
-    rows = ex.klines({"symbol": "BTCUSDT", "interval": "1m", "limit": "10"})
-    assert len(rows) == 10
-    assert rows[-1][0] == int(NOW) // 60 * 60 * 1000  # the still-open candle
-    start = rows[3][0]
-    later = ex.klines(
-        {"symbol": "BTCUSDT", "interval": "1m", "startTime": str(start), "limit": "1000"}
+def klines(ex: Exchange, symbol: str, interval: str, **params: Any) -> list[list[Any]]:
+    return ex.klines(
+        {"symbol": symbol, "interval": interval, **{k: str(v) for k, v in params.items()}}
     )
-    assert [r[0] for r in later] == [r[0] for r in rows[3:]]
-    assert later == rows[3:]
 
 
-def test_prices_sit_on_the_tick_grid_and_ticker_agrees_with_the_book():
+def ohlc(row: list[Any]) -> tuple[float, float, float, float]:
+    return float(row[1]), float(row[2]), float(row[3]), float(row[4])
+
+
+def test_same_seed_same_prices_in_every_instance_other_seed_other_prices():
+    a, b, other = exchange(), exchange(), exchange(seed=7)
+    for ask in (
+        lambda ex: klines(ex, "BTCUSDT", "5m", limit=50),
+        lambda ex: ex.depth({"symbol": "BTCUSDT", "limit": "5"}),
+        lambda ex: ex.ticker_24hr({}),
+    ):
+        assert ask(a) == ask(b)
+        assert ask(a) != ask(other)
+
+
+def test_every_pair_walks_its_own_path():
+    # Pairs whose names share a long prefix once shared one price path.
+    steps = (0, 1000, 123_456_789)
+    paths = {
+        p: Market(p).walks(0, 50) + [Market(p).walks(s, s)[0] for s in steps]
+        for p in (
+            "DOGE/USDT",
+            "DOGE/USDC",
+            "DOGE/FDUSD",
+            "AVAX/USDT",
+        )
+    }
+    assert len({tuple(path) for path in paths.values()}) == len(paths)
+
+
+def test_a_range_of_steps_prices_exactly_like_each_step_alone():
+    market = Market("ETH/USDT")
+    first = market.step_at(int(NOW * 1000)) - 37
+    assert market.prices(first, first + 80) == [market.price(s) for s in range(first, first + 81)]
+
+
+@pytest.mark.parametrize("interval,minutes", [("3m", 3), ("5m", 5), ("15m", 15), ("1h", 60)])
+def test_candles_of_every_timeframe_agree_with_the_minutes_inside_them(interval, minutes):
     ex = exchange()
-    for symbol in ("BTCUSDT", "DOGEUSDT", "NEWUSDT"):
-        market = ex.markets[symbol]
-        book = ex.depth({"symbol": symbol, "limit": "5"})
+    ones = klines(ex, "BTCUSDT", "1m", limit=1000)
+    big = klines(ex, "BTCUSDT", interval, limit=3)
+    for row in big[:-1]:  # the last one is still open
+        inside = [c for c in ones if row[0] <= c[0] < row[0] + minutes * 60_000]
+        assert len(inside) == minutes
+        o, h, low, c = ohlc(row)
+        assert (row[1], row[4]) == (inside[0][1], inside[-1][4])  # same open and close
+        assert low <= min(o, c) <= max(o, c) <= h
+        assert min(float(x[3]) for x in inside) <= low <= h <= max(float(x[2]) for x in inside)
+        if minutes <= 5:  # short enough for exact extremes (5 minutes of 5-second steps)
+            assert (h, low) == (max(float(x[2]) for x in inside), min(float(x[3]) for x in inside))
+        volumes = sum(float(x[5]) for x in inside)
+        assert float(row[5]) == pytest.approx(volumes, rel=1e-9)
+
+
+def test_daily_candles_reach_back_a_thousand_days_within_a_band():
+    rows = klines(exchange(), "BTCUSDT", "1d", limit=1000)
+    assert len(rows) == 1000
+    assert all(b[0] - a[0] == 86_400_000 for a, b in zip(rows, rows[1:], strict=False))
+    closes = [float(r[4]) for r in rows]
+    assert 30_000 < min(closes) < max(closes) < 120_000  # around 60 000, never absurd
+    assert len(set(closes)) > 900  # and still moving
+
+
+def test_klines_end_with_the_open_candle_whose_close_is_the_ticker_price():
+    ex = exchange()
+    rows = klines(ex, "BTCUSDT", "1m", limit=10)
+    assert len(rows) == 10
+    assert rows[-1][0] == int(NOW) // 60 * 60_000  # the still-open candle
+    assert rows[-1][6] == rows[-1][0] + 59_999
+    ticker = ex.ticker_24hr({"symbol": "BTCUSDT"})
+    assert rows[-1][4] == ticker["lastPrice"] == ex.ticker_price({"symbol": "BTCUSDT"})["price"]
+    for interval in ("5m", "1h", "1d"):  # every timeframe's open candle closes at that price
+        assert klines(ex, "BTCUSDT", interval, limit=1)[0][4] == ticker["lastPrice"]
+
+
+def test_klines_honour_start_time_end_time_and_limit():
+    ex = exchange()
+    rows = klines(ex, "BTCUSDT", "1m", limit=10)
+    later = klines(ex, "BTCUSDT", "1m", startTime=rows[3][0], limit=1000)
+    assert later == rows[3:]
+    assert klines(ex, "BTCUSDT", "1m", startTime=rows[3][0] - 1, limit=2) == rows[3:5]
+    assert klines(ex, "BTCUSDT", "1m", endTime=rows[5][0], limit=3) == rows[3:6]
+    assert klines(ex, "BTCUSDT", "1m", startTime=rows[2][0], endTime=rows[4][0]) == rows[2:5]
+    assert klines(ex, "BTCUSDT", "1m", startTime=int(NOW * 1000) + 120_000) == []
+    assert len(klines(ex, "BTCUSDT", "1m", limit=5000)) == 1000  # Binance's maximum
+    assert len(klines(ex, "BTCUSDT", "1m")) == 500  # and its default
+
+
+def test_every_price_sits_on_the_tick_grid():
+    ex = exchange()
+    for symbol, market in ex.markets.items():
+        prices = [x for row in klines(ex, symbol, "1m", limit=100) for x in row[1:5]]
+        prices += [x for row in klines(ex, symbol, "4h", limit=20) for x in row[1:5]]
+        book = ex.depth({"symbol": symbol, "limit": "20"})
+        prices += [price for price, _ in book["bids"] + book["asks"]]
         ticker = ex.ticker_24hr({"symbol": symbol})
-        assert ticker["bidPrice"] == book["bids"][0][0] and ticker["askPrice"] == book["asks"][0][0]
-        for price, _ in book["bids"] + book["asks"]:
+        prices += [ticker[k] for k in ("lastPrice", "bidPrice", "askPrice", "highPrice")]
+        for price in prices:
             ticks = float(price) / market.tick
             assert abs(ticks - round(ticks)) < 1e-6, (symbol, price, market.tick)
-        assert float(book["asks"][0][0]) > float(book["bids"][0][0])
+            assert len(price.split(".")[-1]) == market.decimals  # printed on the grid too
+
+
+def test_ticker_book_ticker_and_order_book_agree():
+    ex = exchange()
+    for symbol in ex.markets:
+        book = ex.depth({"symbol": symbol, "limit": "5"})
+        ticker = ex.ticker_24hr({"symbol": symbol})
+        best = ex.book_ticker({"symbol": symbol})
+        assert ticker["bidPrice"] == best["bidPrice"] == book["bids"][0][0]
+        assert ticker["askPrice"] == best["askPrice"] == book["asks"][0][0]
+        bid, ask, last = (float(ticker[k]) for k in ("bidPrice", "askPrice", "lastPrice"))
+        assert bid < last < ask
+        assert len(book["bids"]) == len(book["asks"]) == 5
+        assert [float(p) for p, _ in book["asks"]] == sorted(float(p) for p, _ in book["asks"])
 
 
 def test_prices_hold_still_within_a_step_and_move_between_steps():
-    book = exchange(clock=NOW).depth({"symbol": "BTCUSDT", "limit": "1"})
-    assert exchange(clock=NOW + 1).depth({"symbol": "BTCUSDT", "limit": "1"}) == book
+    step_start = NOW // 5 * 5
+    book = exchange(clock=step_start).depth({"symbol": "BTCUSDT", "limit": "1"})
+    assert exchange(clock=step_start + 4.99).depth({"symbol": "BTCUSDT", "limit": "1"}) == book
     moved = [
-        exchange(clock=NOW + 5 * k).depth({"symbol": "BTCUSDT", "limit": "1"})["asks"]
-        for k in range(1, 20)
+        exchange(clock=step_start + 5 * k).depth({"symbol": "BTCUSDT", "limit": "1"})["asks"]
+        for k in range(1, 13)
     ]
-    assert any(asks != book["asks"] for asks in moved)
+    assert sum(asks != book["asks"] for asks in moved) >= 10
 
 
-def test_volatility_is_enough_for_a_small_roi_within_minutes():
-    market = Market("ETH/USDT", 42, 5, 0.001)
+def test_default_volatility_lets_a_small_roi_exit_within_minutes():
+    # SandboxScalper's minimal_roi of 0.2 % needs a move of about 0.4 % (fees both ways).
+    market = Market("ETH/USDT")
     start = market.step_at(int(NOW * 1000))
-    hits = 0
-    for offset in range(0, 2000, 50):  # 40 windows of 10 minutes
-        base = market.price(start + offset)
-        window = [market.price(start + offset + k) for k in range(120)]
-        hits += max(window) >= base * 1.003
-    assert hits >= 20  # most 10-minute windows reach +0.3 %
+    within_five_minutes = 0
+    for window in range(100):
+        prices = market.prices(start + window * 97, start + window * 97 + 60)
+        within_five_minutes += max(prices) >= prices[0] * 1.004
+    assert within_five_minutes >= 50
+    moves = [abs(b / a - 1) for a, b in zip(prices, prices[1:], strict=False)]
+    assert max(moves) < 0.01  # yet no single step jumps past a 2 % stoploss
 
 
-def test_exchange_info_lists_the_filters_freqtrade_needs():
-    info = exchange().exchange_info({})
-    symbol = next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT")
-    assert {f["filterType"] for f in symbol["filters"]} >= {"PRICE_FILTER", "LOT_SIZE", "NOTIONAL"}
-    assert (symbol["baseAsset"], symbol["quoteAsset"], symbol["status"]) == (
-        "BTC",
-        "USDT",
-        "TRADING",
+def test_start_prices_and_filters_look_like_the_real_market():
+    ex = exchange()
+    assert ex.markets["ETHBTC"].start_price == pytest.approx(0.05)
+    info = ex.exchange_info({})
+    assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "DOGEUSDT", "ETHBTC", "NEWUSDT"]
+    btc = info["symbols"][0]
+    filters = {f["filterType"]: f for f in btc["filters"]}
+    assert filters.keys() >= {"PRICE_FILTER", "LOT_SIZE", "NOTIONAL"}
+    assert (btc["baseAsset"], btc["quoteAsset"], btc["status"]) == ("BTC", "USDT", "TRADING")
+    assert (filters["PRICE_FILTER"]["tickSize"], filters["LOT_SIZE"]["stepSize"]) == (
+        "0.1",
+        "0.00000100",
     )
+    assert filters["NOTIONAL"]["minNotional"] == "5.00000000"  # a 10 USDT stake fits
+    assert ex.exchange_info({"symbol": "ETHBTC"})["symbols"][0]["quoteAsset"] == "BTC"
+
+
+def test_malformed_pairs_are_refused():
+    for pair in ("BTCUSDT", "btc/usdt", "BTC/USDT/X", ""):
+        with pytest.raises(ValueError, match="BASE/QUOTE"):
+            Market(pair)
+    with pytest.raises(ValueError, match="share one exchange symbol"):
+        Exchange([Market("AB/CDE"), Market("ABC/DE")])
 
 
 @pytest.fixture
 def live() -> Iterator[tuple[str, io.StringIO]]:
+    """The sandbox over HTTP on 127.0.0.1, on the fixed clock; yields (base URL, request log)."""
     log = io.StringIO()
-    server = serve("127.0.0.1", 0, ["BTC/USDT"], seed=1, log=log)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = serve("127.0.0.1", 0, ["BTC/USDT", "ETH/USDT"], seed=1, log=log, clock=lambda: NOW)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", log
     server.shutdown()
+    server.server_close()
 
 
-def get(url: str) -> tuple[int, dict]:
+def call(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method=method)
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())
     except HTTPError as error:
         return error.code, json.loads(error.read())
 
 
-def test_unknown_symbols_and_paths_get_exchange_style_errors(live):
-    base, log = live
-    assert get(f"{base}/api/v3/depth?symbol=XYZUSDT") == (
+def test_unknown_symbols_paths_and_parameters_get_binance_style_errors(live):
+    base, _ = live
+    invalid_symbol = (400, {"code": -1121, "msg": "Invalid symbol."})
+    assert call(f"{base}/api/v3/depth?symbol=XYZUSDT") == invalid_symbol
+    assert call(f"{base}/api/v3/klines?symbol=XYZUSDT&interval=1m") == invalid_symbol
+    assert call(f"{base}/api/v3/ticker/24hr?symbol=XYZUSDT") == invalid_symbol
+    assert call(f"{base}/api/v3/klines?interval=1m") == invalid_symbol  # no symbol at all
+    assert call(f'{base}/api/v3/ticker/price?symbols=["BTCUSDT","XYZUSDT"]') == invalid_symbol
+    assert call(f"{base}/api/v3/klines?symbol=BTCUSDT&interval=7m") == (
         400,
-        {"code": -1121, "msg": "Invalid symbol."},
+        {"code": -1120, "msg": "Invalid interval."},
     )
-    status, body = get(f"{base}/api/v3/order")
-    assert status == 404 and body["code"] == -1000 and "does not serve" in body["msg"]
-    assert get(f"{base}/api/v3/ping") == (200, {})
-    lines = log.getvalue().splitlines()
-    assert lines[0].endswith("GET /api/v3/depth symbol=XYZUSDT 400")
-    assert lines[-1].endswith("GET /api/v3/ping  200")
+    status, body = call(f"{base}/api/v3/depth?symbol=BTCUSDT&limit=ten")
+    assert (status, body["code"]) == (400, -1100)
+    for method, path in [("GET", "/api/v3/account"), ("POST", "/api/v3/order"), ("GET", "/")]:
+        status, body = call(
+            f"{base}{path}", method, b"symbol=BTCUSDT" if method == "POST" else None
+        )
+        assert status == 404 and body["code"] == -1000, (method, path)
+        assert f"does not serve {method} {path}" in body["msg"]
+
+
+def test_served_endpoints_answer_over_http(live):
+    base, _ = live
+    assert call(f"{base}/api/v3/ping") == (200, {})
+    assert call(f"{base}/api/v3/time") == (200, {"serverTime": int(NOW * 1000)})
+    status, tickers = call(f"{base}/api/v3/ticker/24hr")
+    assert status == 200 and [t["symbol"] for t in tickers] == ["BTCUSDT", "ETHUSDT"]
+    status, prices = call(f'{base}/api/v3/ticker/price?symbols=["ETHUSDT"]')
+    assert status == 200 and [p["symbol"] for p in prices] == ["ETHUSDT"]
+    status, best = call(f"{base}/api/v3/ticker/bookTicker?symbol=BTCUSDT")
+    assert status == 200 and best["bidPrice"] == tickers[0]["bidPrice"]
+
+
+def test_the_request_log_has_one_line_per_request(live):
+    base, log = live
+    call(f"{base}/api/v3/depth?symbol=XYZUSDT&limit=5")
+    call(f"{base}/api/v3/ping")
+    call(f"{base}/api/v3/order", "POST", b"side=BUY")
+    lines = [line.split(" ") for line in log.getvalue().splitlines()]
+    assert [fields[1:5] for fields in lines] == [
+        ["GET", "/api/v3/depth", "symbol=XYZUSDT&limit=5", "400"],
+        ["GET", "/api/v3/ping", "-", "200"],
+        ["POST", "/api/v3/order", "-", "404"],
+    ]
+    assert all(fields[0].endswith("Z") and fields[5].endswith("ms") for fields in lines)
 
 
 def test_overrides_point_ccxt_at_the_sandbox_for_spot_only():
-    overrides = freqtrade_exchange_overrides("http://botpool-exchange-sandbox:8000")
-    assert overrides["name"] == "binance" and overrides["enable_ws"] is False
-    for key in ("ccxt_config", "ccxt_async_config"):
-        assert overrides[key]["urls"]["api"]["public"] == (
-            "http://botpool-exchange-sandbox:8000/api/v3"
-        )
-        assert overrides[key]["options"]["fetchMarkets"] == {"types": ["spot"]}
+    overrides = freqtrade_exchange_overrides("http://botpool-sandbox:8000/")
+    assert overrides["name"] == SANDBOX_EXCHANGE == "binance"
+    assert overrides["enable_ws"] is False
+    # freqtrade merges ccxt_config into its async client's config as well
+    assert "ccxt_async_config" not in overrides
+    urls = overrides["ccxt_config"]["urls"]["api"]
+    assert urls == {
+        "public": "http://botpool-sandbox:8000/api/v3",
+        "private": "http://botpool-sandbox:8000/api/v3",
+    }
+    assert overrides["ccxt_config"]["options"]["fetchMarkets"] == {"types": ["spot"]}
+
+
+def test_the_command_line_runs_on_the_bare_standard_library_and_repeats_its_prices(tmp_path):
+    # As in its container: the sandbox's own files and a stub package, no site-packages (-S).
+    (tmp_path / "botpool").mkdir()
+    (tmp_path / "botpool" / "__init__.py").write_text("")
+    shutil.copytree(
+        SANDBOX, tmp_path / "botpool" / "sandbox", ignore=shutil.ignore_patterns("*.md")
+    )
+    log = tmp_path / "requests.log"
+    command = [sys.executable, "-S", "-m", "botpool.sandbox", "--port", "0", "--seed", "5"]
+    command += ["--pairs", "BTC/USDT,SOL/USDT", "--request-log", str(log)]
+    process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        banner = process.stderr.readline()
+        assert "test double" in banner, banner
+        port = int(banner.split(" on 127.0.0.1:")[1].split()[0])
+        end = (int(time.time()) - 3600) * 1000  # the past: the same in any process
+        query = f"symbol=SOLUSDT&interval=1m&limit=30&endTime={end}"
+        status, rows = call(f"http://127.0.0.1:{port}/api/v3/klines?{query}")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert status == 200
+    here = Exchange([Market("SOL/USDT", seed=5)])
+    assert rows == klines(here, "SOLUSDT", "1m", limit=30, endTime=end)
+    assert f"GET /api/v3/klines {query} 200" in log.read_text()
+    assert process.returncode == 0  # SIGTERM stops it cleanly, as `docker stop` will
+
+
+def test_the_command_line_documents_its_knobs():
+    result = subprocess.run(
+        [sys.executable, "-m", "botpool.sandbox", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for knob in ("--listen", "--port", "--pairs", "--seed", "--step-seconds", "--volatility"):
+        assert knob in result.stdout
+    assert "--request-log" in result.stdout and "TEST DOUBLE" in result.stdout

@@ -1,31 +1,51 @@
-"""The sandbox exchange: a TEST DOUBLE of a crypto exchange, so real freqtrade bots trade
-offline against synthetic, deterministic prices (see README "The sandbox exchange").
+"""The sandbox exchange: a TEST DOUBLE of a crypto exchange, so that real
+`freqtrade trade --dry-run` bots run and trade offline, on synthetic prices.
 
-It speaks the public part of Binance's spot REST API; bots in dry-run mode need nothing
-else. Standard library only: it runs in a container that has none of botpool's packages.
+It imitates the public part of Binance's spot REST API (all a dry-run spot bot asks for)
+and serves deterministic prices: the price of a pair at a time step is a pure function of
+(seed, pair, step), so every timeframe's candles, the ticker and the order book agree,
+and a restart serves the same history. Prices sit on each pair's tick grid and change in
+steps of a few seconds, so freqtrade's dry-run orders fill.
+
+Knobs (command line, `python3 -m botpool.sandbox --help`, or serve()'s arguments):
+  --listen ADDRESS        address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
+  --port PORT             TCP port (default 8000; 0 picks a free one)
+  --pairs A/B,C/D         pairs to list (default: seven major USDT pairs, DEFAULT_PAIRS)
+  --seed N                same seed, same prices (default 42)
+  --step-seconds N        prices change every N seconds (default 5)
+  --volatility X          about the std of one step's relative move (default 0.001,
+                          about 0.4 % a minute and 3 % an hour)
+  --request-log PATH      one line per request: time, method, path, query, status,
+                          duration ('-', the default, is stderr)
+
+Standard library only: it runs in a container whose Python has none of botpool's packages.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from botpool.sandbox.market import DEFAULT_PAIRS
 from botpool.sandbox.server import serve
 
-SANDBOX_EXCHANGE = "binance"  # the ccxt exchange the sandbox imitates
+SANDBOX_EXCHANGE = "binance"  # the ccxt exchange id the sandbox imitates
 
-__all__ = ["SANDBOX_EXCHANGE", "freqtrade_exchange_overrides", "serve"]
+__all__ = ["DEFAULT_PAIRS", "SANDBOX_EXCHANGE", "freqtrade_exchange_overrides", "serve"]
 
 
 def freqtrade_exchange_overrides(base_url: str) -> dict[str, Any]:
-    """Keys to merge into a bot's freqtrade `exchange` section to trade on the sandbox."""
-    ccxt = {
-        "urls": {"api": {"public": f"{base_url}/api/v3"}},
-        # without this, ccxt also loads futures markets from Binance's other hosts
-        "options": {"fetchMarkets": {"types": ["spot"]}},
-    }
+    """Keys to merge into a freqtrade config's `exchange` section, for a bot that trades on
+    the sandbox at base_url (e.g. "http://botpool-sandbox:8000")."""
+    spot_api = f"{base_url.rstrip('/')}/api/v3"
     return {
         "name": SANDBOX_EXCHANGE,
-        "ccxt_config": ccxt,
-        "ccxt_async_config": ccxt,
-        "enable_ws": False,  # the sandbox has no websocket; polling REST is enough
+        # freqtrade merges ccxt_config into both its sync and its async ccxt clients, so no
+        # ccxt_async_config is needed. "private" is redirected too: an order that reached
+        # the sandbox by mistake gets a loud error instead of going to the real exchange.
+        "ccxt_config": {
+            "urls": {"api": {"public": spot_api, "private": spot_api}},
+            # without this, ccxt also loads futures markets from Binance's other hosts
+            "options": {"fetchMarkets": {"types": ["spot"]}},
+        },
+        "enable_ws": False,  # the sandbox has no websocket; REST polling is enough
     }

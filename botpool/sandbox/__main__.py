@@ -1,52 +1,97 @@
-"""Run the sandbox exchange: python3 -m botpool.sandbox --help"""
+"""Run the sandbox exchange (a test double): python3 -m botpool.sandbox --help"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+from typing import TextIO
 
-from botpool.sandbox import serve
+from botpool.sandbox.market import (
+    DEFAULT_PAIRS,
+    DEFAULT_SEED,
+    DEFAULT_STEP_SECONDS,
+    DEFAULT_VOLATILITY,
+)
+from botpool.sandbox.server import serve
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python3 -m botpool.sandbox",
-        description="botpool's sandbox exchange (a test double of "
-        "Binance's public spot REST API, with synthetic prices)",
+        description="botpool's sandbox exchange: a TEST DOUBLE of Binance's public spot REST "
+        "API with synthetic, deterministic prices, so freqtrade dry-run bots trade offline.",
     )
-    p.add_argument("--listen", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address to listen on (%(default)s)",
+    )
+    p.add_argument(
+        "--port", type=int, default=8000, metavar="N", help="TCP port, 0: any free (%(default)s)"
+    )
     p.add_argument(
         "--pairs",
-        default="",
-        help="comma-separated, e.g. BTC/USDT,ETH/USDT (default: seven major USDT pairs)",
+        default=",".join(DEFAULT_PAIRS),
+        metavar="A/B,C/D",
+        help="comma-separated pairs to list (%(default)s)",
     )
-    p.add_argument("--seed", type=int, default=42, help="same seed, same prices")
-    p.add_argument("--step-seconds", type=int, default=5, help="prices change every N seconds")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        metavar="N",
+        help="same seed, same prices (%(default)s)",
+    )
+    p.add_argument(
+        "--step-seconds",
+        type=int,
+        default=DEFAULT_STEP_SECONDS,
+        metavar="N",
+        help="prices change every N seconds (%(default)s)",
+    )
     p.add_argument(
         "--volatility",
         type=float,
-        default=0.001,
-        help="about the relative std of one price step (0.001: ~0.35%% a minute)",
+        default=DEFAULT_VOLATILITY,
+        metavar="X",
+        help="about the std of one step's relative move (%(default)s: ~0.4%% a minute, "
+        "~3%% an hour at 5-second steps)",
     )
-    p.add_argument("--request-log", default="-", help="file for the request log ('-': stderr)")
-    args = p.parse_args()
-    log = sys.stderr if args.request_log == "-" else open(args.request_log, "a")  # noqa: SIM115
+    p.add_argument(
+        "--request-log",
+        default="-",
+        metavar="PATH",
+        help="append one line per request (time, method, path, query, status, duration) "
+        "to PATH; '-' is stderr (%(default)s)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     pairs = [x.strip() for x in args.pairs.split(",") if x.strip()]
-    server = serve(
-        args.listen, args.port, pairs, args.seed, args.step_seconds, args.volatility, log=log
-    )
+    log: TextIO = sys.stderr if args.request_log == "-" else open(args.request_log, "a")  # noqa: SIM115
+    try:
+        server = serve(
+            args.listen, args.port, pairs, args.seed, args.step_seconds, args.volatility, log=log
+        )
+    except (ValueError, OSError) as exc:
+        sys.exit(f"sandbox exchange: {exc}")
     print(
-        f"sandbox exchange on {args.listen}:{server.server_address[1]} serving "
-        f"{', '.join(pairs) or 'default pairs'} (seed {args.seed})",
+        f"sandbox exchange (a test double) on {args.listen}:{server.server_address[1]} "
+        f"serving {', '.join(pairs) or ', '.join(DEFAULT_PAIRS)} (seed {args.seed}, "
+        f"{args.step_seconds} s steps, volatility {args.volatility})",
         file=sys.stderr,
         flush=True,
     )
-    # As a container's PID 1 nothing handles SIGTERM by default: `docker stop` would wait for
-    # its timeout. Stop at once instead (there is no state to save).
+    # As a container's PID 1 nothing handles SIGTERM by default, so `docker stop` would wait
+    # for its timeout. Stop at once instead: there is no state to save.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server.serve_forever()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C in a terminal: no traceback
+        server.serve_forever()
 
 
 if __name__ == "__main__":

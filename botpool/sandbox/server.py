@@ -1,8 +1,9 @@
 """The HTTP side: the public part of Binance's spot REST API that freqtrade uses.
 
-Served: /api/v3/ping, time, exchangeInfo, klines, ticker/24hr, ticker/price,
-ticker/bookTicker, depth. Anything else gets a Binance-style JSON error, so a bot that asks
-for something new fails loudly instead of trading on made-up data.
+Served (GET): /api/v3/ping, time, exchangeInfo, klines, ticker/24hr, ticker/price,
+ticker/bookTicker, depth. Anything else, and any unknown symbol or bad parameter, gets a
+Binance-style JSON error with a 4xx status, so a bot that asks for something new fails
+loudly instead of trading on made-up data.
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
-from botpool.sandbox.market import Market
+from botpool.sandbox.market import (
+    DEFAULT_PAIRS,
+    DEFAULT_SEED,
+    DEFAULT_STEP_SECONDS,
+    DEFAULT_VOLATILITY,
+    Market,
+)
 
-INTERVALS = {
+INTERVALS = {  # Binance's kline intervals, in seconds
     "1s": 1,
     "1m": 60,
     "3m": 180,
@@ -35,27 +42,55 @@ INTERVALS = {
     "3d": 259200,
     "1w": 604800,
 }
+DAY_MS = 86_400_000
+BOOK_QTY = "1000.00000000"  # deep enough that no dry-run order is ever partly filled
 
 
 class ApiError(Exception):
+    """An answer in Binance's error format: {"code": -1121, "msg": "Invalid symbol."}."""
+
     def __init__(self, status: int, code: int, msg: str):
         super().__init__(msg)
         self.status, self.code, self.msg = status, code, msg
 
 
-def _fmt(market: Market, value: float) -> str:
-    return f"{value:.{market.decimals}f}"
+def _int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer parameter, clamped to [low, high] like Binance does for `limit`."""
+    try:
+        value = int(query.get(name, default))
+    except ValueError:
+        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
+    return min(max(value, low), high)
 
 
 class Exchange:
-    """The markets and the answers to each endpoint; the clock is injectable for tests."""
+    """The markets and the answer to each endpoint; the clock is injectable for tests."""
 
     def __init__(self, markets: list[Market], clock: Callable[[], float] = time.time):
         self.markets = {m.symbol: m for m in markets}
+        if len(self.markets) != len(markets):
+            raise ValueError("two pairs share one exchange symbol")
         self.clock = clock
+        self.routes: dict[str, Callable[[dict[str, str]], Any]] = {
+            "/api/v3/ping": lambda query: {},
+            "/api/v3/time": lambda query: {"serverTime": self.now_ms()},
+            "/api/v3/exchangeInfo": self.exchange_info,
+            "/api/v3/klines": self.klines,
+            "/api/v3/ticker/24hr": self.ticker_24hr,
+            "/api/v3/ticker/price": self.ticker_price,
+            "/api/v3/ticker/bookTicker": self.book_ticker,
+            "/api/v3/depth": self.depth,
+        }
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    def route(self, method: str, path: str, query: dict[str, str]) -> Any:
+        """The JSON answer to one request; raises ApiError for anything not served."""
+        handler = self.routes.get(path)
+        if handler is None or method != "GET":
+            raise ApiError(404, -1000, f"botpool sandbox exchange does not serve {method} {path}")
+        return handler(query)
 
     def market(self, query: dict[str, str]) -> Market:
         symbol = query.get("symbol", "")
@@ -63,211 +98,218 @@ class Exchange:
             raise ApiError(400, -1121, "Invalid symbol.")
         return self.markets[symbol]
 
-    def route(self, path: str, query: dict[str, str]) -> Any:
-        handler = {
-            "/api/v3/ping": lambda q: {},
-            "/api/v3/time": lambda q: {"serverTime": self.now_ms()},
-            "/api/v3/exchangeInfo": self.exchange_info,
-            "/api/v3/klines": self.klines,
-            "/api/v3/ticker/24hr": self.ticker_24hr,
-            "/api/v3/ticker/price": self.ticker_price,
-            "/api/v3/ticker/bookTicker": self.book_ticker,
-            "/api/v3/depth": self.depth,
-        }.get(path)
-        if handler is None:
-            raise ApiError(404, -1000, f"botpool sandbox exchange does not serve {path}")
-        return handler(query)
+    def selected(self, query: dict[str, str]) -> list[Market] | Market:
+        """`symbol=X` selects one market, `symbols=["X","Y"]` a list, neither all of them."""
+        if "symbol" in query:
+            return self.market(query)
+        if "symbols" not in query:
+            return list(self.markets.values())
+        try:
+            symbols = json.loads(query["symbols"])
+        except ValueError:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'symbols'.") from None
+        if not isinstance(symbols, list):
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'symbols'.")
+        return [self.market({"symbol": str(s)}) for s in symbols]
 
     def exchange_info(self, query: dict[str, str]) -> dict[str, Any]:
+        chosen = self.selected(query)
         return {
             "timezone": "UTC",
             "serverTime": self.now_ms(),
             "rateLimits": [],
             "exchangeFilters": [],
-            "symbols": [self._symbol(m) for m in self.markets.values()],
-        }
-
-    @staticmethod
-    def _symbol(m: Market) -> dict[str, Any]:
-        lot = f"{m.lot:.8f}"
-        return {
-            "symbol": m.symbol,
-            "status": "TRADING",
-            "baseAsset": m.base,
-            "baseAssetPrecision": 8,
-            "quoteAsset": m.quote,
-            "quotePrecision": 8,
-            "quoteAssetPrecision": 8,
-            "baseCommissionPrecision": 8,
-            "quoteCommissionPrecision": 8,
-            "orderTypes": [
-                "LIMIT",
-                "LIMIT_MAKER",
-                "MARKET",
-                "STOP_LOSS_LIMIT",
-                "TAKE_PROFIT_LIMIT",
-            ],
-            "icebergAllowed": True,
-            "ocoAllowed": True,
-            "otoAllowed": True,
-            "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": True,
-            "cancelReplaceAllowed": True,
-            "isSpotTradingAllowed": True,
-            "isMarginTradingAllowed": False,
-            "permissions": [],
-            "permissionSets": [["SPOT"]],
-            "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-            "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
-            "filters": [
-                {
-                    "filterType": "PRICE_FILTER",
-                    "minPrice": _fmt(m, m.tick),
-                    "maxPrice": "10000000.00000000",
-                    "tickSize": _fmt(m, m.tick),
-                },
-                {
-                    "filterType": "LOT_SIZE",
-                    "minQty": lot,
-                    "maxQty": "9000000.00000000",
-                    "stepSize": lot,
-                },
-                {
-                    "filterType": "NOTIONAL",
-                    "minNotional": "5.00000000",
-                    "applyMinToMarket": True,
-                    "maxNotional": "9000000.00000000",
-                    "applyMaxToMarket": False,
-                    "avgPriceMins": 5,
-                },
+            "symbols": [
+                _symbol_info(m) for m in (chosen if isinstance(chosen, list) else [chosen])
             ],
         }
 
     def klines(self, query: dict[str, str]) -> list[list[Any]]:
+        """Candles oldest first; the last one may still be open, as on Binance."""
         m = self.market(query)
-        interval = INTERVALS.get(query.get("interval", ""))
-        if interval is None:
+        seconds = INTERVALS.get(query.get("interval", ""))
+        if seconds is None:
             raise ApiError(400, -1120, "Invalid interval.")
-        try:
-            limit = min(int(query.get("limit", 500)), 1000)
-            start = int(query["startTime"]) if "startTime" in query else None
-            end = int(query["endTime"]) if "endTime" in query else None
-        except ValueError:
-            raise ApiError(400, -1100, "Illegal characters found in a parameter.") from None
+        limit = _int(query, "limit", 500, 1, 1000)
         now = self.now_ms()
-        step = interval * 1000
-        last_open = min(end if end is not None else now, now) // step * step
-        if start is not None:
-            first_open = -(-start // step) * step
-            opens = range(first_open, min(first_open + limit * step, last_open + step), step)
+        step = seconds * 1000
+        end = min(_int(query, "endTime", now, 0, now), now)
+        last_open = end // step * step
+        if "startTime" in query:
+            start = _int(query, "startTime", 0, 0, now + step)
+            first_open = -(-start // step) * step  # the first candle opening at or after start
         else:
-            opens = range(last_open - (limit - 1) * step, last_open + step, step)
+            first_open = last_open - (limit - 1) * step
+        opens = range(first_open, min(first_open + limit * step, last_open + step), step)
         rows = []
         for open_ms in opens:
-            o, h, low, c, v = m.candle(open_ms, step, now)
+            c = m.candle(open_ms, step, now)
+            quote_volume = f"{c.volume * c.close:.8f}"
             rows.append(
                 [
                     open_ms,
-                    _fmt(m, o),
-                    _fmt(m, h),
-                    _fmt(m, low),
-                    _fmt(m, c),
-                    f"{v:.4f}",
+                    _price(m, c.open),
+                    _price(m, c.high),
+                    _price(m, c.low),
+                    _price(m, c.close),
+                    f"{c.volume:.8f}",
                     open_ms + step - 1,
-                    f"{v * c:.4f}",
-                    100,
-                    f"{v / 2:.4f}",
-                    f"{v * c / 2:.4f}",
+                    quote_volume,
+                    max(1, round(c.volume / m.volume_per_step)),  # one trade a step
+                    f"{c.volume / 2:.8f}",
+                    f"{c.volume * c.close / 2:.8f}",
                     "0",
                 ]
             )
         return rows
 
-    def _ticker(self, m: Market) -> dict[str, Any]:
+    def ticker_24hr(self, query: dict[str, str]) -> Any:
         now = self.now_ms()
-        o, h, low, c, v = m.candle(now - 86_400_000, 86_400_000, now)
+        chosen = self.selected(query)
+        if isinstance(chosen, list):
+            return [self._ticker(m, now) for m in chosen]
+        return self._ticker(chosen, now)
+
+    def _ticker(self, m: Market, now: int) -> dict[str, Any]:
+        day = m.candle(now - DAY_MS, DAY_MS, now)
         bid, ask = m.book(m.step_at(now))
         return {
             "symbol": m.symbol,
-            "priceChange": _fmt(m, c - o),
-            "priceChangePercent": f"{(c - o) / o * 100:.3f}",
-            "weightedAvgPrice": _fmt(m, c),
-            "prevClosePrice": _fmt(m, o),
-            "lastPrice": _fmt(m, c),
-            "lastQty": "1.00000000",
-            "bidPrice": _fmt(m, bid),
-            "bidQty": "1000.00000000",
-            "askPrice": _fmt(m, ask),
-            "askQty": "1000.00000000",
-            "openPrice": _fmt(m, o),
-            "highPrice": _fmt(m, h),
-            "lowPrice": _fmt(m, low),
-            "volume": f"{v:.4f}",
-            "quoteVolume": f"{v * c:.4f}",
-            "openTime": now - 86_400_000,
+            "priceChange": _price(m, day.close - day.open),
+            "priceChangePercent": f"{(day.close - day.open) / day.open * 100:.3f}",
+            "weightedAvgPrice": _price(m, (day.high + day.low) / 2),
+            "prevClosePrice": _price(m, day.open),
+            "lastPrice": _price(m, day.close),
+            "lastQty": f"{m.lot:.8f}",
+            "bidPrice": _price(m, bid),
+            "bidQty": BOOK_QTY,
+            "askPrice": _price(m, ask),
+            "askQty": BOOK_QTY,
+            "openPrice": _price(m, day.open),
+            "highPrice": _price(m, day.high),
+            "lowPrice": _price(m, day.low),
+            "volume": f"{day.volume:.8f}",
+            "quoteVolume": f"{day.volume * day.close:.8f}",
+            "openTime": now - DAY_MS,
             "closeTime": now,
             "firstId": 1,
-            "lastId": 1000,
-            "count": 1000,
+            "lastId": DAY_MS // (m.step_seconds * 1000),
+            "count": DAY_MS // (m.step_seconds * 1000),
         }
-
-    def ticker_24hr(self, query: dict[str, str]) -> Any:
-        if "symbol" in query:
-            return self._ticker(self.market(query))
-        return [self._ticker(m) for m in self.markets.values()]
 
     def ticker_price(self, query: dict[str, str]) -> Any:
-        def one(m: Market) -> dict[str, str]:
-            return {"symbol": m.symbol, "price": _fmt(m, m.price(m.step_at(self.now_ms())))}
+        now = self.now_ms()
 
-        return (
-            one(self.market(query))
-            if "symbol" in query
-            else [one(m) for m in self.markets.values()]
-        )
+        def one(m: Market) -> dict[str, str]:
+            return {"symbol": m.symbol, "price": _price(m, m.price(m.step_at(now)))}
+
+        chosen = self.selected(query)
+        return [one(m) for m in chosen] if isinstance(chosen, list) else one(chosen)
 
     def book_ticker(self, query: dict[str, str]) -> Any:
+        now = self.now_ms()
+
         def one(m: Market) -> dict[str, str]:
-            bid, ask = m.book(m.step_at(self.now_ms()))
+            bid, ask = m.book(m.step_at(now))
             return {
                 "symbol": m.symbol,
-                "bidPrice": _fmt(m, bid),
-                "bidQty": "1000.00000000",
-                "askPrice": _fmt(m, ask),
-                "askQty": "1000.00000000",
+                "bidPrice": _price(m, bid),
+                "bidQty": BOOK_QTY,
+                "askPrice": _price(m, ask),
+                "askQty": BOOK_QTY,
             }
 
-        return (
-            one(self.market(query))
-            if "symbol" in query
-            else [one(m) for m in self.markets.values()]
-        )
+        chosen = self.selected(query)
+        return [one(m) for m in chosen] if isinstance(chosen, list) else one(chosen)
 
     def depth(self, query: dict[str, str]) -> dict[str, Any]:
+        """An order book one tick apart on both sides, its top equal to the ticker's."""
         m = self.market(query)
-        limit = min(int(query.get("limit", 100) or 100), 5000)
+        limit = _int(query, "limit", 100, 1, 5000)
         step = m.step_at(self.now_ms())
         bid, ask = m.book(step)
+        levels = min(limit, round(bid / m.tick))  # bids stop at the lowest price, one tick
         return {
-            "lastUpdateId": step,
-            "bids": [[_fmt(m, m.on_grid(bid - i * m.tick)), "1000.00000000"] for i in range(limit)],
-            "asks": [[_fmt(m, m.on_grid(ask + i * m.tick)), "1000.00000000"] for i in range(limit)],
+            "lastUpdateId": step,  # changes exactly when the prices do
+            "bids": [[_price(m, bid - i * m.tick), BOOK_QTY] for i in range(levels)],
+            "asks": [[_price(m, ask + i * m.tick), BOOK_QTY] for i in range(limit)],
         }
+
+
+def _price(m: Market, value: float) -> str:
+    return f"{value:.{m.decimals}f}"
+
+
+def _symbol_info(m: Market) -> dict[str, Any]:
+    """One entry of exchangeInfo's `symbols`: what ccxt needs to build the market."""
+    lot = f"{m.lot:.8f}"
+    return {
+        "symbol": m.symbol,
+        "status": "TRADING",
+        "baseAsset": m.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": m.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": _price(m, m.tick),
+                "maxPrice": "10000000.00000000",
+                "tickSize": _price(m, m.tick),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": lot,
+                "maxQty": "9000000.00000000",
+                "stepSize": lot,
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": f"{m.min_notional:.8f}",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+        ],
+    }
 
 
 def make_handler(exchange: Exchange, log: TextIO | None) -> type[BaseHTTPRequestHandler]:
-    lock = threading.Lock()
+    """A request handler class bound to one exchange and one request log."""
+    lock = threading.Lock()  # one log line at a time from the server's threads
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "botpool-sandbox"
 
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def answer(self) -> None:
+            started = time.monotonic()
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            # Drain any body, so that it is not read as the next request on this connection.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
-                status, body = 200, exchange.route(url.path, query)
+                status, body = 200, exchange.route(self.command, url.path, query)
             except ApiError as exc:
                 status, body = exc.status, {"code": exc.code, "msg": exc.msg}
+            except Exception as exc:  # a bug here must not look like a dead exchange
+                status, body = 500, {"code": -1000, "msg": f"sandbox error: {exc!r}"}
             data = json.dumps(body, separators=(",", ":")).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -275,14 +317,14 @@ def make_handler(exchange: Exchange, log: TextIO | None) -> type[BaseHTTPRequest
             self.end_headers()
             self.wfile.write(data)
             if log is not None:
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                took = (time.monotonic() - started) * 1000
+                line = f"{stamp} {self.command} {url.path} {url.query or '-'} {status} {took:.0f}ms"
                 with lock:
-                    log.write(
-                        f"{time.strftime('%Y-%m-%dT%H:%M:%S')} GET {url.path} "
-                        f"{url.query} {status}\n"
-                    )
+                    log.write(line + "\n")
                     log.flush()
 
-        do_POST = do_DELETE = do_PUT = do_GET  # noqa: N815 - all answered (errors, mostly)
+        do_GET = do_POST = do_PUT = do_DELETE = answer  # noqa: N815 - the http.server API
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # the request log above replaces http.server's stderr lines
@@ -294,16 +336,18 @@ def serve(
     listen: str = "127.0.0.1",
     port: int = 0,
     pairs: list[str] | None = None,
-    seed: int = 42,
-    step_seconds: int = 5,
-    volatility: float = 0.001,
+    seed: int = DEFAULT_SEED,
+    step_seconds: int = DEFAULT_STEP_SECONDS,
+    volatility: float = DEFAULT_VOLATILITY,
     log: TextIO | None = sys.stderr,
     clock: Callable[[], float] = time.time,
 ) -> ThreadingHTTPServer:
-    """Create (not start) the server; call serve_forever(), e.g. in a thread for tests."""
-    from botpool.sandbox.market import DEFAULT_PAIRS
+    """Create and bind (not start) the sandbox exchange's HTTP server.
 
+    Call serve_forever() on it, in a thread for tests (port 0 picks a free port: read it
+    from server.server_address[1]); shutdown() stops it. `log` gets one line per request.
+    """
     markets = [Market(p, seed, step_seconds, volatility) for p in (pairs or DEFAULT_PAIRS)]
     server = ThreadingHTTPServer((listen, port), make_handler(Exchange(markets, clock), log))
-    server.daemon_threads = True
+    server.daemon_threads = True  # a hung client must not keep a test process alive
     return server
