@@ -260,7 +260,7 @@ EXCHANGE: dict[str, Key] = {
     "sandbox": Key(boolean, False, "point bots at botpool's sandbox exchange (a test double)"),
     "seed": Key(integer(0), 42, "sandbox: seed of the synthetic prices"),
     "step_seconds": Key(integer(1, 3600), 5, "sandbox: seconds between price steps"),
-    "volatility": Key(number(0, 1), 0.001, "sandbox: about the relative std of one price step"),
+    "volatility": Key(number(0, 0.05), 0.001, "sandbox: about the relative std of one price step"),
     "ccxt_config": Key(mapping, {}, "extra ccxt settings (never credentials)"),
 }
 
