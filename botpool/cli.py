@@ -229,6 +229,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    """Compare every host of a pyinfra inventory with its layout: 0 same, 2 drift, 1 error."""
+    from botpool.drift import HostDrift, host_drift
+    from botpool.remote import open_inventory
+
+    results: list[HostDrift] = []
+    with open_inventory(args.inventory) as hosts:
+        for remote in hosts:
+            if not remote.reachable:
+                results.append(HostDrift(remote.name, error=f"{remote.name}: unreachable"))
+            else:
+                results.append(host_drift(remote))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        rows = [(r.host, d.subject, d.kind, d.detail) for r in results for d in r.differences]
+        if rows:
+            print(table(rows, ("HOST", "WHAT", "DRIFT", "DETAIL")))
+        for r in results:
+            if r.error:
+                print(f"error: {r.error}", file=sys.stderr)
+        clean = [r.host for r in results if not r.error and not r.differences]
+        if clean:
+            print(f"no drift on {', '.join(clean)}")
+    if any(r.error for r in results):
+        return ERROR
+    return CHANGES if any(r.differences for r in results) else OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="botpool", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,6 +288,10 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--host", default="local", help="layout host this machine is (default local)")
     st.add_argument("--wait", type=float, default=0, help="seconds to wait for every API")
     st.set_defaults(func=cmd_status)
+    d = sub.add_parser("drift", help="compare the hosts of a pyinfra inventory with the layout")
+    d.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
+    d.add_argument("--json", action="store_true", help="machine-readable output")
+    d.set_defaults(func=cmd_drift)
     s = sub.add_parser("rotate", help="give one bot new API credentials on the next converge")
     s.add_argument("layout")
     s.add_argument("bot", help="USER/BOT")
