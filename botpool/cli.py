@@ -231,16 +231,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     """Compare every host of a pyinfra inventory with its layout: 0 same, 2 drift, 1 error."""
-    from botpool.drift import HostDrift, host_drift
-    from botpool.remote import open_inventory
+    from concurrent.futures import ThreadPoolExecutor
 
-    results: list[HostDrift] = []
-    with open_inventory(args.inventory) as hosts:
-        for remote in hosts:
-            if not remote.reachable:
-                results.append(HostDrift(remote.name, error=f"{remote.name}: unreachable"))
-            else:
-                results.append(host_drift(remote))
+    from botpool.drift import host_drift
+    from botpool.remote import inventory_hosts
+
+    hosts = inventory_hosts(args.inventory)
+    with ThreadPoolExecutor(max_workers=16) as pool:  # hosts are read in parallel
+        results = list(pool.map(host_drift, hosts))
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:

@@ -95,6 +95,15 @@ class ImageSettings:
 
 
 @dataclass(frozen=True)
+class CheckSettings:
+    stagnant_after_minutes: int = 60
+    heartbeat_max_age_seconds: int = 180
+    max_exits_per_hour: int = 3
+    pool_memory_share: float = 0.9
+    host_min_available_mb: int = 256
+
+
+@dataclass(frozen=True)
 class Layout:
     file: str
     freqtrade_version: str
@@ -109,6 +118,7 @@ class Layout:
     exchanges: dict[str, ExchangeProfile]
     users: tuple[User, ...]
     strategies: dict[str, Path] = field(default_factory=dict)  # class name -> file
+    checks: CheckSettings = CheckSettings()
 
     @property
     def bots(self) -> tuple[Bot, ...]:
@@ -209,6 +219,7 @@ class _Validator:
         top = self.section(data, (), schema.TOP)
         defaults = self.section(top.get("defaults"), ("defaults",), schema.DEFAULTS)
         image = self.section(defaults.get("image"), ("defaults", "image"), schema.IMAGE)
+        checks = self.section(top.get("checks"), ("checks",), schema.CHECKS)
         base_port = defaults.get("base_port", 9000)
         max_port = defaults.get("max_port") or min(base_port + 999, 65535)
         if base_port > max_port or max_port > 65535:
@@ -242,6 +253,7 @@ class _Validator:
             exchanges=exchanges,
             users=users,
             strategies=strategies,
+            checks=CheckSettings(**checks),
         )
 
     def hosts(self, raw: dict[str, Any]) -> dict[str, Host]:

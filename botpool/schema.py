@@ -278,11 +278,30 @@ USER: dict[str, Key] = {
     ),
 }
 
+CHECKS: dict[str, Key] = {
+    "stagnant_after_minutes": Key(
+        integer(1), 60, "a bot running this long with 0 trades is reported stagnant"
+    ),
+    "heartbeat_max_age_seconds": Key(
+        integer(10), 180, "a bot loop silent this long is reported not heartbeating"
+    ),
+    "max_exits_per_hour": Key(
+        integer(0), 3, "more program exits than this in the last hour is a crash loop"
+    ),
+    "pool_memory_share": Key(
+        number(0, 1), 0.9, "a pool using more than this share of its memory limit is reported"
+    ),
+    "host_min_available_mb": Key(
+        integer(0), 256, "a host with less memory available than this is reported"
+    ),
+}
+
 TOP: dict[str, Key] = {
     "defaults": Key(mapping, {}, "settings shared by everything below"),
     "hosts": Key(mapping, {}, "hosts by pyinfra inventory name; default: one host `local`"),
     "exchanges": Key(mapping, {}, "exchange profiles bots refer to by name"),
     "users": Key(mapping, REQUIRED, "users and their bots"),
+    "checks": Key(mapping, {}, "thresholds of `pytest checks/` (keys below)"),
 }
 
 BUILTIN_EXCHANGES: dict[str, dict[str, Any]] = {"sandbox": {"sandbox": True}}

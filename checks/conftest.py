@@ -1,0 +1,136 @@
+"""`pytest checks/ --inventory INVENTORY`: prove each host of a pyinfra inventory runs its plan.
+
+Every host is read once, up front, in three commands (the host snapshot, the key-by-key
+explanation of changed files when there are any, and the bot probe), whatever its number of
+bots; the tests then judge what was read. The same inventory file deploys and checks, so
+nobody repeats the host list. Results: `--junitxml=FILE` (pytest's own) and
+`--checks-json=FILE`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from botpool import health, probe
+from botpool.drift import explain, read_host
+from botpool.health import Finding
+from botpool.reconcile import Difference
+from botpool.remote import RemoteError, RemoteHost, inventory_hosts
+from botpool.source import LayoutError
+
+
+@dataclass
+class HostResult:
+    name: str
+    error: str | None = None
+    drift: list[Difference] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    commands: int = 0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--inventory",
+        default=os.environ.get("BOTPOOL_INVENTORY", "inventory/local.py"),
+        help="pyinfra inventory whose hosts to check (default inventory/local.py)",
+    )
+    parser.addoption("--checks-json", default=None, help="also write the results as JSON here")
+
+
+def read(remote: RemoteHost) -> HostResult:
+    """Everything the checks judge about one host."""
+    try:
+        state = read_host(remote)
+        host = state.plan.hosts[remote.layout_host]
+        targets = [
+            {"program": b.program, "pool": b.pool, "bot": b.name, "port": b.host_port}
+            for b in host.bots
+        ]
+        image = probe_image(
+            state.pools[0].container.image if state.pools else "", state.snapshot.images
+        )
+        seen = health.parse(remote.run(probe.command(state.plan.layout.root, image, targets)))
+        findings = health.evaluate(host, state.snapshot, seen, state.plan.layout.checks)
+        return HostResult(remote.name, None, explain(state), findings, remote.commands)
+    except (RemoteError, LayoutError) as exc:
+        return HostResult(remote.name, str(exc), commands=remote.commands)
+
+
+def probe_image(planned: str, present: set[str]) -> str:
+    """The planned pool image, or (before a converge built it) any pool image on the host."""
+    if planned in present:
+        return planned
+    return next(iter(sorted(i for i in present if i.startswith("botpool/pool:"))), planned)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    hosts = inventory_hosts(config.getoption("--inventory"))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        config.stash[RESULTS] = list(pool.map(read, hosts))
+    config.stash[OUTCOMES] = []
+
+
+RESULTS = pytest.StashKey[list[HostResult]]()
+OUTCOMES = pytest.StashKey[list[dict[str, object]]]()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    results = metafunc.config.stash[RESULTS]
+    if "host_result" in metafunc.fixturenames:
+        metafunc.parametrize("host_result", results, ids=[r.name for r in results])
+    if "finding" in metafunc.fixturenames:
+        cases = [(r.name, f) for r in results for f in r.findings]
+        metafunc.parametrize(
+            "finding",
+            [f for _, f in cases],
+            ids=[f"{host}|{f.subject}|{f.check}" for host, f in cases],
+        )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome == "failed":
+        message = (
+            str(report.longrepr.reprcrash.message)
+            if report.failed
+            and hasattr(  # type: ignore[union-attr]
+                report.longrepr, "reprcrash"
+            )
+            else ""
+        )
+        pytest_runtest_logreport.outcomes.append(  # type: ignore[attr-defined]
+            {"test": report.nodeid, "outcome": report.outcome, "message": message}
+        )
+
+
+pytest_runtest_logreport.outcomes = []  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--checks-json")
+    if not path:
+        return
+    results = session.config.stash.get(RESULTS, [])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(
+        json.dumps(
+            {
+                "hosts": [
+                    {
+                        "host": r.name,
+                        "error": r.error,
+                        "commands": r.commands,
+                        "drift": [str(d) for d in r.drift],
+                    }
+                    for r in results
+                ],
+                "tests": pytest_runtest_logreport.outcomes,  # type: ignore[attr-defined]
+            },
+            indent=2,
+        )
+    )
