@@ -259,7 +259,7 @@ def _bot(
             f"{bot.program} has run {_duration(uptime)} with 0 trades "
             f"(checks.stagnant_after_minutes: {limits.stagnant_after_minutes}): wallet "
             f"{wallet.get('free')} {s.stake_currency} free of {wallet.get('total')}, stake "
-            f"{s.stake_amount}, free trade slots {free_slots} of "
+            f"{config.get('stake_amount', s.stake_amount)}, free trade slots {free_slots} of "
             f"{count.get('max')}, whitelist {report.get('whitelist')} pairs; last warning: "
             f"{report.get('last_warning') or 'none logged'}",
         )

@@ -1,0 +1,242 @@
+"""checks/ and `botpool drift` on the real engine: break the real thing, see the right message,
+converge, see it pass again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from .e2e import REPO, VENV, Deployment, docker, new_deployment
+
+pytestmark = pytest.mark.e2e
+
+USERS = """
+cat:
+  bots:
+    - name: a
+    - {name: b, pairs: [ETH/USDT]}
+    - {name: stag, pairs: [SOL/USDT]}
+"""
+THRESHOLDS = "checks:\n  stagnant_after_minutes: 1\n"
+
+
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory) -> Deployment:
+    deployment = new_deployment(tmp_path_factory.mktemp("checks"), "e2echk", 19500)
+    deployment.write(USERS, extra_yaml=THRESHOLDS)
+    deployment.converge()
+    deployment.wait_answering()
+    yield deployment
+    deployment.teardown()
+
+
+def env(dep: Deployment) -> dict[str, str]:
+    return {
+        **os.environ,
+        "BOTPOOL_LAYOUT": str(dep.layout),
+        "BOTPOOL_SECRETS_DIR": str(dep.secrets.directory),
+    }
+
+
+def checks(dep: Deployment) -> dict[str, str]:
+    """Run `pytest checks/` as a user would; failing test id -> its message."""
+    report = dep.directory / "checks.json"
+    subprocess.run(
+        [
+            str(VENV / "pytest"),
+            "checks/",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--inventory",
+            "inventory/local.py",
+            "--checks-json",
+            str(report),
+            "--junitxml",
+            str(dep.directory / "checks.xml"),
+        ],
+        cwd=REPO,
+        env=env(dep),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    tests = json.loads(report.read_text())["tests"]
+    return {t["test"].rsplit("::", 1)[-1]: t["message"] for t in tests if t["outcome"] == "failed"}
+
+
+def drift(dep: Deployment, inventory: str = "inventory/local.py") -> tuple[int, str]:
+    proc = subprocess.run(
+        [str(VENV / "botpool"), "drift", inventory],
+        cwd=REPO,
+        env=env(dep),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def settle(dep: Deployment) -> None:
+    dep.converge()
+    dep.wait_answering()
+    dep.pids("cat-pool-1")
+
+
+def test_a_converged_host_passes_every_check_and_has_no_drift(dep):
+    assert checks(dep) == {}
+    assert (dep.directory / "checks.xml").read_text().startswith("<?xml")
+    code, output = drift(dep)
+    assert code == 0, output
+    assert "no drift on @local" in output
+
+
+def test_the_ci_workflow_steps_pass_against_this_machine(dep):
+    """The scheduled GitHub Actions drift job cannot run here: run its steps instead."""
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "drift.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["schedule"][0]["cron"] and triggers["push"]["paths"] == ["inventory/**"]
+    steps = {s.get("name"): s for s in workflow["jobs"]["drift"]["steps"]}
+    for name in ("The lock file is current", "Drift", "Checks"):
+        proc = subprocess.run(
+            ["bash", "-e", "-c", steps[name]["run"]],
+            cwd=dep.directory,
+            env={
+                **env(dep),
+                "INVENTORY": str(REPO / "inventory" / "local.py"),
+                "LAYOUT": str(dep.layout),
+                "PATH": f"{VENV}:{os.environ['PATH']}",
+            },
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, (name, proc.stdout[-2000:], proc.stderr[-2000:])
+    assert (
+        json.loads((dep.directory / "reports" / "drift.json").read_text())[0]["differences"] == []
+    )
+    assert (dep.directory / "reports" / "checks.xml").exists()
+
+
+def test_a_stopped_program(dep):
+    docker(
+        "exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf", "stop", "cat-a"
+    )
+    failed = checks(dep)
+    assert (
+        "program cat-a in cat-pool-1 is STOPPED" in failed["test_check[@local|bot cat/a|running]"]
+    )
+    code, output = drift(dep)
+    assert code == 2 and re.search(r"bot cat/a\s+stopped", output), output
+    settle(dep)
+    assert checks(dep) == {}
+
+
+def test_a_killed_container(dep):
+    docker("kill", "cat-pool-1")
+    failed = checks(dep)
+    assert (
+        "container cat-pool-1 is stopped" in failed["test_check[@local|pool cat-pool-1|container]"]
+    )
+    assert "does not answer" in failed["test_check[@local|bot cat/b|api]"]
+    assert drift(dep)[0] == 2
+    settle(dep)
+    assert checks(dep) == {}
+
+
+def test_a_stray_container_with_botpool_labels(dep):
+    docker(
+        "run",
+        "-d",
+        "--name",
+        "e2echk-stray",
+        "--label",
+        "botpool.managed=true",
+        "--label",
+        f"botpool.root={dep.root}",
+        "--label",
+        "botpool.role=pool",
+        "botpool/debian:bookworm",
+        "sleep",
+        "600",
+    )
+    failed = checks(dep)
+    assert "container e2echk-stray: extra" in failed["test_host_runs_exactly_the_plan[@local]"]
+    settle(dep)
+    assert "e2echk-stray" not in docker("ps", "-a", "--format", "{{.Names}}").split()
+    assert checks(dep) == {}
+
+
+def test_a_stray_program_file(dep):
+    stray = dep.root / "pools" / "cat-pool-1" / "programs" / "cat-ghost.conf"
+    stray.write_text("[program:cat-ghost]\ncommand=sleep 1000\n")
+    code, output = drift(dep)
+    assert code == 2 and "file pools/cat-pool-1/programs/cat-ghost.conf" in output
+    assert "extra" in output
+    settle(dep)
+    assert not stray.exists() and drift(dep)[0] == 0
+
+
+def test_a_config_edited_on_the_host(dep):
+    config = dep.root / "pools" / "cat-pool-1" / "bots" / "b" / "config.json"
+    data = json.loads(config.read_text())
+    data["stake_amount"] = 99
+    config.write_text(json.dumps(data))
+    code, output = drift(dep)
+    assert code == 2
+    assert "stake_amount differ (values not shown)" in output
+    assert data["api_server"]["password"] not in output
+    failed = checks(dep)
+    assert "stake_amount differ" in failed["test_host_runs_exactly_the_plan[@local]"]
+    settle(dep)
+    assert json.loads(config.read_text())["stake_amount"] == 10 and checks(dep) == {}
+
+
+def test_a_stagnant_bot_is_named_with_its_reason(dep):
+    """The stagnant-bot fixture of the sandbox issue, made on a deployed bot: a stake its
+    wallet cannot cover (validation would refuse it; the host is edited behind its back)."""
+    ctl = ["exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf"]
+    docker(*ctl, "stop", "cat-stag")
+    bot = dep.root / "pools" / "cat-pool-1" / "bots" / "stag"
+    data = json.loads((bot / "config.json").read_text())
+    data.update(dry_run_wallet=100, stake_amount=500)
+    (bot / "config.json").write_text(json.dumps(data))
+    for database in (bot / "user_data").glob("tradesv3.sqlite*"):
+        database.unlink()
+    docker(*ctl, "start", "cat-stag")
+    time.sleep(65)  # checks.stagnant_after_minutes: 1
+    message = checks(dep)["test_check[@local|bot cat/stag|stagnant]"]
+    assert message.startswith("cat-stag has run 1 min with 0 trades")
+    assert (
+        "wallet 99" in message and "stake 500" in message and "free trade slots 3 of 3" in message
+    )
+    assert "lower than stake amount (500 USDT)" in message
+    settle(dep)
+    assert "test_check[@local|bot cat/stag|stagnant]" not in checks(dep)
+
+
+def test_drift_exit_codes_for_errors(dep, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("users: {alice: {bots: [{name: Bad}]}}\n")
+    proc = subprocess.run(
+        [str(VENV / "botpool"), "drift", "inventory/local.py"],
+        cwd=REPO,
+        env={**env(dep), "BOTPOOL_LAYOUT": str(bad)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and "is not a valid name" in proc.stderr
+    unreachable = tmp_path / "unreachable.py"
+    unreachable.write_text(
+        "hosts = [('127.0.0.1', {'ssh_port': 1, 'botpool_host': 'local'}), '@local']\n"
+    )
+    code, output = drift(dep, str(unreachable))
+    assert code == 1 and "127.0.0.1: unreachable" in output
+    assert "no drift on @local" in output  # the reachable host is still reported
