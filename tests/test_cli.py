@@ -60,7 +60,7 @@ def test_credentials_prints_one_bots_login_only_when_asked(write_layout, secrets
 
 
 def test_the_committed_lock_files_are_current():
-    for layout in ("inventory/layout.yaml", "inventory/loadtest.yaml"):
+    for layout in ("inventory/layout.yaml", "inventory/loadtest.yaml", "inventory/production.yaml"):
         assert main(["plan", str(REPO / layout), "--check"]) == 0, layout
 
 
