@@ -16,6 +16,8 @@ for the reference when missing.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -159,11 +161,61 @@ def main() -> None:
             yaml.safe_dump(data, default_flow_style=None, sort_keys=False),
             extra_yaml="hosts:\n  local: {memory_mb: 16384}\n",
         )
+        env = {
+            **os.environ,
+            "BOTPOOL_LAYOUT": str(dep.layout),
+            "BOTPOOL_SECRETS_DIR": str(dep.secrets.directory),
+        }
         start = time.perf_counter()
         dep.converge()
         port = next(b.host_port for b in dep.plan().bots if b.key == "carol/bot-13")
         wait_ports([port])
         rows.append(("add one bot, until its API answers", f"{time.perf_counter() - start:.1f} s"))
+
+        drift_time, drift_out = timed(
+            lambda: json.loads(
+                subprocess.run(
+                    [str(REPO / ".venv/bin/botpool"), "drift", "inventory/local.py", "--json"],
+                    cwd=REPO,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
+        )
+        rows.append(
+            (
+                "botpool drift, 37 bots",
+                f"{drift_time:.2f} s, {drift_out[0]['commands']} commands on the host",
+            )
+        )
+        report = WORK / "checks.json"
+        checks_time, _ = timed(
+            lambda: subprocess.run(
+                [
+                    str(REPO / ".venv/bin/pytest"),
+                    "checks/",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "--checks-json",
+                    str(report),
+                ],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+            )
+        )
+        data = json.loads(report.read_text())
+        failed = sum(t["outcome"] == "failed" for t in data["tests"])
+        rows.append(
+            (
+                "pytest checks/, 37 bots",
+                f"{checks_time:.2f} s, {len(data['tests'])} "
+                f"tests ({failed} failed), {data['hosts'][0]['commands']} commands on the "
+                "host, 1 connection",
+            )
+        )
 
         pools = sorted({b.pool for b in dep.plan().bots})
         per_pool = {p: freqtrade_pss(p) for p in pools}

@@ -77,8 +77,8 @@ def host_drift(remote: RemoteHost) -> HostDrift:
         state = read_host(remote)
         differences = explain(state)
     except (RemoteError, LayoutError) as exc:
-        return HostDrift(remote.name, error=str(exc))
-    return HostDrift(remote.name, differences)
+        return HostDrift(remote.name, error=str(exc), commands=remote.commands)
+    return HostDrift(remote.name, differences, commands=remote.commands)
 
 
 def explain(state: HostState) -> list[Difference]:
