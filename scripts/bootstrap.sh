@@ -1,38 +1,74 @@
 #!/usr/bin/env bash
-# Install what botpool needs on this machine (Debian 12, root), idempotently and quickly:
-# the Docker engine (started if it is not running; there may be no systemd), and a Python
-# virtualenv with botpool and its pinned dependencies. A second run takes about a second.
+# Make this machine ready for botpool (Debian 12, root, maybe no systemd), idempotently:
+#   1. Debian packages that are missing: the Docker engine, debootstrap (local base images),
+#      python3-venv, openssh-client (SSH tests);
+#   2. a running Docker engine: started in the background when nothing answers;
+#   3. $REPO/.venv with botpool and its pinned dependencies (`pip install -e '.[test]'`),
+#      reinstalled only when pyproject.toml changed.
+# When everything is there it asks a few questions and changes nothing (well under a second).
+# Called by `make up` and `make test`. Settings (environment):
+#   BOTPOOL_DOCKER_TIMEOUT  seconds to wait for a starting engine (default 60)
+#   PYTHON                  the interpreter the virtualenv is made from (default python3)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
-need_apt=()
-command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
-command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
-command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
-python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
-if ((${#need_apt[@]})); then
-  echo "bootstrap: installing ${need_apt[*]}"
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+VENV="$REPO/.venv"
+STAMP="$VENV/.botpool-installed"  # holds the sha256 of the pyproject.toml last installed
+TIMEOUT=${BOTPOOL_DOCKER_TIMEOUT:-60}
+PYTHON=${PYTHON:-python3}
+
+say() { echo "bootstrap: $*"; }
+fail() { echo "bootstrap: $*" >&2; exit 1; }
+
+need_root() { [ "$(id -u)" -eq 0 ] || fail "$1 needs root: run me as root"; }
+
+# --- 1. packages: each one checked by the command it provides -----------------------------
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
+"$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  need_root "installing ${missing[*]}"
+  say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${need_apt[@]}" >/dev/null
+  apt-get update -q >/dev/null || fail "apt-get update failed"
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || fail "apt-get install ${missing[*]} failed"
 fi
 
+# --- 2. the Docker engine -----------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
-  echo "bootstrap: starting the Docker engine"
+  need_root "starting the Docker engine"
   if [ -d /run/systemd/system ]; then
+    say "starting the Docker engine (systemd)"
     systemctl enable --now docker.service
+  elif pidof dockerd >/dev/null 2>&1; then
+    say "waiting for the Docker engine that is starting"
   else
-    nohup dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+    say "starting the Docker engine in the background (no systemd; log: /var/log/dockerd.log)"
+    # a pid file left by a dead dockerd (say, the machine's container was restarted) stops a
+    # new one from starting, even when that pid now belongs to another process
+    rm -f /var/run/docker.pid
+    setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
   fi
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null 2>&1 || { echo "bootstrap: dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
+  waited=0
+  until docker info >/dev/null 2>&1; do
+    if ((waited >= TIMEOUT)); then
+      tail -n 20 /var/log/dockerd.log >&2 2>/dev/null || true
+      fail "the Docker engine did not answer within ${TIMEOUT}s (log: /var/log/dockerd.log)"
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
 fi
 
-stamp=.venv/.botpool-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing botpool and its dependencies into .venv"
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
-  touch "$stamp"
+# --- 3. the virtualenv --------------------------------------------------------------------
+want=$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+  say "installing botpool and its pinned dependencies into $VENV"
+  (cd "$REPO" && "$VENV/bin/pip" install -q -e '.[test]') || fail "pip install failed"
+  echo "$want" >"$STAMP"
 fi

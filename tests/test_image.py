@@ -1,46 +1,210 @@
-"""Pool images are named by their inputs: same inputs, same tag; anything else, a new one."""
+"""Pool images are named by their inputs; build-time settings never reach the final image."""
 
 from __future__ import annotations
 
-from botpool.image import image_spec
-from botpool.layout import ImageSettings
+import re
+import subprocess
 
-LOCAL = ImageSettings("local", None, None)
+import pytest
 
+from botpool.image import (
+    BUILD_TIME_DIR,
+    CA_BUNDLE,
+    PIP_CONF,
+    DockerState,
+    base_build_command,
+    image_spec,
+    inputs_hash,
+    parse_docker_state,
+    pool_images,
+)
+from botpool.layout import load_layout
 
-def test_same_inputs_same_tag_and_a_new_version_a_new_tag():
-    assert image_spec(LOCAL, "2026.9").tag == image_spec(LOCAL, "2026.9").tag
-    assert image_spec(LOCAL, "2026.9").tag.startswith("botpool/pool:2026.9-")
-    assert image_spec(LOCAL, "2026.10").tag != image_spec(LOCAL, "2026.9").tag
-
-
-def test_extra_packages_change_the_image():
-    extra = ImageSettings("local", None, None, ("scikit-learn==1.5.2",))
-    spec = image_spec(extra, "2026.9")
-    assert spec.tag != image_spec(LOCAL, "2026.9").tag
-    assert "RUN pipx scikit-learn==1.5.2" in spec.dockerfile
-
-
-def test_build_time_settings_do_not_change_the_image_or_stay_in_it():
-    proxied = ImageSettings("local", "unused-path", "https://pypi.example/simple")
-    spec = image_spec(proxied, "2026.9", ca_bundle="-----BEGIN CERTIFICATE-----\n")
-    assert spec.tag == image_spec(LOCAL, "2026.9").tag
-    assert spec.context()["extra-ca.crt"].startswith("-----BEGIN")
-    assert "rm -f /tmp/extra-ca.crt" in spec.dockerfile and "ENV PIP_" not in spec.dockerfile
-    assert spec.build_args() == ["--build-arg", "PIP_INDEX_URL=https://pypi.example/simple"]
+OFFICIAL = "freqtradeorg/freqtrade:{version}"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
-def test_local_and_official_bases():
-    local = image_spec(LOCAL, "2026.9")
-    assert local.base_tag == "botpool/debian:bookworm"
-    assert "FROM botpool/debian:bookworm" in local.dockerfile
-    assert "freqtrade==2026.9 supervisor==4.3.0" in local.dockerfile
-    official = image_spec(ImageSettings("freqtradeorg/freqtrade:{version}", None, None), "2026.9")
-    assert official.base_tag is None
-    assert "FROM freqtradeorg/freqtrade:2026.9" in official.dockerfile
-    assert "pipx supervisor==4.3.0" in official.dockerfile
-    for spec in (local, official):
-        assert (
-            "ENTRYPOINT []" in spec.dockerfile
-            and "botpool.managed" not in spec.dockerfile.split("LABEL")[-1]
-        )
+def stages(dockerfile: str) -> list[str]:
+    """The Dockerfile's instructions, split per stage (each starts with FROM)."""
+    lines = [ln for ln in dockerfile.splitlines() if ln.strip() and not ln.startswith("#")]
+    text = "\n".join(lines)
+    return ["FROM" + part for part in re.split(r"^FROM", text, flags=re.M)[1:]]
+
+
+def test_same_inputs_give_the_same_tag_and_a_new_version_a_new_one():
+    first, again = image_spec("2026.9"), image_spec("2026.9")
+    assert first.tag == again.tag and first.inputs_hash == again.inputs_hash
+    assert re.fullmatch(r"botpool/pool:2026\.9-[0-9a-f]{12}", first.tag)
+    assert first.tag.endswith(first.inputs_hash[:12])
+    newer = image_spec("2026.10")
+    assert newer.tag != first.tag and newer.tag.startswith("botpool/pool:2026.10-")
+
+
+def test_rewording_a_dockerfile_comment_keeps_the_tag():
+    spec = image_spec("2026.9")
+    reworded = {**spec.files, "Dockerfile": spec.dockerfile.replace("# ", "#  reworded ")}
+    assert reworded["Dockerfile"] != spec.dockerfile
+    assert inputs_hash(reworded) == spec.inputs_hash
+    changed = {**spec.files, "Dockerfile": spec.dockerfile.replace("USER ftuser", "USER root")}
+    assert inputs_hash(changed) != spec.inputs_hash
+
+
+def test_base_and_extra_packages_change_the_tag():
+    local = image_spec("2026.9")
+    assert image_spec("2026.9", OFFICIAL).tag != local.tag
+    extra = image_spec("2026.9", pip_packages=["scikit-learn==1.5.2"])
+    assert extra.tag != local.tag
+    assert "pip install --no-cache-dir scikit-learn==1.5.2" in extra.dockerfile
+
+
+def test_ca_bundle_and_pip_index_do_not_change_the_tag():
+    plain = image_spec("2026.9")
+    proxied = image_spec("2026.9", ca_bundle=PEM, pip_index_url="https://pypi.example/simple")
+    assert proxied.tag == plain.tag and proxied.dockerfile == plain.dockerfile
+    assert proxied.files[CA_BUNDLE] == PEM
+    conf = proxied.files[PIP_CONF]
+    assert "index-url = https://pypi.example/simple" in conf
+    assert f"cert = {BUILD_TIME_DIR}/ca.pem" in conf
+    assert "index-url" not in plain.files[PIP_CONF] and plain.files[CA_BUNDLE] == ""
+
+
+@pytest.mark.parametrize("base", ["local", OFFICIAL])
+def test_build_time_settings_stay_in_the_builder_stage(base):
+    spec = image_spec("2026.9", base, PEM, "https://pypi.example/simple", ["requests-toolbelt"])
+    *builders, final = stages(spec.dockerfile)
+    assert any(BUILD_TIME_DIR in stage and "PIP_CONFIG_FILE" in stage for stage in builders)
+    # the final stage copies installed packages from the builder, nothing else
+    assert BUILD_TIME_DIR not in final and "PIP_" not in final and "build-time" not in final
+    copies = [ln for ln in final.splitlines() if ln.startswith("COPY")]
+    assert copies and all(ln.startswith("COPY --from=builder /opt/") for ln in copies)
+    # and no secret ever sits in the Dockerfile itself, which is what `docker history` shows
+    assert "pypi.example" not in spec.dockerfile and "MIIB" not in spec.dockerfile
+
+
+@pytest.mark.parametrize("base", ["local", OFFICIAL])
+def test_the_final_stage_keeps_the_image_contract(base):
+    final = stages(image_spec("2026.9", base).dockerfile)[-1]
+    assert "USER ftuser" in final and "ENTRYPOINT []" in final
+    assert final.rstrip().splitlines()[-3:] == [
+        "WORKDIR /freqtrade",
+        "ENTRYPOINT []",
+        'CMD ["supervisord", "--version"]',
+    ]
+
+
+def test_local_base_installs_freqtrade_and_supervisor_in_one_virtualenv():
+    spec = image_spec("2026.9")
+    assert spec.base == "local" and spec.base_tag == "botpool/debian:bookworm"
+    runtime, builder, final = stages(spec.dockerfile)
+    assert runtime.startswith("FROM botpool/debian:bookworm AS runtime")
+    assert "useradd --uid 1000" in runtime and "ENV PATH=/opt/freqtrade/bin:" in runtime
+    assert "pip install --no-cache-dir freqtrade==2026.9 supervisor==4.3.0" in builder
+    assert final.startswith("FROM runtime\n")
+
+
+def test_official_base_adds_supervisor_beside_freqtrade():
+    spec = image_spec("2026.9", OFFICIAL)
+    assert spec.base == "freqtradeorg/freqtrade:2026.9" and spec.base_tag is None
+    builder, final = stages(spec.dockerfile)
+    assert builder.startswith("FROM freqtradeorg/freqtrade:2026.9 AS builder")
+    assert "supervisor==4.3.0" in builder and "freqtrade==" not in builder
+    assert final.startswith("FROM freqtradeorg/freqtrade:2026.9\n")
+    assert "/usr/local/bin/" in final and "botpool-ftuser.pth" in final
+
+
+def test_labels_come_from_the_build_command_and_mark_no_container_as_managed():
+    spec = image_spec("2026.9")
+    assert spec.labels["botpool.image"] == "pool"
+    assert spec.labels["botpool.inputs-hash"] == spec.inputs_hash
+    assert set(spec.labels) == {
+        "botpool.image",
+        "botpool.freqtrade",
+        "botpool.inputs-hash",
+        "botpool.version",
+    }
+    command = spec.build_command("/var/tmp/botpool-build/x")
+    assert f"--tag {spec.tag}" in command and "--label botpool.image=pool" in command
+    assert "docker image prune --force --filter label=botpool.stage=builder" in command
+    assert "LABEL" not in stages(spec.dockerfile)[-1]  # containers inherit image labels
+
+
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$CALLS"
+case "$1" in build) echo "pip: could not reach the index"; exit "$BUILD_STATUS";; esac
+"""
+
+
+@pytest.mark.parametrize("build_status", [0, 1])
+def test_a_build_always_removes_its_context_and_builder_stage(tmp_path, build_status):
+    """Where the build-time CA bundle and pip settings were; a failure shows the log."""
+    bin_dir, context = tmp_path / "bin", tmp_path / "context"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(FAKE_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    spec = image_spec("2026.9", ca_bundle=PEM)
+    for path, text in spec.files.items():
+        (context / path).parent.mkdir(parents=True, exist_ok=True)
+        (context / path).write_text(text)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "CALLS": str(tmp_path / "calls"),
+        "BUILD_STATUS": str(build_status),
+    }
+    script = "set -e\n" + spec.build_command(str(context))  # as tasks/image.py runs it
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert [c.split()[0:2] for c in calls] == [["build", "--force-rm"], ["image", "prune"]]
+    assert not context.exists()
+    if build_status:
+        assert proc.returncode == 1 and "could not reach the index" in proc.stderr
+        assert (tmp_path / "context.log").exists()  # kept, and named in the error
+    else:
+        assert proc.returncode == 0 and not (tmp_path / "context.log").exists()
+
+
+def test_archive_name_is_a_plain_file_name():
+    spec = image_spec("2026.9")
+    assert spec.archive_name == spec.tag.replace("/", "_").replace(":", "_") + ".tar.gz"
+    assert "/" not in spec.archive_name
+    assert "docker save" in spec.save_command("/x/a.tar.gz") and "gzip" in spec.save_command("/x")
+
+
+def test_base_build_command_uses_debootstrap_minbase_and_labels_the_base():
+    command = base_build_command()
+    assert "debootstrap --variant=minbase bookworm" in command
+    assert "http://deb.debian.org/debian" in command
+    assert "LABEL botpool.image=base" in command and "ENV PATH=" in command
+    assert command.rstrip().endswith("- botpool/debian:bookworm >/dev/null")
+
+
+def test_docker_state_reads_engine_and_images():
+    running = parse_docker_state(
+        ["installed", "engine 20.10.24+dfsg1", "image botpool/pool:2026.9-abc", "image x:y", ""]
+    )
+    assert running == DockerState(
+        True, "20.10.24+dfsg1", frozenset({"botpool/pool:2026.9-abc", "x:y"})
+    )
+    assert parse_docker_state(["installed"]) == DockerState(True, None)
+    assert parse_docker_state([]) == DockerState(False, None)
+
+
+def test_pool_images_read_the_ca_bundle_beside_the_layout(write_layout, layout_dir):
+    (layout_dir / "proxy-ca.pem").write_text(PEM)
+    path = write_layout(
+        """
+        defaults:
+          image: {ca_bundle: proxy-ca.pem, pip_index_url: "https://pypi.example/simple"}
+          bot: {exchange: sandbox, strategy: SampleStrategy, pairs: [BTC/USDT], stake_amount: 10,
+                dry_run_wallet: 1000}
+        users:
+          alice:
+            bots: [{name: one}]
+          bob:
+            freqtrade_version: "2026.10"
+            bots: [{name: two}]
+        """
+    )
+    images = pool_images(load_layout(path))
+    assert sorted(images) == ["2026.10", "2026.9"]
+    assert images["2026.9"].tag == image_spec("2026.9").tag
+    assert all(spec.files[CA_BUNDLE] == PEM for spec in images.values())

@@ -1,0 +1,258 @@
+"""A disposable "VPS in a container": bare Debian with sshd, reached over real SSH on loopback.
+
+Bare means what a fresh rented server has: sshd, python3, sudo and a working apt, and no
+Docker engine; the deploy under test must install that itself. The run flags are the ones
+that let an engine run inside on these machines (see shared/env/MACHINE-NOTES.md): no
+--privileged, a few capabilities instead. sshd is published on 127.0.0.1 only, and tests
+log in with an ed25519 key made for the test session.
+
+Use from a test module:
+
+    pytest_plugins = ["tests.harness.vps"]  # the ssh_key and vps_factory fixtures
+
+    def test_something(vps_factory, tmp_path):
+        vps = vps_factory()
+        inventory = vps.write_inventory(tmp_path / "inventory.py", botpool_image_build="host")
+        # run `pyinfra <inventory> deploy.py -y`, then look inside with vps.exec("...")
+
+Every container carries the label botpool-test=vps and the pid of the test process that
+made it: the fixture removes its own, and removes those whose test process died.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .images import build, ensure_base
+
+REPO = Path(__file__).resolve().parents[2]
+LABEL = "botpool-test=vps"
+PID_LABEL = "botpool-test.pid"
+RUN_FLAGS = (
+    *("--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN"),
+    *("--cap-add", "MKNOD", "--cap-add", "NET_RAW"),
+    *("--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined"),
+    # the inner engine's storage: overlay2 cannot stack on the outer overlay filesystem
+    *("--tmpfs", "/var/lib/docker:exec"),
+    *("-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"),
+)
+DOCKERFILE = """\
+FROM {base}
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends openssh-server python3 sudo ca-certificates \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh \\
+ && printf 'PermitRootLogin prohibit-password\\nPasswordAuthentication no\\n' \\
+      > /etc/ssh/sshd_config.d/botpool-test.conf
+EXPOSE 22
+CMD ["/usr/sbin/sshd", "-D", "-e"]
+"""
+
+
+def docker(*args: str, stdin: bytes | None = None, check: bool = True) -> str:
+    proc = subprocess.run(["docker", *args], input=stdin, capture_output=True, check=False)
+    if check and proc.returncode:
+        raise RuntimeError(f"docker {' '.join(args[:4])}: {proc.stderr.decode().strip()}")
+    return proc.stdout.decode()
+
+
+def ensure_vps_image() -> str:
+    """The bare VPS image, built once; its tag follows its Dockerfile."""
+    dockerfile = DOCKERFILE.format(base=ensure_base())
+    digest = hashlib.sha256(dockerfile.encode()).hexdigest()[:12]
+    return build(f"botpool-test/vps:{digest}", {"Dockerfile": dockerfile})
+
+
+@dataclass(frozen=True)
+class Vps:
+    """One running VPS container and how to reach it."""
+
+    name: str  # the container name, also the host's name in inventories
+    port: int  # sshd, published on 127.0.0.1
+    key: Path  # private key that root accepts
+    hostname: str = "127.0.0.1"
+    user: str = "root"
+
+    def host_data(self) -> dict[str, Any]:
+        """pyinfra SSH connector data for this VPS (host keys are new each time: not kept)."""
+        return {
+            "ssh_hostname": self.hostname,
+            "ssh_port": self.port,
+            "ssh_user": self.user,
+            "ssh_key": str(self.key),
+            "ssh_allow_agent": False,
+            "ssh_look_for_keys": False,
+            "ssh_strict_host_key_checking": "no",
+            "ssh_known_hosts_file": "/dev/null",
+        }
+
+    def write_inventory(self, path: Path, **data: Any) -> Path:
+        """A pyinfra inventory with this VPS alone; data values must be Python literals."""
+        return write_inventory(path, [self], **data)
+
+    def exec(self, command: str, check: bool = True, user: str | None = None) -> str:
+        """Run shell inside the VPS, outside SSH (to look at results, never to deploy)."""
+        return docker(
+            "exec", *(["--user", user] if user else []), self.name, "sh", "-c", command, check=check
+        )
+
+    def remove(self) -> None:
+        docker("rm", "--force", "--volumes", self.name, check=False)
+
+
+def write_inventory(path: Path, vpses: Sequence[Vps], **data: Any) -> Path:
+    """A pyinfra inventory file listing VPSes by name, each with its SSH data plus `data`."""
+    hosts = [(v.name, {**v.host_data(), **data}) for v in vpses]
+    path.write_text(
+        f'"""VPS test hosts (written by tests/harness/vps.py)."""\n\nhosts = {hosts!r}\n'
+    )
+    return path
+
+
+@dataclass(frozen=True)
+class PyinfraRun:
+    """The result of one `pyinfra` CLI run (verbose, so that remote commands are listed)."""
+
+    output: str
+    returncode: int
+    seconds: float
+
+    @property
+    def operations(self) -> list[str]:
+        """Names of the operations that ran (a converged host runs none)."""
+        return re.findall(r"^--> Starting (?:run once )?operation: (.+?) *$", self.output, re.M)
+
+    @property
+    def changed(self) -> list[str]:
+        """Names of the operations that changed something on some host (not "No changes")."""
+        changed = []
+        for block in re.split(r"^--> ", self.output, flags=re.M):
+            started = re.match(r"Starting (?:run once )?operation: (.+?) *$", block, re.M)
+            if started and re.search(r"^\s*\[[^]]+\] Success", block, re.M):
+                changed.append(started.group(1))
+        return changed
+
+    @property
+    def commands(self) -> int:
+        """How many commands ran on hosts, facts included."""
+        return len(re.findall(r"^\[[^]]+\] >>> ", self.output, re.M))
+
+
+def run_pyinfra(inventory: Path, *deploy: str, timeout: float = 1200) -> PyinfraRun:
+    """`pyinfra INVENTORY DEPLOY... -y -vv` from the repository root, as a user runs it."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "pyinfra"), str(inventory), *deploy, "-y", "-vv"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return PyinfraRun(proc.stdout + proc.stderr, proc.returncode, time.monotonic() - started)
+
+
+def new_key(directory: Path) -> Path:
+    key = directory / "id_ed25519"
+    if not key.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "botpool-test", "-f", str(key)],
+            check=True,
+        )
+    return key
+
+
+def wait_for_sshd(port: int, timeout: float = 30) -> None:
+    """Until sshd on 127.0.0.1:port sends its banner."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                if conn.recv(8).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"sshd on 127.0.0.1:{port} did not answer within {timeout}s")
+        time.sleep(0.2)
+
+
+def start_vps(key: Path, name: str | None = None) -> Vps:
+    """Start a fresh bare VPS that accepts `key` for root."""
+    image = ensure_vps_image()
+    name = name or f"botpool-test-vps-{uuid.uuid4().hex[:8]}"
+    labels = ("--label", LABEL, "--label", f"{PID_LABEL}={os.getpid()}")
+    docker("run", "--detach", "--name", name, *labels, *RUN_FLAGS, "-p", "127.0.0.1::22", image)
+    try:
+        public = key.with_suffix(".pub").read_bytes()
+        docker("exec", "-i", name, "sh", "-c", "cat > /root/.ssh/authorized_keys", stdin=public)
+        port = int(docker("port", name, "22/tcp").split()[0].rsplit(":", 1)[1])
+        wait_for_sshd(port)
+    except BaseException:
+        docker("rm", "--force", "--volumes", name, check=False)
+        raise
+    return Vps(name, port, key)
+
+
+def remove_orphans() -> list[str]:
+    """Remove VPS containers whose test process is gone (a session that was killed)."""
+    lines = docker(
+        "ps",
+        "-a",
+        "--filter",
+        f"label={LABEL}",
+        "--format",
+        f'{{{{.Names}}}} {{{{.Label "{PID_LABEL}"}}}}',
+    ).splitlines()
+    orphans = [
+        name
+        for name, _, pid in (line.partition(" ") for line in lines)
+        if pid.isdigit() and not _alive(int(pid))
+    ]
+    for name in orphans:
+        docker("rm", "--force", "--volumes", name, check=False)
+    return orphans
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture(scope="session")
+def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ed25519 key pair for this test session (private key path; `.pub` beside it)."""
+    return new_key(tmp_path_factory.mktemp("ssh"))
+
+
+@pytest.fixture
+def vps_factory(ssh_key: Path) -> Iterator[Callable[..., Vps]]:
+    """Call it to get a fresh bare VPS; every VPS it made is removed after the test."""
+    remove_orphans()
+    made: list[Vps] = []
+
+    def make(name: str | None = None) -> Vps:
+        vps = start_vps(ssh_key, name)
+        made.append(vps)
+        return vps
+
+    yield make
+    for vps in made:
+        vps.remove()
