@@ -30,11 +30,13 @@ class HostDrift:
     host: str
     differences: list[Difference] = field(default_factory=list)
     error: str | None = None
+    commands: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
             "error": self.error,
+            "commands": self.commands,
             "differences": [asdict(d) for d in self.differences],
         }
 
