@@ -20,7 +20,7 @@ status:
 
 lint:
 	$(VENV)/ruff check .
-	$(VENV)/ruff format --check botpool tasks tests bench deploy.py inventory
+	$(VENV)/ruff format --check botpool tasks tests bench checks deploy.py inventory
 	$(VENV)/mypy
 
 test-fast: bootstrap lint
