@@ -69,9 +69,10 @@ class ContainerSpec:
     inputs: tuple[tuple[str, str], ...] = ()  # hashes of files baked into the running process
     restart: str = "unless-stopped"
     # supervisord runs as root with only the capabilities it needs to start each bot as the
-    # unprivileged ftuser and to write their logs; the bots themselves keep no capability
+    # unprivileged ftuser, to write their logs and to signal them (stop, restart: a process
+    # of another uid takes signals only with KILL); the bots themselves keep no capability
     user: str = "0:0"
-    capabilities: tuple[str, ...] = ("SETUID", "SETGID", "DAC_OVERRIDE")
+    capabilities: tuple[str, ...] = ("SETUID", "SETGID", "DAC_OVERRIDE", "KILL")
     log_options: tuple[tuple[str, str], ...] = (("max-size", "10m"), ("max-file", "3"))
     labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 

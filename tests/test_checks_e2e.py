@@ -104,6 +104,7 @@ def test_the_ci_workflow_steps_pass_against_this_machine(dep):
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
     assert triggers["schedule"][0]["cron"] and triggers["push"]["paths"] == ["inventory/**"]
     steps = {s.get("name"): s for s in workflow["jobs"]["drift"]["steps"]}
+    (dep.directory / "checks").symlink_to(REPO / "checks")  # as in a checkout
     for name in ("The lock file is current", "Drift", "Checks"):
         proc = subprocess.run(
             ["bash", "-e", "-c", steps[name]["run"]],
@@ -235,7 +236,8 @@ def test_drift_exit_codes_for_errors(dep, tmp_path):
     assert proc.returncode == 1 and "is not a valid name" in proc.stderr
     unreachable = tmp_path / "unreachable.py"
     unreachable.write_text(
-        "hosts = [('127.0.0.1', {'ssh_port': 1, 'botpool_host': 'local'}), '@local']\n"
+        "hosts = [('127.0.0.1', {'ssh_port': 1, 'botpool_host': 'local'}),"
+        " ('@local', {'botpool_host': 'local'})]\n"
     )
     code, output = drift(dep, str(unreachable))
     assert code == 1 and "127.0.0.1: unreachable" in output
