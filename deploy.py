@@ -9,6 +9,7 @@ from pyinfra import local
 local.include("tasks/engine.py")  # Docker engine installed and running
 local.include("tasks/image.py")  # pool image present (built or shipped)
 local.include("tasks/network.py")  # botpool network, sandbox exchanges
+local.include("tasks/moves.py")  # pools moved to another host: their data goes along
 local.include("tasks/cleanup.py")  # containers and pools the layout dropped: archived
 local.include("tasks/pools.py")  # pool files, containers, supervisor programs
 local.include("tasks/lock.py")  # the allocation lock, written once applied

@@ -3,6 +3,10 @@
 The lock file (`<layout>.lock`, committed beside the layout) records every pool's host
 and port block and every bot's pool and slot. `allocate` keeps every entry it can and only
 places what is new, so adding, removing or reordering bots never moves another bot.
+
+Pools move between hosts only by an explicit edit of the layout (a user's `host:` pin or
+`pools:` placement). A moved pool keeps its name and slots, takes a free port block on its
+new host, and records `moved_from` until a converge has carried its data there.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class PoolBlock:
     host: str
     first_port: int
     size: int
+    moved_from: str | None = None  # the host whose data a converge must still carry here
 
     @property
     def ports(self) -> range:
@@ -55,7 +60,13 @@ class Allocation:
         data = {
             "version": 1,
             "pools": {
-                p.name: {"user": p.user, "host": p.host, "first_port": p.first_port, "size": p.size}
+                p.name: {
+                    "user": p.user,
+                    "host": p.host,
+                    "first_port": p.first_port,
+                    "size": p.size,
+                    **({"moved_from": p.moved_from} if p.moved_from else {}),
+                }
                 for p in sorted(self.pools.values(), key=_pool_order)
             },
             "bots": {
@@ -88,8 +99,14 @@ def read_lock(path: Path) -> Allocation:
     data = doc.data if isinstance(doc.data, dict) else {}
     try:
         for name, p in (data.get("pools") or {}).items():
+            moved_from = p.get("moved_from")
             pools[name] = PoolBlock(
-                name, str(p["user"]), str(p["host"]), int(p["first_port"]), int(p["size"])
+                name,
+                str(p["user"]),
+                str(p["host"]),
+                int(p["first_port"]),
+                int(p["size"]),
+                str(moved_from) if moved_from else None,
             )
         for key, b in (data.get("bots") or {}).items():
             bots[key] = Seat(str(b["pool"]), int(b["slot"]))
@@ -140,6 +157,23 @@ def allocate(layout: Layout, previous: Allocation) -> tuple[Allocation, list[Pro
         p.name: p for p in previous.pools.values() if any(s.pool == p.name for s in bots.values())
     }
     problems: list[Problem] = []
+    for block in sorted(pools.values(), key=_pool_order):  # explicit placement edits move pools
+        host = _placed_host(layout, block.user, block.name)
+        if host and host != block.host:
+            del pools[block.name]
+            first = _free_block(layout, host, block.size, pools, prefer=block.first_port)
+            if first is None:
+                user = next(u for u in layout.users if u.name == block.user)
+                where = (user.line, f"users.{block.user}")
+                problems.append(_no_block(layout, where, f"pool {block.name}", host))
+                pools[block.name] = block
+                continue
+            # the data is where the last converged move left it
+            origin = block.moved_from or block.host
+            moved_from = None if origin == host else origin
+            pools[block.name] = PoolBlock(
+                block.name, block.user, host, first, block.size, moved_from
+            )
     for bot in layout.bots:
         if bot.key in bots:
             continue
@@ -172,34 +206,62 @@ def _open_pool(
     bots: dict[str, Seat],
     problems: list[Problem],
 ) -> PoolBlock | None:
-    user = next(u for u in layout.users if u.name == bot.user)
-    host = user.host or _roomiest_host(layout, pools, bots)
     size = layout.max_bots_per_pool
     number = 1
     while f"{bot.user}-pool-{number}" in pools:
         number += 1
+    name = f"{bot.user}-pool-{number}"
+    host = _placed_host(layout, bot.user, name) or _roomiest_host(layout, pools, bots)
+    first = _free_block(layout, host, size, pools)
+    if first is None:
+        where = (bot.line, f"users.{bot.user}.bots")
+        problems.append(_no_block(layout, where, f"bot {bot.name}", host))
+        return None
+    pool = PoolBlock(name, bot.user, host, first, size)
+    pools[pool.name] = pool
+    return pool
+
+
+def _placed_host(layout: Layout, user_name: str, pool: str) -> str | None:
+    """Where the layout explicitly puts a pool: `users.U.pools`, else `users.U.host`."""
+    user = next((u for u in layout.users if u.name == user_name), None)
+    if user is None:
+        return None
+    return user.pools.get(pool) or user.host
+
+
+def _free_block(
+    layout: Layout, host: str, size: int, pools: dict[str, PoolBlock], prefer: int | None = None
+) -> int | None:
+    """The first port of a free block of `size` ports on host: `prefer` if free, else lowest."""
     taken = sorted((p.ports for p in pools.values() if p.host == host), key=lambda r: r.start)
+
+    def fits(first: int) -> bool:
+        block = range(first, first + size)
+        return (
+            first >= layout.base_port
+            and block.stop - 1 <= layout.max_port
+            and all(block.stop <= t.start or t.stop <= block.start for t in taken)
+        )
+
+    if prefer is not None and fits(prefer):
+        return prefer
     first = layout.base_port
     for block in taken:  # lowest gap that fits a whole block
         if first + size <= block.start:
             break
         first = max(first, block.stop)
-    if first + size - 1 > layout.max_port:
-        problems.append(
-            Problem(
-                layout.file,
-                bot.line,
-                f"users.{bot.user}.bots",
-                f"no room for bot {bot.name}: host {host}'s port range "
-                f"{layout.base_port}-{layout.max_port} has no free block of "
-                f"{size} ports for a new pool; raise defaults.max_port, lower "
-                "max_bots_per_pool, or add a host",
-            )
-        )
-        return None
-    pool = PoolBlock(f"{bot.user}-pool-{number}", bot.user, host, first, size)
-    pools[pool.name] = pool
-    return pool
+    return first if fits(first) else None
+
+
+def _no_block(layout: Layout, where: tuple[int, str], what: str, host: str) -> Problem:
+    return Problem(
+        layout.file,
+        *where,
+        f"no room for {what}: host {host}'s port range {layout.base_port}-"
+        f"{layout.max_port} has no free block of {layout.max_bots_per_pool} ports for a "
+        "pool; raise defaults.max_port, lower max_bots_per_pool, or add a host",
+    )
 
 
 def _roomiest_host(layout: Layout, pools: dict[str, PoolBlock], bots: dict[str, Seat]) -> str:

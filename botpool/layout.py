@@ -60,6 +60,7 @@ class User:
     freqtrade_version: str
     bots: tuple[Bot, ...]
     line: int
+    pools: dict[str, str] = field(default_factory=dict)  # pool name -> host (placement)
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,22 @@ class _Validator:
                 f"unknown host {host!r}: declare it under hosts: (known: {', '.join(hosts)})",
             )
             host = None
+        pools: dict[str, str] = {}
+        for pool, pool_host in (values.get("pools") or {}).items():
+            if not re.fullmatch(rf"{re.escape(user_name)}-pool-[1-9][0-9]*", str(pool)):
+                self.report(
+                    (*path, "pools", pool),
+                    f"{pool!r} is not a pool of {user_name}: pool names are "
+                    f"{user_name}-pool-1, {user_name}-pool-2, ... (see `botpool plan`)",
+                )
+            elif pool_host not in hosts:
+                self.report(
+                    (*path, "pools", pool),
+                    f"unknown host {pool_host!r}: declare it under hosts: "
+                    f"(known: {', '.join(hosts)})",
+                )
+            else:
+                pools[str(pool)] = str(pool_host)
         bots: list[Bot] = []
         first_line: dict[str, int] = {}
         for index, raw_bot in enumerate(values.get("bots") or []):
@@ -356,7 +373,7 @@ class _Validator:
         if "bots" not in values:
             return None
         version = values.get("freqtrade_version") or defaults.get("freqtrade_version", "2026.9")
-        return User(user_name, host, version, tuple(bots), self.doc.line(path))
+        return User(user_name, host, version, tuple(bots), self.doc.line(path), pools)
 
     def bot(self, user: str, raw: Any, path: Path_, context: _BotContext) -> Bot | None:
         if not isinstance(raw, dict):

@@ -159,16 +159,30 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
             pools.append(PoolPlan(block, versions[block.user], limit, bots))
         hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools))
         problems += _capacity_problems(layout, hosts[host.name])
-    for block in allocation.pools.values():
+    users = {user.name: user for user in layout.users}
+    for block in sorted(allocation.pools.values(), key=lambda p: p.name):
+        line = users[block.user].line if block.user in users else 1
         if block.host not in layout.hosts:
             problems.append(
                 Problem(
                     layout.file,
-                    1,
-                    "hosts",
-                    f"pool {block.name} runs on host "
-                    f"{block.host}, which the layout no longer declares: move or "
-                    "remove that pool's bots first, then remove the host",
+                    line,
+                    f"users.{block.user}",
+                    f"pool {block.name} runs on host {block.host}, which the layout no "
+                    f"longer declares: move it first (users.{block.user}.host or "
+                    f"users.{block.user}.pools) and converge, or remove its bots; then "
+                    "remove the host",
+                )
+            )
+        elif block.moved_from and block.moved_from not in layout.hosts:
+            problems.append(
+                Problem(
+                    layout.file,
+                    line,
+                    f"users.{block.user}",
+                    f"pool {block.name} is still moving from host {block.moved_from}: keep "
+                    "that host in the layout and the inventory until a converge has carried "
+                    "the pool's data, then remove it",
                 )
             )
     return Plan(layout, allocation, hosts), problems

@@ -266,6 +266,11 @@ EXCHANGE: dict[str, Key] = {
 
 USER: dict[str, Key] = {
     "host": Key(optional_text, None, "pin this user's pools to a host under `hosts:`"),
+    "pools": Key(
+        mapping,
+        {},
+        "place single pools on hosts, `{<user>-pool-<n>: <host>}`; wins over `host`",
+    ),
     "freqtrade_version": Key(version, None, "override `defaults.freqtrade_version` for this user"),
     "bots": Key(
         lambda v: (

@@ -9,18 +9,35 @@ from pyinfra import host
 from tasks import context, operations
 
 ctx = context.for_host(host)
+# pools that moved away go only once their new host has their data (tasks/moves.py)
+moved = sorted(m.pool for m in context.moves() if m.source is host)
+containers = [c for c in ctx.changes.remove_containers if c not in moved]
+archive = [p for p in ctx.changes.archive_pools if p not in moved]
 
-if ctx.changes.remove_containers:
+if containers:
     operations.remove_containers(
-        name=f"Stop and remove {', '.join(ctx.changes.remove_containers)} (not in the plan)",
-        names=ctx.changes.remove_containers,
+        name=f"Stop and remove {', '.join(containers)} (not in the plan)",
+        names=containers,
     )
-if ctx.changes.archive_pools:
+if archive:
     operations.archive(
-        name=f"Archive pool data of {', '.join(ctx.changes.archive_pools)}",
+        name=f"Archive pool data of {', '.join(archive)}",
         root=ctx.root,
         stamp=context.STAMP,
-        paths=[f"pools/{p}" for p in ctx.changes.archive_pools],
+        paths=[f"pools/{p}" for p in archive],
+    )
+for pool in moved:
+    operations.remove_containers(
+        name=f"Remove {pool}, which moved to another host",
+        names=[c for c in ctx.changes.remove_containers if c == pool],
+        _if=lambda pool=pool: pool in context.CARRIED,
+    )
+    operations.archive(
+        name=f"Archive the old copy of {pool}, which moved to another host",
+        root=ctx.root,
+        stamp=context.STAMP,
+        paths=[f"pools/{pool}"],
+        _if=lambda pool=pool: pool in context.CARRIED,
     )
 if ctx.changes.remove_directories:
     operations.remove(

@@ -6,16 +6,24 @@ from pyinfra import host
 from pyinfra.operations import python
 
 from botpool.allocate import lock_path
+from botpool.plan import Plan
 from tasks import context
 
-ctx = context.for_host(host)
-lock = lock_path(context.layout_path(host))
-text = ctx.plan.allocation.to_yaml()
 
-if not lock.exists() or lock.read_text() != text:
+def write_lock(path: Path, plan: Plan) -> None:
+    """Evaluated when the run ends: a host that failed on the way keeps its pending moves."""
+    text = context.applied_allocation(plan).to_yaml()
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+plan = context.for_host(host).plan
+lock = lock_path(context.layout_path(host))
+if not lock.exists() or lock.read_text() != context.applied_allocation(plan).to_yaml():
     python.call(
         name=f"Write {lock} (commit it beside the layout)",
-        function=Path(lock).write_text,
-        data=text,
+        function=write_lock,
+        path=lock,
+        plan=plan,
         _run_once=True,
     )

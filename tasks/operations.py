@@ -8,14 +8,18 @@ are never readable by others, never half-written, and never printed (not even by
 from __future__ import annotations
 
 import io
+import os
 import shlex
+import tempfile
 
-from pyinfra.api import FileUploadCommand, StringCommand, operation
+from pyinfra.api import FileUploadCommand, FunctionCommand, StringCommand, operation
+from pyinfra.api.host import Host
 
 from botpool.reconcile import CONTAINER_UID, Upload
 from botpool.render import ContainerSpec
 
 SUPERVISORCTL = "supervisorctl -c /botpool/supervisord.conf"
+SUDO_ARGUMENTS = ("_sudo", "_sudo_user", "_su_user", "_use_sudo_password")
 
 
 def q(*words: str) -> str:
@@ -118,3 +122,59 @@ def remove_containers(names: list[str]):
     """Stop (gracefully: bots flush their databases) and remove botpool containers."""
     for name in names:
         yield q("docker", "stop", "-t", "45", name) + " && " + q("docker", "rm", name)
+
+
+def _moving(root: str, pool: str) -> str:
+    return f"{root}/.staging/move-{pool}.tar.gz"
+
+
+@operation()
+def pack_pools(root: str, pools: list[str]):
+    """Stop moving pools (bots flush their databases) and pack their directories."""
+    for pool in pools:
+        archive = _moving(root, pool)
+        yield (
+            f"docker stop -t 45 {q(pool)} >/dev/null 2>&1; "
+            + q("install", "-d", "-m", "0700", f"{root}/.staging")
+            + " && "
+            + q("tar", "-C", f"{root}/pools", "--numeric-owner", "-czf", archive, pool)
+        )
+
+
+def _fetch(source: Host, remote: str, local: str) -> None:
+    """Download a packed pool from its old host to the controller (0600), then delete it there."""
+    sudo = {k: v for k, v in source.data.dict().items() if k in SUDO_ARGUMENTS and v}
+    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.close(fd)
+    if not source.get_file(remote, local, **sudo):
+        raise RuntimeError(f"could not download {remote} from {source.name}")
+    source.run_shell_command(StringCommand("rm", "-f", remote), **sudo)
+
+
+def _done(carried: set[str], pool: str, local: str) -> None:
+    os.unlink(local)
+    carried.add(pool)
+
+
+@operation()
+def receive_pools(root: str, moves: list[tuple[str, Host]], carried: set[str]):
+    """Bring packed pools from their old hosts and unpack them where they will run."""
+    for pool, source in moves:
+        archive = _moving(root, pool)
+        local = os.path.join(tempfile.gettempdir(), f"botpool-move-{os.getpid()}-{pool}.tar.gz")
+        yield FunctionCommand(_fetch, (source, archive, local), {})
+        yield q("install", "-d", "-m", "0700", f"{root}/.staging")
+        yield FileUploadCommand(local, archive, remote_temp_filename=archive + ".part")
+        unpacked = f"{root}/.staging/move-{pool}"
+        yield " && ".join(
+            [
+                q("test", "!", "-e", f"{root}/pools/{pool}"),  # never over data already there
+                q("rm", "-rf", unpacked),
+                q("install", "-d", "-m", "0700", unpacked),
+                q("tar", "-C", unpacked, "--numeric-owner", "-xzpf", archive),
+                q("mkdir", "-p", f"{root}/pools"),
+                q("mv", f"{unpacked}/{pool}", f"{root}/pools/{pool}"),
+                q("rm", "-rf", unpacked, archive),
+            ]
+        )
+        yield FunctionCommand(_done, (carried, pool, local), {})

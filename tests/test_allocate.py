@@ -201,3 +201,104 @@ def test_max_bots_per_pool_change_keeps_existing_pools(write_layout):
     assert dataclasses.astuple(plan.allocation.pools["bob-pool-1"])[3] == 9010
     assert load_layout(path).max_bots_per_pool == 4
     assert make_plan(load_layout(path), plan.allocation)[0].allocation == plan.allocation
+
+
+def pinned(layout: Layout, **placement: str | dict[str, str]) -> Layout:
+    """The layout with users pinned (`alice="h1"`) or pools placed (`alice={"alice-pool-2": "h1"}`)."""
+    users = []
+    for user in layout.users:
+        where = placement.get(user.name)
+        if isinstance(where, str):
+            user = dataclasses.replace(user, host=where)
+        elif where:
+            user = dataclasses.replace(user, pools=where)
+        users.append(user)
+    return dataclasses.replace(layout, users=tuple(users))
+
+
+def test_adding_a_host_moves_nothing():
+    users = {"alice": [f"a{i}" for i in range(5)], "bob": ["b0"]}
+    before, _ = allocate(make_layout(users, size=3, hosts=1), Allocation())
+    after, problems = allocate(make_layout(users, size=3, hosts=3), before)
+    assert problems == [] and after == before
+
+
+def test_a_pin_moves_the_users_pools_with_their_slots_and_records_where_from():
+    users = {"alice": [f"a{i}" for i in range(5)], "bob": ["b0"]}
+    layout = make_layout(users, size=3, hosts=2)
+    start, _ = allocate(pinned(layout, alice="h0", bob="h1"), Allocation())
+    assert {p.host for p in start.pools.values() if p.user == "alice"} == {"h0"}
+    # bob holds 9000-9002 on h1, so alice-pool-1 (9000 on h0) needs another block there
+    moved, problems = allocate(pinned(layout, alice="h1", bob="h1"), start)
+    assert problems == []
+    check_invariants(layout, moved)
+    assert moved.bots == start.bots  # every bot keeps its pool and slot
+    for name in ("alice-pool-1", "alice-pool-2"):
+        assert (moved.pools[name].host, moved.pools[name].moved_from) == ("h1", "h0")
+    assert moved.pools["bob-pool-1"] == start.pools["bob-pool-1"]
+    # pools move in order, each keeping its block if free on the new host, else the lowest
+    assert moved.pools["alice-pool-1"].first_port == 9003  # 9000 is bob's on h1
+    assert moved.pools["alice-pool-2"].first_port == 9006  # 9003 just went to pool-1
+    # moved on again before any converge: the data is still on h0
+    third, _ = allocate(pinned(make_layout(users, size=3, hosts=3), alice="h2"), moved)
+    assert third.pools["alice-pool-1"].moved_from == "h0"
+    # and back home: nothing to carry any more
+    back, _ = allocate(pinned(layout, alice="h0"), moved)
+    assert back.pools["alice-pool-1"].moved_from is None
+
+
+def test_pools_placement_moves_one_pool_and_places_new_ones():
+    users = {"alice": [f"a{i}" for i in range(4)]}
+    layout = make_layout(users, size=3, hosts=2)
+    start, _ = allocate(pinned(layout, alice="h0"), Allocation())
+    split, _ = allocate(pinned(layout, alice={"alice-pool-2": "h1"}), start)
+    assert {n: (p.host, p.moved_from) for n, p in split.pools.items()} == {
+        "alice-pool-1": ("h0", None),
+        "alice-pool-2": ("h1", "h0"),
+    }
+    grown = dict(users, alice=users["alice"] + ["a4", "a5", "a6"])
+    placed = pinned(make_layout(grown, size=3, hosts=2), alice={"alice-pool-3": "h1"})
+    after, _ = allocate(placed, start)
+    assert (
+        after.pools["alice-pool-3"].host == "h1" and after.pools["alice-pool-3"].moved_from is None
+    )
+
+
+def test_a_move_round_trips_through_the_lock_file(write_layout):
+    text = MINIMAL.replace(
+        "users:", "hosts:\n  h0: {memory_mb: 8000}\n  h1: {memory_mb: 8000}\nusers:"
+    )
+    path = write_layout(text.replace("  alice:\n", "  alice:\n    host: h0\n"))
+    lock_path(path).write_text(load_plan(path).allocation.to_yaml())
+    path.write_text(path.read_text().replace("host: h0", "host: h1"))
+    plan = load_plan(path)
+    assert plan.allocation.pools["alice-pool-1"].moved_from == "h0"
+    lock_path(path).write_text(plan.allocation.to_yaml())
+    assert "moved_from: h0" in lock_path(path).read_text()
+    assert read_lock(lock_path(path)) == plan.allocation
+
+
+def test_removing_a_host_that_still_runs_pools_is_refused(write_layout):
+    hosts = "hosts:\n  h0: {memory_mb: 8000}\n  h1: {memory_mb: 8000}\nusers:"
+    path = write_layout(
+        MINIMAL.replace("users:", hosts).replace("  alice:\n", "  alice:\n    host: h1\n")
+    )
+    lock_path(path).write_text(load_plan(path).allocation.to_yaml())
+    path.write_text(
+        path.read_text().replace("  h1: {memory_mb: 8000}\n", "").replace("    host: h1\n", "")
+    )
+    try:
+        load_plan(path)
+    except Exception as exc:  # noqa: BLE001 - asserting on the message
+        assert "pool alice-pool-1 runs on host h1, which the layout no longer declares" in str(exc)
+        assert "move it first (users.alice.host or users.alice.pools)" in str(exc)
+    else:
+        raise AssertionError("a host with pools was removed silently")
+    # moved away, but not yet converged: the old host must stay until its data is carried
+    path.write_text(path.read_text().replace("  alice:\n", "  alice:\n    host: h0\n"))
+    try:
+        load_plan(path)
+    except Exception as exc:  # noqa: BLE001
+        assert "pool alice-pool-1 is still moving from host h1" in str(exc)
+    else:
+        raise AssertionError("a host was removed before the pool's data left it")

@@ -287,6 +287,19 @@ def test_user_pinned_to_an_unknown_host(write_layout):
     assert "unknown host 'nowhere'" in one_problem(path)
 
 
+def test_pool_placement_names_a_pool_of_the_user_and_a_known_host(write_layout):
+    placement = "    pools: {bob-pool-1: local, alice-pool-0: local, alice-pool-2: nowhere}\n"
+    path = write_layout(MINIMAL.replace("  alice:\n", "  alice:\n" + placement))
+    found = problems_of(path)
+    assert len(found) == 3, found
+    for expected in (
+        "users.alice.pools.bob-pool-1: 'bob-pool-1' is not a pool of alice",
+        "users.alice.pools.alice-pool-0: 'alice-pool-0' is not a pool of alice",
+        "users.alice.pools.alice-pool-2: unknown host 'nowhere'",
+    ):
+        assert any(expected in f for f in found), (expected, found)
+
+
 def test_read_layout_keeps_the_valid_part(write_layout):
     path = write_layout(MINIMAL + "      - {name: bad, timeframe: 9m}\n")
     layout, problems = read_layout(path)
