@@ -204,7 +204,7 @@ def test_max_bots_per_pool_change_keeps_existing_pools(write_layout):
 
 
 def pinned(layout: Layout, **placement: str | dict[str, str]) -> Layout:
-    """The layout with users pinned (`alice="h1"`) or pools placed (`alice={"alice-pool-2": "h1"}`)."""
+    """The layout with users pinned (alice="h1") or pools placed (alice={"alice-pool-2": "h1"})."""
     users = []
     for user in layout.users:
         where = placement.get(user.name)
