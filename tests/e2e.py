@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -182,7 +183,25 @@ def wait_for(predicate, timeout: float = 60, interval: float = 1.0, what: str = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def remove_stale_test_deployments() -> None:
+    """Containers of test deployments whose folder is gone (a test session that was killed
+    before its teardown) would block the names and ports of a new one: remove them."""
+    temp = tempfile.gettempdir()
+    lines = docker(
+        "ps",
+        "-a",
+        "--filter",
+        "label=botpool.managed=true",
+        "--format",
+        '{{.Names}} {{.Label "botpool.root"}}',
+    ).splitlines()
+    for name, _, root in (line.partition(" ") for line in lines):
+        if root.startswith(temp + "/") and not os.path.exists(root):
+            docker("rm", "-f", name, check=False)
+
+
 def new_deployment(tmp_root: Path, name: str, base_port: int) -> Deployment:
+    remove_stale_test_deployments()
     directory = tmp_root / name
     if directory.exists():
         shutil.rmtree(directory)
