@@ -52,7 +52,7 @@ def answering(dep: Deployment, hosts: dict[str, Vps]) -> bool:
     return True
 
 
-def trades(dep: Deployment, vps: Vps, pool: str, bot: str) -> list[int]:
+def trades(dep: Deployment, vps: Vps, pool: str, bot: str) -> list[str]:
     db = f"{dep.root}/pools/{pool}/bots/{bot}/user_data/tradesv3.sqlite"
     return json.loads(vps.exec(TRADES.format(db=db)))
 
