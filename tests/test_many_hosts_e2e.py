@@ -34,9 +34,9 @@ PING = (
     'python3 -c "import urllib.request; print(urllib.request.urlopen('
     "'http://127.0.0.1:{port}/api/v1/ping', timeout=5).read().decode())\""
 )
-TRADES = (
-    'python3 -c "import sqlite3; print(sorted(r[0] for r in sqlite3.connect('
-    "'{db}').execute('select id from trades')))\""
+TRADES = (  # each trade as "id pair open_date": a fresh database would not repeat them
+    "python3 -c \"import json, sqlite3; print(json.dumps(sorted(' '.join(map(str, r)) for r in "
+    "sqlite3.connect('{db}').execute('select id, pair, open_date from trades'))))\""
 )
 
 
