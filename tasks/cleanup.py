@@ -10,7 +10,7 @@ from tasks import context, operations
 
 ctx = context.for_host(host)
 # pools that moved away go only once their new host has their data (tasks/moves.py)
-moved = sorted(m.pool for m in context.moves() if m.source is host)
+moved = sorted(m.pool for m in context.moves() if m.source.name == host.name)
 containers = [c for c in ctx.changes.remove_containers if c not in moved]
 archive = [p for p in ctx.changes.archive_pools if p not in moved]
 

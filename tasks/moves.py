@@ -20,11 +20,11 @@ if moves:
     operations.pack_pools(
         name=f"Move {what}: stop and pack on the old host",
         root=ctx.root,
-        pools=[m.pool for m in moves if m.source is host],
+        pools=[m.pool for m in moves if m.source.name == host.name],
     )
     operations.receive_pools(
         name=f"Move {what}: carry to the new host",
         root=ctx.root,
-        moves=[(m.pool, m.source) for m in moves if m.target is host],
+        moves=[(m.pool, m.source) for m in moves if m.target.name == host.name],
         carried=context.CARRIED,
     )
