@@ -216,6 +216,11 @@ def main() -> None:
                 "host, 1 connection",
             )
         )
+        for test in data["tests"]:  # a check that fails is a finding: show it
+            if test["outcome"] == "failed":
+                rows.append(
+                    ("  failed: " + test["test"].rsplit("::", 1)[-1], test["message"][:200])
+                )
 
         pools = sorted({b.pool for b in dep.plan().bots})
         per_pool = {p: freqtrade_pss(p) for p in pools}

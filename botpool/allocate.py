@@ -211,6 +211,8 @@ def _open_pool(
     while f"{bot.user}-pool-{number}" in pools:
         number += 1
     name = f"{bot.user}-pool-{number}"
+    if not layout.hosts:  # every host was invalid: validation has said so already
+        return None
     host = _placed_host(layout, bot.user, name) or _roomiest_host(layout, pools, bots)
     first = _free_block(layout, host, size, pools)
     if first is None:

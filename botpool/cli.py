@@ -72,8 +72,14 @@ def plan_as_json(plan: Plan) -> dict[str, Any]:
                 "projected_mb": h.projected_mb,
                 "usable_mb": h.host.usable_mb,
                 "memory_mb": h.host.memory_mb,
+                "labels": h.host.labels,
             }
             for h in plan.hosts.values()
+        ],
+        "moves": [
+            {"pool": p.name, "from": p.block.moved_from, "to": p.host}
+            for p in plan.pools
+            if p.block.moved_from
         ],
     }
 
@@ -108,10 +114,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 f"{h.projected_mb} MiB",
                 f"{h.host.usable_mb} MiB",
                 f"{100 * h.projected_mb // max(h.host.usable_mb, 1)}%",
+                " ".join(f"{k}={v}" for k, v in sorted(h.host.labels.items())),
             )
             for h in plan.hosts.values()
         ]
-        print(table(hosts, ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE")))
+        print(table(hosts, ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE", "LABELS")))
+        for pool in plan.pools:
+            if pool.block.moved_from:
+                print(
+                    f"{pool.name} moves from {pool.block.moved_from} to {pool.host} "
+                    "with its data at the next converge"
+                )
     if args.check:
         if current != new_text:
             print(

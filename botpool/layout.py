@@ -70,6 +70,7 @@ class Host:
     reserved_mb: int
     bot_memory_mb: int
     line: int
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def usable_mb(self) -> int:
@@ -272,7 +273,10 @@ class _Validator:
             if len(values) == len(schema.HOST):
                 if values["reserved_mb"] >= values["memory_mb"]:
                     self.report((*path, "reserved_mb"), "must be less than memory_mb")
-                hosts[host_name] = Host(host_name, line=self.doc.line(path), **values)
+                labels = {str(k): str(v) for k, v in values.pop("labels").items()}
+                hosts[host_name] = Host(
+                    host_name, line=self.doc.line(path), labels=labels, **values
+                )
         return hosts
 
     def exchanges(self, raw: dict[str, Any]) -> dict[str, ExchangeProfile]:

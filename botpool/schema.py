@@ -253,6 +253,16 @@ HOST: dict[str, Key] = {
         "memory one bot is planned with (PSS of a dry-run freqtrade bot "
         "measured here: about 260 MiB)",
     ),
+    "labels": Key(
+        lambda v: (
+            (v, None)
+            if isinstance(v, dict)
+            and all(isinstance(k, str) and isinstance(x, (str, int, float)) for k, x in v.items())
+            else (v, "expected a mapping of names to plain values, e.g. {region: eu-west}")
+        ),
+        {},
+        "free-form labels such as region or exchange IP, shown by `botpool plan`",
+    ),
 }
 
 EXCHANGE: dict[str, Key] = {

@@ -77,3 +77,20 @@ def test_the_readme_documents_every_layout_key():
     ):
         for key in section:
             assert f"| `{key}` |" in readme, f"README does not document {key}"
+
+
+def test_plan_shows_host_labels_and_pending_moves(write_layout, secrets, capsys):
+    hosts = "hosts:\n  h0: {memory_mb: 8000, labels: {region: eu}}\n  h1: {memory_mb: 8000}\nusers:"
+    path = write_layout(
+        MINIMAL.replace("users:", hosts).replace("  alice:\n", "  alice:\n    host: h0\n")
+    )
+    assert main(["plan", str(path)]) == 0
+    assert re.search(r"^h0 .* region=eu$", capsys.readouterr().out, re.M)
+    path.write_text(path.read_text().replace("host: h0", "host: h1"))
+    assert main(["plan", str(path)]) == 0
+    assert "alice-pool-1 moves from h0 to h1 with its data at the next converge" in (
+        capsys.readouterr().out
+    )
+    assert main(["plan", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["moves"] == [{"pool": "alice-pool-1", "from": "h0", "to": "h1"}]

@@ -300,6 +300,14 @@ def test_pool_placement_names_a_pool_of_the_user_and_a_known_host(write_layout):
         assert any(expected in f for f in found), (expected, found)
 
 
+def test_host_labels_are_plain_values(write_layout):
+    hosts = "hosts:\n  vps1: {memory_mb: 4096, labels: {region: eu, ips: [1, 2]}}\nusers:"
+    path = write_layout(MINIMAL.replace("users:", hosts))
+    assert "hosts.vps1.labels: expected a mapping of names to plain values" in one_problem(path)
+    good = write_layout(MINIMAL.replace("users:", hosts.replace(", ips: [1, 2]", "")))
+    assert load_layout(good).hosts["vps1"].labels == {"region": "eu"}
+
+
 def test_read_layout_keeps_the_valid_part(write_layout):
     path = write_layout(MINIMAL + "      - {name: bad, timeframe: 9m}\n")
     layout, problems = read_layout(path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +102,11 @@ def test_two_hosts_placement_move_and_one_host_down(vps_factory, tmp_path):
     wait_for(lambda: answering(dep, hosts), timeout=180, what="every bot's ping on its host")
     drift = cli(dep, str(VENV / "botpool"), "drift", str(inventory))
     assert drift.returncode == 0, drift.stdout + drift.stderr
+    outcomes = checks(dep, inventory, tmp_path / "up.json")
+    assert outcomes and set(outcomes.values()) == {"passed"}, outcomes
+    assert {h.name for h in (h1, h2)} <= {
+        t.split("[")[1].rstrip("]").split("|")[0] for t in outcomes
+    }
 
     # ann's bots trade on h1; then the layout moves ann to h2
     before = wait_for(
@@ -129,7 +135,15 @@ def test_two_hosts_placement_move_and_one_host_down(vps_factory, tmp_path):
     out = drift.stdout + drift.stderr
     assert drift.returncode == 1, out
     assert f"{h1.name}: unreachable" in out and f"no drift on {h2.name}" in out, out
-    report = tmp_path / "checks.json"
+    outcomes = checks(dep, inventory, tmp_path / "down.json")
+    failed = {t for t, outcome in outcomes.items() if outcome == "failed"}
+    assert failed and all(h1.name in t for t in failed), failed
+    passed = [t for t, outcome in outcomes.items() if outcome == "passed" and h2.name in t]
+    assert len(passed) >= 4, outcomes  # h2: reachable, as planned, and its bots checked
+
+
+def checks(dep: Deployment, inventory: Path, report: Path) -> dict[str, str]:
+    """`pytest checks/` over the inventory: test id -> outcome."""
     cli(
         dep,
         str(VENV / "pytest"),
@@ -142,13 +156,8 @@ def test_two_hosts_placement_move_and_one_host_down(vps_factory, tmp_path):
         "--checks-json",
         str(report),
     )
-    outcomes = {
-        t["test"].rsplit("::", 1)[-1]: t["outcome"] for t in json.loads(report.read_text())["tests"]
-    }
-    failed = {t for t, outcome in outcomes.items() if outcome == "failed"}
-    assert failed and all(h1.name in t for t in failed), failed
-    passed = [t for t, outcome in outcomes.items() if outcome == "passed" and h2.name in t]
-    assert len(passed) >= 4, outcomes  # h2: reachable, as planned, and its bots checked
+    tests = json.loads(report.read_text())["tests"]
+    return {t["test"].rsplit("::", 1)[-1]: t["outcome"] for t in tests}
 
 
 def read_lock_after_plan(dep: Deployment) -> dict[str, tuple[str, str | None]]:
