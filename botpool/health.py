@@ -170,7 +170,8 @@ def _bot(
         Finding(
             subject,
             "running",
-            state == "RUNNING",
+            # STARTING lasts startsecs at most: then RUNNING, or BACKOFF (which fails here)
+            state in ("RUNNING", "STARTING"),
             f"program {bot.program} in {bot.pool} is {state}"
             + (
                 f"; last warning: {report.get('last_warning')}"

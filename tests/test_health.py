@@ -88,6 +88,11 @@ def test_crash_loop_and_stopped_program(write_layout):
     assert found[("bot alice/one", "running")].startswith(
         "program alice-one in alice-pool-1 is FATAL"
     )
+    # a bot just added is STARTING for startsecs: not a failure (BACKOFF after it would be)
+    snap.programs["alice-pool-1"]["alice-one"] = ProgramState("alice-one", "STARTING", 7, 0)
+    assert ("bot alice/one", "running") not in failures(plan, snap, seen)
+    snap.programs["alice-pool-1"]["alice-one"] = ProgramState("alice-one", "BACKOFF", None, None)
+    assert "is BACKOFF" in failures(plan, snap, seen)[("bot alice/one", "running")]
 
 
 def test_silent_api_wrong_config_stale_heartbeat_and_public_port(write_layout):
