@@ -7,6 +7,7 @@ everything by root). Tests converge it with the real `pyinfra inventory/local.py
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -87,16 +88,10 @@ class Deployment:
     def converge(
         self, check: bool = True, verbose: bool = False, args: tuple[str, ...] = ()
     ) -> Run:
-        env = {
-            **os.environ,
-            "BOTPOOL_LAYOUT": str(self.layout),
-            "BOTPOOL_SECRETS_DIR": str(self.secrets.directory),
-            **self.env,
-        }
         proc = subprocess.run(
             [str(VENV / "pyinfra"), self.inventory, "deploy.py", "-y", *["-vv"] * verbose, *args],
             cwd=REPO,
-            env=env,
+            env=self.environment(),
             capture_output=True,
             text=True,
             timeout=900,
@@ -105,6 +100,34 @@ class Deployment:
         if check:
             assert proc.returncode == 0, run.output[-4000:]
         return run
+
+    def environment(self) -> dict[str, str]:
+        """The environment the botpool commands and pyinfra run with for this deployment."""
+        return {
+            **os.environ,
+            "BOTPOOL_LAYOUT": str(self.layout),
+            "BOTPOOL_SECRETS_DIR": str(self.secrets.directory),
+            **self.env,
+        }
+
+    def checks(self, inventory: str | Path | None = None) -> list[dict[str, str]]:
+        """Run `pytest checks/` as a user would (JSON and JUnit reports in the folder)."""
+        report = self.directory / "checks.json"
+        subprocess.run(
+            [
+                *(str(VENV / "pytest"), "checks/", "-q", "-p", "no:cacheprovider"),
+                *("--inventory", str(inventory or self.inventory)),
+                *("--checks-json", str(report)),
+                *("--junitxml", str(self.directory / "checks.xml")),
+            ],
+            cwd=REPO,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        tests: list[dict[str, str]] = json.loads(report.read_text())["tests"]
+        return tests
 
     def teardown(self) -> None:
         """Converge to no users (everything stops, data archived), then delete the folder."""

@@ -37,38 +37,9 @@ def dep(tmp_path_factory) -> Deployment:
     deployment.teardown()
 
 
-def env(dep: Deployment) -> dict[str, str]:
-    return {
-        **os.environ,
-        "BOTPOOL_LAYOUT": str(dep.layout),
-        "BOTPOOL_SECRETS_DIR": str(dep.secrets.directory),
-    }
-
-
 def checks(dep: Deployment) -> dict[str, str]:
     """Run `pytest checks/` as a user would; failing test id -> its message."""
-    report = dep.directory / "checks.json"
-    subprocess.run(
-        [
-            str(VENV / "pytest"),
-            "checks/",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--inventory",
-            "inventory/local.py",
-            "--checks-json",
-            str(report),
-            "--junitxml",
-            str(dep.directory / "checks.xml"),
-        ],
-        cwd=REPO,
-        env=env(dep),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    tests = json.loads(report.read_text())["tests"]
+    tests = dep.checks("inventory/local.py")
     return {t["test"].rsplit("::", 1)[-1]: t["message"] for t in tests if t["outcome"] == "failed"}
 
 
@@ -76,7 +47,7 @@ def drift(dep: Deployment, inventory: str = "inventory/local.py") -> tuple[int, 
     proc = subprocess.run(
         [str(VENV / "botpool"), "drift", inventory],
         cwd=REPO,
-        env=env(dep),
+        env=dep.environment(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -110,7 +81,7 @@ def test_the_ci_workflow_steps_pass_against_this_machine(dep):
             ["bash", "-e", "-c", steps[name]["run"]],
             cwd=dep.directory,
             env={
-                **env(dep),
+                **dep.environment(),
                 "INVENTORY": str(REPO / "inventory" / "local.py"),
                 "LAYOUT": str(dep.layout),
                 "PATH": f"{VENV}:{os.environ['PATH']}",
@@ -229,7 +200,7 @@ def test_drift_exit_codes_for_errors(dep, tmp_path):
     proc = subprocess.run(
         [str(VENV / "botpool"), "drift", "inventory/local.py"],
         cwd=REPO,
-        env={**env(dep), "BOTPOOL_LAYOUT": str(bad)},
+        env={**dep.environment(), "BOTPOOL_LAYOUT": str(bad)},
         capture_output=True,
         text=True,
     )

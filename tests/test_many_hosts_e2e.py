@@ -5,7 +5,6 @@ a pool moved with its trade history, and one host down while the other stays gre
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -59,13 +58,8 @@ def trades(dep: Deployment, vps: Vps, pool: str, bot: str) -> list[str]:
 
 
 def cli(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "BOTPOOL_LAYOUT": str(dep.layout),
-        "BOTPOOL_SECRETS_DIR": str(dep.secrets.directory),
-    }
     return subprocess.run(
-        list(args), cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+        list(args), cwd=REPO, env=dep.environment(), capture_output=True, text=True, timeout=600
     )
 
 
@@ -102,7 +96,7 @@ def test_two_hosts_placement_move_and_one_host_down(vps_factory, tmp_path):
     wait_for(lambda: answering(dep, hosts), timeout=180, what="every bot's ping on its host")
     drift = cli(dep, str(VENV / "botpool"), "drift", str(inventory))
     assert drift.returncode == 0, drift.stdout + drift.stderr
-    outcomes = checks(dep, inventory, tmp_path / "up.json")
+    outcomes = checks(dep, inventory)
     assert outcomes and set(outcomes.values()) == {"passed"}, outcomes
     assert {h.name for h in (h1, h2)} <= {
         t.split("[")[1].rstrip("]").split("|")[0] for t in outcomes
@@ -135,29 +129,16 @@ def test_two_hosts_placement_move_and_one_host_down(vps_factory, tmp_path):
     out = drift.stdout + drift.stderr
     assert drift.returncode == 1, out
     assert f"{h1.name}: unreachable" in out and f"no drift on {h2.name}" in out, out
-    outcomes = checks(dep, inventory, tmp_path / "down.json")
+    outcomes = checks(dep, inventory)
     failed = {t for t, outcome in outcomes.items() if outcome == "failed"}
     assert failed and all(h1.name in t for t in failed), failed
     passed = [t for t, outcome in outcomes.items() if outcome == "passed" and h2.name in t]
     assert len(passed) >= 4, outcomes  # h2: reachable, as planned, and its bots checked
 
 
-def checks(dep: Deployment, inventory: Path, report: Path) -> dict[str, str]:
+def checks(dep: Deployment, inventory: Path) -> dict[str, str]:
     """`pytest checks/` over the inventory: test id -> outcome."""
-    cli(
-        dep,
-        str(VENV / "pytest"),
-        "checks/",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--inventory",
-        str(inventory),
-        "--checks-json",
-        str(report),
-    )
-    tests = json.loads(report.read_text())["tests"]
-    return {t["test"].rsplit("::", 1)[-1]: t["outcome"] for t in tests}
+    return {t["test"].rsplit("::", 1)[-1]: t["outcome"] for t in dep.checks(inventory)}
 
 
 def read_lock_after_plan(dep: Deployment) -> dict[str, tuple[str, str | None]]:
