@@ -93,16 +93,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+def reason(report: pytest.TestReport) -> str:
+    """A failed check's reason as a person reads it: without pytest's assertion details."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if not report.failed or crash is None:
+        return ""
+    message = str(crash.message).split("\nassert ")[0]
+    return message.removeprefix("AssertionError: ")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or report.outcome == "failed":
-        message = (
-            str(report.longrepr.reprcrash.message)
-            if report.failed
-            and hasattr(  # type: ignore[union-attr]
-                report.longrepr, "reprcrash"
-            )
-            else ""
-        )
+        message = reason(report)
         pytest_runtest_logreport.outcomes.append(  # type: ignore[attr-defined]
             {"test": report.nodeid, "outcome": report.outcome, "message": message}
         )

@@ -187,7 +187,9 @@ def test_a_stagnant_bot_is_named_with_its_reason(dep):
     message = checks(dep)["test_check[@local|bot cat/stag|stagnant]"]
     assert message.startswith("cat-stag has run 1 min with 0 trades")
     assert (
-        "wallet 99" in message and "stake 500" in message and "free trade slots 3 of 3" in message
+        "wallet 100.0 USDT free of 100.0" in message
+        and "stake 500" in message
+        and "free trade slots 3 of 3" in message
     )
     assert "lower than stake amount (500 USDT)" in message
     settle(dep)
