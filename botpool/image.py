@@ -20,13 +20,11 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jinja2
-
 import botpool
+from botpool.render import render_template
 
 if TYPE_CHECKING:  # only pool_images needs the layout; keep this module importable alone
     from botpool.layout import Layout
@@ -37,7 +35,6 @@ LOCAL_BASE = "botpool/debian:bookworm"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 REPOSITORY = "botpool/pool"
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 # Build-time context files: in the builder stage only, excluded from the inputs hash.
 PIP_CONF = "build-time/pip.conf"
@@ -143,16 +140,6 @@ def parse_docker_state(lines: Sequence[str]) -> DockerState:
     )
 
 
-@cache
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-
-
 def pip_conf(ca_bundle: str | None, pip_index_url: str | None) -> str:
     """pip's configuration for the builder stage (what PIP_CERT / PIP_INDEX_URL would say)."""
     lines = ["[global]", "disable-pip-version-check = true"]
@@ -203,17 +190,14 @@ def image_spec(
     pip_packages: extra requirements the strategies import; they change the tag.
     """
     local = base == LOCAL
-    dockerfile = (
-        _templates()
-        .get_template("Dockerfile.j2")
-        .render(
-            freqtrade_version=freqtrade_version,
-            local=local,
-            base=LOCAL_BASE if local else base.replace("{version}", freqtrade_version),
-            supervisor_version=SUPERVISOR_VERSION,
-            pip_packages=" ".join(shlex.quote(p) for p in pip_packages),
-            build_time_dir=BUILD_TIME_DIR,
-        )
+    dockerfile = render_template(
+        "Dockerfile.j2",
+        freqtrade_version=freqtrade_version,
+        local=local,
+        base=LOCAL_BASE if local else base.replace("{version}", freqtrade_version),
+        supervisor_version=SUPERVISOR_VERSION,
+        pip_packages=" ".join(shlex.quote(p) for p in pip_packages),
+        build_time_dir=BUILD_TIME_DIR,
     )
     files = {
         "Dockerfile": dockerfile,
