@@ -123,11 +123,11 @@ def moves() -> list[Move]:
             hosts.setdefault(layout_host(h), h)
         found = []
         for h in list(hosts.values()):
-            plan = for_host(h).plan
-            for pool in for_host(h).host.pools:
+            target = for_host(h)
+            for pool in target.host.pools:
                 origin = pool.block.moved_from
                 data = f"pools/{pool.name}"
-                if not origin or data in for_host(h).snapshot.directories:
+                if not origin or data in target.snapshot.directories:
                     continue
                 source = hosts.get(origin)
                 if source is None:
@@ -135,7 +135,7 @@ def moves() -> list[Move]:
                         f"pool {pool.name} moves from host {origin} to {pool.host}, but "
                         f"{origin} is not in this run: include it (its trade data moves with "
                         f"the pool), or, if {origin} and its data are gone for good, delete "
-                        f"`moved_from: {origin}` from {plan.layout.file}'s lock file"
+                        f"`moved_from: {origin}` from {target.plan.layout.file}'s lock file"
                     )
                 if data in for_host(source).snapshot.directories:
                     found.append(Move(pool.name, source, h))
