@@ -269,8 +269,9 @@ def _no_block(layout: Layout, where: tuple[int, str], what: str, host: str) -> P
 def _roomiest_host(layout: Layout, pools: dict[str, PoolBlock], bots: dict[str, Seat]) -> str:
     """The host with the most memory left; ties go to the first declared."""
     load: dict[str, int] = {name: 0 for name in layout.hosts}
+    runtimes = {user.name: user.runtime for user in layout.users}
     for seat in bots.values():
-        host = pools[seat.pool].host
-        if host in load:
-            load[host] += layout.hosts[host].bot_memory_mb
+        pool = pools[seat.pool]
+        if pool.host in load:
+            load[pool.host] += layout.hosts[pool.host].bot_mb(runtimes.get(pool.user, "zygote"))
     return max(layout.hosts, key=lambda h: layout.hosts[h].usable_mb - load[h])

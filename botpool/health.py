@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botpool.layout import CheckSettings
-from botpool.plan import BotPlan, HostPlan, PoolPlan
+from botpool.plan import ZYGOTE_PROGRAM, BotPlan, HostPlan, PoolPlan
 from botpool.probe import MARK
 from botpool.snapshot import Snapshot
 
@@ -144,6 +144,17 @@ def _pool(pool: PoolPlan, snap: Snapshot, health: Health, limits: CheckSettings)
             f"{snap.supervisor_errors.get(pool.name, 'no status')}",
         )
     )
+    if pool.runtime == "zygote":
+        zygote = snap.programs.get(pool.name, {}).get(ZYGOTE_PROGRAM)
+        out.append(
+            Finding(
+                subject,
+                "zygote",
+                bool(zygote and zygote.state in ("RUNNING", "STARTING")),
+                f"the zygote of {pool.name} is {zygote.state if zygote else 'absent'}: no bot "
+                f"of the pool can start; see logs/zygote.log in the pool's folder",
+            )
+        )
     used, limit = health.container_memory.get(pool.name, (0.0, 0.0))
     share = used / limit if limit else 0.0
     out.append(

@@ -21,6 +21,20 @@ CCXT_SECRET_KEYS = {"apikey", "secret", "password", "uid", "privatekey", "wallet
 
 
 @dataclass(frozen=True)
+class RuntimeMemory:
+    """Memory a runtime is planned with: PSS measured by bench/density.py (README, Capacity)."""
+
+    pool_mb: int  # per pool container, whatever its bots: supervisord, and the zygote
+    bot_mb: int  # per bot
+
+
+RUNTIME_MEMORY = {
+    "zygote": RuntimeMemory(pool_mb=300, bot_mb=90),
+    "process": RuntimeMemory(pool_mb=40, bot_mb=260),
+}
+
+
+@dataclass(frozen=True)
 class BotSettings:
     exchange: str
     strategy: str
@@ -61,6 +75,7 @@ class User:
     bots: tuple[Bot, ...]
     line: int
     pools: dict[str, str] = field(default_factory=dict)  # pool name -> host (placement)
+    runtime: str = "zygote"
 
 
 @dataclass(frozen=True)
@@ -68,9 +83,12 @@ class Host:
     name: str
     memory_mb: int
     reserved_mb: int
-    bot_memory_mb: int
+    bot_memory_mb: int | None  # None: the figure measured for each runtime
     line: int
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def bot_mb(self, runtime: str) -> int:
+        return self.bot_memory_mb or RUNTIME_MEMORY[runtime].bot_mb
 
     @property
     def usable_mb(self) -> int:
@@ -248,7 +266,7 @@ class _Validator:
             base_port=base_port,
             max_port=max_port,
             root=defaults.get("root", "/opt/botpool"),
-            runtime=defaults.get("runtime", "process"),
+            runtime=defaults.get("runtime", "zygote"),
             pool_memory_limit_mb=defaults.get("pool_memory_limit_mb"),
             image=ImageSettings(**{k: image.get(k, s.default) for k, s in schema.IMAGE.items()}),
             hosts=hosts,
@@ -260,7 +278,7 @@ class _Validator:
 
     def hosts(self, raw: dict[str, Any]) -> dict[str, Host]:
         if not raw:
-            return {"local": Host("local", 8192, 512, 260, line=1)}
+            return {"local": Host("local", 8192, 512, None, line=1)}
         hosts = {}
         for host_name, spec in raw.items():
             path = ("hosts", str(host_name))
@@ -377,7 +395,8 @@ class _Validator:
         if "bots" not in values:
             return None
         version = values.get("freqtrade_version") or defaults.get("freqtrade_version", "2026.9")
-        return User(user_name, host, version, tuple(bots), self.doc.line(path), pools)
+        runtime = values.get("runtime") or defaults.get("runtime", "zygote")
+        return User(user_name, host, version, tuple(bots), self.doc.line(path), pools, runtime)
 
     def bot(self, user: str, raw: Any, path: Path_, context: _BotContext) -> Bot | None:
         if not isinstance(raw, dict):

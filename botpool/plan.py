@@ -8,13 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from botpool.allocate import Allocation, PoolBlock, allocate, lock_path, read_lock
-from botpool.layout import Bot, BotSettings, ExchangeProfile, Host, Layout, read_layout
+from botpool.layout import (
+    RUNTIME_MEMORY,
+    Bot,
+    BotSettings,
+    ExchangeProfile,
+    Host,
+    Layout,
+    read_layout,
+)
 from botpool.source import LayoutError, Problem
 
 CONTAINER_FIRST_PORT = 8080  # a bot in slot n listens on 8080 + n inside its pool container
-POOL_OVERHEAD_MB = 40  # supervisord and its python, per pool container
 EXCHANGE_MB = 40  # a sandbox exchange container
 EXCHANGE_PORT = 8000  # the sandbox exchange inside its container
+ZYGOTE_PROGRAM = "zygote"  # a zygote pool's extra program (bot programs are <user>-<bot>)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,12 @@ class PoolPlan:
     freqtrade_version: str
     memory_limit_mb: int
     bots: tuple[BotPlan, ...]
+    runtime: str = "zygote"
+
+    @property
+    def projected_mb(self) -> int:
+        """The pool's planned memory: its runtime's own share plus its bots'."""
+        return RUNTIME_MEMORY[self.runtime].pool_mb + sum(b.memory_mb for b in self.bots)
 
     @property
     def name(self) -> str:
@@ -103,11 +117,7 @@ class HostPlan:
 
     @property
     def projected_mb(self) -> int:
-        return (
-            sum(b.memory_mb for b in self.bots)
-            + POOL_OVERHEAD_MB * len(self.pools)
-            + EXCHANGE_MB * len(self.exchanges)
-        )
+        return sum(p.projected_mb for p in self.pools) + EXCHANGE_MB * len(self.exchanges)
 
 
 @dataclass(frozen=True)
@@ -126,19 +136,21 @@ class Plan:
 
     def host(self, name: str) -> HostPlan:
         """The plan of one host; a host the layout does not know gets an empty plan."""
-        return self.hosts.get(name) or HostPlan(Host(name, 0, 0, 0, 0), (), ())
+        return self.hosts.get(name) or HostPlan(Host(name, 0, 0, None, 0), (), ())
 
 
 def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]]:
     allocation, problems = allocate(layout, previous)
     bots_by_key = {bot.key: bot for bot in layout.bots}
-    versions = {user.name: user.freqtrade_version for user in layout.users}
+    users = {user.name: user for user in layout.users}
     hosts: dict[str, HostPlan] = {}
     for host in layout.hosts.values():
         pools = []
         for block in sorted(allocation.pools.values(), key=lambda p: (p.user, p.number)):
             if block.host != host.name:
                 continue
+            user = users[block.user]
+            bot_mb = host.bot_mb(user.runtime)
             seated = sorted(
                 (seat.slot, key) for key, seat in allocation.bots.items() if seat.pool == block.name
             )
@@ -149,17 +161,17 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
                     host.name,
                     slot,
                     block.first_port + slot,
-                    host.bot_memory_mb,
+                    bot_mb,
                 )
                 for slot, key in seated
             )
-            limit = layout.pool_memory_limit_mb or (
-                math.ceil(block.size * host.bot_memory_mb * 1.5) + POOL_OVERHEAD_MB
+            # the limit leaves room for a full pool, and 50% over the planned figures
+            limit = layout.pool_memory_limit_mb or math.ceil(
+                1.5 * (RUNTIME_MEMORY[user.runtime].pool_mb + block.size * bot_mb)
             )
-            pools.append(PoolPlan(block, versions[block.user], limit, bots))
+            pools.append(PoolPlan(block, user.freqtrade_version, limit, bots, user.runtime))
         hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools))
         problems += _capacity_problems(layout, hosts[host.name])
-    users = {user.name: user for user in layout.users}
     for block in sorted(allocation.pools.values(), key=lambda p: p.name):
         line = users[block.user].line if block.user in users else 1
         if block.host not in layout.hosts:
@@ -203,6 +215,14 @@ def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
     if plan.projected_mb <= host.usable_mb:
         return []
     path = f"hosts.{host.name}" if host.name in layout.hosts and host.line > 1 else "hosts"
+    by_runtime: dict[str, list[PoolPlan]] = {}
+    for pool in plan.pools:
+        by_runtime.setdefault(pool.runtime, []).append(pool)
+    parts = [
+        f"{len(pools)} {runtime} pools x {RUNTIME_MEMORY[runtime].pool_mb} MiB + "
+        f"{sum(len(p.bots) for p in pools)} bots x {host.bot_mb(runtime)} MiB"
+        for runtime, pools in sorted(by_runtime.items())
+    ]
     return [
         Problem(
             layout.file,
@@ -210,8 +230,7 @@ def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
             path,
             f"host {host.name} cannot hold its bots: {len(plan.bots)} bots in "
             f"{len(plan.pools)} pools need about {plan.projected_mb} MiB "
-            f"({len(plan.bots)} x {host.bot_memory_mb} MiB per bot + "
-            f"{len(plan.pools)} x {POOL_OVERHEAD_MB} MiB per pool + exchanges), more "
+            f"({' + '.join(parts)} + exchanges), more "
             f"than its {host.usable_mb} MiB usable (memory_mb {host.memory_mb} - "
             f"reserved_mb {host.reserved_mb}); declare the host's real memory_mb, add a "
             "host, or remove bots",

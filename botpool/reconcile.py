@@ -137,13 +137,13 @@ def _pool(rendered: RenderedPool, snap: Snapshot, report: Report) -> UnitChanges
     pool = rendered.pool
     unit = UnitChanges(pool.name, f"pools/{pool.name}", rendered.container)
     changed = _sync_files(unit, rendered.files, snap, report, rendered.directories)
-    wanted_programs = {bot.program for bot in pool.bots}
+    wanted_programs = rendered.programs
     wanted_bots = {bot.name for bot in pool.bots}
     for path in sorted(snap.files):
         rel = path[len(unit.directory) + 1 :]
         if not path.startswith(unit.directory + "/"):
             continue
-        managed = rel.count("/") == 1 and rel.split("/")[0] in ("programs", "strategies")
+        managed = rel.count("/") == 1 and rel.split("/")[0] in ("programs", "strategies", "runtime")
         if managed and rel not in {a.path for a in rendered.files}:
             unit.removals.append(path)
             report(

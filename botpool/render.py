@@ -8,6 +8,9 @@ A pool renders to a tree that is bind-mounted at /botpool in its container:
     bots/<bot>/user_data/       trade database and freqtrade data (created, never rendered)
     bots/<bot>/logs/            the bot's log, rotated by supervisord
     strategies/<file>.py        strategy files the pool's bots use
+and, in a pool whose runtime is `zygote`:
+    programs/zygote.conf        the pool's zygote, started first and stopped last
+    runtime/zygote.py           the zygote and the bots' launcher (botpool/zygote.py)
 """
 
 from __future__ import annotations
@@ -22,8 +25,16 @@ from typing import Any
 import jinja2
 
 import botpool
-from botpool import sandbox
-from botpool.plan import EXCHANGE_PORT, BotPlan, ExchangePlan, HostPlan, Plan, PoolPlan
+from botpool import sandbox, zygote
+from botpool.plan import (
+    EXCHANGE_PORT,
+    ZYGOTE_PROGRAM,
+    BotPlan,
+    ExchangePlan,
+    HostPlan,
+    Plan,
+    PoolPlan,
+)
 from botpool.secrets import SecretStore
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -31,6 +42,9 @@ SANDBOX_SOURCE = Path(sandbox.__file__).resolve().parent
 MOUNT = "/botpool"  # where a pool's directory appears inside its container
 NETWORK = "botpool"  # the Docker network pools and sandbox exchanges share on a host
 PROGRAM_TIMING = {"startsecs": 10, "startretries": 5, "stopwaitsecs": 30}
+FREQTRADE_ARGS = "trade --config config.json --userdir user_data"
+ZYGOTE_SOURCE = Path(zygote.__file__).resolve()
+ZYGOTE_SOCKET = "/tmp/zygote.sock"  # inside the pool container, owned by ftuser, 0600
 
 
 def sha256(text: str) -> str:
@@ -138,6 +152,15 @@ class RenderedPool:
     directories: tuple[str, ...]
     container: ContainerSpec
 
+    @property
+    def programs(self) -> set[str]:
+        """Every supervisor program the pool runs: its bots, and its zygote if it has one."""
+        return {
+            a.path[len("programs/") : -len(".conf")]
+            for a in self.files
+            if a.path.startswith("programs/")
+        }
+
 
 @dataclass(frozen=True)
 class RenderedExchange:
@@ -196,15 +219,16 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
     for path in sorted(set(strategy_files.values())):
         files.append(Artifact(f"strategies/{path.name}", path.read_text()))
     strategy_hash = {name: sha256(path.read_text()) for name, path in strategy_files.items()}
+    command = f"freqtrade {FREQTRADE_ARGS}"
+    if pool.runtime == "zygote":
+        source = Artifact("runtime/zygote.py", ZYGOTE_SOURCE.read_text())
+        files += [source, Artifact(f"programs/{ZYGOTE_PROGRAM}.conf", _zygote_program(source))]
+        command = f"python3 {MOUNT}/{source.path} launch {ZYGOTE_SOCKET} -- {FREQTRADE_ARGS}"
     for bot in pool.bots:
         config = Artifact(f"bots/{bot.name}/config.json", bot_config(plan, bot, secrets), 0o600)
         inputs = sha256(config.hash + strategy_hash[bot.settings.strategy])[:16]
         program = render_template(
-            "program.conf.j2",
-            bot=bot,
-            command="freqtrade trade --config config.json --userdir user_data",
-            inputs_hash=inputs,
-            **PROGRAM_TIMING,
+            "program.conf.j2", bot=bot, command=command, inputs_hash=inputs, **PROGRAM_TIMING
         )
         files += [config, Artifact(f"programs/{bot.program}.conf", program)]
         directories += [f"bots/{bot.name}/user_data", f"bots/{bot.name}/logs"]
@@ -229,6 +253,15 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
         ),
     )
     return RenderedPool(pool, tuple(files), tuple(directories), container)
+
+
+def _zygote_program(source: Artifact) -> str:
+    return render_template(
+        "zygote.conf.j2",
+        program=ZYGOTE_PROGRAM,
+        command=f"python3 {MOUNT}/{source.path} serve {ZYGOTE_SOCKET}",
+        inputs_hash=source.hash[:16],
+    )
 
 
 def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedExchange:

@@ -167,10 +167,13 @@ def requirements(value: Any) -> tuple[Any, str | None]:
     return value, "expected a list of pip requirements such as [scikit-learn==1.5.2]"
 
 
+RUNTIMES = ("zygote", "process")
+
+
 def runtime(value: Any) -> tuple[Any, str | None]:
-    if value == "process":
+    if value in RUNTIMES:
         return value, None
-    return value, f"unknown runtime {value!r}: use process"
+    return value, f"unknown runtime {value!r}: use zygote or process"
 
 
 # --- the keys ------------------------------------------------------------------------------
@@ -233,12 +236,17 @@ DEFAULTS: dict[str, Key] = {
     ),
     "root": Key(text, "/opt/botpool", "directory on each host holding pools and the archive"),
     "strategies_dir": Key(text, "strategies", "strategy files, relative to the layout file"),
-    "runtime": Key(runtime, "process", "how a pool runs its bots: `process` (one freqtrade each)"),
+    "runtime": Key(
+        runtime,
+        "zygote",
+        "how a pool runs its bots: `zygote` (one preloaded freqtrade forks every bot) or "
+        "`process` (one whole freqtrade process per bot)",
+    ),
     "pool_memory_limit_mb": Key(
         optional_integer(256),
         None,
         "memory limit of each pool container; default 1.5 x "
-        "`max_bots_per_pool` x the host's `bot_memory_mb`",
+        "(the runtime's pool memory + `max_bots_per_pool` x its bot memory)",
     ),
     "image": Key(mapping, {}, "how pool images are built (keys below)"),
     "bot": Key(mapping, {}, "settings every bot inherits (keys below)"),
@@ -248,10 +256,10 @@ HOST: dict[str, Key] = {
     "memory_mb": Key(integer(256), 8192, "memory of the host"),
     "reserved_mb": Key(integer(0), 512, "memory kept free for the OS and Docker"),
     "bot_memory_mb": Key(
-        integer(16),
-        260,
-        "memory one bot is planned with (PSS of a dry-run freqtrade bot "
-        "measured here: about 260 MiB)",
+        optional_integer(16),
+        None,
+        "memory one bot is planned with; default: the figure measured for its pool's "
+        "runtime (see Capacity planning)",
     ),
     "labels": Key(
         lambda v: (
@@ -282,6 +290,7 @@ USER: dict[str, Key] = {
         "place single pools on hosts, `{<user>-pool-<n>: <host>}`; wins over `host`",
     ),
     "freqtrade_version": Key(version, None, "override `defaults.freqtrade_version` for this user"),
+    "runtime": Key(runtime, None, "override `defaults.runtime` for this user's pools"),
     "bots": Key(
         lambda v: (
             (v, None)

@@ -8,6 +8,7 @@ import re
 from botpool import schema
 from botpool.allocate import lock_path
 from botpool.cli import main
+from botpool.layout import RUNTIME_MEMORY
 
 from .conftest import MINIMAL
 from .e2e import REPO
@@ -48,7 +49,8 @@ def test_plan_json_lists_every_bot_with_host_pool_slot_and_port(write_layout, se
         ("one", "local", "alice-pool-1", 0, 9000),
         ("two", "local", "alice-pool-1", 1, 9001),
     ]
-    assert data["hosts"][0]["projected_mb"] == 2 * 260 + 40 + 40
+    zygote = RUNTIME_MEMORY["zygote"]  # the default runtime: its pool share, 2 bots, exchange
+    assert data["hosts"][0]["projected_mb"] == zygote.pool_mb + 2 * zygote.bot_mb + 40
 
 
 def test_credentials_prints_one_bots_login_only_when_asked(write_layout, secrets, capsys):

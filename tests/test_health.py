@@ -19,7 +19,7 @@ def healthy(plan) -> tuple[Snapshot, Health]:
     )
     seen = Health(mem_available_mb=4000)
     for pool in host.pools:
-        snap.programs[pool.name] = {}
+        snap.programs[pool.name] = {"zygote": ProgramState("zygote", "RUNNING", 9, 7200)}
         seen.container_memory[pool.name] = (500.0, 4000.0)
         for b in pool.bots:
             snap.programs[pool.name][b.program] = ProgramState(b.program, "RUNNING", 10, 7200)

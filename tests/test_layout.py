@@ -261,9 +261,31 @@ def test_more_bots_than_the_host_memory_holds(write_layout):
     path = write_layout(text.replace("      - name: one\n", bots))
     assert one_problem(path) == (
         f"{path}:9: hosts.vps1: host vps1 cannot hold its bots: 12 bots in 2 pools need about "
-        "3240 MiB (12 x 260 MiB per bot + 2 x 40 MiB per pool + exchanges), more than its 1536 "
+        "1720 MiB (2 zygote pools x 300 MiB + 12 bots x 90 MiB + exchanges), more than its 1536 "
         "MiB usable (memory_mb 2048 - reserved_mb 512); declare the host's real memory_mb, add a "
         "host, or remove bots"
+    )
+
+
+def test_capacity_uses_each_runtimes_figures_and_a_hosts_own_bot_memory(write_layout):
+    bots = "".join(f"      - name: b{i}\n" for i in range(12))
+    text = MINIMAL.replace("users:", "hosts:\n  vps1: {memory_mb: 3072}\nusers:")
+    text = text.replace("      - name: one\n", bots)
+    assert problems_of(write_layout(text)) == []  # 12 zygote bots: 1720 MiB
+    process = text.replace("  alice:\n", "  alice:\n    runtime: process\n")
+    assert "(2 process pools x 40 MiB + 12 bots x 260 MiB + exchanges)" in one_problem(
+        write_layout(process)
+    )
+    heavy = text.replace("{memory_mb: 3072}", "{memory_mb: 3072, bot_memory_mb: 400}")
+    assert "(2 zygote pools x 300 MiB + 12 bots x 400 MiB + exchanges)" in one_problem(
+        write_layout(heavy)
+    )
+
+
+def test_an_unknown_runtime_names_the_choices(write_layout):
+    path = write_layout(MINIMAL.replace("defaults:", "defaults:\n  runtime: fork"))
+    assert one_problem(path).endswith(
+        "defaults.runtime: unknown runtime 'fork': use zygote or process"
     )
 
 

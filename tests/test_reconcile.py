@@ -41,7 +41,8 @@ def converged(pools, exchanges) -> Snapshot:
                 parent = parent.rsplit("/", 1)[0]
     for pool in pools:
         snap.programs[pool.pool.name] = {
-            b.program: ProgramState(b.program, "RUNNING", 100 + b.slot, 60) for b in pool.pool.bots
+            name: ProgramState(name, "RUNNING", 100 + i, 60)
+            for i, name in enumerate(sorted(pool.programs))
         }
     return snap
 
@@ -52,7 +53,7 @@ def test_fresh_host_gets_everything(write_layout, secrets):
     (pool,) = changes.pools
     assert changes.create_network and pool.container == "create"
     assert len(pool.uploads) == len(pools[0].files)
-    assert pool.wait_for == ["alice-one", "alice-three", "alice-two"]
+    assert pool.wait_for == ["alice-one", "alice-three", "alice-two", "zygote"]
     assert changes.exchanges[0].container == "create"
 
 
@@ -150,7 +151,7 @@ def test_removed_or_changed_container_is_recreated_and_waited_for(write_layout, 
         snap.containers["alice-pool-1"], spec_hash="old"
     )
     (pool,) = reconcile(snap, pools, exchanges).pools
-    assert pool.container == "recreate" and len(pool.wait_for) == 3
+    assert pool.container == "recreate" and len(pool.wait_for) == 4  # 3 bots and the zygote
 
 
 def test_stray_labelled_container_is_removed(write_layout, secrets):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 
 import pytest
 
 from botpool.cli import main
 from botpool.plan import load_plan
 from botpool.render import render_pool
+from botpool.zygote import __file__ as ZYGOTE_FILE
 
 from .conftest import MINIMAL
 
@@ -131,7 +133,34 @@ def test_program_restarts_on_every_exit_and_logs_with_rotation(write_layout, sec
     assert "[program:alice-one]" in program
     assert "autorestart=true" in program and "startretries=5" in program
     assert "stdout_logfile_maxbytes=10MB" in program and "stopwaitsecs=30" in program
-    assert "freqtrade trade --config config.json" in program
+    # the default runtime: the program is the bot's launcher, asking the pool's zygote
+    assert (
+        "command=python3 /botpool/runtime/zygote.py launch /tmp/zygote.sock -- trade "
+        "--config config.json --userdir user_data\n" in program
+    )
+
+
+def test_a_zygote_pool_has_its_zygote_program_and_code_a_process_pool_has_neither(
+    write_layout, secrets
+):
+    _, pool = rendered(write_layout(MINIMAL), secrets)
+    files = files_of(pool)
+    assert files["runtime/zygote.py"] == Path(ZYGOTE_FILE).read_text()
+    zygote = files["programs/zygote.conf"]
+    assert "command=python3 /botpool/runtime/zygote.py serve /tmp/zygote.sock\n" in zygote
+    assert "user=ftuser" in zygote and "priority=1\n" in zygote
+    assert pool.programs == {"alice-one", "zygote"}
+    text = MINIMAL.replace("defaults:", "defaults:\n  runtime: process")
+    _, process = rendered(write_layout(text), secrets)
+    files = files_of(process)
+    assert "runtime/zygote.py" not in files and "programs/zygote.conf" not in files
+    assert (
+        "command=freqtrade trade --config config.json --userdir user_data\n"
+        in (files["programs/alice-one.conf"])
+    )
+    assert process.programs == {"alice-one"}
+    # each runtime has its own memory limit: a switch recreates the container
+    assert process.container.memory_limit_mb > pool.container.memory_limit_mb
 
 
 def test_supervisord_listens_on_a_unix_socket_only(write_layout, secrets):
