@@ -1,6 +1,6 @@
 """Benchmark converge on this machine with the 36-bot example (inventory/loadtest.yaml).
 
-    .venv/bin/python bench/converge.py [--skip-compose]
+    .venv/bin/python bench/converge.py [--skip-compose] [--runtime zygote|process]
 
 Prints, from one run: cold converge until every API answers; no-op converge wall time and
 the number of commands it ran on the host; add-one-bot converge until the new bot answers;
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,35 +29,10 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.memory import pool_memory  # noqa: E402
 from tests.e2e import Deployment, docker  # noqa: E402 - the same harness the tests use
 
 WORK = Path("/var/tmp/botpool-bench")
-
-
-def pss_kib(pid: int) -> int:
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0
-    return int(re.search(r"^Pss:\s+(\d+) kB", text, re.M).group(1))  # type: ignore[union-attr]
-
-
-def container_pids(name: str) -> list[int]:
-    out = docker("top", name, "-eo", "pid,args", check=False)
-    return [int(line.split()[0]) for line in out.splitlines()[1:] if line.strip()]
-
-
-def freqtrade_pss(name: str) -> tuple[int, list[int]]:
-    """(PSS of the whole container, PSS of each freqtrade process), KiB."""
-    total, bots = 0, []
-    out = docker("top", name, "-eo", "pid,args", check=False)
-    for line in out.splitlines()[1:]:
-        pid_text, _, args = line.strip().partition(" ")
-        size = pss_kib(int(pid_text))
-        total += size
-        if "freqtrade trade" in args:
-            bots.append(size)
-    return total, bots
 
 
 def timed(func) -> tuple[float, object]:  # noqa: ANN001
@@ -138,6 +112,7 @@ def wait_ports(ports: list[int], timeout: float = 600) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-compose", action="store_true")
+    parser.add_argument("--runtime", choices=("zygote", "process"), default="zygote")
     args = parser.parse_args()
     if WORK.exists():
         shutil.rmtree(WORK)
@@ -145,6 +120,7 @@ def main() -> None:
     dep = Deployment("benchex", WORK / "deployment", 20000)
     dep.directory.mkdir()
     users = loadtest_users()
+    dep.runtime = args.runtime
     dep.write(users, extra_yaml="hosts:\n  local: {memory_mb: 16384}\n")
     rows = []
     try:
@@ -223,17 +199,21 @@ def main() -> None:
                 )
 
         pools = sorted({b.pool for b in dep.plan().bots})
-        per_pool = {p: freqtrade_pss(p) for p in pools}
-        bots = [kib for _, procs in per_pool.values() for kib in procs]
+        per_pool = {p: pool_memory(p) for p in pools}
+        bots = [kib for memory in per_pool.values() for kib in memory.bots]
         rows.append(
             (
-                "PSS per bot (freqtrade process), mean",
+                f"PSS per bot ({args.runtime}: its own processes), mean",
                 f"{sum(bots) / len(bots) / 1024:.0f} MiB (n={len(bots)})",
             )
         )
-        for pool, (total, procs) in per_pool.items():
-            rows.append((f"PSS of pool {pool} ({len(procs)} bots)", f"{total / 1024:.0f} MiB"))
-        rows.append(("PSS of all pools", f"{sum(t for t, _ in per_pool.values()) / 1024:.0f} MiB"))
+        for pool, memory in per_pool.items():
+            rows.append(
+                (f"PSS of pool {pool} ({len(memory.bots)} bots)", f"{memory.total / 1024:.0f} MiB")
+            )
+        rows.append(
+            ("PSS of all pools", f"{sum(m.total for m in per_pool.values()) / 1024:.0f} MiB")
+        )
 
         if not args.skip_compose:
             image = docker("inspect", "-f", "{{.Config.Image}}", pools[0]).strip()

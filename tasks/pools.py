@@ -59,7 +59,7 @@ for unit in ctx.changes.pools:
         )
     if unit.wait_for:
         operations.wait_running(
-            name=f"{unit.name}: wait until its {len(unit.wait_for)} bots run",
+            name=f"{unit.name}: wait until its {len(unit.wait_for)} programs run",
             pool=unit.name,
             programs=unit.wait_for,
         )

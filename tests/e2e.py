@@ -51,6 +51,7 @@ class Deployment:
     base_port: int
     env: dict[str, str] = field(default_factory=dict)
     inventory: str = "inventory/local.py"
+    runtime: str = "zygote"  # defaults.runtime of every layout it writes
 
     @property
     def root(self) -> Path:
@@ -69,6 +70,7 @@ class Deployment:
         head = f"""
         defaults:
           root: {self.root}
+          runtime: {self.runtime}
           base_port: {self.base_port}
           strategies_dir: {REPO / "inventory" / "strategies"}
           image: {{ca_bundle: /etc/ssl/certs/ca-certificates.crt}}

@@ -27,9 +27,11 @@ cat:
 THRESHOLDS = "checks:\n  stagnant_after_minutes: 1\n"
 
 
-@pytest.fixture(scope="module")
-def dep(tmp_path_factory) -> Deployment:
+@pytest.fixture(scope="module", params=["zygote", "process"])
+def dep(tmp_path_factory, request) -> Deployment:
+    """Every check under each runtime (the module runs twice, one deployment at a time)."""
     deployment = new_deployment(tmp_path_factory.mktemp("checks"), "e2echk", 19500)
+    deployment.runtime = request.param
     deployment.write(USERS, extra_yaml=THRESHOLDS)
     deployment.converge()
     deployment.wait_answering()
@@ -107,6 +109,22 @@ def test_a_stopped_program(dep):
     )
     code, output = drift(dep)
     assert code == 2 and re.search(r"bot cat/a\s+stopped", output), output
+    settle(dep)
+    assert checks(dep) == {}
+
+
+def test_a_stopped_zygote_is_named_with_every_bot_it_leaves_down(dep):
+    if dep.runtime != "zygote":
+        pytest.skip("only a zygote pool has a zygote")
+    ctl = ["exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf"]
+    docker(*ctl, "stop", "zygote")  # its bots stop with it; their launchers wait for it
+    failed = checks(dep)
+    assert (
+        "the zygote of cat-pool-1 is STOPPED" in failed["test_check[@local|pool cat-pool-1|zygote]"]
+    )
+    assert "does not answer" in failed["test_check[@local|bot cat/a|api]"]
+    code, output = drift(dep)
+    assert code == 2 and "program cat-pool-1:zygote" in output, output
     settle(dep)
     assert checks(dep) == {}
 

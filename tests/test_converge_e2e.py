@@ -35,9 +35,11 @@ CURRENT = (
 )
 
 
-@pytest.fixture(scope="module")
-def dep(tmp_path_factory) -> Deployment:
+@pytest.fixture(scope="module", params=["zygote", "process"])
+def dep(tmp_path_factory, request) -> Deployment:
+    """The same story under each runtime (every test runs twice, one deployment at a time)."""
     deployment = new_deployment(tmp_path_factory.mktemp("converge"), "e2econv", 19100)
+    deployment.runtime = request.param
     deployment.write(USERS)
     yield deployment
     deployment.teardown()
@@ -169,11 +171,12 @@ def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
     dep.layout.write_text(text)
     run = dep.converge()
     recreated = [op for op in run.operations if "recreate the pool" in op or "wait until" in op]
+    zygote = dep.runtime == "zygote"  # a zygote pool has one more program: its zygote
     assert recreated == [
         "tasks/pools.py | ann-pool-1: recreate the pool container",
-        "tasks/pools.py | ann-pool-1: wait until its 3 bots run",
+        f"tasks/pools.py | ann-pool-1: wait until its {3 + zygote} programs run",
         "tasks/pools.py | ben-pool-1: recreate the pool container",
-        "tasks/pools.py | ben-pool-1: wait until its 1 bots run",
+        f"tasks/pools.py | ben-pool-1: wait until its {1 + zygote} programs run",
     ], run.operations
     assert all(container_id(n) != cid for n, cid in before.items())
     dep.wait_answering()
@@ -203,3 +206,18 @@ def test_removing_a_users_last_bot_removes_only_its_pool(dep):
         assert docker("inspect", "-f", "{{.State.Running}}", foreign).strip() == "true"
     finally:
         docker("rm", "-f", foreign, check=False)
+
+
+def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
+    trades = dep.api("ann", "one", "trades").json()["total_trades"]
+    other = {"zygote": "process", "process": "zygote"}[dep.runtime]
+    text = dep.layout.read_text()
+    dep.layout.write_text(text.replace(f"runtime: {dep.runtime}", f"runtime: {other}", 1))
+    dep.runtime = other
+    dep.converge()
+    programs = dep.programs("ann-pool-1")
+    assert ("zygote" in programs) == (other == "zygote")
+    assert all(state == "RUNNING" for state, _ in programs.values()), programs
+    dep.wait_answering()
+    assert dep.api("ann", "one", "trades").json()["total_trades"] >= trades
+    assert dep.converge().operations == []

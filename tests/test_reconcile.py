@@ -141,6 +141,16 @@ def test_stopped_program_is_started(write_layout, secrets):
     assert pool.start == ["alice-three"] and not pool.supervisor_update and pool.uploads == []
 
 
+def test_a_stopped_zygote_is_started_before_its_bots(write_layout, secrets):
+    pools, exchanges = desired(write_layout(THREE), secrets)
+    snap = converged(pools, exchanges)
+    for name in ("zygote", "alice-one"):
+        snap.programs["alice-pool-1"][name] = ProgramState(name, "EXITED", None, None)
+    changes = reconcile(snap, pools, exchanges)
+    assert changes.pools[0].start == ["zygote", "alice-one"]
+    assert "program alice-pool-1:zygote: stopped" in "\n".join(map(str, changes.differences))
+
+
 def test_removed_or_changed_container_is_recreated_and_waited_for(write_layout, secrets):
     pools, exchanges = desired(write_layout(THREE), secrets)
     snap = converged(pools, exchanges)

@@ -1,0 +1,58 @@
+"""Memory of pool containers as the kernel accounts it: PSS from /proc/<pid>/smaps_rollup.
+
+PSS (proportional set size) splits every shared page among the processes sharing it, so
+the PSS of all processes of a pool adds up to what the pool really costs; RSS would count
+the zygote's shared pages once per bot.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.e2e import docker
+
+
+def pss_kib(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+    return int(match.group(1)) if match else 0
+
+
+@dataclass
+class PoolMemory:
+    """PSS (KiB) of one pool container's processes, by role."""
+
+    total: int = 0
+    supervisord: int = 0
+    zygote: int = 0
+    bots: list[int] = field(default_factory=list)  # each bot: its process (+ its launcher)
+
+    @property
+    def per_bot_mib(self) -> float:
+        return self.total / len(self.bots) / 1024 if self.bots else 0.0
+
+
+def pool_memory(name: str) -> PoolMemory:
+    """Whatever the runtime: freqtrade processes, or zygote children plus their launchers."""
+    rows = []
+    for line in docker("top", name, "-eo", "pid,ppid,args", check=False).splitlines()[1:]:
+        pid, ppid, args = line.split(None, 2)
+        rows.append((int(pid), int(ppid), args, pss_kib(int(pid))))
+    memory = PoolMemory(total=sum(r[3] for r in rows))
+    zygotes = {pid for pid, ppid, args, _ in rows if " serve " in args and "zygote.py" in args}
+    launchers = [kib for _, _, args, kib in rows if "zygote.py launch" in args]
+    for pid, ppid, args, kib in rows:
+        if "supervisord" in args:
+            memory.supervisord += kib
+        elif pid in zygotes and ppid not in zygotes:
+            memory.zygote += kib
+        elif ppid in zygotes or "freqtrade trade" in args:
+            memory.bots.append(kib)
+    if launchers and len(launchers) == len(memory.bots):
+        memory.bots = [b + launcher for b, launcher in zip(memory.bots, launchers, strict=True)]
+    return memory

@@ -1,0 +1,145 @@
+"""The zygote runtime in a real pool: real supervisord, freqtrade forked from the zygote,
+faults done to it by hand (tests/test_zygote.py covers the same parts with tiny programs).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .e2e import CTL, Deployment, docker, new_deployment, wait_for
+
+pytestmark = pytest.mark.e2e
+
+USERS = """
+zed:
+  bots:
+    - name: a
+    - {name: b, pairs: [ETH/USDT]}
+    - {name: c, pairs: [SOL/USDT]}
+"""
+POOL = "zed-pool-1"
+BOTS = ("zed-a", "zed-b", "zed-c")
+
+
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory) -> Deployment:
+    deployment = new_deployment(tmp_path_factory.mktemp("zygote"), "e2ezyg", 19700)
+    deployment.write(USERS)
+    deployment.converge()
+    deployment.wait_answering()
+    yield deployment
+    deployment.teardown()
+
+
+PS = r"""
+import json, os, pwd
+rows = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        args = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        continue
+    bot = [e[12:].decode() for e in env if e.startswith(b"BOTPOOL_BOT=")]
+    rows.append([int(pid), int(stat[1]), pwd.getpwuid(uid).pw_name, args, (bot or [""])[0]])
+print(json.dumps(rows))
+"""
+
+
+def processes() -> list[tuple[int, int, str, str, str]]:
+    """(pid, ppid, user, args, BOTPOOL_BOT) of every process in the pool (it has no ps)."""
+    return [tuple(row) for row in json.loads(docker("exec", "-u", "0", POOL, "python3", "-c", PS))]
+
+
+def zygote_pid(dep: Deployment) -> int:
+    state, pid = dep.programs(POOL)["zygote"]
+    assert state == "RUNNING" and pid
+    return pid
+
+
+def bot_children(dep: Deployment) -> dict[str, int]:
+    """Bot processes forked by the zygote, by the BOTPOOL_BOT of their environment."""
+    parent = zygote_pid(dep)
+    found: dict[str, int] = {}
+    for pid, ppid, _, _, bot in processes():
+        if ppid == parent and bot:
+            assert bot not in found, f"two processes for {bot}"
+            found[bot] = pid
+    return found
+
+
+def test_every_bot_is_a_child_of_the_single_threaded_zygote(dep):
+    programs = dep.programs(POOL)
+    assert set(programs) == {*BOTS, "zygote"}
+    children = bot_children(dep)
+    assert sorted(children) == ["zed/a", "zed/b", "zed/c"]
+    users = {pid: user for pid, _, user, _, _ in processes()}
+    assert {users[pid] for pid in children.values()} == {"ftuser"}
+    log = (dep.root / "pools" / POOL / "logs" / "zygote.log").read_text()
+    assert "one thread; serving /tmp/zygote.sock" in log
+    for slot, bot in enumerate("abc"):  # each child has its own config, port and log
+        text = (dep.root / "pools" / POOL / "bots" / bot / "logs" / "freqtrade.log").read_text()
+        assert f"Starting HTTP Server at 0.0.0.0:{8080 + slot}" in text
+
+
+def test_a_bot_restart_answers_within_seconds(dep):
+    (target,) = [b for b in dep.plan().bots if b.key == "zed/a"]
+    before = bot_children(dep)["zed/a"]
+    start = time.monotonic()
+    docker("exec", POOL, *CTL.split(), "restart", "zed-a")
+    dep.wait_answering(timeout=30)
+    assert time.monotonic() - start < 20  # supervisorctl itself waits startsecs (10 s)
+    after = bot_children(dep)
+    assert after["zed/a"] != before and len(after) == 3
+    assert target.host_port
+
+
+def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
+    before = bot_children(dep)
+    _, launcher = dep.programs(POOL)["zed-b"]
+    docker("exec", "-u", "0", POOL, "kill", "-9", str(launcher))
+    wait_for(
+        lambda: bot_children(dep).get("zed/b") not in (None, before["zed/b"]),
+        timeout=60,
+        what="a new zed/b forked by the zygote",
+    )
+    pids = {pid for pid, *_ in processes()}
+    assert before["zed/b"] not in pids  # the old bot died with its launcher
+    after = bot_children(dep)
+    assert len(after) == 3 and after["zed/a"] == before["zed/a"]  # neighbours untouched
+    dep.wait_answering()
+
+
+def test_a_crashed_zygote_takes_its_bots_and_everything_comes_back(dep):
+    old_zygote, before = zygote_pid(dep), bot_children(dep)
+    trades = dep.api("zed", "a", "trades").json()["total_trades"]
+    docker("exec", "-u", "0", POOL, "kill", "-9", str(old_zygote))
+    dep.wait_answering(timeout=120)
+    dep.pids(POOL)
+    pids = {pid for pid, *_ in processes()}
+    assert not pids & set(before.values()), "a bot of the dead zygote still runs"
+    after = bot_children(dep)
+    assert zygote_pid(dep) != old_zygote and sorted(after) == sorted(before)
+    assert dep.api("zed", "a", "trades").json()["total_trades"] >= trades
+    assert dep.converge().operations == []
+
+
+def test_freqtrade_changed_on_disk_reloads_the_zygote_before_any_fork(dep):
+    """An upgrade inside the running image (say pip install -U freqtrade): no bot may be forked
+    from code older than the files on disk."""
+    old_zygote = zygote_pid(dep)
+    module = docker(
+        "exec", POOL, "python3", "-c", "import freqtrade.main as m; print(m.__file__)"
+    ).strip()
+    docker("exec", "-u", "0", POOL, "touch", module)
+    docker("exec", POOL, *CTL.split(), "restart", "zed-c")
+    dep.wait_answering(timeout=120)
+    log = (dep.root / "pools" / POOL / "logs" / "zygote.log").read_text()
+    assert f"{module} changed on disk since the preload: exiting to reload" in log
+    wait_for(lambda: dep.programs(POOL)["zygote"][1] != old_zygote, what="a new zygote")
+    assert len(bot_children(dep)) == 3
