@@ -369,6 +369,7 @@ def child(libc: Any, parent: int, target: Any, message: dict[str, Any], fds: lis
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the zygote
     if os.getppid() != parent:  # the zygote died before prctl took effect
         return TEMPFAIL
+    libc.prctl(15, message["key"].replace("/", "-").encode()[:15])  # PR_SET_NAME: for top, ps
     for number, fd in enumerate(fds):
         os.dup2(fd, number)
         os.close(fd)

@@ -40,20 +40,23 @@ rows = []
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         stat = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()
-        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
         args = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
         uid = os.stat(f"/proc/{pid}").st_uid
     except OSError:
         continue
-    bot = [e[12:].decode() for e in env if e.startswith(b"BOTPOOL_BOT=")]
-    rows.append([int(pid), int(stat[1]), pwd.getpwuid(uid).pw_name, args, (bot or [""])[0]])
+    bot = cwd.split("/")[-1] if cwd.startswith("/botpool/bots/") else ""
+    rows.append([int(pid), int(stat[1]), pwd.getpwuid(uid).pw_name, args, bot])
 print(json.dumps(rows))
 """
 
 
 def processes() -> list[tuple[int, int, str, str, str]]:
-    """(pid, ppid, user, args, BOTPOOL_BOT) of every process in the pool (it has no ps)."""
-    return [tuple(row) for row in json.loads(docker("exec", "-u", "0", POOL, "python3", "-c", PS))]
+    """(pid, ppid, user, args, bot) of the pool's ftuser processes (it has no ps; root has no
+    CAP_SYS_PTRACE there, so only the bots' own uid may read their /proc entries); bot: the
+    folder it runs in (/proc/<pid>/environ would show the zygote's environment: a forked
+    child changes its environment in memory only)."""
+    return [tuple(row) for row in json.loads(docker("exec", "-u", "1000", POOL, "python3", "-c", PS))]
 
 
 def zygote_pid(dep: Deployment) -> int:
@@ -63,13 +66,13 @@ def zygote_pid(dep: Deployment) -> int:
 
 
 def bot_children(dep: Deployment) -> dict[str, int]:
-    """Bot processes forked by the zygote, by the BOTPOOL_BOT of their environment."""
+    """Bot processes forked by the zygote, by the bot folder each runs in."""
     parent = zygote_pid(dep)
     found: dict[str, int] = {}
     for pid, ppid, _, _, bot in processes():
         if ppid == parent and bot:
             assert bot not in found, f"two processes for {bot}"
-            found[bot] = pid
+            found[f"zed/{bot}"] = pid
     return found
 
 
@@ -102,7 +105,7 @@ def test_a_bot_restart_answers_within_seconds(dep):
 def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
     before = bot_children(dep)
     _, launcher = dep.programs(POOL)["zed-b"]
-    docker("exec", "-u", "0", POOL, "kill", "-9", str(launcher))
+    docker("exec", "-u", "1000", POOL, "sh", "-c", f"kill -9 {launcher}")
     wait_for(
         lambda: bot_children(dep).get("zed/b") not in (None, before["zed/b"]),
         timeout=60,
@@ -118,7 +121,7 @@ def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
 def test_a_crashed_zygote_takes_its_bots_and_everything_comes_back(dep):
     old_zygote, before = zygote_pid(dep), bot_children(dep)
     trades = dep.api("zed", "a", "trades").json()["total_trades"]
-    docker("exec", "-u", "0", POOL, "kill", "-9", str(old_zygote))
+    docker("exec", "-u", "1000", POOL, "sh", "-c", f"kill -9 {old_zygote}")
     dep.wait_answering(timeout=120)
     dep.pids(POOL)
     pids = {pid for pid, *_ in processes()}
