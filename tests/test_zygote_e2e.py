@@ -56,7 +56,9 @@ def processes() -> list[tuple[int, int, str, str, str]]:
     CAP_SYS_PTRACE there, so only the bots' own uid may read their /proc entries); bot: the
     folder it runs in (/proc/<pid>/environ would show the zygote's environment: a forked
     child changes its environment in memory only)."""
-    return [tuple(row) for row in json.loads(docker("exec", "-u", "1000", POOL, "python3", "-c", PS))]
+    return [
+        tuple(row) for row in json.loads(docker("exec", "-u", "1000", POOL, "python3", "-c", PS))
+    ]
 
 
 def zygote_pid(dep: Deployment) -> int:
