@@ -64,6 +64,17 @@ def plan_as_json(plan: Plan) -> dict[str, Any]:
             }
             for b in plan.bots
         ],
+        "pools": [
+            {
+                "pool": p.name,
+                "host": p.host,
+                "runtime": p.runtime,
+                "bots": len(p.bots),
+                "projected_mb": p.projected_mb,
+                "memory_limit_mb": p.memory_limit_mb,
+            }
+            for p in plan.pools
+        ],
         "hosts": [
             {
                 "host": h.name,
@@ -105,6 +116,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
             for b in plan.bots
         ]
         print(table(rows, ("HOST", "POOL", "BOT", "API", "STRATEGY", "DRY-RUN", "MEMORY")))
+        print()
+        pools = [
+            (
+                p.name,
+                p.host,
+                p.runtime,
+                len(p.bots),
+                f"{p.projected_mb} MiB",
+                f"{p.memory_limit_mb} MiB",
+            )
+            for p in plan.pools
+        ]
+        print(table(pools, ("POOL", "HOST", "RUNTIME", "BOTS", "PROJECTED", "LIMIT")))
         print()
         hosts = [
             (

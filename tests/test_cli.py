@@ -51,6 +51,9 @@ def test_plan_json_lists_every_bot_with_host_pool_slot_and_port(write_layout, se
     ]
     zygote = RUNTIME_MEMORY["zygote"]  # the default runtime: its pool share, 2 bots, exchange
     assert data["hosts"][0]["projected_mb"] == zygote.pool_mb + 2 * zygote.bot_mb + 40
+    (pool,) = data["pools"]
+    assert (pool["pool"], pool["runtime"], pool["bots"]) == ("alice-pool-1", "zygote", 2)
+    assert pool["projected_mb"] == zygote.pool_mb + 2 * zygote.bot_mb
 
 
 def test_credentials_prints_one_bots_login_only_when_asked(write_layout, secrets, capsys):
