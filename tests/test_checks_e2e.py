@@ -145,6 +145,7 @@ def test_a_stray_container_with_botpool_labels(dep):
     docker(
         "run",
         "-d",
+        "--init",  # sleep as PID 1 would ignore the converge's SIGTERM for 45 s
         "--name",
         "e2echk-stray",
         "--label",
