@@ -10,8 +10,10 @@ from .e2e import REPO, new_deployment
 pytestmark = pytest.mark.e2e
 
 
-def test_the_36_bot_example_converges_and_every_bot_answers(tmp_path):
+@pytest.mark.parametrize("runtime", ["zygote", "process"])
+def test_the_36_bot_example_converges_and_every_bot_answers(tmp_path, runtime):
     dep = new_deployment(tmp_path, "e2eload", 19300)
+    dep.runtime = runtime
     users = yaml.safe_load((REPO / "inventory" / "loadtest.yaml").read_text())["users"]
     dep.write(
         yaml.safe_dump(users, default_flow_style=None, sort_keys=False),
