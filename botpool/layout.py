@@ -22,14 +22,17 @@ CCXT_SECRET_KEYS = {"apikey", "secret", "password", "uid", "privatekey", "wallet
 
 @dataclass(frozen=True)
 class RuntimeMemory:
-    """Memory a runtime is planned with: PSS measured by bench/density.py (README, Capacity)."""
+    """Memory a runtime is planned with, rounded up from the PSS that bench/density.py
+    measured after 30 minutes of trading and API traffic (README, "Capacity planning")."""
 
     pool_mb: int  # per pool container, whatever its bots: supervisord, and the zygote
-    bot_mb: int  # per bot
+    bot_mb: int  # per bot (a zygote bot: its forked process and its launcher)
 
 
 RUNTIME_MEMORY = {
-    "zygote": RuntimeMemory(pool_mb=300, bot_mb=90),
+    # pools of 1, 5, 10 bots measured 325, 695, 1158 MiB: planned 300, 700, 1200
+    "zygote": RuntimeMemory(pool_mb=200, bot_mb=100),
+    # pools of 1, 5, 10 bots measured 262, 1254, 2495 MiB: planned 300, 1340, 2640
     "process": RuntimeMemory(pool_mb=40, bot_mb=260),
 }
 

@@ -199,9 +199,8 @@ class Zygote:
     def serve(self) -> int:
         self.load()
         self.listener = self.listen()
-        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
@@ -328,6 +327,7 @@ class Zygote:
             for fd in queued_fds:
                 os.close(fd)
         os.close(self.wake_r)
+        os.close(self.wake_w)
 
     def _reap(self) -> None:
         while True:

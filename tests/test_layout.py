@@ -261,7 +261,7 @@ def test_more_bots_than_the_host_memory_holds(write_layout):
     path = write_layout(text.replace("      - name: one\n", bots))
     assert one_problem(path) == (
         f"{path}:9: hosts.vps1: host vps1 cannot hold its bots: 12 bots in 2 pools need about "
-        "1720 MiB (2 zygote pools x 300 MiB + 12 bots x 90 MiB + exchanges), more than its 1536 "
+        "1640 MiB (2 zygote pools x 200 MiB + 12 bots x 100 MiB + exchanges), more than its 1536 "
         "MiB usable (memory_mb 2048 - reserved_mb 512); declare the host's real memory_mb, add a "
         "host, or remove bots"
     )
@@ -277,9 +277,19 @@ def test_capacity_uses_each_runtimes_figures_and_a_hosts_own_bot_memory(write_la
         write_layout(process)
     )
     heavy = text.replace("{memory_mb: 3072}", "{memory_mb: 3072, bot_memory_mb: 400}")
-    assert "(2 zygote pools x 300 MiB + 12 bots x 400 MiB + exchanges)" in one_problem(
+    assert "(2 zygote pools x 200 MiB + 12 bots x 400 MiB + exchanges)" in one_problem(
         write_layout(heavy)
     )
+
+
+def test_fifty_bots_fit_the_seed_vps_under_the_zygote_runtime_only(write_layout):
+    """The old system's target: 50 bots on its 7.8 GB VPS."""
+    bots = "".join(f"      - name: b{i}\n" for i in range(50))
+    text = MINIMAL.replace("users:", "hosts:\n  seed: {memory_mb: 7800}\nusers:")
+    text = text.replace("      - name: one\n", bots)
+    assert problems_of(write_layout(text)) == []  # 5 x 200 + 50 x 100 + 40 = 6040 MiB
+    process = text.replace("  alice:\n", "  alice:\n    runtime: process\n")
+    assert "need about 13240 MiB" in one_problem(write_layout(process))
 
 
 def test_an_unknown_runtime_names_the_choices(write_layout):
