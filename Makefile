@@ -27,7 +27,7 @@ test-fast: bootstrap lint
 	$(VENV)/pytest -m "not e2e" $(PYTEST_ARGS)
 
 test: bootstrap lint
-	$(VENV)/pytest $(PYTEST_ARGS)
+	$(VENV)/pytest --durations=15 $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(VENV)/python bench/core.py
