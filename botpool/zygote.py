@@ -122,8 +122,7 @@ def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     except (ConnectionResetError, BrokenPipeError):
         return None, []
     if not data:
-        for fd in fds:
-            os.close(fd)
+        _close(fds)
         return None, []
     return json.loads(data), fds
 
@@ -243,18 +242,15 @@ class Zygote:
 
     def _request(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
         if len(fds) != 3 or not isinstance(message.get("argv"), list):
-            for fd in fds:
-                os.close(fd)
+            _close(fds)
             self._reply(conn, {"error": "bad request: want argv and three fds", "retry": False})
             return
-        running = [b for b in self.bots.values() if b.key == message["key"]]
-        if any(b.conn is not None for b in running):
-            for fd in fds:
-                os.close(fd)
-            pid = running[0].pid
+        live = [b for b in self.bots.values() if b.key == message["key"] and b.conn is not None]
+        if live:
+            _close(fds)
             self._reply(
                 conn,
-                {"error": f"{message['key']} already runs as pid {pid}", "retry": False},
+                {"error": f"{message['key']} already runs as pid {live[0].pid}", "retry": False},
             )
             return
         self.waiting.append((conn, message, fds))  # forked once the old one is reaped
@@ -267,13 +263,11 @@ class Zygote:
                 continue
             self.waiting.remove(item)
             if conn.fileno() not in self.conns:  # the launcher left while it waited
-                for fd in fds:
-                    os.close(fd)
+                _close(fds)
                 continue
             changed = self._changed_module()
             if changed:
-                for fd in fds:
-                    os.close(fd)
+                _close(fds)
                 self._reply(
                     conn,
                     {"error": f"{changed} changed on disk: zygote restarts", "retry": True},
@@ -306,8 +300,7 @@ class Zygote:
             except BaseException:  # noqa: BLE001  never return into the zygote's loop
                 code = 70
             os._exit(code)
-        for fd in fds:
-            os.close(fd)
+        _close(fds)
         self.bots[pid] = Bot(message["key"], pid, conn)
         try:
             pidfd = os.pidfd_open(pid)
@@ -323,9 +316,8 @@ class Zygote:
         self.listener.close()
         for conn in self.conns.values():
             conn.close()
-        for _queued_conn, _, queued_fds in self.waiting:
-            for fd in queued_fds:
-                os.close(fd)
+        for _conn, _message, queued in self.waiting:
+            _close(queued)
         os.close(self.wake_r)
         os.close(self.wake_w)
 
@@ -368,9 +360,8 @@ class Zygote:
 
     def _shutdown(self, grace: float = 20.0) -> int:
         """Stop every bot (TERM, then KILL after grace) and leave."""
-        for _conn, _, fds in self.waiting:
-            for fd in fds:
-                os.close(fd)
+        for _conn, _message, queued in self.waiting:
+            _close(queued)
         for bot in self.bots.values():
             _kill_group(bot.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -428,6 +419,11 @@ def child(libc: Any, parent: int, target: Any, message: dict[str, Any], fds: lis
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     return code
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _resolve(entry: str) -> Any:
