@@ -11,13 +11,17 @@ new host, and records `moved_from` until a converge has carried its data there.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from botpool.layout import Bot, Layout
-from botpool.source import LayoutError, Problem, load
+from botpool.schema import HOST_RE, NAME_RE
+from botpool.source import Document, LayoutError, Problem, read
 
 LOCK_HEADER = (
     "# Written by `botpool plan`: the pool, slot and ports of every bot. Commit it beside the\n"
@@ -58,7 +62,7 @@ class Allocation:
 
     def to_yaml(self) -> str:
         data = {
-            "version": 1,
+            "version": LOCK_VERSION,
             "pools": {
                 p.name: {
                     "user": p.user,
@@ -84,64 +88,192 @@ def _pool_order(pool: PoolBlock) -> tuple[str, int]:
     return (pool.user, pool.number)
 
 
+LOCK_VERSION = 1
+MAX_POOL_SIZE = 50  # the most defaults.max_bots_per_pool allows
+
+
 def lock_path(layout_file: str | Path) -> Path:
     return Path(layout_file).with_suffix(".lock")
 
 
-def read_lock(path: Path) -> Allocation:
-    """Read a lock file; a missing file is an empty allocation, a broken one an error."""
-    if not path.exists():
+def read_lock(path: Path, layout: Layout | None = None) -> Allocation:
+    """Read a lock file as strictly as a layout; a missing file is an empty allocation.
+
+    Every problem is reported as FILE:LINE, and an empty, unreadable or inconsistent lock is
+    an error, never a silent reshuffle (two bots swapping ports). With the layout, port
+    blocks must also lie inside its base_port..max_port.
+    """
+    if not path.exists() and not path.is_symlink():
         return Allocation()
-    doc = load(path.read_text(), str(path))
-    problems = list(doc.problems)
-    pools: dict[str, PoolBlock] = {}
-    bots: dict[str, Seat] = {}
-    data = doc.data if isinstance(doc.data, dict) else {}
-    try:
-        for name, p in (data.get("pools") or {}).items():
-            moved_from = p.get("moved_from")
-            pools[name] = PoolBlock(
-                name,
-                str(p["user"]),
-                str(p["host"]),
-                int(p["first_port"]),
-                int(p["size"]),
-                str(moved_from) if moved_from else None,
-            )
-        for key, b in (data.get("bots") or {}).items():
-            bots[key] = Seat(str(b["pool"]), int(b["slot"]))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        problems.append(
-            Problem(
-                str(path),
-                1,
-                "",
-                f"malformed lock file ({exc!r}): restore it "
-                "from git, or delete it to allocate afresh (bots may move)",
-            )
-        )
-    seats = set()
-    for key, seat in bots.items():
-        pool = pools.get(seat.pool)
-        user = key.split("/")[0]
-        if (
-            pool is None
-            or pool.user != user
-            or not 0 <= seat.slot < pool.size
-            or (seat.pool, seat.slot) in seats
-        ):
-            problems.append(
-                doc.problem(
-                    ("bots", key),
-                    "inconsistent entry (unknown pool, other "
-                    "user's pool, slot out of range or taken twice): restore "
-                    "the lock from git, or delete it to allocate afresh",
+    doc = read(path, "lock file")
+    check = _LockCheck(doc, layout)
+    allocation = check.allocation()
+    if doc.problems or check.problems:
+        raise LayoutError(doc.problems + check.problems)
+    return allocation
+
+
+def write_lock(path: Path, text: str) -> None:
+    """Replace the lock atomically (a temporary file renamed over it), never a non-lock."""
+    if path.exists() and not path.read_bytes().startswith(LOCK_HEADER.encode()[:40]):
+        raise LayoutError(
+            [
+                Problem(
+                    str(path), 1, "", "not a lock file written by botpool: refusing to replace it"
                 )
+            ]
+        )
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+_FIX = "restore the lock file from git, or delete it to allocate afresh (bots may move)"
+
+
+class _LockCheck:
+    """A lock file's data -> Allocation, with every problem located."""
+
+    def __init__(self, doc: Document, layout: Layout | None):
+        self.doc = doc
+        self.layout = layout
+        self.problems: list[Problem] = []
+
+    def report(self, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(self.doc.problem(path, f"{message}: {_FIX}"))
+
+    def fields(self, raw: Any, path: tuple[str, ...], spec: dict[str, type]) -> dict[str, Any]:
+        """A mapping with exactly the keys of spec (those ending in '?' optional), typed."""
+        if not isinstance(raw, dict):
+            self.report(path, "expected a mapping")
+            return {}
+        out = {}
+        for key in raw.keys() - {k.rstrip("?") for k in spec}:
+            self.report((*path, str(key)), f"unknown key {key!r}")
+        for key, kind in spec.items():
+            name = key.rstrip("?")
+            value = raw.get(name)
+            if value is None and key.endswith("?"):
+                continue
+            if value is None:
+                self.report((*path, name), f"{name} is missing")
+                return {}
+            if not isinstance(value, kind) or isinstance(value, bool):
+                self.report((*path, name), f"{name} must be {kind.__name__}, got {value!r}")
+                return {}
+            out[name] = value
+        return out
+
+    def allocation(self) -> Allocation:
+        data = self.doc.data
+        if data is None:
+            self.report((), "the lock file is empty")
+            return Allocation()
+        top = self.fields(data, (), {"version": int, "pools": dict, "bots": dict})
+        if not top:
+            return Allocation()
+        if top["version"] != LOCK_VERSION:
+            self.report(
+                ("version",),
+                f"unknown lock version {top['version']}: this botpool reads version {LOCK_VERSION}",
             )
-        seats.add((seat.pool, seat.slot))
-    if problems:
-        raise LayoutError(problems)
-    return Allocation(pools, bots)
+            return Allocation()
+        pools = {}
+        for name, raw in top["pools"].items():
+            pool = self.pool(str(name), raw)
+            if pool:
+                pools[pool.name] = pool
+        self.overlaps(pools)
+        bots = {}
+        seats: dict[tuple[str, int], str] = {}
+        for key, raw in top["bots"].items():
+            seat = self.seat(str(key), raw, pools)
+            if seat is None:
+                continue
+            if (seat.pool, seat.slot) in seats:
+                self.report(
+                    ("bots", key),
+                    f"slot {seat.slot} of {seat.pool} is also {seats[(seat.pool, seat.slot)]}'s",
+                )
+                continue
+            seats[(seat.pool, seat.slot)] = key
+            bots[key] = seat
+        return Allocation(pools, bots)
+
+    def pool(self, name: str, raw: Any) -> PoolBlock | None:
+        path = ("pools", name)
+        spec = {"user": str, "host": str, "first_port": int, "size": int, "moved_from?": str}
+        f = self.fields(raw, path, spec)
+        if not f:
+            return None
+        problems = len(self.problems)
+        if not (
+            NAME_RE.fullmatch(f["user"])
+            and re.fullmatch(rf"{re.escape(f['user'])}-pool-[1-9][0-9]{{0,5}}", name)
+        ):
+            self.report(
+                path, f"{name!r} is not a pool name of user {f['user']!r} ({f['user']}-pool-<n>)"
+            )
+        for key in ("host", "moved_from"):
+            if key in f and not HOST_RE.fullmatch(f[key]):
+                self.report((*path, key), f"{f[key]!r} is not a host name")
+        if not 1 <= f["size"] <= MAX_POOL_SIZE:
+            self.report((*path, "size"), f"size must be between 1 and {MAX_POOL_SIZE}")
+        elif not 1024 <= f["first_port"] <= 65536 - f["size"]:
+            self.report((*path, "first_port"), "the port block lies outside 1024-65535")
+        elif self.layout and not (
+            self.layout.base_port <= f["first_port"]
+            and f["first_port"] + f["size"] - 1 <= self.layout.max_port
+        ):
+            self.report(
+                (*path, "first_port"),
+                f"ports {f['first_port']}-{f['first_port'] + f['size'] - 1} lie outside "
+                f"the layout's base_port..max_port ({self.layout.base_port}-"
+                f"{self.layout.max_port})",
+            )
+        if len(self.problems) > problems:
+            return None
+        return PoolBlock(
+            name, f["user"], f["host"], f["first_port"], f["size"], f.get("moved_from")
+        )
+
+    def overlaps(self, pools: dict[str, PoolBlock]) -> None:
+        by_host: dict[str, list[PoolBlock]] = {}
+        for pool in pools.values():
+            by_host.setdefault(pool.host, []).append(pool)
+        for blocks in by_host.values():
+            blocks.sort(key=lambda p: p.first_port)
+            for before, after in zip(blocks, blocks[1:], strict=False):
+                if after.first_port < before.first_port + before.size:
+                    self.report(
+                        ("pools", after.name),
+                        f"its ports overlap those of {before.name} on host {after.host}",
+                    )
+
+    def seat(self, key: str, raw: Any, pools: dict[str, PoolBlock]) -> Seat | None:
+        path = ("bots", key)
+        f = self.fields(raw, path, {"pool": str, "slot": int})
+        if not f:
+            return None
+        user, _, bot = key.partition("/")
+        pool = pools.get(f["pool"])
+        if not (NAME_RE.fullmatch(user) and NAME_RE.fullmatch(bot)):
+            self.report(path, f"{key!r} is not USER/BOT")
+        elif pool is None:
+            self.report((*path, "pool"), f"no pool {f['pool']!r} in the lock")
+        elif pool.user != user:
+            self.report((*path, "pool"), f"{f['pool']} is {pool.user}'s pool, not {user}'s")
+        elif not 0 <= f["slot"] < pool.size:
+            self.report((*path, "slot"), f"slot {f['slot']} is outside 0-{pool.size - 1}")
+        else:
+            return Seat(f["pool"], f["slot"])
+        return None
 
 
 def allocate(layout: Layout, previous: Allocation) -> tuple[Allocation, list[Problem]]:

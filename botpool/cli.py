@@ -12,20 +12,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from botpool.allocate import lock_path
+from botpool.allocate import lock_path, write_lock
 from botpool.plan import Plan, load_plan
 from botpool.render import render_host
 from botpool.secrets import SecretsError, SecretStore
-from botpool.source import LayoutError
+from botpool.source import LayoutError, printable
 
 OK, ERROR, CHANGES = 0, 1, 2
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """Plain aligned columns, the way `docker ps` prints them."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    """Plain aligned columns, the way `docker ps` prints them (control characters escaped)."""
+    cells = [[printable(str(c)) for c in header]] + [[printable(str(c)) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -158,7 +158,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             return CHANGES
         return OK
     if current != new_text:
-        lock.write_text(new_text)
+        write_lock(lock, new_text)
         print(f"wrote {lock}", file=sys.stderr)
     return OK
 
@@ -293,8 +293,16 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return CHANGES if any(r.differences for r in results) else OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which this CLI's contract reserves for drift."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ERROR, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="botpool", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
@@ -345,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ERROR
     except SecretsError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return ERROR
+    except OSError as exc:  # an output folder that cannot be written, say
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return ERROR
 
 

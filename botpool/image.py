@@ -20,7 +20,6 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import botpool
@@ -245,12 +244,10 @@ tar -C "$rootfs" -c . | docker import {change_args} - {shlex.quote(tag)} >/dev/n
 def pool_images(layout: Layout) -> dict[str, ImageSpec]:
     """One image per freqtrade version the layout uses (the default one always).
 
-    Reads the CA bundle file the layout names (a controller-side path, relative to the layout).
+    The CA bundle is the text validation read and checked (PEM certificates only).
     """
     settings = layout.image
-    ca = None
-    if settings.ca_bundle:
-        ca = (Path(layout.file).parent / settings.ca_bundle).expanduser().read_text()
+    ca = settings.ca_bundle_pem
     versions = {layout.freqtrade_version} | {u.freqtrade_version for u in layout.users}
     return {
         v: image_spec(v, settings.base, ca, settings.pip_index_url, settings.pip_packages)

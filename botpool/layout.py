@@ -15,9 +15,18 @@ from typing import Any
 
 from botpool import schema
 from botpool.schema import REQUIRED, SECRET_WORD, Key
-from botpool.source import Document, LayoutError, Path_, Problem, load
+from botpool.source import Document, LayoutError, Path_, Problem, decode, read, read_bytes
 
+# ccxt settings that carry credentials or could (headers carry tokens): compared with key
+# names lowercased and stripped of '_' and '-', at any depth, inside lists too
 CCXT_SECRET_KEYS = {"apikey", "secret", "password", "uid", "privatekey", "walletaddress", "token"}
+CCXT_SECRET_NAMES = {"headers", "auth", "authorization", "cookie", "cookies", "login"}
+STRATEGY_MAX_BYTES = 1 << 20
+STRATEGY_MAX_FILES = 500
+CA_BUNDLE_MAX_BYTES = 4 << 20
+PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----"
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,7 @@ class ImageSettings:
     ca_bundle: str | None
     pip_index_url: str | None
     pip_packages: tuple[str, ...] = ()
+    ca_bundle_pem: str | None = field(default=None, repr=False)  # the checked file's text
 
 
 @dataclass(frozen=True)
@@ -157,12 +167,7 @@ def read_layout(
     the layout (see botpool.secrets); without it, only their presence in the YAML is checked.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        problem = Problem(str(path), 1, "", f"cannot read the layout: {exc.strerror}")
-        raise LayoutError([problem]) from None
-    doc = load(text, str(path))
+    doc = read(path, "layout")
     validator = _Validator(doc, path.parent, credentials_exist)
     layout = validator.layout()
     return layout, doc.problems + validator.problems
@@ -206,6 +211,8 @@ class _Validator:
             if key not in keys:
                 self.unknown_key(path, str(key), keys)
                 continue
+            if (*path, key) in self.doc.refused:
+                continue  # unreadable, reported when it was read
             clean, problem = keys[key].check(value)
             if problem:
                 self.report((*path, key), problem)
@@ -271,7 +278,10 @@ class _Validator:
             root=defaults.get("root", "/opt/botpool"),
             runtime=defaults.get("runtime", "zygote"),
             pool_memory_limit_mb=defaults.get("pool_memory_limit_mb"),
-            image=ImageSettings(**{k: image.get(k, s.default) for k, s in schema.IMAGE.items()}),
+            image=ImageSettings(
+                **{k: image.get(k, s.default) for k, s in schema.IMAGE.items()},
+                ca_bundle_pem=self.ca_bundle(image.get("ca_bundle")),
+            ),
             hosts=hosts,
             exchanges=exchanges,
             users=users,
@@ -285,9 +295,7 @@ class _Validator:
         hosts = {}
         for host_name, spec in raw.items():
             path = ("hosts", str(host_name))
-            if not (
-                isinstance(host_name, str) and re.match(r"^[A-Za-z0-9@._:-]{1,128}$", host_name)
-            ):
+            if not (isinstance(host_name, str) and schema.HOST_RE.fullmatch(host_name)):
                 self.report(path, f"{host_name!r} is not a host name: use the inventory's name")
                 continue
             values = self.section(spec, path, schema.HOST)
@@ -319,15 +327,44 @@ class _Validator:
         return profiles
 
     def refuse_ccxt_secrets(self, config: Any, path: Path_) -> None:
-        if isinstance(config, dict):
-            for key, value in config.items():
-                if str(key).lower() in CCXT_SECRET_KEYS:
-                    self.report(
-                        (*path, key),
-                        "credentials do not belong in the layout: use "
-                        "`credentials: <name>` and the secrets directory",
-                    )
+        """Credentials anywhere in ccxt settings, however their key is spelled, are refused."""
+        items = config.items() if isinstance(config, dict) else enumerate(config or ())
+        if not isinstance(config, dict | list):
+            return
+        for key, value in items:
+            plain = re.sub(r"[^a-z]", "", str(key).lower())
+            if plain in CCXT_SECRET_KEYS | CCXT_SECRET_NAMES or (
+                isinstance(key, str) and SECRET_WORD.search(plain)
+            ):
+                self.report(
+                    (*path, key),
+                    "credentials do not belong in the layout: use "
+                    "`credentials: <name>` and the secrets directory",
+                )
+            else:
                 self.refuse_ccxt_secrets(value, (*path, key))
+
+    def ca_bundle(self, name: str | None) -> str | None:
+        """The CA bundle's text: a PEM file of certificates and nothing else (it is copied
+        into image builds, so a private key or the master key must never pass)."""
+        if name is None:
+            return None
+        where = ("defaults", "image", "ca_bundle")
+        path = (self.base_dir / name).expanduser()
+        try:
+            text = decode(read_bytes(path, "CA bundle", CA_BUNDLE_MAX_BYTES), str(path))
+        except LayoutError as exc:
+            self.report(where, exc.problems[0].message)
+            return None
+        rest = PEM_CERTIFICATE.sub("", text)
+        if not PEM_CERTIFICATE.search(text) or rest.strip():
+            self.report(
+                where,
+                f"{path} must hold PEM certificates only (-----BEGIN CERTIFICATE----- "
+                "blocks), nothing else",
+            )
+            return None
+        return text
 
     def strategies(self, directory: str) -> dict[str, Path]:
         folder = self.base_dir / directory
@@ -338,8 +375,20 @@ class _Validator:
             )
             return {}
         found: dict[str, Path] = {}
-        for file in sorted(folder.glob("*.py")):
-            for class_name in re.findall(r"^class\s+(\w+)\s*\(", file.read_text(), re.M):
+        files = sorted(folder.glob("*.py"))
+        if len(files) > STRATEGY_MAX_FILES:
+            self.report(
+                ("defaults", "strategies_dir"),
+                f"{folder} holds {len(files)} .py files, more than {STRATEGY_MAX_FILES}",
+            )
+            return {}
+        for file in files:
+            try:
+                text = decode(read_bytes(file, "strategy", STRATEGY_MAX_BYTES), str(file))
+            except LayoutError as exc:
+                self.report(("defaults", "strategies_dir"), str(exc.problems[0]))
+                continue
+            for class_name in re.findall(r"^class\s+(\w+)\s*\(", text, re.M):
                 found.setdefault(class_name, file)
         return found
 
@@ -372,7 +421,7 @@ class _Validator:
                     f"{pool!r} is not a pool of {user_name}: pool names are "
                     f"{user_name}-pool-1, {user_name}-pool-2, ... (see `botpool plan`)",
                 )
-            elif pool_host not in hosts:
+            elif not isinstance(pool_host, str) or pool_host not in hosts:
                 self.report(
                     (*path, "pools", pool),
                     f"unknown host {pool_host!r}: declare it under hosts: "
@@ -418,7 +467,7 @@ class _Validator:
             if spec.default is REQUIRED:
                 self.report(path, f"{key} is missing: set it here or in defaults.bot ({spec.doc})")
             merged[key] = spec.default
-        if len(self.problems) > before:
+        if len(self.problems) > before or "name" not in own:
             return None
         merged.pop("name")
         settings = BotSettings(**merged)

@@ -242,8 +242,12 @@ def load_plan(
     layout_file: str | Path, credentials_exist: Callable[[str], bool] | None = None
 ) -> Plan:
     """Layout + lock -> plan, or LayoutError with every problem found in either."""
+    lock = lock_path(layout_file)
+    if lock.resolve() == Path(layout_file).resolve():
+        message = "a layout must not be named *.lock (its lock file would be itself): rename it"
+        raise LayoutError([Problem(str(layout_file), 1, "", message)])
     layout, problems = read_layout(layout_file, credentials_exist)
-    previous = read_lock(lock_path(layout_file))
+    previous = read_lock(lock, layout)
     if layout is None:
         raise LayoutError(problems)
     plan, more = make_plan(layout, previous)

@@ -7,15 +7,68 @@ wrong and what to write instead.
 
 from __future__ import annotations
 
+import math
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-PAIR_RE = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")
+# Every pattern is applied with fullmatch: `re.match("^x$")` also accepts "x\n", and a
+# name ending in a newline would make supervisord refuse to start a whole pool.
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+PAIR_RE = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
+HOST_RE = re.compile(r"@?[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+CREDENTIALS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+){1,3}((a|b|rc|\.post|\.dev)[0-9]+)?")
+# a docker image reference: [registry[:port]/]path[:tag][@digest]; `{version}` may stand
+# anywhere in the tag (it becomes the pool's freqtrade version)
+IMAGE_RE = re.compile(
+    r"([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?/)?"
+    r"[a-z0-9]+([._-]{1,2}[a-z0-9]+)*(/[a-z0-9]+([._-]{1,2}[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?"
+)
+# a pip requirement: a project name, optional extras, optional version specifiers; no
+# URLs, markers, spaces or options (a leading `-` would be a pip option)
+REQUIREMENT_RE = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*\])?"
+    r"((~=|==|!=|<=|>=|<|>|===)[A-Za-z0-9.*+!_-]+(,(~=|==|!=|<=|>=|<|>)[A-Za-z0-9.*+!_-]+)*)?"
+)
+HTTPS_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?")
 TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
 SECRET_WORD = re.compile(r"(key|secret|password|passphrase|token|uid|private|mnemonic)", re.I)
+MAX_TEXT = 1024  # characters in any free-form string
+MEMORY_MB_MAX = 16 * 1024 * 1024  # 16 TiB: anything above is a typo
+MONEY_MAX = 1e12  # stake and wallet amounts
+# root folders that are never a botpool root, nor (the first group) hold one
+SYSTEM_TREES = (
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc",
+    "/boot",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/run",
+    "/usr",
+)
+SYSTEM_FOLDERS = (
+    "/",
+    "/var",
+    "/var/lib",
+    "/home",
+    "/opt",
+    "/srv",
+    "/root",
+    "/tmp",
+    "/mnt",
+    "/media",
+    "/usr/local",
+)
 
 
 class Required:
@@ -52,7 +105,7 @@ def _type_name(value: Any) -> str:
 
 
 def name(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str) and NAME_RE.match(value) and not value.endswith("-"):
+    if isinstance(value, str) and NAME_RE.fullmatch(value) and not value.endswith("-"):
         return value, None
     return value, (
         f"{value!r} is not a valid name: use 1-32 lowercase letters, digits and '-', "
@@ -62,17 +115,63 @@ def name(value: Any) -> tuple[Any, str | None]:
 
 
 def text(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str) and value.strip():
+    if not isinstance(value, str) or not value.strip():
+        return value, f"expected a non-empty string, got {_type_name(value)}"
+    if len(value) > MAX_TEXT:
+        return value, f"longer than {MAX_TEXT} characters"
+    if not value.isprintable():
+        return value, f"{value!r} holds control characters (a newline, an escape): remove them"
+    return value, None
+
+
+def matching(pattern: re.Pattern[str], what: str) -> Checker:
+    """A string that fully matches pattern (so never one with a trailing newline)."""
+
+    def check(value: Any) -> tuple[Any, str | None]:
+        if isinstance(value, str) and len(value) <= MAX_TEXT and pattern.fullmatch(value):
+            return value, None
+        return value, f"expected {what}, got {value!r}"
+
+    return check
+
+
+def optional(check: Checker) -> Checker:
+    return lambda value: (None, None) if value is None else check(value)
+
+
+def root_folder(value: Any) -> tuple[Any, str | None]:
+    """Where everything lives on a host: converges create and archive under it as root."""
+    value, problem = text(value)
+    if problem:
+        return value, problem
+    if not value.startswith("/") or posixpath.normpath(value) != value or "//" in value:
+        return value, f"{value!r} must be an absolute, normalised path such as /opt/botpool"
+    if any(c in value for c in ":~\\") or " " in value:
+        return value, f"{value!r} must not hold ':', '~', '\\' or spaces"
+    system = value in SYSTEM_FOLDERS or any(
+        value == tree or value.startswith(tree + "/") for tree in SYSTEM_TREES
+    )
+    if system and not value.startswith("/usr/local/"):
+        return value, f"{value!r} is a system folder: use a folder of its own, e.g. /opt/botpool"
+    return value, None
+
+
+def image_base(value: Any) -> tuple[Any, str | None]:
+    if value == "local":
         return value, None
-    return value, f"expected a non-empty string, got {_type_name(value)}"
+    if isinstance(value, str) and IMAGE_RE.fullmatch(value.replace("{version}", "0")):
+        return value, None
+    return value, (
+        f"{value!r} is not an image reference: use `local` or one such as "
+        "freqtradeorg/freqtrade:{version}"
+    )
 
 
-def optional_text(value: Any) -> tuple[Any, str | None]:
-    return (None, None) if value is None else text(value)
+optional_text = optional(text)
 
 
 def version(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str) and re.match(r"^[0-9][0-9A-Za-z.+-]*$", value):
+    if isinstance(value, str) and VERSION_RE.fullmatch(value):
         return value, None
     if isinstance(value, (int, float)):
         return value, f'write the version in quotes, e.g. "{value}": unquoted, YAML reads a number'
@@ -85,37 +184,37 @@ def boolean(value: Any) -> tuple[Any, str | None]:
     return value, f"expected true or false, got {value!r}"
 
 
-def integer(low: int, high: int | None = None) -> Checker:
+def integer(low: int, high: int) -> Checker:
     def check(value: Any) -> tuple[Any, str | None]:
         if isinstance(value, bool) or not isinstance(value, int):
             return value, f"expected a whole number, got {_type_name(value)} {value!r}"
-        if value < low or (high is not None and value > high):
-            limit = f"between {low} and {high}" if high is not None else f"at least {low}"
-            return value, f"must be {limit}, got {value}"
+        if not low <= value <= high:
+            return value, f"must be between {low} and {high}, got {value}"
         return value, None
 
     return check
 
 
-def number(low: float, high: float | None = None, low_inclusive: bool = False) -> Checker:
+def number(low: float, high: float, low_inclusive: bool = False) -> Checker:
     def check(value: Any) -> tuple[Any, str | None]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, f"expected a number, got {_type_name(value)} {value!r}"
+        if not math.isfinite(value):
+            return value, f"expected a finite number, got {value!r}"
         if value < low or (value == low and not low_inclusive):
             return (
                 value,
                 f"must be {'at least' if low_inclusive else 'more than'} {low}, got {value}",
             )
-        if high is not None and value > high:
-            return value, f"must be at most {high}, got {value}"
+        if value > high:
+            return value, f"must be at most {high:g}, got {value:g}"
         return float(value) if isinstance(value, float) else value, None
 
     return check
 
 
-def optional_integer(low: int) -> Checker:
-    inner = integer(low)
-    return lambda value: (None, None) if value is None else inner(value)
+def optional_integer(low: int, high: int) -> Checker:
+    return optional(integer(low, high))
 
 
 def timeframe(value: Any) -> tuple[Any, str | None]:
@@ -130,7 +229,9 @@ def timeframe(value: Any) -> tuple[Any, str | None]:
 def pairs(value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, list) or not value:
         return value, "expected a non-empty list of pairs such as [BTC/USDT, ETH/USDT]"
-    bad = [p for p in value if not (isinstance(p, str) and PAIR_RE.match(p))]
+    if len(value) > 1000:
+        return value, "more than 1000 pairs: use a dynamic pair list"
+    bad = [p for p in value if not (isinstance(p, str) and PAIR_RE.fullmatch(p))]
     if bad:
         return value, f"malformed pair {bad[0]!r}: write BASE/QUOTE in capitals, e.g. BTC/USDT"
     dupes = sorted({p for p in value if value.count(p) > 1})
@@ -140,13 +241,13 @@ def pairs(value: Any) -> tuple[Any, str | None]:
 
 
 def currency(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str) and re.match(r"^[A-Z0-9]{2,20}$", value):
+    if isinstance(value, str) and re.fullmatch(r"[A-Z0-9]{2,20}", value):
         return value, None
     return value, f"expected a currency code in capitals such as USDT, got {value!r}"
 
 
 def strategy(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", value):
         return value, None
     return value, f"expected a strategy class name such as SampleStrategy, got {value!r}"
 
@@ -158,13 +259,41 @@ def mapping(value: Any) -> tuple[Any, str | None]:
 
 
 def requirements(value: Any) -> tuple[Any, str | None]:
-    ok = isinstance(value, list) and all(
-        isinstance(r, str) and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-\[\],<>=!~ ]*$", r)
-        for r in value
+    if not isinstance(value, list) or len(value) > 100:
+        return (
+            value,
+            "expected a list (at most 100) of pip requirements such as [scikit-learn==1.5.2]",
+        )
+    for item in value:
+        if not (isinstance(item, str) and len(item) <= 200 and REQUIREMENT_RE.fullmatch(item)):
+            return value, (
+                f"{item!r} is not a pip requirement botpool accepts: a project name with "
+                "optional extras and versions, e.g. scikit-learn==1.5.2 (no URLs, options, "
+                "markers or spaces)"
+            )
+    return tuple(value), None
+
+
+def labels(value: Any) -> tuple[Any, str | None]:
+    fine = (
+        isinstance(value, dict)
+        and len(value) <= 50
+        and all(
+            isinstance(k, str)
+            and re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", k)
+            and isinstance(v, (str, int, float))
+            and not isinstance(v, bool)
+            and len(str(v)) <= 256
+            and str(v).isprintable()
+            for k, v in value.items()
+        )
     )
-    if ok:
-        return tuple(value), None
-    return value, "expected a list of pip requirements such as [scikit-learn==1.5.2]"
+    if fine:
+        return value, None
+    return value, (
+        "expected a mapping of names to plain values, e.g. {region: eu-west} (at most 50; "
+        "names of letters, digits, '_', '.' and '-'; no control characters)"
+    )
 
 
 RUNTIMES = ("zygote", "process")
@@ -183,12 +312,12 @@ BOT_SETTINGS: dict[str, Key] = {
     "strategy": Key(strategy, REQUIRED, "strategy class, found in `strategies_dir`"),
     "pairs": Key(pairs, REQUIRED, "static pair whitelist, quoted in `stake_currency`"),
     "stake_currency": Key(currency, "USDT", "currency the bot stakes and every pair is quoted in"),
-    "stake_amount": Key(number(0), REQUIRED, "stake per trade, in `stake_currency`"),
+    "stake_amount": Key(number(0, MONEY_MAX), REQUIRED, "stake per trade, in `stake_currency`"),
     "dry_run": Key(
         boolean, True, "simulate orders; `false` trades real money and needs `credentials`"
     ),
     "dry_run_wallet": Key(
-        number(float("-inf")),
+        number(-MONEY_MAX, MONEY_MAX, low_inclusive=True),
         None,
         'starting balance of a dry-run bot (the "initial balance"); required '
         "when `dry_run` is true",
@@ -197,7 +326,7 @@ BOT_SETTINGS: dict[str, Key] = {
     "max_open_trades": Key(integer(1, 1000), 3, "trade slots; each needs `stake_amount` available"),
     "timeframe": Key(timeframe, "5m", "candle timeframe"),
     "credentials": Key(
-        optional_text,
+        optional(matching(CREDENTIALS_RE, "a plain name such as alice-binance")),
         None,
         "name of the exchange credentials file in the secrets directory "
         "(`credentials/<name>.json`); required by live bots",
@@ -211,7 +340,7 @@ BOT: dict[str, Key] = {
 
 IMAGE: dict[str, Key] = {
     "base": Key(
-        text,
+        image_base,
         "local",
         "`local` builds a Debian + PyPI base on the host (no registry needed); otherwise an "
         "image such as `freqtradeorg/freqtrade:{version}` ({version}: the freqtrade version)",
@@ -219,9 +348,14 @@ IMAGE: dict[str, Key] = {
     "ca_bundle": Key(
         optional_text,
         None,
-        "path (on the controller) to an extra CA bundle that pip trusts during builds",
+        "path (on the controller) to an extra CA bundle that pip trusts during builds: a PEM "
+        "file of certificates only",
     ),
-    "pip_index_url": Key(optional_text, None, "pip index used during image builds"),
+    "pip_index_url": Key(
+        optional(matching(HTTPS_URL_RE, "an https URL such as https://pypi.example.com/simple")),
+        None,
+        "pip index used during image builds (https)",
+    ),
     "pip_packages": Key(requirements, (), "extra Python packages the strategies need"),
 }
 
@@ -230,11 +364,13 @@ DEFAULTS: dict[str, Key] = {
     "max_bots_per_pool": Key(integer(1, 50), 10, "bots per pool container (and ports it reserves)"),
     "base_port": Key(integer(1024, 65535), 9000, "first host port for bot APIs"),
     "max_port": Key(
-        optional_integer(1024),
+        optional_integer(1024, 65535),
         None,
         "last host port for bot APIs; default `base_port` + 999 (room for 100 pools of 10)",
     ),
-    "root": Key(text, "/opt/botpool", "directory on each host holding pools and the archive"),
+    "root": Key(
+        root_folder, "/opt/botpool", "directory on each host holding pools and the archive"
+    ),
     "strategies_dir": Key(text, "strategies", "strategy files, relative to the layout file"),
     "runtime": Key(
         runtime,
@@ -243,7 +379,7 @@ DEFAULTS: dict[str, Key] = {
         "`process` (one whole freqtrade process per bot)",
     ),
     "pool_memory_limit_mb": Key(
-        optional_integer(256),
+        optional_integer(256, MEMORY_MB_MAX),
         None,
         "memory limit of each pool container; default 1.5 x "
         "(the runtime's pool memory + `max_bots_per_pool` x its bot memory)",
@@ -253,37 +389,40 @@ DEFAULTS: dict[str, Key] = {
 }
 
 HOST: dict[str, Key] = {
-    "memory_mb": Key(integer(256), 8192, "memory of the host"),
-    "reserved_mb": Key(integer(0), 512, "memory kept free for the OS and Docker"),
+    "memory_mb": Key(integer(256, MEMORY_MB_MAX), 8192, "memory of the host"),
+    "reserved_mb": Key(integer(0, MEMORY_MB_MAX), 512, "memory kept free for the OS and Docker"),
     "bot_memory_mb": Key(
-        optional_integer(16),
+        optional_integer(16, MEMORY_MB_MAX),
         None,
         "memory one bot is planned with; default: the figure measured for its pool's "
         "runtime (see Capacity planning)",
     ),
     "labels": Key(
-        lambda v: (
-            (v, None)
-            if isinstance(v, dict)
-            and all(isinstance(k, str) and isinstance(x, (str, int, float)) for k, x in v.items())
-            else (v, "expected a mapping of names to plain values, e.g. {region: eu-west}")
-        ),
+        labels,
         {},
         "free-form labels such as region or exchange IP, shown by `botpool plan`",
     ),
 }
 
 EXCHANGE: dict[str, Key] = {
-    "exchange": Key(text, "binance", "ccxt exchange id"),
+    "exchange": Key(
+        matching(re.compile(r"[a-z][a-z0-9_]{1,31}"), "a ccxt exchange id such as binance"),
+        "binance",
+        "ccxt exchange id",
+    ),
     "sandbox": Key(boolean, False, "point bots at botpool's sandbox exchange (a test double)"),
-    "seed": Key(integer(0), 42, "sandbox: seed of the synthetic prices"),
+    "seed": Key(integer(0, 2**32 - 1), 42, "sandbox: seed of the synthetic prices"),
     "step_seconds": Key(integer(1, 3600), 5, "sandbox: seconds between price steps"),
     "volatility": Key(number(0, 0.05), 0.001, "sandbox: about the relative std of one price step"),
     "ccxt_config": Key(mapping, {}, "extra ccxt settings (never credentials)"),
 }
 
 USER: dict[str, Key] = {
-    "host": Key(optional_text, None, "pin this user's pools to a host under `hosts:`"),
+    "host": Key(
+        optional(matching(HOST_RE, "a host name")),
+        None,
+        "pin this user's pools to a host under `hosts:`",
+    ),
     "pools": Key(
         mapping,
         {},
@@ -304,19 +443,19 @@ USER: dict[str, Key] = {
 
 CHECKS: dict[str, Key] = {
     "stagnant_after_minutes": Key(
-        integer(1), 60, "a bot running this long with 0 trades is reported stagnant"
+        integer(1, 525_600), 60, "a bot running this long with 0 trades is reported stagnant"
     ),
     "heartbeat_max_age_seconds": Key(
-        integer(10), 180, "a bot loop silent this long is reported not heartbeating"
+        integer(10, 86_400), 180, "a bot loop silent this long is reported not heartbeating"
     ),
     "max_exits_per_hour": Key(
-        integer(0), 3, "more program exits than this in the last hour is a crash loop"
+        integer(0, 10_000), 3, "more program exits than this in the last hour is a crash loop"
     ),
     "pool_memory_share": Key(
         number(0, 1), 0.9, "a pool using more than this share of its memory limit is reported"
     ),
     "host_min_available_mb": Key(
-        integer(0), 256, "a host with less memory available than this is reported"
+        integer(0, MEMORY_MB_MAX), 256, "a host with less memory available than this is reported"
     ),
 }
 

@@ -16,12 +16,18 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets as random
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 API_USERNAME = "botpool"
+MASTER_KEY_BYTES = 32
+# what a credentials file may hold: the keys freqtrade passes to ccxt, nothing else
+CREDENTIAL_KEYS = {"key", "secret", "password", "uid", "walletAddress", "privateKey"}
+CREDENTIALS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SECRET_FILE_MAX_BYTES = 64 * 1024
 
 
 class SecretsError(Exception):
@@ -48,31 +54,97 @@ class SecretStore:
         default = Path.home() / ".config" / "botpool"
         return cls(os.environ.get("BOTPOOL_SECRETS_DIR") or default)
 
+    def _check_directory(self) -> None:
+        """The folder must be the user's own and closed to everyone else."""
+        for folder in (self.directory, self.directory / "credentials"):
+            try:
+                info = folder.lstat()
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(info.st_mode):
+                raise SecretsError(f"{folder} is not a folder")
+            if info.st_uid != os.getuid():
+                raise SecretsError(f"{folder} belongs to uid {info.st_uid}, not to you")
+            if stat.S_IMODE(info.st_mode) & 0o077:
+                raise SecretsError(
+                    f"{folder} is open to other users (mode {stat.S_IMODE(info.st_mode):o}): "
+                    f"run chmod 700 {folder}"
+                )
+
     def _private_file(self, name: str) -> Path:
+        self._check_directory()
         path = self.directory / name
         if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
             raise SecretsError(f"{path} is readable by others: run chmod 600 {path}")
         return path
 
+    def _read(self, path: Path) -> str:
+        """A private file's text: a regular file, bounded, UTF-8 (its content never shown)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise SecretsError(f"cannot read {path}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SecretsError(f"{path} is not a regular file")
+            data = f.read(SECRET_FILE_MAX_BYTES + 1)
+        if len(data) > SECRET_FILE_MAX_BYTES:
+            raise SecretsError(f"{path} is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB")
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise SecretsError(f"{path} is not UTF-8 text") from None
+
     def master_key(self) -> bytes:
+        """The key every bot's credentials derive from: created once, checked every time.
+
+        Format: 64 or more hex digits (32+ random bytes) on one line. A short, empty or
+        non-hex key would give every bot a password anyone can compute, so it is refused
+        (its content is never shown).
+        """
         path = self._private_file("master.key")
         if not path.exists():
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_private(path, random.token_hex(32) + "\n")
-        return bytes.fromhex(path.read_text().strip())
+            _write_private(path, random.token_hex(MASTER_KEY_BYTES) + "\n")
+        text = self._read(path).strip()
+        fix = (
+            f"it must hold at least {2 * MASTER_KEY_BYTES} hex digits ({MASTER_KEY_BYTES} random "
+            "bytes), e.g. from `openssl rand -hex 32`; replacing it rotates every bot's "
+            "API credentials at the next converge"
+        )
+        if not re.fullmatch(rf"([0-9a-fA-F]{{2}}){{{MASTER_KEY_BYTES},}}", text):
+            raise SecretsError(f"{path} is not a valid master key: {fix}")
+        key = bytes.fromhex(text)
+        if len(set(key)) < MASTER_KEY_BYTES // 2:
+            raise SecretsError(f"{path} does not look random (too few distinct bytes): {fix}")
+        return key
+
+    def _generations(self) -> dict[str, int]:
+        path = self._private_file("rotations.json")
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(self._read(path))
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in data.values()
+        ):
+            raise SecretsError(f"{path} must be a JSON object of USER/BOT -> generation number")
+        return data
 
     def generation(self, bot_key: str) -> int:
-        path = self._private_file("rotations.json")
-        return int(json.loads(path.read_text()).get(bot_key, 0)) if path.exists() else 0
+        return self._generations().get(bot_key, 0)
 
     def rotate(self, bot_key: str) -> int:
         """Give one bot new API credentials on the next converge; return its new generation."""
-        path = self._private_file("rotations.json")
-        gens = json.loads(path.read_text()) if path.exists() else {}
-        gens[bot_key] = int(gens.get(bot_key, 0)) + 1
+        gens = self._generations()
+        gens[bot_key] = gens.get(bot_key, 0) + 1
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(path, json.dumps(gens, indent=2, sort_keys=True) + "\n")
-        return int(gens[bot_key])
+        _write_private(
+            self.directory / "rotations.json", json.dumps(gens, indent=2, sort_keys=True) + "\n"
+        )
+        return gens[bot_key]
 
     def api_credentials(self, bot_key: str) -> ApiCredentials:
         """The API login of one bot (`user/bot`), derived from the master key."""
@@ -91,17 +163,31 @@ class SecretStore:
         )
 
     def credentials_exist(self, name: str) -> bool:
+        if not CREDENTIALS_NAME.fullmatch(name):
+            return False
         return (self.directory / "credentials" / f"{name}.json").is_file()
 
     def exchange_credentials(self, name: str) -> dict[str, str]:
+        """Exchange keys of a live bot: only the keys ccxt needs, plain strings."""
+        if not CREDENTIALS_NAME.fullmatch(name):
+            raise SecretsError(f"{name!r} is not a credentials name (letters, digits, _ . -)")
         path = self._private_file(f"credentials/{name}.json")
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise SecretsError(f"cannot read exchange credentials {path}: {exc}") from None
+            data = json.loads(self._read(path))
+        except ValueError:
+            raise SecretsError(f"{path} is not valid JSON") from None
+        allowed = ", ".join(sorted(CREDENTIAL_KEYS))
         if not isinstance(data, dict) or not {"key", "secret"} <= data.keys():
             raise SecretsError(f"{path} must be a JSON object with at least key and secret")
-        return {k: str(v) for k, v in data.items()}
+        unknown = sorted(data.keys() - CREDENTIAL_KEYS)
+        if unknown:
+            raise SecretsError(
+                f"{path}: unknown keys {unknown}: a credentials file holds {allowed}"
+            )
+        for key, value in data.items():
+            if not isinstance(value, str) or not value.isprintable() or len(value) > 4096:
+                raise SecretsError(f"{path}: {key} must be a string without control characters")
+        return dict(data)
 
 
 def _write_private(path: Path, text: str) -> None:

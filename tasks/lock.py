@@ -5,16 +5,16 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.operations import python
 
-from botpool.allocate import lock_path
+from botpool.allocate import lock_path, write_lock
 from botpool.plan import Plan
 from tasks import context
 
 
-def write_lock(path: Path, plan: Plan) -> None:
+def record(path: Path, plan: Plan) -> None:
     """Evaluated when the run ends: a host that failed on the way keeps its pending moves."""
     text = context.applied_allocation(plan).to_yaml()
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
+        write_lock(path, text)
 
 
 plan = context.for_host(host).plan
@@ -22,7 +22,7 @@ lock = lock_path(context.layout_path(host))
 if not lock.exists() or lock.read_text() != context.applied_allocation(plan).to_yaml():
     python.call(
         name=f"Write {lock} (commit it beside the layout)",
-        function=write_lock,
+        function=record,
         path=lock,
         plan=plan,
         _run_once=True,

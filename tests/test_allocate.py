@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from botpool.allocate import Allocation, allocate, lock_path, read_lock
 from botpool.layout import Bot, BotSettings, Host, Layout, User, load_layout
 from botpool.plan import load_plan, make_plan
+from botpool.source import LayoutError
 
 from .conftest import MINIMAL
 
@@ -164,15 +167,13 @@ def test_lock_file_round_trips_and_pins_allocation(write_layout):
 def test_a_broken_lock_file_is_an_error_not_a_silent_reshuffle(write_layout):
     path = write_layout(MINIMAL)
     lock_path(path).write_text(
-        "pools:\n  alice-pool-1: {user: alice, host: local, first_port: "
+        "version: 1\npools:\n  alice-pool-1: {user: alice, host: local, first_port: "
         "9000, size: 1}\nbots:\n  alice/one: {pool: alice-pool-1, slot: 4}\n"
     )
-    try:
+    with pytest.raises(
+        LayoutError, match=re.escape(f"{lock_path(path)}:5: bots.alice/one.slot: slot 4")
+    ):
         load_plan(path)
-    except Exception as exc:  # noqa: BLE001 - asserting on the message
-        assert f"{lock_path(path)}:4: bots.alice/one: inconsistent entry" in str(exc)
-    else:
-        raise AssertionError("a broken lock was accepted")
 
 
 def test_plan_places_bots_on_the_roomiest_host_and_respects_pins(write_layout):

@@ -91,7 +91,8 @@ def test_sandbox_bots_point_at_the_hosts_sandbox_and_real_ones_do_not(write_layo
 
 
 def test_live_bot_gets_its_exchange_keys_from_the_secrets_directory(write_layout, secrets):
-    (secrets.directory / "credentials").mkdir(parents=True)
+    (secrets.directory / "credentials").mkdir(parents=True, mode=0o700)
+    secrets.directory.chmod(0o700)
     (secrets.directory / "credentials" / "alice-bn.json").write_text(
         '{"key": "K3Y", "secret": "S3CRET"}'
     )
