@@ -70,7 +70,10 @@ def probe_image(planned: str, present: set[str]) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    hosts = inventory_hosts(config.getoption("--inventory"))
+    inventory = config.getoption("--inventory")
+    hosts = inventory_hosts(inventory)
+    if not hosts:  # nothing checked must never look like everything passed
+        raise pytest.UsageError(f"{inventory} lists no hosts: there is nothing to check")
     with ThreadPoolExecutor(max_workers=16) as pool:
         config.stash[RESULTS] = list(pool.map(read, hosts))
     config.stash[OUTCOMES] = []

@@ -44,6 +44,41 @@ class Run:
         return re.findall(r"--> Starting (?:run once )?operation: (.+?) *$", self.output, re.M)
 
 
+BOT_CHECKS = ("running", "crash-loop", "port", "api", "config", "heartbeat", "stagnant")
+POOL_CHECKS = ("container", "supervisord", "memory")
+HOST_TESTS = ("test_host_is_reachable_and_its_layout_is_valid", "test_host_runs_exactly_the_plan")
+
+
+@dataclass
+class CheckRun:
+    """One run of `pytest checks/`: its exit code and every test it ran (id -> outcome, msg)."""
+
+    returncode: int
+    tests: dict[str, tuple[str, str]]
+    output: str
+
+    def failures(self, plan: Plan, hosts: dict[str, str] | None = None) -> dict[str, str]:
+        """Failed checks (id -> message), once it is proven that every check of every planned
+        host, pool and bot ran and that the exit code says the same: a check that was never
+        generated must not pass for one that passed. hosts: inventory name -> layout host."""
+        hosts = hosts or {"@local": "local"}
+        expected = set()
+        for inventory_name, layout_host in hosts.items():
+            host = plan.hosts[layout_host]
+            expected |= {f"{t}[{inventory_name}]" for t in HOST_TESTS}
+            expected.add(f"test_check[{inventory_name}|host {layout_host}|memory]")
+            for pool in host.pools:
+                names = POOL_CHECKS + (("zygote",) if pool.runtime == "zygote" else ())
+                expected |= {f"test_check[{inventory_name}|pool {pool.name}|{c}]" for c in names}
+            for bot in host.bots:
+                expected |= {f"test_check[{inventory_name}|bot {bot.key}|{c}]" for c in BOT_CHECKS}
+        missing = sorted(expected - self.tests.keys())
+        assert not missing, f"checks never generated: {missing}\n{self.output[-2000:]}"
+        failed = {name: msg for name, (outcome, msg) in self.tests.items() if outcome == "failed"}
+        assert self.returncode == (1 if failed else 0), self.output[-2000:]
+        return failed
+
+
 @dataclass
 class Deployment:
     name: str  # also the sandbox exchange profile name
@@ -112,10 +147,11 @@ class Deployment:
             **self.env,
         }
 
-    def checks(self, inventory: str | Path | None = None) -> list[dict[str, str]]:
+    def checks(self, inventory: str | Path | None = None) -> CheckRun:
         """Run `pytest checks/` as a user would (JSON and JUnit reports in the folder)."""
         report = self.directory / "checks.json"
-        subprocess.run(
+        report.unlink(missing_ok=True)  # never read the previous run's report
+        proc = subprocess.run(
             [
                 *(str(VENV / "pytest"), "checks/", "-q", "-p", "no:cacheprovider"),
                 *("--inventory", str(inventory or self.inventory)),
@@ -128,8 +164,12 @@ class Deployment:
             text=True,
             timeout=300,
         )
-        tests: list[dict[str, str]] = json.loads(report.read_text())["tests"]
-        return tests
+        assert report.exists(), f"pytest checks/ wrote no report:\n{proc.stdout}{proc.stderr}"
+        tests = {
+            t["test"].rsplit("::", 1)[-1]: (t["outcome"], t["message"])
+            for t in json.loads(report.read_text())["tests"]
+        }
+        return CheckRun(proc.returncode, tests, proc.stdout + proc.stderr)
 
     def teardown(self) -> None:
         """Converge to no users (everything stops, data archived), then delete the folder."""

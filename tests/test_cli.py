@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 from botpool import schema
 from botpool.allocate import lock_path
@@ -99,3 +101,28 @@ def test_plan_shows_host_labels_and_pending_moves(write_layout, secrets, capsys)
     assert main(["plan", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["moves"] == [{"pool": "alice-pool-1", "from": "h0", "to": "h1"}]
+
+
+def test_checks_of_an_inventory_without_hosts_fail(tmp_path):
+    """`pytest checks/` that checked nothing must not exit 0 (it did, with 3 skipped)."""
+    inventory = tmp_path / "empty.py"
+    inventory.write_text("hosts = []\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "checks/",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--inventory",
+            str(inventory),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode not in (0, 2), proc.stdout + proc.stderr
+    assert "lists no hosts: there is nothing to check" in proc.stdout + proc.stderr

@@ -166,6 +166,22 @@ def test_stake_that_cannot_fill_every_slot(write_layout):
     assert "set max_open_trades: 2" in problem
 
 
+@pytest.mark.parametrize(
+    ("stake", "ok"),
+    [(50, True), (50.0001, False), (40, True), (100, False)],
+    ids=["exactly the tradable share", "a hair above", "below", "the whole wallet"],
+)
+def test_stakes_are_checked_against_wallet_times_tradable_ratio_at_the_boundary(
+    write_layout, stake, ok
+):
+    """wallet 300 x ratio 0.5 = 150 tradable, 3 slots: 50 each is the most that fills them."""
+    text = MINIMAL.replace("dry_run_wallet: 1000", "dry_run_wallet: 300").replace(
+        "stake_amount: 10", f"stake_amount: {stake}\n    tradable_balance_ratio: 0.5"
+    )
+    found = problems_of(write_layout(text))
+    assert (found == []) == ok, found
+
+
 def test_unknown_strategy(write_layout):
     path = write_layout(MINIMAL.replace("- name: one", "- {name: one, strategy: TrendFolow}"))
     assert one_problem(path) == (
