@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from botpool.allocate import Allocation
-from botpool.layout import load_layout
 from botpool.plan import make_plan
 from botpool.render import render_host
 from botpool.secrets import SecretStore
+from botpool.validate import load_layout
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT"]

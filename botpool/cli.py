@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from botpool import schema
 from botpool.allocate import lock_path, write_lock
 from botpool.plan import Plan, load_plan
 from botpool.render import render_host
@@ -301,6 +302,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ERROR, f"{self.prog}: error: {message}\n")
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The layout's JSON Schema, for editors (inventory/layout.schema.json is this output)."""
+    print(json.dumps(schema.json_schema(), indent=2))
+    return OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="botpool", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -335,6 +342,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
     d.add_argument("--json", action="store_true", help="machine-readable output")
     d.set_defaults(func=cmd_drift)
+    sc = sub.add_parser("schema", help="print the layout's JSON Schema (for editors)")
+    sc.set_defaults(func=cmd_schema)
     s = sub.add_parser("rotate", help="give one bot new API credentials on the next converge")
     s.add_argument("layout")
     s.add_argument("bot", help="USER/BOT")

@@ -15,9 +15,9 @@ from botpool.layout import (
     ExchangeProfile,
     Host,
     Layout,
-    read_layout,
 )
 from botpool.source import LayoutError, Problem
+from botpool.validate import read_layout
 
 CONTAINER_FIRST_PORT = 8080  # a bot in slot n listens on 8080 + n inside its pool container
 EXCHANGE_MB = 40  # a sandbox exchange container
@@ -136,7 +136,7 @@ class Plan:
 
     def host(self, name: str) -> HostPlan:
         """The plan of one host; a host the layout does not know gets an empty plan."""
-        return self.hosts.get(name) or HostPlan(Host(name, 0, 0, None, 0), (), ())
+        return self.hosts.get(name) or HostPlan(Host(name, 0, 0, None, 0, {}), (), ())
 
 
 def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]]:

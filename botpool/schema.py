@@ -16,7 +16,7 @@ from typing import Any
 
 # Every pattern is applied with fullmatch: `re.match("^x$")` also accepts "x\n", and a
 # name ending in a newline would make supervisord refuse to start a whole pool.
-NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+NAME_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")  # never ending in "-"
 PAIR_RE = re.compile(r"[A-Z0-9]{1,20}/[A-Z0-9]{1,20}")
 HOST_RE = re.compile(r"@?[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 CREDENTIALS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -79,17 +79,42 @@ class Required:
 
 
 REQUIRED: Any = Required()
-Checker = Callable[[Any], tuple[Any, str | None]]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A checker: (raw value) -> (clean value, problem or None), and the same rule as a JSON
+    Schema fragment, so that editors check layouts as people type by the rules botpool uses."""
+
+    fn: Callable[[Any], tuple[Any, str | None]]
+    json: dict[str, Any]
+
+    def __call__(self, value: Any) -> tuple[Any, str | None]:
+        return self.fn(value)
+
+
+Checker = Check
 
 
 @dataclass(frozen=True)
 class Key:
-    check: Checker
+    """One layout key. `keys`: the fixed keys of a mapping value; `entries`: the keys of each
+    named entry of a mapping value (hosts, users); `items`: the keys of each list item."""
+
+    check: Check
     default: Any
     doc: str
+    keys: dict[str, Key] | None = None
+    entries: dict[str, Key] | None = None
+    items: dict[str, Key] | None = None
 
 
-# --- checkers: (raw value) -> (clean value, problem or None) -----------------------------
+def anchored(pattern: re.Pattern[str]) -> str:
+    """A Python fullmatch pattern as a JSON Schema pattern (which is a search)."""
+    return f"^(?:{pattern.pattern})$"
+
+
+# --- checkers ------------------------------------------------------------------------------
 
 
 def _type_name(value: Any) -> str:
@@ -104,8 +129,8 @@ def _type_name(value: Any) -> str:
     }.get(type(value), "a value")
 
 
-def name(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str) and NAME_RE.fullmatch(value) and not value.endswith("-"):
+def _name(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str) and NAME_RE.fullmatch(value):
         return value, None
     return value, (
         f"{value!r} is not a valid name: use 1-32 lowercase letters, digits and '-', "
@@ -114,7 +139,10 @@ def name(value: Any) -> tuple[Any, str | None]:
     )
 
 
-def text(value: Any) -> tuple[Any, str | None]:
+name = Check(_name, {"type": "string", "pattern": anchored(NAME_RE)})
+
+
+def _text(value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, str) or not value.strip():
         return value, f"expected a non-empty string, got {_type_name(value)}"
     if len(value) > MAX_TEXT:
@@ -124,7 +152,11 @@ def text(value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def matching(pattern: re.Pattern[str], what: str) -> Checker:
+TEXT_JSON = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+text = Check(_text, TEXT_JSON)
+
+
+def matching(pattern: re.Pattern[str], what: str) -> Check:
     """A string that fully matches pattern (so never one with a trailing newline)."""
 
     def check(value: Any) -> tuple[Any, str | None]:
@@ -132,16 +164,20 @@ def matching(pattern: re.Pattern[str], what: str) -> Checker:
             return value, None
         return value, f"expected {what}, got {value!r}"
 
-    return check
+    return Check(check, {"type": "string", "pattern": anchored(pattern)})
 
 
-def optional(check: Checker) -> Checker:
-    return lambda value: (None, None) if value is None else check(value)
+def optional(check: Check) -> Check:
+    """None (an empty value in YAML), or what check accepts."""
+    return Check(
+        lambda value: (None, None) if value is None else check(value),
+        {"anyOf": [check.json, {"type": "null"}]},
+    )
 
 
-def root_folder(value: Any) -> tuple[Any, str | None]:
+def _root_folder(value: Any) -> tuple[Any, str | None]:
     """Where everything lives on a host: converges create and archive under it as root."""
-    value, problem = text(value)
+    value, problem = _text(value)
     if problem:
         return value, problem
     if not value.startswith("/") or posixpath.normpath(value) != value or "//" in value:
@@ -156,7 +192,10 @@ def root_folder(value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def image_base(value: Any) -> tuple[Any, str | None]:
+root_folder = Check(_root_folder, {"type": "string", "pattern": "^/[^:~\\\\ ]*$"})
+
+
+def _image_base(value: Any) -> tuple[Any, str | None]:
     if value == "local":
         return value, None
     if isinstance(value, str) and IMAGE_RE.fullmatch(value.replace("{version}", "0")):
@@ -167,10 +206,11 @@ def image_base(value: Any) -> tuple[Any, str | None]:
     )
 
 
+image_base = Check(_image_base, {"type": "string", "minLength": 1})
 optional_text = optional(text)
 
 
-def version(value: Any) -> tuple[Any, str | None]:
+def _version(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, str) and VERSION_RE.fullmatch(value):
         return value, None
     if isinstance(value, (int, float)):
@@ -178,13 +218,19 @@ def version(value: Any) -> tuple[Any, str | None]:
     return value, f'expected a version string such as "2026.9", got {value!r}'
 
 
-def boolean(value: Any) -> tuple[Any, str | None]:
+version = Check(_version, {"type": "string", "pattern": anchored(VERSION_RE)})
+
+
+def _boolean(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, bool):
         return value, None
     return value, f"expected true or false, got {value!r}"
 
 
-def integer(low: int, high: int) -> Checker:
+boolean = Check(_boolean, {"type": "boolean"})
+
+
+def integer(low: int, high: int) -> Check:
     def check(value: Any) -> tuple[Any, str | None]:
         if isinstance(value, bool) or not isinstance(value, int):
             return value, f"expected a whole number, got {_type_name(value)} {value!r}"
@@ -192,10 +238,10 @@ def integer(low: int, high: int) -> Checker:
             return value, f"must be between {low} and {high}, got {value}"
         return value, None
 
-    return check
+    return Check(check, {"type": "integer", "minimum": low, "maximum": high})
 
 
-def number(low: float, high: float, low_inclusive: bool = False) -> Checker:
+def number(low: float, high: float, low_inclusive: bool = False) -> Check:
     def check(value: Any) -> tuple[Any, str | None]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, f"expected a number, got {_type_name(value)} {value!r}"
@@ -210,14 +256,15 @@ def number(low: float, high: float, low_inclusive: bool = False) -> Checker:
             return value, f"must be at most {high:g}, got {value:g}"
         return float(value) if isinstance(value, float) else value, None
 
-    return check
+    lower = "minimum" if low_inclusive else "exclusiveMinimum"
+    return Check(check, {"type": "number", lower: low, "maximum": high})
 
 
-def optional_integer(low: int, high: int) -> Checker:
+def optional_integer(low: int, high: int) -> Check:
     return optional(integer(low, high))
 
 
-def timeframe(value: Any) -> tuple[Any, str | None]:
+def _timeframe(value: Any) -> tuple[Any, str | None]:
     if value in TIMEFRAMES:
         return value, None
     return (
@@ -226,7 +273,10 @@ def timeframe(value: Any) -> tuple[Any, str | None]:
     )
 
 
-def pairs(value: Any) -> tuple[Any, str | None]:
+timeframe = Check(_timeframe, {"enum": list(TIMEFRAMES)})
+
+
+def _pairs(value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, list) or not value:
         return value, "expected a non-empty list of pairs such as [BTC/USDT, ETH/USDT]"
     if len(value) > 1000:
@@ -240,25 +290,32 @@ def pairs(value: Any) -> tuple[Any, str | None]:
     return tuple(value), None
 
 
-def currency(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str) and re.fullmatch(r"[A-Z0-9]{2,20}", value):
-        return value, None
-    return value, f"expected a currency code in capitals such as USDT, got {value!r}"
+pairs = Check(
+    _pairs,
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 1000,
+        "uniqueItems": True,
+        "items": {"type": "string", "pattern": anchored(PAIR_RE)},
+    },
+)
+currency = matching(re.compile(r"[A-Z0-9]{2,20}"), "a currency code in capitals such as USDT")
+strategy = matching(
+    re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}"), "a strategy class name such as SampleStrategy"
+)
 
 
-def strategy(value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,99}", value):
-        return value, None
-    return value, f"expected a strategy class name such as SampleStrategy, got {value!r}"
-
-
-def mapping(value: Any) -> tuple[Any, str | None]:
+def _mapping(value: Any) -> tuple[Any, str | None]:
     if isinstance(value, dict):
         return value, None
     return value, f"expected a mapping, got {_type_name(value)}"
 
 
-def requirements(value: Any) -> tuple[Any, str | None]:
+mapping = Check(_mapping, {"type": "object"})
+
+
+def _requirements(value: Any) -> tuple[Any, str | None]:
     if not isinstance(value, list) or len(value) > 100:
         return (
             value,
@@ -274,13 +331,24 @@ def requirements(value: Any) -> tuple[Any, str | None]:
     return tuple(value), None
 
 
-def labels(value: Any) -> tuple[Any, str | None]:
+requirements = Check(
+    _requirements,
+    {
+        "type": "array",
+        "maxItems": 100,
+        "items": {"type": "string", "maxLength": 200, "pattern": anchored(REQUIREMENT_RE)},
+    },
+)
+LABEL_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+
+
+def _labels(value: Any) -> tuple[Any, str | None]:
     fine = (
         isinstance(value, dict)
         and len(value) <= 50
         and all(
             isinstance(k, str)
-            and re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", k)
+            and LABEL_NAME_RE.fullmatch(k)
             and isinstance(v, (str, int, float))
             and not isinstance(v, bool)
             and len(str(v)) <= 256
@@ -296,13 +364,34 @@ def labels(value: Any) -> tuple[Any, str | None]:
     )
 
 
+labels = Check(
+    _labels,
+    {
+        "type": "object",
+        "maxProperties": 50,
+        "propertyNames": {"pattern": anchored(LABEL_NAME_RE)},
+        "additionalProperties": {"type": ["string", "number"], "maxLength": 256},
+    },
+)
 RUNTIMES = ("zygote", "process")
 
 
-def runtime(value: Any) -> tuple[Any, str | None]:
+def _runtime(value: Any) -> tuple[Any, str | None]:
     if value in RUNTIMES:
         return value, None
     return value, f"unknown runtime {value!r}: use zygote or process"
+
+
+runtime = Check(_runtime, {"enum": list(RUNTIMES)})
+
+
+def _bots(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, list) and value:
+        return value, None
+    return value, "expected a non-empty list of bots, each with at least a name"
+
+
+bots = Check(_bots, {"type": "array", "minItems": 1})
 
 
 # --- the keys ------------------------------------------------------------------------------
@@ -384,8 +473,8 @@ DEFAULTS: dict[str, Key] = {
         "memory limit of each pool container; default 1.5 x "
         "(the runtime's pool memory + `max_bots_per_pool` x its bot memory)",
     ),
-    "image": Key(mapping, {}, "how pool images are built (keys below)"),
-    "bot": Key(mapping, {}, "settings every bot inherits (keys below)"),
+    "image": Key(mapping, {}, "how pool images are built (keys below)", keys=IMAGE),
+    "bot": Key(mapping, {}, "settings every bot inherits (keys below)", keys=BOT_SETTINGS),
 }
 
 HOST: dict[str, Key] = {
@@ -424,21 +513,20 @@ USER: dict[str, Key] = {
         "pin this user's pools to a host under `hosts:`",
     ),
     "pools": Key(
-        mapping,
+        Check(
+            _mapping,
+            {
+                "type": "object",
+                "propertyNames": {"pattern": f"^(?:{NAME_RE.pattern})-pool-[1-9][0-9]*$"},
+                "additionalProperties": {"type": "string", "pattern": anchored(HOST_RE)},
+            },
+        ),
         {},
         "place single pools on hosts, `{<user>-pool-<n>: <host>}`; wins over `host`",
     ),
     "freqtrade_version": Key(version, None, "override `defaults.freqtrade_version` for this user"),
     "runtime": Key(runtime, None, "override `defaults.runtime` for this user's pools"),
-    "bots": Key(
-        lambda v: (
-            (v, None)
-            if isinstance(v, list) and v
-            else (v, "expected a non-empty list of bots, each with at least a name")
-        ),
-        REQUIRED,
-        "the user's bots",
-    ),
+    "bots": Key(bots, REQUIRED, "the user's bots", items=BOT),
 }
 
 CHECKS: dict[str, Key] = {
@@ -460,11 +548,53 @@ CHECKS: dict[str, Key] = {
 }
 
 TOP: dict[str, Key] = {
-    "defaults": Key(mapping, {}, "settings shared by everything below"),
-    "hosts": Key(mapping, {}, "hosts by pyinfra inventory name; default: one host `local`"),
-    "exchanges": Key(mapping, {}, "exchange profiles bots refer to by name"),
-    "users": Key(mapping, REQUIRED, "users and their bots"),
-    "checks": Key(mapping, {}, "thresholds of `pytest checks/` (keys below)"),
+    "defaults": Key(mapping, {}, "settings shared by everything below", keys=DEFAULTS),
+    "hosts": Key(
+        mapping, {}, "hosts by pyinfra inventory name; default: one host `local`", entries=HOST
+    ),
+    "exchanges": Key(mapping, {}, "exchange profiles bots refer to by name", entries=EXCHANGE),
+    "users": Key(mapping, REQUIRED, "users and their bots", entries=USER),
+    "checks": Key(mapping, {}, "thresholds of `pytest checks/` (keys below)", keys=CHECKS),
 }
+ENTRY_NAMES = {"hosts": HOST_RE, "exchanges": NAME_RE, "users": NAME_RE}
+
+
+def json_schema() -> dict[str, Any]:
+    """The layout as a JSON Schema (draft 2020-12), for editors: built from the keys above."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://botpool.dev/layout.schema.json",
+        "title": "botpool layout",
+        "description": "One YAML file, the desired state of a fleet of freqtrade bots.",
+        **_object(TOP, required=("users",)),
+    }
+
+
+def _object(keys: dict[str, Key], required: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A mapping with exactly these keys; required ones default to the REQUIRED keys."""
+    if required is None:
+        required = tuple(k for k, key in keys.items() if key.default is REQUIRED)
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {k: _property(k, key) for k, key in keys.items()},
+        **({"required": list(required)} if required else {}),
+    }
+
+
+def _property(name: str, key: Key) -> dict[str, Any]:
+    out = {**key.check.json, "description": key.doc}
+    if key.default is not REQUIRED and key.default is not None:
+        out["default"] = list(key.default) if isinstance(key.default, tuple) else key.default
+    if key.keys is not None:  # bot defaults may leave out what each bot then sets
+        out.update(_object(key.keys, required=() if key.keys is BOT_SETTINGS else None))
+    if key.entries is not None:
+        out["additionalProperties"] = _object(key.entries)
+        if name in ENTRY_NAMES:
+            out["propertyNames"] = {"pattern": anchored(ENTRY_NAMES[name])}
+    if key.items is not None:  # a bot needs its name; the rest may come from defaults.bot
+        out["items"] = _object(key.items, required=("name",))
+    return out
+
 
 BUILTIN_EXCHANGES: dict[str, dict[str, Any]] = {"sandbox": {"sandbox": True}}

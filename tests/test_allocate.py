@@ -11,14 +11,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from botpool.allocate import Allocation, allocate, lock_path, read_lock
-from botpool.layout import Bot, BotSettings, Host, Layout, User, load_layout
+from botpool.layout import Bot, BotSettings, Host, Layout, User
 from botpool.plan import load_plan, make_plan
 from botpool.source import LayoutError
+from botpool.validate import load_layout
 
 from .conftest import MINIMAL
 
 SETTINGS = BotSettings(
-    "sandbox", "SampleStrategy", ("BTC/USDT",), "USDT", 10, True, 1000, 0.99, 3, "5m", None
+    exchange="sandbox",
+    strategy="SampleStrategy",
+    pairs=("BTC/USDT",),
+    stake_amount=10,
+    dry_run_wallet=1000,
 )
 
 
@@ -34,11 +39,11 @@ def make_layout(users: dict[str, list[str]], size: int = 3, hosts: int = 1) -> L
         runtime="process",
         pool_memory_limit_mb=None,
         image=None,  # type: ignore[arg-type]
-        hosts={f"h{i}": Host(f"h{i}", 64000, 512, 260, 1) for i in range(hosts)},
+        hosts={f"h{i}": Host(f"h{i}", 64000, 512, 260, 1, {}) for i in range(hosts)},
         exchanges={},
         strategies={},
         users=tuple(
-            User(u, None, "2026.9", tuple(Bot(u, b, SETTINGS, 1) for b in bots), 1)
+            User(u, None, "2026.9", tuple(Bot(u, b, SETTINGS, 1) for b in bots), 1, {}, "process")
             for u, bots in users.items()
         ),
     )

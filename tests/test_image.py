@@ -18,7 +18,7 @@ from botpool.image import (
     parse_docker_state,
     pool_images,
 )
-from botpool.layout import load_layout
+from botpool.validate import load_layout
 
 OFFICIAL = "freqtradeorg/freqtrade:{version}"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

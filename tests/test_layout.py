@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from botpool.layout import load_layout, read_layout
 from botpool.plan import load_plan
 from botpool.source import LayoutError
+from botpool.validate import load_layout, read_layout
 
 from .conftest import MINIMAL
 
