@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from botpool import schema
 from botpool.allocate import lock_path, write_lock
 from botpool.plan import Plan, load_plan
-from botpool.render import render_host
+from botpool.render import Artifact, ContainerSpec, render_host
 from botpool.secrets import SecretsError, SecretStore
 from botpool.source import LayoutError, printable
 
@@ -97,74 +97,80 @@ def plan_as_json(plan: Plan) -> dict[str, Any]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    """Show the plan; write the lock (or, with --check, only say whether it is current)."""
     plan = _plan(args)
+    print(json.dumps(plan_as_json(plan), indent=2) if args.json else plan_tables(plan))
     lock = lock_path(args.layout)
-    new_text = plan.allocation.to_yaml()
-    current = lock.read_text() if lock.exists() else None
-    if args.json:
-        print(json.dumps(plan_as_json(plan), indent=2))
-    else:
-        rows = [
-            (
-                b.host,
-                b.pool,
-                b.name,
-                f"127.0.0.1:{b.host_port}",
-                b.settings.strategy,
-                "yes" if b.settings.dry_run else "LIVE",
-                f"{b.memory_mb} MiB",
-            )
-            for b in plan.bots
-        ]
-        print(table(rows, ("HOST", "POOL", "BOT", "API", "STRATEGY", "DRY-RUN", "MEMORY")))
-        print()
-        pools = [
-            (
-                p.name,
-                p.host,
-                p.runtime,
-                len(p.bots),
-                f"{p.projected_mb} MiB",
-                f"{p.memory_limit_mb} MiB",
-            )
-            for p in plan.pools
-        ]
-        print(table(pools, ("POOL", "HOST", "RUNTIME", "BOTS", "PROJECTED", "LIMIT")))
-        print()
-        hosts = [
-            (
-                h.name,
-                len(h.pools),
-                len(h.bots),
-                f"{h.projected_mb} MiB",
-                f"{h.host.usable_mb} MiB",
-                f"{100 * h.projected_mb // max(h.host.usable_mb, 1)}%",
-                " ".join(f"{k}={v}" for k, v in sorted(h.host.labels.items())),
-            )
-            for h in plan.hosts.values()
-        ]
-        print(table(hosts, ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE", "LABELS")))
-        for pool in plan.pools:
-            if pool.block.moved_from:
-                print(
-                    f"{pool.name} moves from {pool.block.moved_from} to {pool.host} "
-                    "with its data at the next converge"
-                )
-    if args.check:
-        if current != new_text:
-            print(
-                f"{lock} is not current: run `botpool plan {args.layout}` and commit it",
-                file=sys.stderr,
-            )
-            return CHANGES
+    wanted = plan.allocation.to_yaml()
+    if (lock.read_text() if lock.exists() else None) == wanted:
         return OK
-    if current != new_text:
-        write_lock(lock, new_text)
-        print(f"wrote {lock}", file=sys.stderr)
+    if args.check:
+        print(
+            f"{lock} is not current: run `botpool plan {args.layout}` and commit it",
+            file=sys.stderr,
+        )
+        return CHANGES
+    write_lock(lock, wanted)
+    print(f"wrote {lock}", file=sys.stderr)
     return OK
 
 
-def write_tree(directory: Path, files: Sequence[Any]) -> None:
+def plan_tables(plan: Plan) -> str:
+    """Bots, pools and hosts as aligned tables, then the pool moves a converge would carry."""
+    bots = [
+        (
+            b.host,
+            b.pool,
+            b.name,
+            f"127.0.0.1:{b.host_port}",
+            b.settings.strategy,
+            "yes" if b.settings.dry_run else "LIVE",
+            f"{b.memory_mb} MiB",
+        )
+        for b in plan.bots
+    ]
+    pools = [
+        (
+            p.name,
+            p.host,
+            p.runtime,
+            len(p.bots),
+            f"{p.projected_mb} MiB",
+            f"{p.memory_limit_mb} MiB",
+        )
+        for p in plan.pools
+    ]
+    hosts = [
+        (
+            h.name,
+            len(h.pools),
+            len(h.bots),
+            f"{h.projected_mb} MiB",
+            f"{h.host.usable_mb} MiB",
+            f"{100 * h.projected_mb // max(h.host.usable_mb, 1)}%",
+            " ".join(f"{k}={v}" for k, v in sorted(h.host.labels.items())),
+        )
+        for h in plan.hosts.values()
+    ]
+    moves = [
+        f"{p.name} moves from {p.block.moved_from} to {p.host} with its data at the next converge"
+        for p in plan.pools
+        if p.block.moved_from
+    ]
+    return "\n\n".join(
+        [
+            table(bots, ("HOST", "POOL", "BOT", "API", "STRATEGY", "DRY-RUN", "MEMORY")),
+            table(pools, ("POOL", "HOST", "RUNTIME", "BOTS", "PROJECTED", "LIMIT")),
+            "\n".join(
+                [table(hosts, ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE", "LABELS"))]
+                + moves
+            ),
+        ]
+    )
+
+
+def write_unit(directory: Path, files: Sequence[Artifact], container: ContainerSpec) -> None:
+    """One pool's or exchange's rendered files (with their modes) and its container spec."""
     for artifact in files:
         path = directory / artifact.path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,29 +178,28 @@ def write_tree(directory: Path, files: Sequence[Any]) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(artifact.text)
         os.chmod(path, artifact.mode)
+    spec = {"spec": container.__dict__, "labels": container.all_labels()}
+    (directory / "container.json").write_text(json.dumps(spec, indent=2, default=list))
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """Every host's rendered tree into a folder; everything is rendered before anything is
+    written, so an error (a missing credentials file, say) leaves no half-written tree."""
     from botpool.image import pool_images
 
     plan = _plan(args)
     secrets = SecretStore.from_env()
     out = Path(args.out)
     images = {v: spec.tag for v, spec in pool_images(plan.layout).items()}
-    for host in plan.hosts.values():
-        pools, exchanges = render_host(plan, host, images, secrets)
-        for rendered in pools:
-            directory = out / host.name / "pools" / rendered.pool.name
-            write_tree(directory, rendered.files)
-            for sub in rendered.directories:
+    rendered = {name: render_host(plan, host, images, secrets) for name, host in plan.hosts.items()}
+    for host, (pools, exchanges) in rendered.items():
+        for pool in pools:
+            directory = out / host / "pools" / pool.pool.name
+            write_unit(directory, pool.files, pool.container)
+            for sub in pool.directories:
                 (directory / sub).mkdir(parents=True, exist_ok=True)
-            spec = {"spec": rendered.container.__dict__, "labels": rendered.container.all_labels()}
-            (directory / "container.json").write_text(json.dumps(spec, indent=2, default=list))
         for ex in exchanges:
-            directory = out / host.name / "exchanges" / ex.exchange.profile.name
-            write_tree(directory, ex.files)
-            spec = {"spec": ex.container.__dict__, "labels": ex.container.all_labels()}
-            (directory / "container.json").write_text(json.dumps(spec, indent=2, default=list))
+            write_unit(out / host / "exchanges" / ex.exchange.profile.name, ex.files, ex.container)
     print(f"rendered {len(plan.bots)} bots in {len(plan.pools)} pools into {out}")
     return OK
 
