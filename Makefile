@@ -6,7 +6,7 @@ VENV := .venv/bin
 LAYOUT ?= inventory/layout.yaml
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap up status test test-fast lint bench clean-local
+.PHONY: bootstrap up status test test-fast lint bench mutants clean-local
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -28,6 +28,10 @@ test-fast: bootstrap lint
 
 test: bootstrap lint
 	$(VENV)/pytest --durations=15 $(PYTEST_ARGS)
+
+# break the lines that matter, one at a time: each must make a fast test fail
+mutants: bootstrap
+	$(VENV)/python scripts/mutants.py
 
 bench: bootstrap
 	$(VENV)/python bench/core.py
