@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("botpool", "tests", "templates", "checks", "inventory", "pyproject.toml")
+COPIED = ("botpool", "tests", "templates", "checks", "inventory", "pyproject.toml", "README.md")
 
 
 @dataclass(frozen=True)
