@@ -17,18 +17,28 @@ import shlex
 from importlib import resources
 
 PROBE = (resources.files("botpool.payloads") / "probe.py").read_text()
-
 MARK = "@@botpool "
+
+CALL_TIMEOUT_S = 5  # one HTTP call to one bot
+BOT_DEADLINE_S = 20  # every call to one bot
+DEADLINE_S = 90  # every bot of the host (a hung bot costs one call timeout)
+WALL_CLOCK_S = DEADLINE_S + 60  # the whole `docker run`, container start included
+# The probe reads bot-written files and answers: it gets little and can do little.
+LIMITS = (
+    "--user 0:0",  # root reads the root-owned 0640 configs as their owner: no capability
+    "--cap-drop ALL",
+    "--security-opt no-new-privileges",
+    "--read-only",
+    "--memory 128m",
+    "--memory-swap 128m",
+    "--pids-limit 16",
+    "--cpus 1",
+    "--init",  # so the wall clock's SIGTERM ends python3, which is not PID 1
+)
 
 
 def command(root: str, image: str, targets: list[dict[str, object]]) -> str:
     """Shell printing listening sockets, memory, container memory and the probe's JSON."""
-    pools = f"{root}/pools"
-    probe = (
-        f"docker run --rm --network host --user 1000 --cap-drop ALL -v "
-        f"{shlex.quote(pools)}:/pools:ro {shlex.quote(image)} python3 -c "
-        f"{shlex.quote(PROBE)} /pools {shlex.quote(json.dumps(targets))}"
-    )
     return "\n".join(
         [
             f"echo '{MARK}listening'",
@@ -36,9 +46,38 @@ def command(root: str, image: str, targets: list[dict[str, object]]) -> str:
             f"echo '{MARK}meminfo'",
             "cat /proc/meminfo",
             f"echo '{MARK}stats'",
-            "docker stats --no-stream --format '{{.Name}}|{{.MemUsage}}' 2>/dev/null",
+            "timeout 30 docker stats --no-stream --format '{{.Name}}|{{.MemUsage}}' 2>/dev/null",
             f"echo '{MARK}probe'",
-            f"{probe} 2>&1" if targets else "echo '{}'",
+            run_probe(root, image, targets) if targets else "echo '{}'",
             "exit 0",
+        ]
+    )
+
+
+def run_probe(
+    root: str, image: str, targets: list[dict[str, object]], wall_clock_s: int = WALL_CLOCK_S
+) -> str:
+    """`docker run` of the probe under a wall clock; past it, a clear line instead of JSON.
+
+    The script has its own deadlines (per call, per bot, in all), so the wall clock only
+    catches what it cannot: a Docker engine or host too slow to start it or let it finish.
+    """
+    arguments = (
+        f"/pools {shlex.quote(json.dumps(targets))} --call-timeout {CALL_TIMEOUT_S} "
+        f"--bot-deadline {BOT_DEADLINE_S} --deadline {DEADLINE_S}"
+    )
+    name = "botpool-probe-$$-$(date +%s)"
+    return "\n".join(
+        [
+            f'name="{name}"',
+            f'timeout -k 10 {wall_clock_s} docker run --rm --name "$name" --network host '
+            f"{' '.join(LIMITS)} -v {shlex.quote(root + '/pools')}:/pools:ro "
+            f"{shlex.quote(image)} python3 -I -c {shlex.quote(PROBE)} {arguments} 2>&1",
+            "code=$?",
+            'case $code in 124|137) timeout 30 docker rm -f "$name" >/dev/null 2>&1;; esac',
+            f'[ $code = 124 ] && echo "the probe did not finish within {wall_clock_s} s: the host '
+            'or its Docker engine is too slow"',
+            '[ $code = 137 ] && echo "the probe was killed: out of its 128 MiB of memory, or '
+            'stuck past its wall clock"',
         ]
     )
