@@ -25,6 +25,7 @@ DEADLINE_S = 90  # every bot of the host (a hung bot costs one call timeout)
 WALL_CLOCK_S = DEADLINE_S + 60  # the whole `docker run`, container start included
 # The probe reads bot-written files and answers: it gets little and can do little.
 LIMITS = (
+    "--pull never",  # only the pool image built on the host, never a same-named one pulled
     "--user 0:0",  # root reads the root-owned 0640 configs as their owner: no capability
     "--cap-drop ALL",
     "--security-opt no-new-privileges",

@@ -275,6 +275,7 @@ def test_the_probe_container_is_confined_and_gets_the_script_intact(tmp_path):
     line = " ".join(args[: args.index("botpool/pool:x")])
     for flag in (
         "--rm",
+        "--pull never",
         "--network host",
         "--user 0:0",
         "--cap-drop ALL",
@@ -312,3 +313,47 @@ def test_a_probe_past_its_wall_clock_ends_with_a_clear_error_and_its_container_r
     name = (tmp_path / "docker-run.args").read_text().split("\0")
     removed = (tmp_path / "docker-rm.args").read_text().split("\0")
     assert removed[:3] == ["rm", "-f", name[name.index("--name") + 1]]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(), reason="root")
+def test_as_root_without_capabilities_it_reads_root_owned_0640_configs_and_says_what_it_cannot(
+    tmp_path,
+):
+    """As in its container (--user 0:0 --cap-drop ALL): root reads what root owns, and
+    nothing it has no owner or other permission for."""
+    pools, bot_uid = tmp_path / "pools", 200001
+    tmp_path.chmod(0o755)
+    for name in ("owned", "closed"):
+        folder = write_bot(pools, name)
+        os.chown(folder / "config.json", 0, bot_uid)  # the bot's group reads it, root owns it
+        (folder / "config.json").chmod(0o640)
+        os.chown(folder, 0 if name == "owned" else bot_uid, bot_uid)
+        folder.chmod(0o750)
+        (folder / "logs" / "freqtrade.log").write_text("... - WARNING - root wrote this\n")
+        os.chown(folder / "logs", bot_uid, bot_uid)
+        (folder / "logs").chmod(0o711)  # search, no listing: enough for the probe
+    double = FreqtradeDouble("alice-owned", LOGIN)
+    try:
+        targets = [
+            {"program": f"alice-{n}", "pool": POOL, "bot": n, "port": double.port}
+            for n in ("owned", "closed")
+        ]
+        done = subprocess.run(
+            ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--", sys.executable, "-I"]
+            + ["-c", probe.PROBE, str(pools), json.dumps(targets)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        double.close()
+    report = json.loads(done.stdout)
+    owned, closed = report["alice-owned"], report["alice-closed"]
+    assert owned["ping"] is True and owned["file_errors"] == []
+    assert owned["last_warning"] == "... - WARNING - root wrote this"
+    denied = "permission denied to uid 0 without capabilities (owner or other must allow"
+    assert [error.split(": ", 1)[0] for error in closed["file_errors"]] == [
+        f"{POOL}/bots/closed/config.json",
+        f"{POOL}/bots/closed/logs",
+    ]
+    assert all(error.split(": ", 1)[1].startswith(denied) for error in closed["file_errors"])

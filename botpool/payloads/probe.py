@@ -75,15 +75,16 @@ def open_beneath(root: Path, relative: str) -> int:
 
     Each folder is opened relative to its parent with O_NOFOLLOW, so a bot that replaces
     its `logs` folder (or a file) with a link to / or /dev/zero is refused, not followed.
+    Folders are opened O_PATH: like a path lookup, that needs search permission only.
     O_NONBLOCK: opening a FIFO must not wait for a writer.
     """
     *folders, name = relative.split("/")
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     shown = ""
     try:
         for folder in folders:
             shown += folder + "/"
-            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
             inner = _open_at(folder, flags, fd, shown.rstrip("/"))
             os.close(fd)
             fd = inner
@@ -99,6 +100,11 @@ def _open_at(name: str, flags: int, folder_fd: int, shown: str) -> int:
     except FileNotFoundError:
         raise
     except OSError as error:
+        if error.errno == errno.EACCES:
+            raise Unreadable(
+                f"{shown}: permission denied to uid 0 without capabilities (owner or other "
+                "must allow search on each folder on the way, read on the file)"
+            ) from None
         if error.errno not in (errno.ELOOP, errno.ENOTDIR):
             raise Unreadable(f"{shown} cannot be read: {error.strerror}") from None
         try:
