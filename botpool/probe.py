@@ -7,7 +7,8 @@ no port is opened, no credential crosses the network, and the path tested is the
 (published on the host's loopback). One command per host; its output is one JSON line.
 
 The script, botpool/payloads/probe.py, is standard-library Python passed as an argument (it
-holds no secret); the pools folder and the targets are its arguments.
+holds no secret); the pools folder and the targets are its arguments. It reads what bots can
+write, so its container gets little and can do little (LIMITS) and runs under a wall clock.
 """
 
 from __future__ import annotations
