@@ -1,8 +1,10 @@
 """Is every bot really alive and useful? Pure evaluation of what a host showed.
 
 Each finding names its subject and, when it fails, says why in words a person can act on:
-a stagnant bot shows its wallet, stake, free slots, whitelist and last warning; a crash
-loop shows its state and exits; memory shows the numbers against the limit.
+a stagnant bot shows its wallet, its stake against what it may use, free slots, whitelist
+and last warning; a crash loop shows its state and exits; a file the probe refused names
+its path; memory shows the numbers against the limit. Each bot check is one small
+function of a `_Bot` (BOT_CHECKS lists them in the order they are reported).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import Any
 from botpool.layout import CheckSettings
 from botpool.plan import ZYGOTE_PROGRAM, BotPlan, HostPlan, PoolPlan
 from botpool.probe import MARK
-from botpool.snapshot import Snapshot
+from botpool.render import PROGRAM_TIMING
+from botpool.snapshot import ProgramState, Snapshot
 
 LOOPBACK = {"127.0.0.1", "::1"}
+STARTSECS = PROGRAM_TIMING["startsecs"]  # supervisord says RUNNING (or BACKOFF) after it
+STARTING_GRACE_SECONDS = 3 * STARTSECS  # STARTING longer than this is stuck
 
 
 @dataclass
@@ -33,7 +38,7 @@ class Health:
 @dataclass(frozen=True)
 class Finding:
     subject: str  # "bot alice/btc-trend", "pool alice-pool-1", "host local"
-    check: str  # running | api | config | heartbeat | stagnant | crash-loop | memory | port
+    check: str  # running | crash-loop | port | api | files | config | heartbeat | stagnant | ...
     ok: bool
     message: str
 
@@ -170,110 +175,192 @@ def _pool(pool: PoolPlan, snap: Snapshot, health: Health, limits: CheckSettings)
     return out
 
 
+@dataclass(frozen=True)
+class _Bot:
+    """One bot as the host showed it: its plan, its supervisor program, its probe report."""
+
+    plan: BotPlan
+    program: ProgramState | None
+    report: dict[str, Any]
+    listening: set[str]  # addresses its host port listens on
+    probe_error: str | None  # the whole probe failed: no report for any bot
+    limits: CheckSettings
+    now: float
+
+    @property
+    def state(self) -> str:
+        return self.program.state if self.program else "absent"
+
+    @property
+    def last_warning(self) -> str:
+        return str(self.report.get("last_warning") or "none logged")
+
+    def finding(self, check: str, ok: bool, message: str) -> Finding:
+        return Finding(f"bot {self.plan.key}", check, ok, message)
+
+
 def _bot(
     bot: BotPlan, snap: Snapshot, health: Health, limits: CheckSettings, now: float
 ) -> list[Finding]:
-    subject = f"bot {bot.key}"
-    program = snap.programs.get(bot.pool, {}).get(bot.program)
-    report = health.bots.get(bot.program, {})
-    state = program.state if program else "absent"
-    out = [
-        Finding(
-            subject,
-            "running",
-            # STARTING lasts startsecs at most: then RUNNING, or BACKOFF (which fails here)
-            state in ("RUNNING", "STARTING"),
-            f"program {bot.program} in {bot.pool} is {state}"
-            + (
-                f"; last warning: {report.get('last_warning')}"
-                if report.get("last_warning")
-                else ""
-            ),
-        )
-    ]
-    exits = report.get("exits_last_hour", 0)
-    out.append(
-        Finding(
-            subject,
-            "crash-loop",
-            state not in ("FATAL", "BACKOFF") and exits <= limits.max_exits_per_hour,
-            f"{bot.program} is {state} and exited {exits} times in the last hour "
-            f"(checks.max_exits_per_hour: {limits.max_exits_per_hour}); last "
-            f"warning: {report.get('last_warning') or 'none logged'}",
-        )
+    seen = _Bot(
+        bot,
+        snap.programs.get(bot.pool, {}).get(bot.program),
+        health.bots.get(bot.program, {}),
+        health.listening.get(bot.host_port, set()),
+        health.probe_error,
+        limits,
+        now,
     )
-    addresses = health.listening.get(bot.host_port, set())
-    out.append(
-        Finding(
-            subject,
-            "port",
-            bool(addresses) and addresses <= LOOPBACK,
-            f"port {bot.host_port} listens on {sorted(addresses) or 'nothing'}; "
-            "it must listen on 127.0.0.1 only",
+    return [check(seen) for check in BOT_CHECKS]
+
+
+def _running(bot: _Bot) -> Finding:
+    """RUNNING; or STARTING for its first seconds, after which supervisord says RUNNING or
+    BACKOFF. A program STARTING for longer, or since an unknown time, is stuck."""
+    state, since = bot.state, ""
+    ok = state == "RUNNING"
+    if state == "STARTING":
+        age = bot.report.get("spawned_seconds_ago")
+        ok = isinstance(age, (int, float)) and age <= STARTING_GRACE_SECONDS
+        since = (
+            f" for {age:.0f} s (it should be RUNNING after {STARTSECS} s)"
+            if isinstance(age, (int, float))
+            else " since an unknown time (no spawn in the tail of supervisord's log)"
         )
+    warning = bot.report.get("last_warning")
+    return bot.finding(
+        "running",
+        ok,
+        f"program {bot.plan.program} in {bot.plan.pool} is {state}{since}"
+        + (f"; last warning: {warning}" if warning else ""),
     )
-    error = report.get("error") or health.probe_error
-    out.append(
-        Finding(
-            subject,
-            "api",
-            bool(report.get("ping")) and not error,
-            f"the API at 127.0.0.1:{bot.host_port} does not answer: {error or 'no ping'}",
-        )
+
+
+def _crash_loop(bot: _Bot) -> Finding:
+    exits = bot.report.get("exits_last_hour", 0)
+    limit = bot.limits.max_exits_per_hour
+    return bot.finding(
+        "crash-loop",
+        bot.state not in ("FATAL", "BACKOFF") and exits <= limit,
+        f"{bot.plan.program} is {bot.state} and exited {exits} times in the last hour "
+        f"(checks.max_exits_per_hour: {limit}); last warning: {bot.last_warning}",
     )
-    config = report.get("config") or {}
-    s = bot.settings
+
+
+def _port(bot: _Bot) -> Finding:
+    return bot.finding(
+        "port",
+        bool(bot.listening) and bot.listening <= LOOPBACK,
+        f"port {bot.plan.host_port} listens on {sorted(bot.listening) or 'nothing'}; "
+        "it must listen on 127.0.0.1 only",
+    )
+
+
+def _api(bot: _Bot) -> Finding:
+    where = f"the API at 127.0.0.1:{bot.plan.host_port}"
+    not_asked = bot.report.get("not_asked")
+    if not_asked:
+        return bot.finding("api", False, f"{where} was not asked: {not_asked}")
+    error = bot.report.get("error") or bot.probe_error
+    return bot.finding(
+        "api",
+        bool(bot.report.get("ping")) and not error,
+        f"{where} does not answer: {error or 'no ping'}",
+    )
+
+
+def _files(bot: _Bot) -> Finding:
+    """The files the probe reads (config, logs) are plain regular files of sane size."""
+    errors = bot.report.get("file_errors")
+    reason = "; ".join(errors) if errors else bot.probe_error or "no report of this bot"
+    return bot.finding(
+        "files",
+        errors == [],
+        f"the probe could not read the files of {bot.plan.program}: {reason}. It reads "
+        "regular files only and follows no symbolic link; the bot's own code may have "
+        "replaced them: look at the bot, then converge",
+    )
+
+
+def _config(bot: _Bot) -> Finding:
+    config = bot.report.get("config") or {}
+    s = bot.plan.settings
     expected = {
-        "bot_name": bot.program,
+        "bot_name": bot.plan.program,
         "dry_run": s.dry_run,
         "strategy": s.strategy,
         "stake_amount": float(s.stake_amount),
     }
-    seen = {
-        k: (
-            float(config[k]) if k == "stake_amount" and config.get(k) is not None else config.get(k)
-        )
-        for k in expected
-    }
-    wrong = [k for k in expected if seen[k] != expected[k]]
-    out.append(
-        Finding(
-            subject,
-            "config",
-            bool(config) and not wrong,
-            f"show_config differs from the plan in {', '.join(wrong) or 'everything'}: "
-            "run a converge",
-        )
+    shown = {key: config.get(key) for key in expected}
+    shown["stake_amount"] = _number(shown["stake_amount"])
+    wrong = [key for key in expected if shown[key] != expected[key]]
+    return bot.finding(
+        "config",
+        bool(config) and not wrong,
+        f"show_config differs from the plan in {', '.join(wrong) or 'everything'}: run a converge",
     )
-    last = report.get("last_process_ts")
-    age = now - last if isinstance(last, (int, float)) else None
-    out.append(
-        Finding(
-            subject,
-            "heartbeat",
-            age is not None and age <= limits.heartbeat_max_age_seconds,
-            f"the bot loop of {bot.program} last ran "
-            f"{'never' if age is None else _duration(age) + ' ago'} (limit "
-            f"{limits.heartbeat_max_age_seconds} s): it is stuck or not started",
-        )
+
+
+def _heartbeat(bot: _Bot) -> Finding:
+    last = bot.report.get("last_process_ts")
+    age = bot.now - last if isinstance(last, (int, float)) else None
+    limit = bot.limits.heartbeat_max_age_seconds
+    return bot.finding(
+        "heartbeat",
+        age is not None and age <= limit,
+        f"the bot loop of {bot.plan.program} last ran "
+        f"{'never' if age is None else _duration(age) + ' ago'} (limit "
+        f"{limit} s): it is stuck or not started",
     )
-    uptime = program.uptime_s if program and program.uptime_s is not None else 0
-    trades = report.get("trade_count")
-    stagnant = trades == 0 and uptime >= limits.stagnant_after_minutes * 60
-    count = report.get("count") or {}
-    wallet = report.get("wallet") or {}
+
+
+def _stagnant(bot: _Bot) -> Finding:
+    """Running long enough with 0 trades; the message says why, with the bot's own figures."""
+    uptime = bot.program.uptime_s if bot.program and bot.program.uptime_s is not None else 0
+    minutes = bot.limits.stagnant_after_minutes
+    stagnant = bot.report.get("trade_count") == 0 and uptime >= minutes * 60
+    count = bot.report.get("count") or {}
     free_slots = (count.get("max") or 0) - (count.get("current") or 0)
-    out.append(
-        Finding(
-            subject,
-            "stagnant",
-            not stagnant,
-            f"{bot.program} has run {_duration(uptime)} with 0 trades "
-            f"(checks.stagnant_after_minutes: {limits.stagnant_after_minutes}): wallet "
-            f"{wallet.get('free')} {s.stake_currency} free of {wallet.get('total')}, stake "
-            f"{config.get('stake_amount', s.stake_amount)}, free trade slots {free_slots} of "
-            f"{count.get('max')}, whitelist {report.get('whitelist')} pairs; last warning: "
-            f"{report.get('last_warning') or 'none logged'}",
-        )
+    return bot.finding(
+        "stagnant",
+        not stagnant,
+        f"{bot.plan.program} has run {_duration(uptime)} with 0 trades "
+        f"(checks.stagnant_after_minutes: {minutes}): {_stake_figures(bot)}, free trade "
+        f"slots {free_slots} of {count.get('max')}, whitelist {bot.report.get('whitelist')} "
+        f"pairs; last warning: {bot.last_warning}",
     )
-    return out
+
+
+def _stake_figures(bot: _Bot) -> str:
+    """The bot's real stake against what freqtrade lets it use: wallet x tradable ratio.
+
+    Figures come from the bot (show_config, balance, its config file), not from the plan:
+    a config edited on the host is what the bot trades with. freqtrade refuses a trade
+    only when the stake is MORE than what is available, so equal is enough.
+    """
+    s, report = bot.plan.settings, bot.report
+    currency = s.stake_currency
+    wallet = report.get("wallet") or {}
+    stake_text = (report.get("config") or {}).get("stake_amount", s.stake_amount)
+    ratio = _number(report.get("tradable_balance_ratio")) or s.tradable_balance_ratio
+    figures = f"wallet {wallet.get('free')} {currency} free of {wallet.get('total')}"
+    stake, total = _number(stake_text), _number(wallet.get("total"))
+    if stake is None or total is None:
+        return f"{figures}, stake {stake_text} {currency}"
+    tradable = total * ratio
+    verdict = "is more than" if stake > tradable * (1 + 1e-9) else "fits in"
+    return (
+        f"{figures}, stake {stake_text} {currency} {verdict} the {tradable:g} {currency} "
+        f"it may use (wallet {total:g} x tradable_balance_ratio {ratio:g})"
+    )
+
+
+def _number(value: object) -> float | None:
+    """A figure from a bot's answer (freqtrade shows stake_amount as text), or None."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+BOT_CHECKS = (_running, _crash_loop, _port, _api, _files, _config, _heartbeat, _stagnant)

@@ -6,83 +6,41 @@ the bot at 127.0.0.1:<host port>, and reads the tail of its log and supervisord'
 no port is opened, no credential crosses the network, and the path tested is the real one
 (published on the host's loopback). One command per host; its output is one JSON line.
 
-The script is standard-library Python, passed as an argument (it holds no secret).
+The script, botpool/payloads/probe.py, is standard-library Python passed as an argument (it
+holds no secret); the pools folder and the targets are its arguments. It reads what bots can
+write, so its container gets little and can do little (LIMITS) and runs under a wall clock.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from importlib import resources
 
-PROBE = r"""
-import base64, json, re, sys, time, urllib.request
-from pathlib import Path
-
-def call(port, path, auth=None):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/{path}")
-    if auth:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", "Basic " + token)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
-
-def tail(path, lines=400):
-    try:
-        return path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return []
-
-report = {}
-now = time.time()
-for target in json.loads(sys.argv[1]):
-    bot = Path("/pools") / target["pool"] / "bots" / target["bot"]
-    result = report[target["program"]] = {"port": target["port"]}
-    try:
-        api = json.loads((bot / "config.json").read_text())["api_server"]
-        auth = (api["username"], api["password"])
-        result["ping"] = call(target["port"], "ping").get("status") == "pong"
-        config = call(target["port"], "show_config", auth)
-        result["config"] = {k: config.get(k) for k in (
-            "bot_name", "dry_run", "strategy", "stake_amount", "stake_currency", "exchange",
-            "max_open_trades", "state")}
-        result["count"] = call(target["port"], "count", auth)
-        result["trade_count"] = call(target["port"], "profit", auth).get("trade_count")
-        result["whitelist"] = call(target["port"], "whitelist", auth).get("length")
-        balance = call(target["port"], "balance", auth)
-        stake = [c for c in balance.get("currencies", []) if c.get("currency") == config.get(
-            "stake_currency")]
-        result["wallet"] = {"total": balance.get("total"), "free": stake[0].get("free")
-                            if stake else None}
-        result["last_process_ts"] = call(target["port"], "health", auth).get("last_process_ts")
-    except Exception as error:  # report, never crash: one silent bot must not hide others
-        result["error"] = f"{type(error).__name__}: {error}"
-    # freqtrade's warning about listening on 0.0.0.0 is expected in a container: skip it
-    warnings = [l for l in tail(bot / "logs" / "freqtrade.log")
-                if (" - WARNING - " in l or " - ERROR - " in l) and "SECURITY WARNING" not in l]
-    result["last_warning"] = warnings[-1][:300] if warnings else None
-    exits = 0
-    for line in tail(Path("/pools") / target["pool"] / "logs" / "supervisord.log", 2000):
-        if f"exited: {target['program']} " in line:
-            try:
-                stamp = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
-            except ValueError:
-                continue
-            exits += now - stamp < 3600
-    result["exits_last_hour"] = exits
-print(json.dumps(report))
-"""
-
+PROBE = (resources.files("botpool.payloads") / "probe.py").read_text()
 MARK = "@@botpool "
+
+CALL_TIMEOUT_S = 5  # one HTTP call to one bot
+BOT_DEADLINE_S = 20  # every call to one bot
+DEADLINE_S = 90  # every bot of the host (a hung bot costs one call timeout)
+WALL_CLOCK_S = DEADLINE_S + 60  # the whole `docker run`, container start included
+# The probe reads bot-written files and answers: it gets little and can do little.
+LIMITS = (
+    "--pull never",  # only the pool image built on the host, never a same-named one pulled
+    "--user 0:0",  # root reads the root-owned 0640 configs as their owner: no capability
+    "--cap-drop ALL",
+    "--security-opt no-new-privileges",
+    "--read-only",
+    "--memory 128m",
+    "--memory-swap 128m",
+    "--pids-limit 16",
+    "--cpus 1",
+    "--init",  # so the wall clock's SIGTERM ends python3, which is not PID 1
+)
 
 
 def command(root: str, image: str, targets: list[dict[str, object]]) -> str:
     """Shell printing listening sockets, memory, container memory and the probe's JSON."""
-    pools = f"{root}/pools"
-    probe = (
-        f"docker run --rm --network host --user 1000 --cap-drop ALL -v "
-        f"{shlex.quote(pools)}:/pools:ro {shlex.quote(image)} python3 -c "
-        f"{shlex.quote(PROBE)} {shlex.quote(json.dumps(targets))}"
-    )
     return "\n".join(
         [
             f"echo '{MARK}listening'",
@@ -90,9 +48,38 @@ def command(root: str, image: str, targets: list[dict[str, object]]) -> str:
             f"echo '{MARK}meminfo'",
             "cat /proc/meminfo",
             f"echo '{MARK}stats'",
-            "docker stats --no-stream --format '{{.Name}}|{{.MemUsage}}' 2>/dev/null",
+            "timeout 30 docker stats --no-stream --format '{{.Name}}|{{.MemUsage}}' 2>/dev/null",
             f"echo '{MARK}probe'",
-            f"{probe} 2>&1" if targets else "echo '{}'",
+            run_probe(root, image, targets) if targets else "echo '{}'",
             "exit 0",
+        ]
+    )
+
+
+def run_probe(
+    root: str, image: str, targets: list[dict[str, object]], wall_clock_s: int = WALL_CLOCK_S
+) -> str:
+    """`docker run` of the probe under a wall clock; past it, a clear line instead of JSON.
+
+    The script has its own deadlines (per call, per bot, in all), so the wall clock only
+    catches what it cannot: a Docker engine or host too slow to start it or let it finish.
+    """
+    arguments = (
+        f"/pools {shlex.quote(json.dumps(targets))} --call-timeout {CALL_TIMEOUT_S} "
+        f"--bot-deadline {BOT_DEADLINE_S} --deadline {DEADLINE_S}"
+    )
+    name = "botpool-probe-$$-$(date +%s)"
+    return "\n".join(
+        [
+            f'name="{name}"',
+            f'timeout -k 10 {wall_clock_s} docker run --rm --name "$name" --network host '
+            f"{' '.join(LIMITS)} -v {shlex.quote(root + '/pools')}:/pools:ro "
+            f"{shlex.quote(image)} python3 -I -c {shlex.quote(PROBE)} {arguments} 2>&1",
+            "code=$?",
+            'case $code in 124|137) timeout 30 docker rm -f "$name" >/dev/null 2>&1;; esac',
+            f'[ $code = 124 ] && echo "the probe did not finish within {wall_clock_s} s: the host '
+            'or its Docker engine is too slow"',
+            '[ $code = 137 ] && echo "the probe was killed: out of its 128 MiB of memory, or '
+            'stuck past its wall clock"',
         ]
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botpool.health import Health, evaluate, parse
+from botpool.health import STARTING_GRACE_SECONDS, STARTSECS, Health, evaluate, parse
 from botpool.layout import CheckSettings
 from botpool.plan import load_plan
 from botpool.snapshot import ContainerState, ProgramState, Snapshot
@@ -32,6 +32,9 @@ def healthy(plan) -> tuple[Snapshot, Health]:
                 "last_process_ts": NOW - 5,
                 "count": {"current": 1, "max": 3},
                 "wallet": {"total": 1000, "free": 990},
+                "tradable_balance_ratio": 0.99,
+                "spawned_seconds_ago": 7200,
+                "file_errors": [],
                 "config": {
                     "bot_name": b.program,
                     "dry_run": True,
@@ -52,7 +55,81 @@ def test_a_healthy_host_passes_every_check(write_layout):
     assert failures(plan, *healthy(plan)) == {}
 
 
-def test_stagnant_bot_is_named_with_wallet_stake_slots_whitelist_and_last_warning(write_layout):
+def bot_state(snap: Snapshot, state: str, uptime: int | None = 7200) -> None:
+    pid = 10 if state in ("RUNNING", "STOPPING") else None
+    snap.programs["alice-pool-1"]["alice-one"] = ProgramState("alice-one", state, pid, uptime)
+
+
+def test_more_exits_than_max_exits_per_hour_is_a_crash_loop_even_when_running(write_layout):
+    plan = load_plan(write_layout(MINIMAL))
+    snap, seen = healthy(plan)
+    limit = CheckSettings().max_exits_per_hour
+    seen.bots["alice-one"]["exits_last_hour"] = limit
+    assert ("bot alice/one", "crash-loop") not in failures(plan, snap, seen)
+    seen.bots["alice-one"]["exits_last_hour"] = limit + 1
+    assert failures(plan, snap, seen)[("bot alice/one", "crash-loop")].startswith(
+        f"alice-one is RUNNING and exited {limit + 1} times in the last hour "
+        f"(checks.max_exits_per_hour: {limit})"
+    )
+
+
+def test_fatal_and_backoff_are_down_and_looping_whatever_the_exit_count(write_layout):
+    plan = load_plan(write_layout(MINIMAL))
+    snap, seen = healthy(plan)
+    seen.bots["alice-one"]["last_warning"] = "... ERROR - Could not load markets"
+    for state in ("FATAL", "BACKOFF"):
+        bot_state(snap, state, None)
+        found = failures(plan, snap, seen)
+        assert found[("bot alice/one", "running")] == (
+            f"program alice-one in alice-pool-1 is {state}; "
+            "last warning: ... ERROR - Could not load markets"
+        )
+        assert f"is {state} and exited 0 times" in found[("bot alice/one", "crash-loop")]
+    for state in ("STOPPED", "EXITED", "STOPPING", "UNKNOWN"):
+        bot_state(snap, state, None)
+        assert f"is {state}" in failures(plan, snap, seen)[("bot alice/one", "running")]
+    del snap.programs["alice-pool-1"]["alice-one"]
+    assert "is absent" in failures(plan, snap, seen)[("bot alice/one", "running")]
+
+
+def test_starting_passes_for_its_first_seconds_but_not_for_long(write_layout):
+    """supervisorctl shows no time for STARTING: the probe's spawn time from supervisord's
+    log says how long it has been starting."""
+    plan = load_plan(write_layout(MINIMAL))
+    snap, seen = healthy(plan)
+    bot_state(snap, "STARTING", None)
+    report = seen.bots["alice-one"]
+    for seconds in (0, 3, STARTING_GRACE_SECONDS):
+        report["spawned_seconds_ago"] = seconds
+        assert ("bot alice/one", "running") not in failures(plan, snap, seen), seconds
+    report["spawned_seconds_ago"] = STARTING_GRACE_SECONDS + 1
+    assert failures(plan, snap, seen)[("bot alice/one", "running")] == (
+        f"program alice-one in alice-pool-1 is STARTING for {STARTING_GRACE_SECONDS + 1} s "
+        f"(it should be RUNNING after {STARTSECS} s)"
+    )
+    report["spawned_seconds_ago"] = None
+    found = failures(plan, snap, seen)
+    assert "STARTING since an unknown time" in found[("bot alice/one", "running")]
+
+
+def test_stagnant_after_exactly_stagnant_after_minutes_with_0_trades(write_layout):
+    plan = load_plan(write_layout(MINIMAL))
+    snap, seen = healthy(plan)
+    seen.bots["alice-one"]["trade_count"] = 0
+    limit = CheckSettings().stagnant_after_minutes * 60
+    bot_state(snap, "RUNNING", limit - 1)
+    assert ("bot alice/one", "stagnant") not in failures(plan, snap, seen)
+    bot_state(snap, "RUNNING", limit)
+    assert failures(plan, snap, seen)[("bot alice/one", "stagnant")].startswith(
+        "alice-one has run 1 h 0 min with 0 trades (checks.stagnant_after_minutes: 60)"
+    )
+    seen.bots["alice-one"]["trade_count"] = 1
+    assert ("bot alice/one", "stagnant") not in failures(plan, snap, seen)
+
+
+def test_stagnant_bot_is_named_with_its_real_stake_against_wallet_x_ratio(write_layout):
+    """The figures are the bot's (show_config, balance, its config file), not the plan's
+    stake 10 and ratio 0.99: a config edited on the host is what the bot trades with."""
     plan = load_plan(write_layout(MINIMAL))
     snap, seen = healthy(plan)
     report = seen.bots["alice-one"]
@@ -60,39 +137,31 @@ def test_stagnant_bot_is_named_with_wallet_stake_slots_whitelist_and_last_warnin
         trade_count=0,
         count={"current": 0, "max": 3},
         wallet={"total": 100, "free": 99},
+        tradable_balance_ratio=0.5,
         last_warning="... WARNING - Unable to create trade for BTC/USDT: Available "
-        "balance (99.0 USDT) is lower than stake amount (500 USDT)",
+        "balance (50.0 USDT) is lower than stake amount (500 USDT)",
     )
-    message = failures(plan, snap, seen)[("bot alice/one", "stagnant")]
-    assert message.startswith("alice-one has run 2 h 0 min with 0 trades")
-    for part in (
-        "wallet 99 USDT free of 100",
-        "stake 10",
-        "free trade slots 3 of 3",
-        "whitelist 1 pairs",
-        "lower than stake amount (500 USDT)",
-    ):
-        assert part in message
-    young = snap.programs["alice-pool-1"]["alice-one"]
-    snap.programs["alice-pool-1"]["alice-one"] = ProgramState(young.name, "RUNNING", 10, 600)
-    assert ("bot alice/one", "stagnant") not in failures(plan, snap, seen)  # not yet an hour
+    report["config"]["stake_amount"] = "500"
 
+    def stagnant() -> str:
+        return failures(plan, snap, seen)[("bot alice/one", "stagnant")]
 
-def test_crash_loop_and_stopped_program(write_layout):
-    plan = load_plan(write_layout(MINIMAL))
-    snap, seen = healthy(plan)
-    snap.programs["alice-pool-1"]["alice-one"] = ProgramState("alice-one", "FATAL", None, None)
-    seen.bots["alice-one"]["exits_last_hour"] = 6
-    found = failures(plan, snap, seen)
-    assert "is FATAL and exited 6 times in the last hour" in found[("bot alice/one", "crash-loop")]
-    assert found[("bot alice/one", "running")].startswith(
-        "program alice-one in alice-pool-1 is FATAL"
+    assert stagnant() == (
+        "alice-one has run 2 h 0 min with 0 trades (checks.stagnant_after_minutes: 60): "
+        "wallet 99 USDT free of 100, stake 500 USDT is more than the 50 USDT it may use "
+        "(wallet 100 x tradable_balance_ratio 0.5), free trade slots 3 of 3, whitelist 1 "
+        "pairs; last warning: ... WARNING - Unable to create trade for BTC/USDT: Available "
+        "balance (50.0 USDT) is lower than stake amount (500 USDT)"
     )
-    # a bot just added is STARTING for startsecs: not a failure (BACKOFF after it would be)
-    snap.programs["alice-pool-1"]["alice-one"] = ProgramState("alice-one", "STARTING", 7, 0)
-    assert ("bot alice/one", "running") not in failures(plan, snap, seen)
-    snap.programs["alice-pool-1"]["alice-one"] = ProgramState("alice-one", "BACKOFF", None, None)
-    assert "is BACKOFF" in failures(plan, snap, seen)[("bot alice/one", "running")]
+    # freqtrade trades when the stake equals what it may use; a cent more, it cannot
+    report["config"]["stake_amount"] = "50"
+    assert "stake 50 USDT fits in the 50 USDT it may use" in stagnant()
+    report["config"]["stake_amount"] = "50.01"
+    assert "stake 50.01 USDT is more than the 50 USDT it may use" in stagnant()
+    report.pop("tradable_balance_ratio")  # no ratio reported: the plan's
+    assert "the 99 USDT it may use (wallet 100 x tradable_balance_ratio 0.99)" in stagnant()
+    report["config"]["stake_amount"] = "unlimited"  # freqtrade allows it: no comparison
+    assert "wallet 99 USDT free of 100, stake unlimited USDT, free trade slots" in stagnant()
 
 
 def test_silent_api_wrong_config_stale_heartbeat_and_public_port(write_layout):
@@ -107,8 +176,30 @@ def test_silent_api_wrong_config_stale_heartbeat_and_public_port(write_layout):
     )
     assert "last ran 1 h 0 min ago" in found[("bot alice/one", "heartbeat")]
     assert "listens on ['0.0.0.0']" in found[("bot alice/one", "port")]
-    seen.bots["alice-one"] = {"error": "URLError: Connection refused"}
-    assert "Connection refused" in failures(plan, snap, seen)[("bot alice/one", "api")]
+    seen.bots["alice-one"] = {"error": "URLError: Connection refused", "file_errors": []}
+    assert failures(plan, snap, seen)[("bot alice/one", "api")] == (
+        "the API at 127.0.0.1:9000 does not answer: URLError: Connection refused"
+    )
+
+
+def test_a_bot_not_asked_and_files_the_probe_refused(write_layout):
+    plan = load_plan(write_layout(MINIMAL))
+    snap, seen = healthy(plan)
+    refused = "alice-pool-1/bots/one/config.json is not a regular file but a FIFO"
+    seen.bots["alice-one"] = {"not_asked": f"no API login ({refused})", "file_errors": [refused]}
+    found = failures(plan, snap, seen)
+    assert found[("bot alice/one", "api")] == (
+        f"the API at 127.0.0.1:9000 was not asked: no API login ({refused})"
+    )
+    assert found[("bot alice/one", "files")].startswith(
+        f"the probe could not read the files of alice-one: {refused}. It reads regular files "
+        "only and follows no symbolic link"
+    )
+    seen.bots = {}  # the probe itself failed: nothing is known, nothing passes
+    seen.probe_error = "docker: no such image"
+    found = failures(plan, snap, seen)
+    assert "does not answer: docker: no such image" in found[("bot alice/one", "api")]
+    assert "files of alice-one: docker: no such image" in found[("bot alice/one", "files")]
 
 
 def test_memory_of_pools_and_host(write_layout):

@@ -38,3 +38,68 @@ def test_the_command_reads_files_modes_and_directories_of_a_real_tree(tmp_path):
     assert state.mode == 0o600 and state.sha256.startswith("44136fa3")
     assert "pools/p-pool-1/bots/b/user_data" in snap.directories
     assert not any("tradesv3" in path for path in snap.files)
+
+
+def test_only_a_running_container_is_parsed_as_running():
+    """`docker ps -a` states: only `running` is running (paused, restarting and the rest
+    are not answering bots)."""
+    lines = ["@@botpool containers"] + [
+        f"c-{state}|{state}|pool|hash-{state}"
+        for state in ("running", "exited", "created", "paused", "restarting", "dead")
+    ]
+    containers = parse(lines).containers
+    assert {name: c.running for name, c in containers.items()} == {
+        "c-running": True,
+        "c-exited": False,
+        "c-created": False,
+        "c-paused": False,
+        "c-restarting": False,
+        "c-dead": False,
+    }
+    assert (containers["c-exited"].role, containers["c-exited"].spec_hash) == (
+        "pool",
+        "hash-exited",
+    )
+
+
+# `supervisorctl status` lines of every state, as supervisor 4.3 prints them
+STATUS_LINES = {
+    "RUNNING": ("a   RUNNING   pid 42, uptime 0:01:05", 42, 65),
+    "STARTING": ("a   STARTING  ", None, None),
+    "BACKOFF": ("a   BACKOFF   Exited too quickly (process log may have details)", None, None),
+    "STOPPED": ("a   STOPPED   Nov 27 01:02 PM", None, None),
+    "STOPPING": ("a   STOPPING  ", None, None),
+    "EXITED": ("a   EXITED    Nov 27 01:02 PM", None, None),
+    "FATAL": ("a   FATAL     Exited too quickly (process log may have details)", None, None),
+    "UNKNOWN": ("a   UNKNOWN   ", None, None),
+}
+
+
+def test_supervisorctl_lines_of_every_state():
+    for state, (line, pid, uptime) in STATUS_LINES.items():
+        program = parse_program(line)
+        assert program is not None, line
+        assert (program.name, program.state, program.pid, program.uptime_s) == (
+            "a",
+            state,
+            pid,
+            uptime,
+        ), line
+    status = ["@@botpool supervisor p-pool-1", *(line for line, _, _ in STATUS_LINES.values())]
+    status[1:] = [line.replace("a ", f"a{i} ", 1) for i, line in enumerate(status[1:])]
+    snap = parse(status)
+    assert [p.state for p in snap.programs["p-pool-1"].values()] == list(STATUS_LINES)
+    assert snap.supervisor_errors == {}
+    error = parse(["@@botpool supervisor p-pool-1", "unix:///tmp/supervisor.sock refused"])
+    assert error.supervisor_errors == {"p-pool-1": "unix:///tmp/supervisor.sock refused"}
+
+
+def test_uptime_with_days():
+    """supervisor prints a timedelta: `H:MM:SS`, `1 day, H:MM:SS`, `N days, H:MM:SS`."""
+    for text, seconds in (
+        ("0:00:09", 9),
+        ("23:59:59", 86399),
+        ("1 day, 0:00:00", 86400),
+        ("12 days, 1:02:03", 12 * 86400 + 3723),
+    ):
+        assert parse_program(f"a RUNNING pid 1, uptime {text}").uptime_s == seconds, text
