@@ -19,7 +19,7 @@ import pytest
 
 from botpool.sandbox import SANDBOX_EXCHANGE, freqtrade_exchange_overrides, serve
 from botpool.sandbox.market import Market
-from botpool.sandbox.server import Exchange
+from botpool.sandbox.server import ApiError, Exchange
 
 NOW = 1_790_000_123.456  # a fixed clock: every test sees the same market
 PAIRS = ("BTC/USDT", "DOGE/USDT", "ETH/BTC", "NEW/USDT")  # NEW: an asset of unknown price
@@ -122,6 +122,50 @@ def test_klines_honour_start_time_end_time_and_limit():
     assert klines(ex, "BTCUSDT", "1m", startTime=int(NOW * 1000) + 120_000) == []
     assert len(klines(ex, "BTCUSDT", "1m", limit=5000)) == 1000  # Binance's maximum
     assert len(klines(ex, "BTCUSDT", "1m")) == 500  # and its default
+
+
+LISTED_MS = 1_499_990_400_000  # 2017-07-14T00:00Z: the sandbox's markets open then
+
+
+def test_klines_before_the_listing_are_empty_and_the_work_is_bounded_by_limit(monkeypatch):
+    # endTime=0 once spent a second of CPU on a thousand candles from before 1970.
+    computed: list[int] = []
+    candle = Market.candle
+
+    def counted(self: Market, open_ms: int, interval_ms: int, now_ms: int) -> Any:
+        computed.append(open_ms)
+        return candle(self, open_ms, interval_ms, now_ms)
+
+    monkeypatch.setattr(Market, "candle", counted)
+    ex = exchange()
+    started = time.monotonic()
+    assert klines(ex, "BTCUSDT", "1d", endTime=0, limit=1000) == []
+    assert klines(ex, "BTCUSDT", "1m", endTime=LISTED_MS - 1, limit=1000) == []
+    assert klines(ex, "BTCUSDT", "1m", startTime=0, endTime=LISTED_MS - 1) == []
+    assert computed == [] and time.monotonic() - started < 0.5
+    # A start before the listing gets the first candles after it, as on Binance.
+    rows = klines(ex, "BTCUSDT", "1h", startTime=0, limit=3)
+    assert [row[0] for row in rows] == [LISTED_MS + 3_600_000 * k for k in (0, 1, 2)]
+    # Nine years of minutes asked for at once: still at most `limit` candles computed.
+    computed.clear()
+    rows = klines(ex, "BTCUSDT", "1m", startTime=0, endTime=int(NOW * 1000), limit=1000)
+    assert len(rows) == len(computed) == 1000
+
+
+@pytest.mark.parametrize("name", ["startTime", "endTime", "limit"])
+@pytest.mark.parametrize("value", ["-1", "1e9", "1.5", "", " 5", str(10**30), "٣"])
+def test_integer_parameters_outside_binances_legal_range_are_refused(name, value):
+    with pytest.raises(ApiError) as refused:
+        klines(exchange(), "BTCUSDT", "1m", **{name: value})
+    assert (refused.value.status, refused.value.code) == (400, -1100)
+    assert f"parameter '{name}'; legal range is '^[0-9]{{1,20}}$'" in refused.value.msg
+
+
+def test_times_in_the_far_future_are_clamped_to_now():
+    ex, far = exchange(), 10**20 - 1  # 20 digits: legal, and absurd
+    assert klines(ex, "BTCUSDT", "1m", startTime=far) == []
+    assert klines(ex, "BTCUSDT", "1m", endTime=far, limit=2) == klines(ex, "BTCUSDT", "1m", limit=2)
+    assert len(klines(ex, "BTCUSDT", "1m", limit=10**19)) == 1000  # clamped, like 5000
 
 
 def test_every_price_sits_on_the_tick_grid():

@@ -9,6 +9,7 @@ loudly instead of trading on made-up data.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -43,6 +44,10 @@ INTERVALS = {  # Binance's kline intervals, in seconds
     "1w": 604800,
 }
 DAY_MS = 86_400_000
+# The sandbox's markets open on 2017-07-14T00:00Z, the day Binance did: no candle opens
+# before, so a time range reaching back to 1970 costs nothing.
+LISTED_MS = 1_499_990_400_000
+DIGITS = re.compile("^[0-9]{1,20}$", re.ASCII)  # Binance's legal range for integers
 BOOK_QTY = "1000.00000000"  # deep enough that no dry-run order is ever partly filled
 
 
@@ -55,12 +60,16 @@ class ApiError(Exception):
 
 
 def _int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    """An integer parameter, clamped to [low, high] like Binance does for `limit`."""
-    try:
-        value = int(query.get(name, default))
-    except ValueError:
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
-    return min(max(value, low), high)
+    """An integer parameter in Binance's legal range (1 to 20 digits), clamped to [low, high]
+    like Binance does for `limit`."""
+    text = query.get(name, str(default))
+    if not DIGITS.fullmatch(text):
+        raise ApiError(
+            400,
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '{DIGITS.pattern}'.",
+        )
+    return min(max(int(text), low), high)
 
 
 class Exchange:
@@ -133,13 +142,14 @@ class Exchange:
         limit = _int(query, "limit", 500, 1, 1000)
         now = self.now_ms()
         step = seconds * 1000
-        end = min(_int(query, "endTime", now, 0, now), now)
-        last_open = end // step * step
+        listed = -(-LISTED_MS // step) * step  # the first candle opening at or after it
+        last_open = _int(query, "endTime", now, 0, now) // step * step
         if "startTime" in query:
             start = _int(query, "startTime", 0, 0, now + step)
-            first_open = -(-start // step) * step  # the first candle opening at or after start
+            first_open = max(-(-start // step) * step, listed)  # the first opening from start
         else:
-            first_open = last_open - (limit - 1) * step
+            first_open = max(last_open - (limit - 1) * step, listed)
+        # limit bounds the work, whatever the range: never more than `limit` candles computed
         opens = range(first_open, min(first_open + limit * step, last_open + step), step)
         rows = []
         for open_ms in opens:
