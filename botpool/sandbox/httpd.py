@@ -140,7 +140,6 @@ class HttpServer:
             )
             await self._stopping.wait()
             server.close()  # no new connections
-            await asyncio.sleep(0)  # let connections accepted just now register
             # Connections still sending their request end without an answer; answers under
             # way get stop_seconds to go out. Transports are aborted rather than tasks
             # cancelled: in Python 3.11 a cancelled connection task prints a traceback.
@@ -150,13 +149,18 @@ class HttpServer:
                 await asyncio.wait(set(self._open), timeout=self.limits.stop_seconds)
             for writer in self._open.values():
                 writer.transport.abort()
-            if self._open:  # they end at once, or once the answer they wait for is computed
-                await asyncio.wait(set(self._open))
+            # Wait for every task to end: those of connections accepted just before the
+            # listening socket closed too, which _connection aborts at once.
+            while tasks := asyncio.all_tasks() - {asyncio.current_task()}:
+                await asyncio.wait(tasks)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One connection: answer one request (or 503 beyond max_connections), close."""
         task = asyncio.current_task()
-        assert task is not None
+        assert task is not None and self._stopping is not None
+        if self._stopping.is_set():
+            writer.transport.abort()
+            return
         self._open[task] = writer
         try:
             if len(self._open) - self._refusing > self.limits.max_connections:
