@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import select
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.error import HTTPError
 
 import pytest
 
 from botpool.sandbox import SANDBOX_EXCHANGE, freqtrade_exchange_overrides, serve
+from botpool.sandbox.httpd import ApiError, Limits
 from botpool.sandbox.market import Market
 from botpool.sandbox.server import Exchange
 
 NOW = 1_790_000_123.456  # a fixed clock: every test sees the same market
 PAIRS = ("BTC/USDT", "DOGE/USDT", "ETH/BTC", "NEW/USDT")  # NEW: an asset of unknown price
 SANDBOX = Path(__file__).resolve().parent.parent / "botpool" / "sandbox"
+DEFAULT_LIMITS = Limits()
 
 
 def exchange(seed: int = 42, clock: float = NOW, pairs: tuple[str, ...] = PAIRS) -> Exchange:
@@ -124,6 +132,50 @@ def test_klines_honour_start_time_end_time_and_limit():
     assert len(klines(ex, "BTCUSDT", "1m")) == 500  # and its default
 
 
+LISTED_MS = 1_499_990_400_000  # 2017-07-14T00:00Z: the sandbox's markets open then
+
+
+def test_klines_before_the_listing_are_empty_and_the_work_is_bounded_by_limit(monkeypatch):
+    # endTime=0 once spent a second of CPU on a thousand candles from before 1970.
+    computed: list[int] = []
+    candle = Market.candle
+
+    def counted(self: Market, open_ms: int, interval_ms: int, now_ms: int) -> Any:
+        computed.append(open_ms)
+        return candle(self, open_ms, interval_ms, now_ms)
+
+    monkeypatch.setattr(Market, "candle", counted)
+    ex = exchange()
+    started = time.monotonic()
+    assert klines(ex, "BTCUSDT", "1d", endTime=0, limit=1000) == []
+    assert klines(ex, "BTCUSDT", "1m", endTime=LISTED_MS - 1, limit=1000) == []
+    assert klines(ex, "BTCUSDT", "1m", startTime=0, endTime=LISTED_MS - 1) == []
+    assert computed == [] and time.monotonic() - started < 0.5
+    # A start before the listing gets the first candles after it, as on Binance.
+    rows = klines(ex, "BTCUSDT", "1h", startTime=0, limit=3)
+    assert [row[0] for row in rows] == [LISTED_MS + 3_600_000 * k for k in (0, 1, 2)]
+    # Nine years of minutes asked for at once: still at most `limit` candles computed.
+    computed.clear()
+    rows = klines(ex, "BTCUSDT", "1m", startTime=0, endTime=int(NOW * 1000), limit=1000)
+    assert len(rows) == len(computed) == 1000
+
+
+@pytest.mark.parametrize("name", ["startTime", "endTime", "limit"])
+@pytest.mark.parametrize("value", ["-1", "1e9", "1.5", "", " 5", str(10**30), "٣"])
+def test_integer_parameters_outside_binances_legal_range_are_refused(name, value):
+    with pytest.raises(ApiError) as refused:
+        klines(exchange(), "BTCUSDT", "1m", **{name: value})
+    assert (refused.value.status, refused.value.code) == (400, -1100)
+    assert f"parameter '{name}'; legal range is '^[0-9]{{1,20}}$'" in refused.value.msg
+
+
+def test_times_in_the_far_future_are_clamped_to_now():
+    ex, far = exchange(), 10**20 - 1  # 20 digits: legal, and absurd
+    assert klines(ex, "BTCUSDT", "1m", startTime=far) == []
+    assert klines(ex, "BTCUSDT", "1m", endTime=far, limit=2) == klines(ex, "BTCUSDT", "1m", limit=2)
+    assert len(klines(ex, "BTCUSDT", "1m", limit=10**19)) == 1000  # clamped, like 5000
+
+
 def test_every_price_sits_on_the_tick_grid():
     ex = exchange()
     for symbol, market in ex.markets.items():
@@ -202,15 +254,26 @@ def test_malformed_pairs_are_refused():
         Exchange([Market("AB/CDE"), Market("ABC/DE")])
 
 
+@contextmanager
+def running(log: TextIO | None = None, limits: Limits = DEFAULT_LIMITS) -> Iterator[int]:
+    """The sandbox over HTTP on 127.0.0.1, on the fixed clock, in a thread; yields its port."""
+    server = serve(
+        "127.0.0.1", 0, ["BTC/USDT", "ETH/USDT"], seed=1, log=log, clock=lambda: NOW, limits=limits
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def live() -> Iterator[tuple[str, io.StringIO]]:
-    """The sandbox over HTTP on 127.0.0.1, on the fixed clock; yields (base URL, request log)."""
+    """The sandbox over HTTP with default limits; yields (base URL, request log)."""
     log = io.StringIO()
-    server = serve("127.0.0.1", 0, ["BTC/USDT", "ETH/USDT"], seed=1, log=log, clock=lambda: NOW)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", log
-    server.shutdown()
-    server.server_close()
+    with running(log) as port:
+        yield f"http://127.0.0.1:{port}", log
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, Any]:
@@ -220,6 +283,49 @@ def call(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int,
             return response.status, json.loads(response.read())
     except HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def port_of(base: str) -> int:
+    return int(base.rsplit(":", 1)[1])
+
+
+def read_until_closed(sock: socket.socket, seconds: float) -> bytes:
+    """All the server sends until it closes the connection; fails if it takes longer."""
+    deadline, data = time.monotonic() + seconds, b""
+    while True:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            raise AssertionError(f"still open after {seconds} s, got {data[:200]!r}") from None
+        if not chunk:
+            return data
+        data += chunk
+
+
+def parse_answer(answer: bytes) -> tuple[int, dict[str, str], Any]:
+    """(status, headers, JSON body) of one HTTP answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = {name.lower(): value for name, value in (x.split(": ", 1) for x in header_lines)}
+    assert int(headers["content-length"]) == len(body), answer
+    return int(status_line.split(" ")[1]), headers, json.loads(body)
+
+
+def eventually(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll predicate until it holds; fail after seconds."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
+        select.select([], [], [], 0.05)  # a pause between polls
+
+
+def raw(port: int, data: bytes, seconds: float = 2) -> tuple[int, dict[str, str], Any]:
+    """Send bytes as they are; the answer, which must come (and the connection close)
+    within seconds: at once, long before any timeout of the server's."""
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as sock:
+        sock.sendall(data)
+        return parse_answer(read_until_closed(sock, seconds))
 
 
 def test_unknown_symbols_paths_and_parameters_get_binance_style_errors(live):
@@ -236,12 +342,222 @@ def test_unknown_symbols_paths_and_parameters_get_binance_style_errors(live):
     )
     status, body = call(f"{base}/api/v3/depth?symbol=BTCUSDT&limit=ten")
     assert (status, body["code"]) == (400, -1100)
-    for method, path in [("GET", "/api/v3/account"), ("POST", "/api/v3/order"), ("GET", "/")]:
-        status, body = call(
-            f"{base}{path}", method, b"symbol=BTCUSDT" if method == "POST" else None
+    for path in ("/api/v3/account", "/"):
+        status, body = call(f"{base}{path}")
+        assert status == 404 and body["code"] == -1000, path
+        assert f"does not serve GET {path}" in body["msg"]
+
+
+def test_methods_but_get_get_405_and_bodies_413_without_waiting_for_them(live):
+    base, _ = live
+    # A real client posting a body reads the 405, not a connection reset.
+    status, body = call(f"{base}/api/v3/order", "POST", b"symbol=BTCUSDT&side=BUY")
+    assert status == 405 and "does not serve POST /api/v3/order" in body["msg"]
+    port = port_of(base)
+    for method in ("POST", "PUT", "DELETE", "HEAD", "OPTIONS", "BREW"):
+        # a body declared and never sent: the answer comes at once all the same
+        status, headers, body = raw(
+            port, f"{method} /api/v3/ping HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n".encode()
         )
-        assert status == 404 and body["code"] == -1000, (method, path)
-        assert f"does not serve {method} {path}" in body["msg"]
+        assert (status, body["code"], headers["allow"]) == (405, -1000, "GET"), method
+    for framing in ("Content-Length: 100000", "Content-Length: 5", "Transfer-Encoding: chunked"):
+        status, _, body = raw(port, f"GET /api/v3/ping HTTP/1.1\r\n{framing}\r\n\r\n".encode())
+        assert status == 413 and "query string" in body["msg"], framing
+    assert raw(port, b"GET /api/v3/ping HTTP/1.1\r\nContent-Length: 0\r\n\r\n")[::2] == (200, {})
+
+
+def test_after_its_answer_the_server_drains_what_the_client_still_sends(live):
+    # Closing on unread bytes resets the connection (and drops what of the answer is still
+    # in the send queue): the server half-closes, and discards the rest until the client
+    # closes, up to linger_bytes for linger_seconds.
+    head = b"POST /api/v3/order HTTP/1.1\r\nContent-Length: 30000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port_of(live[0])), timeout=2) as sock:
+        sock.sendall(head)
+        assert parse_answer(read_until_closed(sock, 2))[0] == 405  # then end of file
+        for _ in range(3):
+            sock.sendall(bytes(10_000))  # the body the server never reads: no reset
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Content-Length: abc",
+        "Content-Length: -1",
+        "Content-Length: 1.0",
+        "Content-Length: 0x10",
+        "Content-Length:",
+        "Content-Length: 5, 5",
+        "Content-Length: 5\r\nContent-Length: 6",
+        "Content-Length: 99999999999999999999999999999999",
+        "Content-Length: 5\r\nTransfer-Encoding: chunked",
+    ],
+)
+def test_a_malformed_content_length_gets_a_400(live, header):
+    # "Content-Length: abc" once raised in the handler and answered nothing at all.
+    status, _, body = raw(
+        port_of(live[0]), f"GET /api/v3/ping HTTP/1.1\r\n{header}\r\n\r\n".encode()
+    )
+    assert (status, body["code"]) == (400, -1000) and "Content-Length" in body["msg"], header
+
+
+def get(target: str, *headers: str) -> bytes:
+    """A GET request for target, as bytes."""
+    return "".join(f"{line}\r\n" for line in (f"GET {target} HTTP/1.1", *headers, "")).encode()
+
+
+HOSTILE = {  # a request, and the status and Binance error code it must get at once
+    "a query string of 20 KiB": (get("/api/v3/ping?x=" + "9" * 20_000), 414, -1000),
+    "a header of 20 KiB": (get("/api/v3/ping", "X: " + "9" * 20_000), 431, -1000),
+    "200 headers": (get("/api/v3/ping", *["X: 1"] * 200), 431, -1000),
+    "a bad percent-escape": (get("/api/v3/depth?symbol=BTC%ZZUSDT"), 400, -1100),
+    "an escape that is not UTF-8": (get("/api/v3/depth?symbol=%FF"), 400, -1100),
+    "a non-ASCII symbol": (get("/api/v3/depth?symbol=%C3%89THUSDT"), 400, -1121),
+    "raw UTF-8 in the request line": (get("/api/v3/depth?symbol=ÉTHUSDT"), 400, -1000),
+    "a control character in the path": (get("/api/v3/\x1b[2J"), 400, -1000),
+    "a limit of 10**30": (get(f"/api/v3/depth?symbol=BTCUSDT&limit={10**30}"), 400, -1100),
+    "a repeated parameter": (get("/api/v3/depth?symbol=BTCUSDT&symbol=ETHUSDT"), 400, -1101),
+    "symbols nested 5000 deep": (get("/api/v3/ticker/price?symbols=" + "[" * 5000), 400, -1100),
+    "an HTTP/0.9 request": (b"GET /api/v3/ping\r\n", 400, -1000),
+    "HTTP/2.0": (b"GET /api/v3/ping HTTP/2.0\r\n\r\n", 505, -1000),
+    "a TLS handshake": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64), 400, -1000),
+    "an empty request line": (b"\r\n\r\n", 400, -1000),
+    "an absolute URL": (get("http://sandbox/api/v3/ping"), 400, -1000),
+    "a folded header": (get("/api/v3/ping", "X: 1", "  2"), 400, -1000),
+    "a header without a colon": (get("/api/v3/ping", "X 1"), 400, -1000),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_requests_get_a_clear_4xx_at_once_and_the_server_lives_on(live, case):
+    data, expected_status, expected_code = HOSTILE[case]
+    base, log = live
+    status, _, body = raw(port_of(base), data)
+    assert (status, body["code"]) == (expected_status, expected_code), body
+    assert log.getvalue().splitlines()[-1].split(" ")[4] == str(status)  # logged as well
+    assert call(f"{base}/api/v3/ping") == (200, {})
+
+
+def test_pipelined_requests_get_one_whole_answer_then_the_connection_closes(live):
+    base, log = live
+    first = get("/api/v3/depth?symbol=BTCUSDT&limit=5000")  # an answer of about 280 kB
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow reader
+        sock.connect(("127.0.0.1", port_of(base)))
+        # 60 kB more than the server reads: closing on them would reset the connection
+        # and drop the part of the answer still in the server's send queue
+        sock.sendall(first + get("/api/v3/ping") * 2000)
+        status, headers, body = parse_answer(read_until_closed(sock, 5))  # one whole answer
+    assert (status, len(body["asks"]), headers["connection"]) == (200, 5000, "close")
+    assert len(log.getvalue().splitlines()) == 1
+
+
+def test_idle_and_slow_clients_hold_no_threads_and_a_request_still_answers(tmp_path):
+    # 400 idle clients once made 401 threads. Here 300 hold their connections open, half of
+    # them sending a header byte every half second; the server's threads stay bounded.
+    with running_command_line(tmp_path) as (process, port):
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(150)]
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(150)]
+        threads = []
+        try:
+            for sock in slow:
+                sock.sendall(b"GET /api/v3/ping HTTP/1.1\r\nX-Slow: ")
+            for _ in range(4):
+                # the server answering or closing any of them would be a failure too
+                closed, _, _ = select.select(idle + slow, [], [], 0.5)
+                assert closed == []
+                for sock in slow:
+                    sock.sendall(b"z")
+                threads.append(len(os.listdir(f"/proc/{process.pid}/task")))
+            assert call(f"http://127.0.0.1:{port}/api/v3/ping") == (200, {})
+            threads.append(len(os.listdir(f"/proc/{process.pid}/task")))
+        finally:
+            for sock in idle + slow:
+                sock.close()
+    assert max(threads) <= 1 + DEFAULT_LIMITS.workers, threads
+
+
+def test_a_slowloris_is_cut_off_after_a_bounded_time_with_a_408():
+    limits = Limits(head_seconds=1.0)
+    log = io.StringIO()
+    with running(log, limits) as port:
+        started = time.monotonic()
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        answers: dict[socket.socket, bytes] = {}
+        try:
+            for sock in slow:
+                sock.sendall(b"GET /api/v3/ping HTTP/1.1\r\n")
+            while len(answers) < len(idle + slow):
+                assert time.monotonic() - started < limits.head_seconds + 2, answers
+                ready, _, _ = select.select(
+                    [s for s in idle + slow if s not in answers], [], [], 0.2
+                )
+                for sock in ready:
+                    answers[sock] = read_until_closed(sock, 1)
+                for sock in slow:
+                    if sock not in answers:  # a header line every 0.2 s, for ever
+                        with contextlib.suppress(ConnectionError):  # cut off: read next round
+                            sock.sendall(b"X: 1\r\n")
+        finally:
+            for sock in idle + slow:
+                sock.close()
+    for answer in answers.values():
+        status, _, body = parse_answer(answer)
+        assert (status, body["code"]) == (408, -1000)
+    assert [line.split(" ")[1:5] for line in log.getvalue().splitlines()].count(
+        ["GET", "/api/v3/ping", "-", "408"]
+    ) == len(slow)
+
+
+def test_beyond_max_connections_a_client_gets_503_at_once():
+    with running(None, Limits(max_connections=4)) as port:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                # answered before its request comes, a client that sends it reads the 503
+                assert select.select([sock], [], [], 2)[0], "no answer"
+                sock.sendall(get("/api/v3/ping"))
+                status, _, body = parse_answer(read_until_closed(sock, 2))
+            assert (status, body["code"]) == (503, -1008)
+        finally:
+            for sock in idle:
+                sock.close()
+
+        def answers() -> bool:  # once the server has seen them close
+            return raw(port, b"GET /api/v3/ping HTTP/1.1\r\n\r\n")[0] == 200
+
+        eventually(answers, 5, "a free connection slot")
+
+
+class SlowDisk(io.StringIO):
+    """A request log whose lines take 0.2 s to land, like a busy disk's."""
+
+    def write(self, line: str) -> int:
+        time.sleep(0.2)
+        return super().write(line)
+
+
+def test_every_request_is_in_the_log_by_the_time_its_answer_arrives():
+    # The log line was written after the answer: a test reading the log could miss it.
+    log = SlowDisk()
+    with running(log) as port:
+        for path in ("/api/v3/ping", "/api/v3/time", "/nowhere"):
+            call(f"http://127.0.0.1:{port}{path}")
+            assert log.getvalue().splitlines()[-1].split(" ")[2] == path
+
+
+def test_the_request_log_has_one_line_per_request(live):
+    base, log = live
+    call(f"{base}/api/v3/depth?symbol=XYZUSDT&limit=5")
+    call(f"{base}/api/v3/ping")
+    call(f"{base}/api/v3/order", "POST", b"side=BUY")
+    lines = [line.split(" ") for line in log.getvalue().splitlines()]
+    assert [fields[1:5] for fields in lines] == [
+        ["GET", "/api/v3/depth", "symbol=XYZUSDT&limit=5", "400"],
+        ["GET", "/api/v3/ping", "-", "200"],
+        ["POST", "/api/v3/order", "-", "405"],
+    ]
+    assert all(fields[0].endswith("Z") and fields[5].endswith("ms") for fields in lines)
 
 
 def test_served_endpoints_answer_over_http(live):
@@ -254,20 +570,6 @@ def test_served_endpoints_answer_over_http(live):
     assert status == 200 and [p["symbol"] for p in prices] == ["ETHUSDT"]
     status, best = call(f"{base}/api/v3/ticker/bookTicker?symbol=BTCUSDT")
     assert status == 200 and best["bidPrice"] == tickers[0]["bidPrice"]
-
-
-def test_the_request_log_has_one_line_per_request(live):
-    base, log = live
-    call(f"{base}/api/v3/depth?symbol=XYZUSDT&limit=5")
-    call(f"{base}/api/v3/ping")
-    call(f"{base}/api/v3/order", "POST", b"side=BUY")
-    lines = [line.split(" ") for line in log.getvalue().splitlines()]
-    assert [fields[1:5] for fields in lines] == [
-        ["GET", "/api/v3/depth", "symbol=XYZUSDT&limit=5", "400"],
-        ["GET", "/api/v3/ping", "-", "200"],
-        ["POST", "/api/v3/order", "-", "404"],
-    ]
-    assert all(fields[0].endswith("Z") and fields[5].endswith("ms") for fields in lines)
 
 
 def test_overrides_point_ccxt_at_the_sandbox_for_spot_only():
@@ -284,33 +586,57 @@ def test_overrides_point_ccxt_at_the_sandbox_for_spot_only():
     assert overrides["ccxt_config"]["options"]["fetchMarkets"] == {"types": ["spot"]}
 
 
-def test_the_command_line_runs_on_the_bare_standard_library_and_repeats_its_prices(tmp_path):
-    # As in its container: the sandbox's own files and a stub package, no site-packages (-S).
+@contextmanager
+def running_command_line(
+    tmp_path: Path, *options: str
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`python3 -S -m botpool.sandbox` as in its container: the sandbox's own files and a
+    stub package, no site-packages; yields the process and its port, and stops it (SIGTERM)."""
     (tmp_path / "botpool").mkdir()
     (tmp_path / "botpool" / "__init__.py").write_text("")
     shutil.copytree(
         SANDBOX, tmp_path / "botpool" / "sandbox", ignore=shutil.ignore_patterns("*.md")
     )
-    log = tmp_path / "requests.log"
-    command = [sys.executable, "-S", "-m", "botpool.sandbox", "--port", "0", "--seed", "5"]
-    command += ["--pairs", "BTC/USDT,SOL/USDT", "--request-log", str(log)]
+    command = [sys.executable, "-S", "-m", "botpool.sandbox", "--port", "0", *options]
     process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
         banner = process.stderr.readline()
         assert "test double" in banner, banner
-        port = int(banner.split(" on 127.0.0.1:")[1].split()[0])
-        end = (int(time.time()) - 3600) * 1000  # the past: the same in any process
-        query = f"symbol=SOLUSDT&interval=1m&limit=30&endTime={end}"
-        status, rows = call(f"http://127.0.0.1:{port}/api/v3/klines?{query}")
+        yield process, int(banner.split(" on 127.0.0.1:")[1].split()[0])
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_command_line_runs_on_the_bare_standard_library_and_repeats_its_prices(tmp_path):
+    options = ("--seed", "5", "--pairs", "BTC/USDT,SOL/USDT")
+    with running_command_line(tmp_path, *options) as (_, port):
+        end = (int(time.time()) - 3600) * 1000  # the past: the same in any process
+        query = f"symbol=SOLUSDT&interval=1m&limit=30&endTime={end}"
+        status, rows = call(f"http://127.0.0.1:{port}/api/v3/klines?{query}")
     assert status == 200
     here = Exchange([Market("SOL/USDT", seed=5)])
     assert rows == klines(here, "SOLUSDT", "1m", limit=30, endTime=end)
-    assert f"GET /api/v3/klines {query} 200" in log.read_text()
-    assert process.returncode == 0  # SIGTERM stops it cleanly, as `docker stop` will
+
+
+def test_sigterm_stops_the_command_line_cleanly_with_every_request_logged(tmp_path):
+    log = tmp_path / "requests.log"
+    paths = [f"/api/v3/depth?symbol=BTCUSDT&limit={n}" for n in range(1, 30)]
+    paths += ["/api/v3/ping", "/api/v3/klines?symbol=NOPE&interval=1m", "/nowhere"]
+    with running_command_line(tmp_path, "--request-log", str(log)) as (process, port):
+        for path in paths:
+            call(f"http://127.0.0.1:{port}{path}")
+            last = log.read_text().splitlines()[-1]  # there by the time of the answer
+            assert f" {path.replace('?', ' ')} " in last
+        half_sent = socket.create_connection(("127.0.0.1", port))
+        half_sent.sendall(b"GET /api/v3/ping HTTP/1.1\r\n")  # its head never completes
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0  # as `docker stop` will, without waiting for it
+        half_sent.close()
+        assert process.stderr is not None and "Traceback" not in process.stderr.read()
+    logged = [line.split(" ") for line in log.read_text().splitlines()]
+    assert [f"{f[2]}?{f[3]}".removesuffix("?-") for f in logged] == paths
 
 
 def test_the_command_line_documents_its_knobs():

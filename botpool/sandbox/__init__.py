@@ -18,6 +18,9 @@ Knobs (command line, `python3 -m botpool.sandbox --help`, or serve()'s arguments
   --request-log PATH      one line per request: time, method, path, query, status,
                           duration ('-', the default, is stderr)
 
+Whatever its clients do, it holds a bounded number of threads, connections and bytes, and
+waits on a client for a bounded time (httpd.Limits; serve()'s `limits`).
+
 Standard library only: it runs in a container whose Python has none of botpool's packages.
 """
 

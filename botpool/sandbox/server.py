@@ -1,22 +1,22 @@
-"""The HTTP side: the public part of Binance's spot REST API that freqtrade uses.
+"""The exchange's side: the public part of Binance's spot REST API that freqtrade uses.
 
 Served (GET): /api/v3/ping, time, exchangeInfo, klines, ticker/24hr, ticker/price,
 ticker/bookTicker, depth. Anything else, and any unknown symbol or bad parameter, gets a
 Binance-style JSON error with a 4xx status, so a bot that asks for something new fails
-loudly instead of trading on made-up data.
+loudly instead of trading on made-up data. The HTTP side, and its bounds, is httpd.py.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
-from urllib.parse import parse_qs, urlsplit
 
+from botpool.sandbox.httpd import ApiError, HttpServer, Limits
 from botpool.sandbox.market import (
     DEFAULT_PAIRS,
     DEFAULT_SEED,
@@ -43,24 +43,24 @@ INTERVALS = {  # Binance's kline intervals, in seconds
     "1w": 604800,
 }
 DAY_MS = 86_400_000
+# The sandbox's markets open on 2017-07-14T00:00Z, the day Binance did: no candle opens
+# before, so a time range reaching back to 1970 costs nothing.
+LISTED_MS = 1_499_990_400_000
+DIGITS = re.compile("^[0-9]{1,20}$", re.ASCII)  # Binance's legal range for integers
 BOOK_QTY = "1000.00000000"  # deep enough that no dry-run order is ever partly filled
 
 
-class ApiError(Exception):
-    """An answer in Binance's error format: {"code": -1121, "msg": "Invalid symbol."}."""
-
-    def __init__(self, status: int, code: int, msg: str):
-        super().__init__(msg)
-        self.status, self.code, self.msg = status, code, msg
-
-
 def _int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    """An integer parameter, clamped to [low, high] like Binance does for `limit`."""
-    try:
-        value = int(query.get(name, default))
-    except ValueError:
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
-    return min(max(value, low), high)
+    """An integer parameter in Binance's legal range (1 to 20 digits), clamped to [low, high]
+    like Binance does for `limit`."""
+    text = query.get(name, str(default))
+    if not DIGITS.fullmatch(text):
+        raise ApiError(
+            400,
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '{DIGITS.pattern}'.",
+        )
+    return min(max(int(text), low), high)
 
 
 class Exchange:
@@ -85,11 +85,11 @@ class Exchange:
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def route(self, method: str, path: str, query: dict[str, str]) -> Any:
-        """The JSON answer to one request; raises ApiError for anything not served."""
+    def route(self, path: str, query: dict[str, str]) -> Any:
+        """The JSON answer to a GET; raises ApiError for anything not served."""
         handler = self.routes.get(path)
-        if handler is None or method != "GET":
-            raise ApiError(404, -1000, f"botpool sandbox exchange does not serve {method} {path}")
+        if handler is None:
+            raise ApiError(404, -1000, f"botpool sandbox exchange does not serve GET {path}")
         return handler(query)
 
     def market(self, query: dict[str, str]) -> Market:
@@ -106,7 +106,7 @@ class Exchange:
             return list(self.markets.values())
         try:
             symbols = json.loads(query["symbols"])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: [[[[... nested too deep
             raise ApiError(400, -1100, "Illegal characters found in parameter 'symbols'.") from None
         if not isinstance(symbols, list):
             raise ApiError(400, -1100, "Illegal characters found in parameter 'symbols'.")
@@ -133,13 +133,14 @@ class Exchange:
         limit = _int(query, "limit", 500, 1, 1000)
         now = self.now_ms()
         step = seconds * 1000
-        end = min(_int(query, "endTime", now, 0, now), now)
-        last_open = end // step * step
+        listed = -(-LISTED_MS // step) * step  # the first candle opening at or after it
+        last_open = _int(query, "endTime", now, 0, now) // step * step
         if "startTime" in query:
             start = _int(query, "startTime", 0, 0, now + step)
-            first_open = -(-start // step) * step  # the first candle opening at or after start
+            first_open = max(-(-start // step) * step, listed)  # the first opening from start
         else:
-            first_open = last_open - (limit - 1) * step
+            first_open = max(last_open - (limit - 1) * step, listed)
+        # limit bounds the work, whatever the range: never more than `limit` candles computed
         opens = range(first_open, min(first_open + limit * step, last_open + step), step)
         rows = []
         for open_ms in opens:
@@ -291,47 +292,6 @@ def _symbol_info(m: Market) -> dict[str, Any]:
     }
 
 
-def make_handler(exchange: Exchange, log: TextIO | None) -> type[BaseHTTPRequestHandler]:
-    """A request handler class bound to one exchange and one request log."""
-    lock = threading.Lock()  # one log line at a time from the server's threads
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "botpool-sandbox"
-
-        def answer(self) -> None:
-            started = time.monotonic()
-            url = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            # Drain any body, so that it is not read as the next request on this connection.
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            try:
-                status, body = 200, exchange.route(self.command, url.path, query)
-            except ApiError as exc:
-                status, body = exc.status, {"code": exc.code, "msg": exc.msg}
-            except Exception as exc:  # a bug here must not look like a dead exchange
-                status, body = 500, {"code": -1000, "msg": f"sandbox error: {exc!r}"}
-            data = json.dumps(body, separators=(",", ":")).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            if log is not None:
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                took = (time.monotonic() - started) * 1000
-                line = f"{stamp} {self.command} {url.path} {url.query or '-'} {status} {took:.0f}ms"
-                with lock:
-                    log.write(line + "\n")
-                    log.flush()
-
-        do_GET = do_POST = do_PUT = do_DELETE = answer  # noqa: N815 - the http.server API
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass  # the request log above replaces http.server's stderr lines
-
-    return Handler
-
-
 def serve(
     listen: str = "127.0.0.1",
     port: int = 0,
@@ -341,13 +301,16 @@ def serve(
     volatility: float = DEFAULT_VOLATILITY,
     log: TextIO | None = sys.stderr,
     clock: Callable[[], float] = time.time,
-) -> ThreadingHTTPServer:
+    limits: Limits | None = None,
+) -> HttpServer:
     """Create and bind (not start) the sandbox exchange's HTTP server.
 
     Call serve_forever() on it, in a thread for tests (port 0 picks a free port: read it
-    from server.server_address[1]); shutdown() stops it. `log` gets one line per request.
+    from server.server_address[1]); shutdown() stops it. `log` gets one line per request;
+    `limits` bound what clients can make it hold (httpd.Limits, whose defaults it takes).
     """
+    limits = limits or Limits()
     markets = [Market(p, seed, step_seconds, volatility) for p in (pairs or DEFAULT_PAIRS)]
-    server = ThreadingHTTPServer((listen, port), make_handler(Exchange(markets, clock), log))
-    server.daemon_threads = True  # a hung client must not keep a test process alive
-    return server
+    exchange = Exchange(markets, clock)
+    sock = socket.create_server((listen, port), backlog=limits.max_connections)
+    return HttpServer(sock, exchange.route, log, limits)
