@@ -36,7 +36,8 @@ The hard parts, each tested in tests/test_zygote.py:
     restart never runs two bots on one database.
   - A zygote that dies takes its bots with it (PR_SET_PDEATHSIG), and each launcher, seeing
     the socket close, kills its bot through the pidfd, waits for it to be gone and exits 75;
-    supervisord restarts it and it waits for the new zygote.
+    supervisord restarts it and it waits for the new zygote. A launcher whose request was
+    read but not answered (the zygote died between fork and pid) exits 75 at once too.
   - Code on disk newer than the zygote's (a pip upgrade, a new zygote.py): before each fork
     the zygote compares every loaded module file with what it imported; if one changed it
     refuses, exits, and supervisord restarts it, its bots with it. No bot runs stale code.
@@ -470,9 +471,11 @@ class Zygote:
         self._forget(launcher)
 
     def _shutdown(self, grace: float = 20.0) -> int:
-        """Stop every bot (TERM, then KILL after grace) and leave."""
-        for _conn, _message, queued in self.waiting:
+        """Stop every bot (TERM, then KILL after grace) and leave; a launcher still waiting
+        for its bot asks the next zygote."""
+        for launcher, _message, queued in self.waiting:
             _close(queued)
+            self._reply(launcher, {"error": "stopping: ask the next zygote", "retry": True})
         for bot in self.bots.values():
             _kill_group(bot.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -640,7 +643,12 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
             print(f"botpool launcher: may not connect to {path}", file=sys.stderr, flush=True)
             return 1
         except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
-            reply, fds = None, []
+            reply, fds = None, []  # no zygote yet, or one that left before reading the request
+        else:
+            if reply is None:  # it read the request and died without a word: maybe mid-fork
+                # (a child it forked dies with it: PR_SET_PDEATHSIG); the next zygote is new
+                print("botpool launcher: the zygote went away during the request", file=sys.stderr)
+                return TEMPFAIL
         if reply is not None and "pid" in reply:
             break
         sock.close()

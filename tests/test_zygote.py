@@ -263,6 +263,30 @@ def test_a_crashed_zygote_takes_its_bots_and_launchers_wait_for_the_next(zyg: Zy
     assert waiting.wait(timeout=10) == 5
 
 
+@pytest.mark.parametrize("uid", [0, BOT_A], ids=["root zygote", "unprivileged zygote"])
+def test_a_zygote_dying_between_fork_and_pid_ends_the_launcher_at_once_and_the_child_too(
+    shared: Path, uid: int
+) -> None:
+    z = Zygote(shared / "zygote", uid=uid, patch="die-before-pid").start()
+    launcher = z.launch("sleep", "pid")
+    assert z.process.wait(timeout=10) == 9  # type: ignore[union-attr]
+    _out, err = launcher.communicate(timeout=5)  # not the 180 s it waits for a new zygote
+    assert launcher.returncode == zygote.TEMPFAIL
+    assert err == "botpool launcher: the zygote went away during the request\n"
+    until(lambda: not forks_of(z), "the forked child to die with the zygote")
+
+
+def forks_of(z: Zygote) -> list[int]:
+    """Live processes forked from zygote z (their command line is the zygote's)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"serve" in args and str(z.socket).encode() in args and alive(int(pid)):
+                found.append(int(pid))
+    return found
+
+
 def test_stopping_the_zygote_stops_its_bots_gracefully(zyg: Zygote) -> None:
     launchers = [zyg.launch("sleep", f"pid{i}", key=f"u/b{i}") for i in range(3)]
     bots = [read_pid(zyg.workdir(BOT_A) / f"pid{i}") for i in range(3)]
