@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -140,6 +141,13 @@ def read_pid(path: Path) -> int:
     return int(path.read_text())
 
 
+def stderr_line(process: subprocess.Popen[str], timeout: float = 10.0) -> str:
+    """The next line a process writes to stderr (it must come within timeout)."""
+    ready, _, _ = select.select([process.stderr], [], [], timeout)
+    assert ready, "no line on stderr"
+    return process.stderr.readline()  # type: ignore[union-attr]
+
+
 def status(pid: int) -> dict[str, str]:
     """/proc/<pid>/status: the kernel's word on a process's uids, gids, groups, capabilities."""
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -256,9 +264,10 @@ def test_a_crashed_zygote_takes_its_bots_and_launchers_wait_for_the_next(zyg: Zy
     zyg.process.kill()  # type: ignore[union-attr]
     assert launcher.wait(timeout=10) == zygote.TEMPFAIL
     until(lambda: not alive(bot), "the orphaned bot to die")
-    waiting = zyg.launch("exit", "5")  # started before the new zygote exists
-    time.sleep(0.5)
-    assert waiting.poll() is None
+    waiting = zyg.launch("exit", "5")
+    # it found no zygote: only then the new one starts, and only by waiting for it can the
+    # launcher end as its bot did (giving up would be 75)
+    assert stderr_line(waiting) == "botpool launcher: zygote not answering yet; waiting\n"
     zyg.start()
     assert waiting.wait(timeout=10) == 5
 
@@ -661,11 +670,13 @@ def test_code_changed_on_disk_is_never_forked_the_zygote_reloads(shared: Path) -
         assert z.launch("exit", "0").wait(timeout=10) == 0
         (z.directory / "strategy_lib.py").write_text("VERSION = 22\n")  # an upgrade on disk
         waiting = z.launch("exit", "4")
+        assert stderr_line(waiting).endswith(  # the zygote would not fork stale code
+            "strategy_lib.py changed on disk: zygote restarts; waiting\n"
+        )
         until(lambda: z.process.poll() is not None, "the zygote to leave")  # type: ignore[union-attr]
-        assert "strategy_lib.py changed on disk" in z.text()
-        assert waiting.poll() is None  # it waits for a zygote with the new code
+        assert "strategy_lib.py changed on disk since the preload: exiting to reload" in z.text()
         z.start()  # supervisord's autorestart
-        assert waiting.wait(timeout=10) == 4
+        assert waiting.wait(timeout=10) == 4  # it waited for the zygote with the new code
     finally:
         z.stop()
 
