@@ -270,16 +270,20 @@ class Zygote:
         )
 
     def listen(self) -> socket.socket:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)  # a socket left by a zygote that died
+        """The listening socket, which appears at its path only once it listens (bound
+        beside it, then renamed over any socket a dead zygote left)."""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fresh = f"{self.path}.{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(fresh)
         # root: every bot uid must connect (0666; SO_PEERCRED decides); else the owner only
         old = os.umask(0o111 if self.root else 0o177)
         try:
-            listener.bind(self.path)
+            listener.bind(fresh)
         finally:
             os.umask(old)
         listener.listen(128)
+        os.rename(fresh, self.path)
         return listener
 
     # -- run --

@@ -128,12 +128,12 @@ def until(condition: object, what: str, timeout: float = 10.0) -> None:
 
 
 def alive(pid: int) -> bool:
+    """Running (a zombie is not; nor is a process reaped while we look)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    status = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
-    return status != "Z"
+    return state != "Z"
 
 
 def read_pid(path: Path) -> int:
