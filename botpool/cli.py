@@ -16,8 +16,9 @@ from typing import Any, NoReturn
 
 from botpool import schema
 from botpool.allocate import lock_path, write_lock
+from botpool.pipeline import Artifact, HostRef, desired
 from botpool.plan import Plan, load_plan
-from botpool.render import Artifact, ContainerSpec, render_host
+from botpool.render import ContainerSpec
 from botpool.secrets import SecretsError, SecretStore
 from botpool.source import LayoutError, printable
 
@@ -185,20 +186,16 @@ def write_unit(directory: Path, files: Sequence[Artifact], container: ContainerS
 def cmd_render(args: argparse.Namespace) -> int:
     """Every host's rendered tree into a folder; everything is rendered before anything is
     written, so an error (a missing credentials file, say) leaves no half-written tree."""
-    from botpool.image import pool_images
-
     plan = _plan(args)
-    secrets = SecretStore.from_env()
     out = Path(args.out)
-    images = {v: spec.tag for v, spec in pool_images(plan.layout).items()}
-    rendered = {name: render_host(plan, host, images, secrets) for name, host in plan.hosts.items()}
-    for host, (pools, exchanges) in rendered.items():
-        for pool in pools:
+    rendered = {name: desired(HostRef(args.layout, name), plan) for name in plan.hosts}
+    for host, want in rendered.items():
+        for pool in want.pools:
             directory = out / host / "pools" / pool.pool.name
             write_unit(directory, pool.files, pool.container)
             for sub in pool.directories:
                 (directory / sub).mkdir(parents=True, exist_ok=True)
-        for ex in exchanges:
+        for ex in want.exchanges:
             write_unit(out / host / "exchanges" / ex.exchange.profile.name, ex.files, ex.container)
     print(f"rendered {len(plan.bots)} bots in {len(plan.pools)} pools into {out}")
     return OK

@@ -1,6 +1,6 @@
 """Drift: how each host differs from the plan, read from the host itself (never a state file).
 
-The comparison is the one converge makes (botpool.reconcile), so "no drift" means exactly
+The comparison is the one converge makes (botpool.pipeline), so "no drift" means exactly
 "a converge would change nothing". Changed files are explained key by key (JSON keys,
 supervisor settings); values are never shown, since configs hold secrets.
 """
@@ -10,16 +10,12 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from typing import Any
 
 from botpool import snapshot
-from botpool.image import pool_images
-from botpool.plan import Plan, load_plan
-from botpool.reconcile import Difference, HostChanges, reconcile
+from botpool.pipeline import Artifact, Desired, Difference, HostChanges, HostRef, desired
+from botpool.plan import Plan
 from botpool.remote import RemoteError, RemoteHost
-from botpool.render import Artifact, RenderedExchange, RenderedPool, render_host
-from botpool.secrets import SecretStore
 from botpool.source import LayoutError
 
 FILE_MARK = "@@botpool-file "
@@ -46,40 +42,30 @@ class HostState:
     """A host as planned, rendered and seen: what drift and the checks both need."""
 
     remote: RemoteHost
-    plan: Plan
-    pools: list[RenderedPool]
-    exchanges: list[RenderedExchange]
+    desired: Desired
     snapshot: snapshot.Snapshot
     changes: HostChanges
 
-
-@cache
-def _plan(layout: str) -> Plan:
-    return load_plan(layout, SecretStore.from_env().credentials_exist)
+    @property
+    def plan(self) -> Plan:
+        return self.desired.plan
 
 
 def read_host(remote: RemoteHost) -> HostState:
     """Plan, render and snapshot one host (one command on the host)."""
-    plan = _plan(remote.layout)
-    if remote.layout_host not in plan.hosts:
-        raise RemoteError(
-            f"{remote.name}: layout {remote.layout} declares no host "
-            f"{remote.layout_host!r}; set the inventory's botpool_host"
-        )
-    images = {v: s.tag for v, s in pool_images(plan.layout).items()}
-    pools, exchanges = render_host(
-        plan, plan.hosts[remote.layout_host], images, SecretStore.from_env()
-    )
-    snap = snapshot.parse(remote.run(snapshot.command(plan.layout.root)))
-    return HostState(remote, plan, pools, exchanges, snap, reconcile(snap, pools, exchanges))
+    want = desired(HostRef(remote.layout, remote.layout_host))
+    snap = snapshot.parse(remote.run(want.snapshot_command()))
+    return HostState(remote, want, snap, want.compare(snap))
 
 
 def host_drift(remote: RemoteHost) -> HostDrift:
     try:
         state = read_host(remote)
         differences = explain(state)
-    except (RemoteError, LayoutError) as exc:
+    except RemoteError as exc:
         return HostDrift(remote.name, error=str(exc), commands=remote.commands)
+    except LayoutError as exc:
+        return HostDrift(remote.name, error=f"{remote.name}: {exc}", commands=remote.commands)
     return HostDrift(remote.name, differences, commands=remote.commands)
 
 

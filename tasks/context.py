@@ -1,27 +1,24 @@
 """What one host should run and what it runs now: computed once per host, shared by tasks.
 
-The layout is read from `BOTPOOL_LAYOUT`, else the inventory's `botpool_layout` host data,
-else inventory/layout.yaml. A pyinfra host maps to the layout host named by its
-`botpool_host` data (default: the inventory name).
+The desired state comes from botpool.pipeline (the same one drift and checks use): the
+layout of `BOTPOOL_LAYOUT`, else the inventory's `botpool_layout` host data, else
+inventory/layout.yaml, and the layout host named by `botpool_host` (default: the
+inventory name). The snapshot is one pyinfra fact (one command on the host).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import cache
 
 from pyinfra import inventory
 from pyinfra.api.host import Host
 
 from botpool.allocate import Allocation
-from botpool.image import ImageSpec, pool_images
-from botpool.plan import HostPlan, Plan, load_plan
-from botpool.reconcile import HostChanges, reconcile
-from botpool.render import RenderedExchange, RenderedPool, render_host
-from botpool.secrets import SecretStore
+from botpool.image import ImageSpec
+from botpool.pipeline import Desired, HostChanges, HostRef, desired, host_ref
+from botpool.plan import HostPlan, Plan
 from botpool.snapshot import Snapshot
 from botpool.source import LayoutError
 from tasks.facts import BotpoolSnapshot
@@ -31,40 +28,45 @@ STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")  # one archive folder per c
 
 @dataclass(frozen=True)
 class HostContext:
-    plan: Plan
-    host: HostPlan
-    images: dict[str, ImageSpec]  # freqtrade version -> pool image
-    pools: list[RenderedPool]
-    exchanges: list[RenderedExchange]
+    desired: Desired
     snapshot: Snapshot
     changes: HostChanges
 
     @property
+    def plan(self) -> Plan:
+        return self.desired.plan
+
+    @property
+    def host(self) -> HostPlan:
+        return self.desired.host
+
+    @property
+    def images(self) -> dict[str, ImageSpec]:
+        return self.desired.images
+
+    @property
     def root(self) -> str:
-        return self.plan.layout.root
+        return self.desired.root
+
+
+def ref(host: Host) -> HostRef:
+    return host_ref(host.name, host.data.dict())
 
 
 def layout_path(host: Host) -> str:
-    return (
-        os.environ.get("BOTPOOL_LAYOUT")
-        or host.data.get("botpool_layout")
-        or "inventory/layout.yaml"
-    )
+    return ref(host).layout
 
 
 def layout_host(host: Host) -> str:
     """The name of an inventory host in the layout's `hosts:`."""
-    return str(host.data.get("botpool_host") or host.name)
+    return ref(host).host
 
 
-@cache
-def _plan(path: str) -> Plan:
-    try:
-        return load_plan(path, SecretStore.from_env().credentials_exist)
-    except LayoutError as exc:  # the problems, plainly, and nothing is applied
-        print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s) in the layout; nothing was changed", file=sys.stderr)
-        raise SystemExit(1) from None
+def _fail(exc: LayoutError) -> SystemExit:
+    """The problems, plainly, and nothing is applied."""
+    print("\n".join(str(p) for p in exc.problems), file=sys.stderr)
+    print(f"{len(exc.problems)} problem(s) in the layout; nothing was changed", file=sys.stderr)
+    return SystemExit(1)
 
 
 _contexts: dict[str, HostContext] = {}
@@ -73,23 +75,12 @@ _contexts: dict[str, HostContext] = {}
 def for_host(host: Host) -> HostContext:
     """Plan, render and snapshot this host once per run; every task reads the result."""
     if host.name not in _contexts:
-        plan = _plan(layout_path(host))
-        name = layout_host(host)
-        if name not in plan.hosts:
-            # never treat "not in the layout" as "should run nothing": that would wipe a host
-            raise ValueError(
-                f"inventory host {host.name} maps to layout host {name!r}, which "
-                f"{plan.layout.file} does not declare (hosts: "
-                f"{', '.join(plan.hosts)}); set its botpool_host data"
-            )
-        host_plan = plan.hosts[name]
-        images = pool_images(plan.layout)
-        tags = {version: spec.tag for version, spec in images.items()}
-        pools, exchanges = render_host(plan, host_plan, tags, SecretStore.from_env())
-        snap = host.get_fact(BotpoolSnapshot, root=plan.layout.root)
-        _contexts[host.name] = HostContext(
-            plan, host_plan, images, pools, exchanges, snap, reconcile(snap, pools, exchanges)
-        )
+        try:
+            want = desired(ref(host))
+        except LayoutError as exc:
+            raise _fail(exc) from None
+        snap = host.get_fact(BotpoolSnapshot, root=want.root)
+        _contexts[host.name] = HostContext(want, snap, want.compare(snap))
     return _contexts[host.name]
 
 
