@@ -394,6 +394,58 @@ def _bots(value: Any) -> tuple[Any, str | None]:
 bots = Check(_bots, {"type": "array", "minItems": 1})
 
 
+# Keys of a bot's freqtrade config that botpool owns, each with where to set it instead.
+# `freqtrade:` may set any other freqtrade setting (dotted: a key inside a section).
+_BOT_SETTING = "set the bot setting {key} instead"
+OWNED_FREQTRADE_KEYS: dict[str, str] = {
+    "api_server": "botpool runs every bot's API: its port and login come from botpool",
+    "bot_name": "botpool names every bot <user>-<bot>",
+    "db_url": "every bot keeps its trades in its own user_data folder",
+    "user_data_dir": "every bot has its own user_data folder",
+    "strategy_path": "strategies come from defaults.strategies_dir",
+    "initial_state": "botpool starts every bot running",
+    **{
+        key: _BOT_SETTING.format(key=key)
+        for key in (
+            "dry_run",
+            "dry_run_wallet",
+            "strategy",
+            "stake_currency",
+            "stake_amount",
+            "tradable_balance_ratio",
+            "max_open_trades",
+            "timeframe",
+        )
+    },
+    "exchange.name": "set the exchange profile's `exchange` (exchanges: in the layout)",
+    "exchange.pair_whitelist": _BOT_SETTING.format(key="pairs"),
+    **{
+        f"exchange.{key}": "exchange keys live in the secrets folder: `credentials: <name>`"
+        for key in ("key", "secret", "password", "uid", "walletAddress", "privateKey")
+    },
+    **{
+        f"exchange.{key}": "set the exchange profile's `ccxt_config` (credentials refused there)"
+        for key in ("ccxt_config", "ccxt_async_config", "ccxt_sync_config")
+    },
+    **{
+        key: "notification secrets live in the secrets folder, not in the layout"
+        for key in ("telegram.token", "telegram.chat_id", "discord.webhook_url", "webhook.url")
+    },
+}
+# a secret however deep, in a key freqtrade has no business reading from a layout
+FREQTRADE_SECRET_WORD = re.compile(r"(token|password|passphrase|secret|apikey|privatekey)")
+
+freqtrade_settings = Check(
+    _mapping,
+    {
+        "type": "object",
+        "propertyNames": {
+            "not": {"enum": sorted({k for k in OWNED_FREQTRADE_KEYS if "." not in k})}
+        },
+    },
+)
+
+
 # --- the keys ------------------------------------------------------------------------------
 
 BOT_SETTINGS: dict[str, Key] = {
@@ -414,6 +466,13 @@ BOT_SETTINGS: dict[str, Key] = {
     "tradable_balance_ratio": Key(number(0, 1), 0.99, "share of the wallet freqtrade may stake"),
     "max_open_trades": Key(integer(1, 1000), 3, "trade slots; each needs `stake_amount` available"),
     "timeframe": Key(timeframe, "5m", "candle timeframe"),
+    "freqtrade": Key(
+        freqtrade_settings,
+        {},
+        "any other freqtrade setting, merged into the bot's config last (mappings merge, "
+        "lists replace): `pairlists`, `protections`, `order_types`, ...; keys botpool owns "
+        "are refused with where to set them instead",
+    ),
     "credentials": Key(
         optional(matching(CREDENTIALS_RE, "a plain name such as alice-binance")),
         None,
@@ -526,6 +585,12 @@ USER: dict[str, Key] = {
     ),
     "freqtrade_version": Key(version, None, "override `defaults.freqtrade_version` for this user"),
     "runtime": Key(runtime, None, "override `defaults.runtime` for this user's pools"),
+    "freqtrade": Key(
+        freqtrade_settings,
+        {},
+        "freqtrade settings for this user's bots: merged over `defaults.bot.freqtrade`, "
+        "under each bot's own",
+    ),
     "bots": Key(bots, REQUIRED, "the user's bots", items=BOT),
 }
 

@@ -69,6 +69,17 @@ def filled(values: dict[str, Any], keys: dict[str, Key] = schema.DEFAULTS) -> di
     return {k: values.get(k, key.default) for k, key in keys.items()}
 
 
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """over on top of base: mappings merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def _fmt(value: float) -> str:
     return f"{value:,.8g}".replace(",", "")
 
@@ -152,6 +163,7 @@ class _Validator:
         bot_defaults = self.section(
             defaults["bot"], ("defaults", "bot"), schema.BOT_SETTINGS, fill=False
         )
+        self.check_freqtrade(bot_defaults.get("freqtrade", {}), ("defaults", "bot", "freqtrade"))
         invalid = set(defaults["bot"] if isinstance(defaults["bot"], dict) else ())
         context = _BotContext(bot_defaults, invalid - bot_defaults.keys(), exchanges, strategies)
         users = tuple(
@@ -231,6 +243,27 @@ class _Validator:
             else:
                 self.refuse_ccxt_secrets(value, (*path, key))
 
+    def check_freqtrade(self, settings: dict[str, Any], path: Path_, prefix: str = "") -> None:
+        """Refuse what botpool owns in a `freqtrade:` mapping (saying where to set it) and
+        any secret, however deep (secrets never belong in the layout)."""
+        for key, value in settings.items():
+            dotted = f"{prefix}{key}"
+            owner = schema.OWNED_FREQTRADE_KEYS.get(dotted)
+            plain = re.sub(r"[^a-z]", "", str(key).lower())
+            if owner:
+                self.report((*path, key), f"botpool owns freqtrade's {dotted}: {owner}")
+            elif schema.FREQTRADE_SECRET_WORD.search(plain):
+                self.report(
+                    (*path, key),
+                    f"{dotted} looks like a secret, and secrets do not belong in the layout",
+                )
+            elif isinstance(value, dict):
+                self.check_freqtrade(value, (*path, key), f"{dotted}.")
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, dict):
+                        self.check_freqtrade(item, (*path, key, index), f"{dotted}[{index}].")
+
     def ca_bundle(self, name: str | None) -> str | None:
         """The CA bundle's text: a PEM file of certificates and nothing else (it is copied
         into image builds, so a private key or the master key must never pass)."""
@@ -293,6 +326,7 @@ class _Validator:
             self.report(path, problem)
             return None
         values = self.section(raw, path, schema.USER)
+        self.check_freqtrade(values.get("freqtrade", {}), (*path, "freqtrade"))
         host = values.get("host")
         if host is not None and host not in hosts:
             self.report(
@@ -319,7 +353,7 @@ class _Validator:
         bots: list[Bot] = []
         first_line: dict[str, int] = {}
         for index, raw_bot in enumerate(values.get("bots") or []):
-            bot = self.bot(user_name, raw_bot, (*path, "bots", index), context)
+            bot = self.bot(user_name, raw_bot, (*path, "bots", index), context, values["freqtrade"])
             if bot is None:
                 continue
             if bot.name in first_line:
@@ -337,7 +371,14 @@ class _Validator:
         runtime = values.get("runtime") or defaults["runtime"]
         return User(user_name, host, version, tuple(bots), self.doc.line(path), pools, runtime)
 
-    def bot(self, user: str, raw: Any, path: Path_, context: _BotContext) -> Bot | None:
+    def bot(
+        self,
+        user: str,
+        raw: Any,
+        path: Path_,
+        context: _BotContext,
+        user_freqtrade: dict[str, Any],
+    ) -> Bot | None:
         if not isinstance(raw, dict):
             self.report(path, "expected a bot mapping with at least `name:`")
             return None
@@ -345,7 +386,13 @@ class _Validator:
         own = self.section(raw, path, schema.BOT, fill=False)
         if "name" not in raw:
             self.report(path, "name is missing: every bot needs a name")
+        self.check_freqtrade(own.get("freqtrade", {}), (*path, "freqtrade"))
         merged = {**context.defaults, **own}
+        # freqtrade settings merge, defaults.bot under the user's under the bot's own
+        merged["freqtrade"] = deep_merge(
+            deep_merge(context.defaults.get("freqtrade", {}), user_freqtrade),
+            own.get("freqtrade", {}),
+        )
         for key, spec in schema.BOT_SETTINGS.items():
             if key in merged:
                 continue

@@ -365,3 +365,71 @@ def test_read_layout_keeps_the_valid_part(write_layout):
 def test_example_layouts_are_valid():
     for name, bots in (("inventory/layout.yaml", 5), ("inventory/loadtest.yaml", 36)):
         assert len(load_plan(name).bots) == bots
+
+
+FREQTRADE = """
+defaults:
+  bot:
+    exchange: sandbox
+    strategy: SampleStrategy
+    stake_amount: 10
+    dry_run_wallet: 1000
+    pairs: [BTC/USDT]
+    freqtrade:
+      order_types: {entry: limit, exit: limit, stoploss: market}
+      pairlists: [{method: StaticPairList}]
+      unfilledtimeout: {entry: 10, exit: 10}
+users:
+  alice:
+    freqtrade:
+      unfilledtimeout: {entry: 5}
+      protections: [{method: CooldownPeriod, stop_duration_candles: 2}]
+    bots:
+      - name: one
+        freqtrade:
+          pairlists: [{method: VolumePairList, number_assets: 5}]
+      - name: two
+"""
+
+
+def test_freqtrade_settings_merge_defaults_then_user_then_bot(write_layout):
+    one, two = load_layout(write_layout(FREQTRADE)).bots
+    assert one.settings.freqtrade == {
+        "order_types": {"entry": "limit", "exit": "limit", "stoploss": "market"},
+        "pairlists": [{"method": "VolumePairList", "number_assets": 5}],  # lists replace
+        "unfilledtimeout": {"entry": 5, "exit": 10},  # mappings merge
+        "protections": [{"method": "CooldownPeriod", "stop_duration_candles": 2}],
+    }
+    assert two.settings.freqtrade["pairlists"] == [{"method": "StaticPairList"}]
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("api_server: {listen_port: 1}", "botpool owns freqtrade's api_server: botpool runs"),
+        ("db_url: 'sqlite:////tmp/x'", "botpool owns freqtrade's db_url"),
+        ("stake_amount: 5", "botpool owns freqtrade's stake_amount: set the bot setting"),
+        ("exchange: {name: kraken}", "set the exchange profile's `exchange`"),
+        ("exchange: {key: abc}", "exchange keys live in the secrets folder"),
+        ("exchange: {pair_whitelist: [ETH/USDT]}", "set the bot setting pairs instead"),
+        ("telegram: {enabled: true, token: x}", "notification secrets live in the secrets"),
+        ("webhook: {url: 'https://x'}", "notification secrets live in the secrets"),
+        ("pairlists: [{method: X, api_token: x}]", "pairlists[0].api_token looks like a secret"),
+    ],
+)
+def test_keys_botpool_owns_are_refused_with_where_to_set_them(write_layout, setting, expected):
+    text = FREQTRADE.replace(
+        "      - name: two", f"      - name: two\n        freqtrade: {{{setting}}}"
+    )
+    problem = one_problem(write_layout(text))
+    assert ":22: users.alice.bots[1].freqtrade." in problem and expected in problem, problem
+
+
+def test_owned_keys_are_refused_at_every_level(write_layout):
+    text = FREQTRADE.replace("      unfilledtimeout: {entry: 5}", "      bot_name: mine")
+    text = text.replace("      pairlists: [{method: StaticPairList}]", "      dry_run: false")
+    found = problems_of(write_layout(text))
+    assert [p.split(": ", 2)[1] for p in found] == [
+        "defaults.bot.freqtrade.dry_run",
+        "users.alice.freqtrade.bot_name",
+    ], found
