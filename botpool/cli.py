@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from botpool import schema
+from botpool import freqtrade_validation, schema
 from botpool.allocate import lock_path, write_lock
 from botpool.pipeline import Artifact, HostRef, desired
 from botpool.plan import Plan, load_plan
@@ -40,6 +40,11 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     plan = _plan(args)
+    refused = freqtrade_validation.problems(plan)
+    if refused:
+        raise LayoutError(refused)
+    if not freqtrade_validation.available():
+        print("freqtrade is not installed here: its own checks of each config were skipped")
     print(
         f"{args.layout}: valid: {len(plan.layout.users)} users, {len(plan.bots)} bots in "
         f"{len(plan.pools)} pools on {len(plan.hosts)} host(s)"

@@ -34,6 +34,17 @@ RUNTIME_MEMORY = {
 }
 
 
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """over on top of base: mappings merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 class Settings:
     """The values of one schema section, every key present (defaults from the schema).
 
@@ -96,6 +107,7 @@ class BotSettings(Settings):
     max_open_trades: int
     timeframe: str
     credentials: str | None
+    freqtrade: dict[str, Any]
 
 
 class CheckSettings(Settings):

@@ -26,6 +26,7 @@ import jinja2
 
 import botpool
 from botpool import sandbox, zygote
+from botpool.layout import deep_merge
 from botpool.plan import (
     EXCHANGE_PORT,
     ZYGOTE_PROGRAM,
@@ -200,7 +201,7 @@ def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = 
         exchange.update(sandbox.freqtrade_exchange_overrides(url))
     if not settings.dry_run and settings.credentials:
         exchange.update(secrets.exchange_credentials(settings.credentials))
-    return render_template(
+    base = render_template(
         "freqtrade-config.json.j2",
         bot=bot,
         s=settings,
@@ -208,6 +209,8 @@ def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = 
         api=secrets.api_credentials(bot.bot.key),
         listen_ip=listen_ip,
     )
+    # the layout's freqtrade: settings last (validation refused every key botpool owns)
+    return json.dumps(deep_merge(json.loads(base), settings.freqtrade), indent=2) + "\n"
 
 
 def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) -> RenderedPool:

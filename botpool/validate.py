@@ -25,6 +25,7 @@ from botpool.layout import (
     ImageSettings,
     Layout,
     User,
+    deep_merge,
 )
 from botpool.schema import REQUIRED, SECRET_WORD, Key
 from botpool.source import Document, LayoutError, Path_, Problem, decode, read, read_bytes
@@ -67,17 +68,6 @@ def load_layout(path: str | Path, credentials_exist: Callable[[str], bool] | Non
 def filled(values: dict[str, Any], keys: dict[str, Key] = schema.DEFAULTS) -> dict[str, Any]:
     """Values with the schema's default for every key that is missing (or was invalid)."""
     return {k: values.get(k, key.default) for k, key in keys.items()}
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """over on top of base: mappings merge key by key, anything else (lists too) replaces."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _fmt(value: float) -> str:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import cache
 
 from pyinfra import inventory
 from pyinfra.api.host import Host
 
+from botpool import freqtrade_validation
 from botpool.allocate import Allocation
 from botpool.image import ImageSpec
-from botpool.pipeline import Desired, HostChanges, HostRef, desired, host_ref
+from botpool.pipeline import Desired, HostChanges, HostRef, desired, host_ref, plan_of
 from botpool.plan import HostPlan, Plan
 from botpool.snapshot import Snapshot
 from botpool.source import LayoutError
@@ -69,6 +71,16 @@ def _fail(exc: LayoutError) -> SystemExit:
     return SystemExit(1)
 
 
+@cache
+def _converge_plan(layout: str) -> Plan:
+    """The plan, once freqtrade itself accepted every bot's config (nothing applied if not)."""
+    plan = plan_of(layout)
+    refused = freqtrade_validation.problems(plan)
+    if refused:
+        raise LayoutError(refused)
+    return plan
+
+
 _contexts: dict[str, HostContext] = {}
 
 
@@ -76,7 +88,7 @@ def for_host(host: Host) -> HostContext:
     """Plan, render and snapshot this host once per run; every task reads the result."""
     if host.name not in _contexts:
         try:
-            want = desired(ref(host))
+            want = desired(ref(host), _converge_plan(layout_path(host)))
         except LayoutError as exc:
             raise _fail(exc) from None
         snap = host.get_fact(BotpoolSnapshot, root=want.root)

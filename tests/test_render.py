@@ -16,7 +16,12 @@ from botpool.zygote import __file__ as ZYGOTE_FILE
 from .conftest import MINIMAL
 
 IMAGE = "botpool/pool:test"
-TWO_BOTS = MINIMAL + "      - {name: two, stake_amount: 20, pairs: [ETH/USDT, BTC/USDT]}\n"
+TWO_BOTS = MINIMAL + (
+    "      - {name: two, stake_amount: 20, pairs: [ETH/USDT, BTC/USDT], freqtrade: {"
+    "order_types: {entry: limit, exit: limit, stoploss: market, stoploss_on_exchange: false}, "
+    "cancel_open_orders_on_exit: true, "
+    "unfilledtimeout: {entry: 5}}}\n"
+)
 
 
 def rendered(path, secrets, image=IMAGE):
@@ -42,6 +47,22 @@ def test_freqtrade_config_carries_the_declared_settings(write_layout, secrets):
     assert api["listen_port"] == 8081  # slot 1
     assert len(api["jwt_secret_key"]) >= 32 and len(api["password"]) >= 32
     assert config["db_url"] == "sqlite:///user_data/tradesv3.sqlite"
+
+
+def test_freqtrade_settings_go_into_the_config_last_and_restart_only_their_bot(
+    write_layout, secrets
+):
+    _, pool = rendered(write_layout(TWO_BOTS), secrets)
+    files = files_of(pool)
+    two = json.loads(files["bots/two/config.json"])
+    assert two["order_types"]["stoploss"] == "market"
+    assert two["cancel_open_orders_on_exit"] is True
+    # a mapping merges into what botpool renders: the exit timeout stays
+    assert two["unfilledtimeout"]["entry"] == 5 and two["unfilledtimeout"]["exit"] == 10
+    assert "order_types" not in json.loads(files["bots/one/config.json"])
+    _, before = rendered(write_layout(TWO_BOTS.replace("unfilledtimeout: {entry: 5}", "")), secrets)
+    changed = {a.path for a in pool.files if a.text != files_of(before).get(a.path)}
+    assert changed == {"bots/two/config.json", "programs/alice-two.conf"}
 
 
 def test_rendered_config_passes_freqtrades_own_validation(
