@@ -70,7 +70,7 @@ def read_host(remote: RemoteHost) -> HostState:
     pools, exchanges = render_host(
         plan, plan.hosts[remote.layout_host], images, SecretStore.from_env()
     )
-    snap = snapshot.parse(remote.run(snapshot.command(plan.layout.root)))
+    snap = snapshot.parse(remote.run(snapshot.command(plan.layout.root), "the host snapshot"))
     return HostState(remote, plan, pools, exchanges, snap, reconcile(snap, pools, exchanges))
 
 
@@ -105,7 +105,7 @@ def explain(state: HostState) -> list[Difference]:
     )
     current: dict[str, list[str]] = {}
     name = ""
-    for line in state.remote.run(script):
+    for line in state.remote.run(script, "reading the changed files"):
         if line.startswith(FILE_MARK):
             name = line[len(FILE_MARK) :]
             current[name] = []

@@ -13,6 +13,12 @@ records its key (`accept-new`), a reader refuses it unless the inventory sets
 `ssh_strict_host_key_checking` itself, because a reader that trusts any key can be shown a
 green fleet by an impostor. A converge records the key first, so `pyinfra ...` then
 `botpool drift ...` works.
+
+Every command has a time bound (`botpool_command_timeout` host data, default 300 s: a probe
+of 50 bots that all hang their API takes 50 x 5 s). It is enforced twice: on the host, by
+`timeout`, so that nothing botpool started keeps running there; and here, a little later, so
+that a host whose connection hangs cannot hang the reader. Either way the reader gets a
+RemoteError naming the host and what the command was for.
 """
 
 from __future__ import annotations
@@ -21,8 +27,13 @@ import base64
 import functools
 import hashlib
 import os
+import select
+import shlex
+import signal
+import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +42,14 @@ import testinfra.host
 from pyinfra.api.state import State
 from pyinfra.connectors.sshuserclient.client import get_ssh_config
 from pyinfra.context import ctx_state
+from testinfra.backend.base import CommandResult
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
 
 DEFAULT_LAYOUT = "inventory/layout.yaml"
+CONNECT_TIMEOUT = 10  # seconds: TCP connect, SSH banner, authentication
+COMMAND_TIMEOUT = 300  # seconds per command, unless botpool_command_timeout says otherwise
+GRACE = 15  # seconds the reader waits beyond the host's own bound before it gives up
 KNOWN_HOSTS = "~/.ssh/known_hosts"
 # ssh_strict_host_key_checking -> what a reader does with a host whose key it does not know
 POLICIES = {
@@ -50,6 +65,10 @@ class RemoteError(Exception):
     pass
 
 
+class CommandTimeout(Exception):
+    """A command's output did not end in time (raised by the backends below)."""
+
+
 @dataclass
 class RemoteHost:
     """One inventory host: its names, its layout, and read-only commands through testinfra."""
@@ -63,22 +82,50 @@ class RemoteHost:
     @functools.cached_property
     def host(self) -> testinfra.host.Host:
         """Made on first use, so that a host whose settings are wrong is an error of its own."""
-        return testinfra_host(self.name, self.data)
+        return testinfra_host(self.name, self.data, self.timeout)
 
-    def run(self, command: str) -> list[str]:
-        """Run a shell command; its stdout lines. RemoteError if unreachable or failing."""
+    @property
+    def timeout(self) -> int:
+        """Seconds a command may take on this host (`botpool_command_timeout`)."""
+        value = self.data.get("botpool_command_timeout", COMMAND_TIMEOUT)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RemoteError(
+                f"{self.name}: botpool_command_timeout must be a whole number of seconds, "
+                f"not {value!r}"
+            )
+        return value
+
+    def run(self, command: str, purpose: str) -> list[str]:
+        """Run a shell command; its stdout lines. RemoteError if unreachable, failing or
+        not done within the host's timeout (`purpose` says what for, in that error)."""
         self.commands += 1
+        timeout = self.timeout
+        late = RemoteError(
+            f"{self.name}: {purpose} did not finish within {timeout} s "
+            f"(botpool_command_timeout); the host, its Docker engine or a bot may hang"
+        )
+        started = time.monotonic()
         try:
-            result = self.host.run(command)
+            result = self.host.run(bounded(command, timeout))
+        except CommandTimeout:
+            raise late from None
         except RemoteError as exc:  # a host key refused, a setting wrong: for this host
             raise RemoteError(f"{self.name}: {exc}") from None
         except Exception as exc:  # paramiko/socket errors: the host is unreachable
-            raise RemoteError(f"{self.name}: unreachable: {exc}") from None
+            raise RemoteError(f"{self.name}: unreachable during {purpose}: {exc}") from None
+        if result.rc in (124, 137) and time.monotonic() - started >= timeout:
+            raise late  # ended by `timeout` on the host
         if result.rc != 0:
             raise RemoteError(
-                f"{self.name}: command failed ({result.rc}): {result.stderr.strip()[:500]}"
+                f"{self.name}: {purpose} failed ({result.rc}): {result.stderr.strip()[:500]}"
             )
         return list(result.stdout.splitlines())
+
+
+def bounded(command: str, seconds: int) -> str:
+    """The command, ended on the host after `seconds` (TERM, then KILL 10 s later), with
+    everything it started: `timeout` runs it in a process group of its own."""
+    return f"timeout --kill-after=10 {seconds} sh -c {shlex.quote(command)}"
 
 
 # --- host keys ------------------------------------------------------------------------
@@ -195,13 +242,65 @@ def _lookup(path: str, entry: str) -> bool:
     return keys.lookup(entry) is not None
 
 
-class VerifiedParamikoBackend(ParamikoBackend):  # type: ignore[misc]
-    """testinfra's paramiko backend, with the host key verified before anything is sent."""
+class BoundedLocalBackend(LocalBackend):  # type: ignore[misc]
+    """testinfra's local backend, with a deadline on every command."""
 
-    def __init__(self, hostspec: str, files: list[str], policy: UnknownHostPolicy, **kwargs: Any):
+    def __init__(self, deadline: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.deadline = deadline
+
+    def run_local(self, command: str, *args: str) -> CommandResult:
+        """As testinfra runs it, in a session of its own, killed whole when late."""
+        cmd = self.encode(self.quote(command, *args))
+        proc = subprocess.Popen(
+            cmd,
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = proc.communicate(timeout=self.deadline)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise CommandTimeout() from None
+        finally:
+            for pipe in (proc.stdout, proc.stderr):  # a child that left the group keeps them
+                if pipe:
+                    pipe.close()
+        return self.result(proc.returncode, cmd, stdout, stderr)
+
+
+class VerifiedParamikoBackend(ParamikoBackend):  # type: ignore[misc]
+    """testinfra's paramiko backend, with the host key verified before anything is sent,
+    and a deadline on every command."""
+
+    def __init__(
+        self,
+        hostspec: str,
+        files: list[str],
+        policy: UnknownHostPolicy,
+        deadline: float,
+        **kwargs: Any,
+    ):
         super().__init__(hostspec, **kwargs)
         self.known_hosts = files
         self.policy = policy
+        self.deadline = deadline
+
+    def _exec_command(self, command: bytes) -> tuple[int, bytes, bytes]:
+        transport = self.client.get_transport()
+        assert transport is not None
+        channel = transport.open_session(timeout=self.timeout)
+        try:
+            if self.get_pty:
+                channel.get_pty()
+            channel.exec_command(command)
+            return collect(channel, time.monotonic() + self.deadline)
+        finally:
+            channel.close()
 
     @functools.cached_property
     def client(self) -> paramiko.SSHClient:
@@ -232,11 +331,29 @@ class VerifiedParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         return client
 
 
-def testinfra_host(name: str, data: dict[str, Any]) -> testinfra.host.Host:
+def collect(channel: paramiko.Channel, deadline: float) -> tuple[int, bytes, bytes]:
+    """Exit status, stdout and stderr of a command, both streams read as they come (so that
+    neither fills its window and stalls the other); CommandTimeout past the deadline."""
+    stdout, stderr = bytearray(), bytearray()
+    while True:
+        while channel.recv_ready():
+            stdout += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            stderr += channel.recv_stderr(65536)
+        drained = not channel.recv_ready() and not channel.recv_stderr_ready()
+        if channel.exit_status_ready() and drained:
+            return channel.recv_exit_status(), bytes(stdout), bytes(stderr)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CommandTimeout()
+        select.select([channel], [], [], min(left, 1.0))
+
+
+def testinfra_host(name: str, data: dict[str, Any], timeout: int) -> testinfra.host.Host:
     """The testinfra host for a pyinfra inventory entry (no connection is made yet)."""
     sudo = bool(data.get("_sudo"))
     if name == "@local":
-        backend: Any = LocalBackend(sudo=sudo)
+        backend: Any = BoundedLocalBackend(timeout + GRACE, sudo=sudo)
     elif name.startswith("@"):
         raise RemoteError("only @local and SSH hosts can be read")
     else:
@@ -248,8 +365,9 @@ def testinfra_host(name: str, data: dict[str, Any]) -> testinfra.host.Host:
             f"{user + '@' if user else ''}{address}:{port}",
             files=files,
             policy=UnknownHostPolicy(data.get("ssh_strict_host_key_checking"), files),
+            deadline=timeout + GRACE,
             sudo=sudo,
-            timeout=10,
+            timeout=CONNECT_TIMEOUT,
             ssh_config=data.get("ssh_config_file"),
             ssh_identity_file=os.path.expanduser(data["ssh_key"]) if data.get("ssh_key") else None,
         )

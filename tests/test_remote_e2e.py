@@ -1,15 +1,20 @@
-"""`botpool drift` and `pytest checks/` verify SSH host keys: a bare "VPS" over real SSH whose
-key is known, unknown, or known as another key (an impostor at the host's address)."""
+"""Reading hosts over real SSH, a bare "VPS": `botpool drift` and `pytest checks/` verify host
+keys (known, unknown, or known as another key: an impostor at the host's address), and a
+command that hangs, or a host that freezes, ends in an error instead of a hang."""
 
 from __future__ import annotations
 
+import random
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .e2e import REPO, VENV, Deployment, new_deployment
+from botpool.remote import RemoteError, RemoteHost
+
+from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
 from .harness.vps import Vps, run_pyinfra, start_vps, write_inventory
 
 pytestmark = pytest.mark.e2e
@@ -151,3 +156,56 @@ def test_an_unknown_host_is_read_when_the_inventory_opts_in(dep, vps, tmp_path):
     inv = inventory(dep, vps, ssh_strict_host_key_checking="maybe")
     code, output = drift(dep, inv)
     assert code == 1 and f"{vps.name}: ssh_strict_host_key_checking is 'maybe'" in output, output
+
+
+def reader(vps: Vps, timeout: int) -> RemoteHost:
+    data = {**vps.host_data(), "botpool_command_timeout": timeout}
+    return RemoteHost(vps.name, "vps1", "unused", data)
+
+
+def pids(vps: Vps, sleep: str) -> list[str]:
+    """Processes in the VPS whose command line holds `sleep <sleep>` (never this pgrep's sh)."""
+    return vps.exec(f"pgrep -f '[s]leep {sleep}' || true").split()
+
+
+def test_a_hung_command_ends_in_an_error_and_nothing_of_it_keeps_running(vps):
+    sleep = f"600.{random.randrange(10**6):06d}"
+    host = reader(vps, timeout=2)
+    started = time.monotonic()
+    with pytest.raises(RemoteError) as caught:
+        host.run(f"sleep {sleep} & wait", "the slow look")
+    assert 2 <= time.monotonic() - started < 8
+    assert str(caught.value).startswith(
+        f"{vps.name}: the slow look did not finish within 2 s (botpool_command_timeout)"
+    )
+    wait_for(lambda: not pids(vps, sleep), timeout=5, interval=0.2, what="the sleep to end")
+    assert host.run("echo again", "a quick look") == ["again"]  # the connection still serves
+
+
+def test_the_reader_gives_up_when_the_hosts_own_bound_cannot_act(vps):
+    """The command stops its `timeout` (as a frozen host would): the reader's deadline."""
+    sleep = f"600.{random.randrange(10**6):06d}"
+    host = reader(vps, timeout=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RemoteError, match="the frozen look did not finish within 2 s"):
+            host.run(f"kill -STOP $PPID; sleep {sleep}", "the frozen look")
+        assert 2 + 15 <= time.monotonic() - started < 2 + 15 + 5  # the bound, then the grace
+    finally:
+        vps.exec(f"kill -9 {' '.join(pids(vps, sleep))} 2>/dev/null || true")
+
+
+def test_a_frozen_host_does_not_hang_the_reader(vps):
+    host = reader(vps, timeout=2)
+    assert host.run("echo hello", "a first look") == ["hello"]  # connected
+    docker("pause", vps.name)  # sshd stops answering, the connection stays open
+    try:
+        started = time.monotonic()
+        with pytest.raises(RemoteError) as caught:
+            host.run("echo hello", "the second look")
+        assert time.monotonic() - started < 10 + 5  # the connect timeout
+        assert str(caught.value).startswith(f"{vps.name}: unreachable during the second look: "), (
+            caught.value
+        )
+    finally:
+        docker("unpause", vps.name)
