@@ -3,6 +3,7 @@ hung commands on this machine (@local). Over real SSH: test_remote_e2e.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -134,8 +135,9 @@ def test_drift_reports_a_hung_host_snapshot_and_exits_1(write_layout, secrets, t
         "'botpool_command_timeout': 2})]\n"
     )
     started = time.monotonic()
+    report = tmp_path / "reports" / "drift.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "botpool.cli", "drift", str(inventory)],
+        [sys.executable, "-m", "botpool.cli", "drift", str(inventory), "--json-out", str(report)],
         env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"},
         capture_output=True,
         text=True,
@@ -145,3 +147,5 @@ def test_drift_reports_a_hung_host_snapshot_and_exits_1(write_layout, secrets, t
     assert time.monotonic() - started < 20
     assert "error: @local: the host snapshot did not finish within 2 s" in proc.stderr
     assert "Traceback" not in proc.stderr
+    (host,) = json.loads(report.read_text())  # the same reading, for CI's artifacts
+    assert host["host"] == "@local" and "did not finish within 2 s" in host["error"]
