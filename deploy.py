@@ -6,6 +6,7 @@ one snapshot of the host) and adds operations only for what differs.
 
 from pyinfra import local
 
+local.include("tasks/hostlock.py")  # one converge at a time per host, locked before it is read
 local.include("tasks/engine.py")  # Docker engine installed and running
 local.include("tasks/image.py")  # pool image present (built or shipped)
 local.include("tasks/network.py")  # botpool network, sandbox exchanges

@@ -284,8 +284,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
     hosts = inventory_hosts(args.inventory)
     with ThreadPoolExecutor(max_workers=16) as pool:  # hosts are read in parallel
         results = list(pool.map(host_drift, hosts))
+    report = json.dumps([r.as_dict() for r in results], indent=2)
+    if args.json_out:  # the same reading, for machines as well as people
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(report + "\n")
     if args.json:
-        print(json.dumps([r.as_dict() for r in results], indent=2))
+        print(report)
     else:
         rows = [(r.host, d.subject, d.kind, d.detail) for r in results for d in r.differences]
         if rows:
@@ -348,6 +352,7 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("drift", help="compare the hosts of a pyinfra inventory with the layout")
     d.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
     d.add_argument("--json", action="store_true", help="machine-readable output")
+    d.add_argument("--json-out", metavar="FILE", help="also write the JSON report to FILE (for CI)")
     d.set_defaults(func=cmd_drift)
     sc = sub.add_parser("schema", help="print the layout's JSON Schema (for editors)")
     sc.set_defaults(func=cmd_schema)

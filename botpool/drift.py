@@ -54,7 +54,7 @@ class HostState:
 def read_host(remote: RemoteHost) -> HostState:
     """Plan, render and snapshot one host (one command on the host)."""
     want = desired(HostRef(remote.layout, remote.layout_host))
-    snap = snapshot.parse(remote.run(want.snapshot_command()))
+    snap = snapshot.parse(remote.run(want.snapshot_command(), "the host snapshot"))
     return HostState(remote, want, snap, want.compare(snap))
 
 
@@ -91,7 +91,7 @@ def explain(state: HostState) -> list[Difference]:
     )
     current: dict[str, list[str]] = {}
     name = ""
-    for line in state.remote.run(script):
+    for line in state.remote.run(script, "reading the changed files"):
         if line.startswith(FILE_MARK):
             name = line[len(FILE_MARK) :]
             current[name] = []

@@ -55,7 +55,8 @@ def read(remote: RemoteHost) -> HostResult:
         image = probe_image(
             state.pools[0].container.image if state.pools else "", state.snapshot.images
         )
-        seen = health.parse(remote.run(probe.command(state.plan.layout.root, image, targets)))
+        probing = probe.command(state.plan.layout.root, image, targets)
+        seen = health.parse(remote.run(probing, "the bot probe"))
         findings = health.evaluate(host, state.snapshot, seen, state.plan.layout.checks)
         return HostResult(remote.name, None, explain(state), findings, remote.commands)
     except (RemoteError, LayoutError) as exc:

@@ -81,6 +81,14 @@ def _converge_plan(layout: str) -> Plan:
     return plan
 
 
+def plan(host: Host) -> Plan:
+    """The plan this host's converge follows (every problem, plainly, if it has any)."""
+    try:
+        return _converge_plan(layout_path(host))
+    except LayoutError as exc:
+        raise _fail(exc) from None
+
+
 _contexts: dict[str, HostContext] = {}
 
 

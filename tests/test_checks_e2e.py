@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 
 import pytest
@@ -69,32 +70,92 @@ def test_a_converged_host_passes_every_check_and_has_no_drift(dep):
     assert "no drift on @local" in output
 
 
-def test_the_ci_workflow_steps_pass_against_this_machine(dep):
+WORKFLOW = REPO / ".github" / "workflows" / "drift.yml"
+CI_SECRETS = {
+    "BOTPOOL_MASTER_KEY": "ab" * 32,
+    "BOTPOOL_SSH_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n",
+    "BOTPOOL_KNOWN_HOSTS": "vps1.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample",
+}
+
+
+def run_step(step: dict, cwd, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One `run:` of the workflow, as GitHub's default shell runs it (bash -e)."""
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_ci_workflow_steps_pass_against_this_machine(dep, tmp_path):
     """The scheduled GitHub Actions drift job cannot run here: run its steps instead."""
-    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "drift.yml").read_text())
+    workflow = yaml.safe_load(WORKFLOW.read_text())
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
     assert triggers["schedule"][0]["cron"] and triggers["push"]["paths"] == ["inventory/**"]
     steps = {s.get("name"): s for s in workflow["jobs"]["drift"]["steps"]}
+    for step in steps.values():  # secrets reach scripts through env, never written into them
+        assert "${{" not in step.get("run", ""), step["name"]
+    secrets = steps["Secrets"]
+    assert set(secrets["env"]) == set(CI_SECRETS)
+    assert all("secrets.BOTPOOL_" in value for value in secrets["env"].values())
+
+    # each secret unset, or blank: the step fails, names it, and writes nothing
+    home, keys = tmp_path / "home", tmp_path / "ci-secrets"
+    base = {"PATH": os.environ["PATH"], "HOME": str(home), "BOTPOOL_SECRETS_DIR": str(keys)}
+    for name in CI_SECRETS:
+        for value in (None, " \n"):
+            given = {k: v for k, v in CI_SECRETS.items() if k != name}
+            proc = run_step(
+                secrets, tmp_path, {**base, **given, **({name: value} if value else {})}
+            )
+            assert proc.returncode == 1, (name, proc.stdout, proc.stderr)
+            assert f"::error::not set in the repository settings: {name} " in proc.stdout
+            assert not home.exists() and not keys.exists()
+    proc = run_step(secrets, tmp_path, {**base, **CI_SECRETS, "BOTPOOL_MASTER_KEY": "'ab'"})
+    assert proc.returncode == 1 and "is not the content of a master.key" in proc.stdout
+    proc = run_step(secrets, tmp_path, {**base, **CI_SECRETS})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = {
+        "BOTPOOL_MASTER_KEY": keys / "master.key",
+        "BOTPOOL_SSH_KEY": home / ".ssh" / "id_ed25519",
+        "BOTPOOL_KNOWN_HOSTS": home / ".ssh" / "known_hosts",
+    }
+    for name, path in written.items():
+        assert path.read_text() == CI_SECRETS[name].rstrip("\n") + "\n", name
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+    assert CI_SECRETS["BOTPOOL_MASTER_KEY"] not in proc.stdout + proc.stderr
+
+    # the other steps against this machine: they pass, and keep both reports
     (dep.directory / "checks").symlink_to(REPO / "checks")  # as in a checkout
+    env = {
+        **dep.environment(),
+        "INVENTORY": str(REPO / "inventory" / "local.py"),
+        "LAYOUT": str(dep.layout),
+        "PATH": f"{VENV}:{os.environ['PATH']}",
+    }
+    outputs = {}
     for name in ("The lock file is current", "Drift", "Checks"):
-        proc = subprocess.run(
-            ["bash", "-e", "-c", steps[name]["run"]],
-            cwd=dep.directory,
-            env={
-                **dep.environment(),
-                "INVENTORY": str(REPO / "inventory" / "local.py"),
-                "LAYOUT": str(dep.layout),
-                "PATH": f"{VENV}:{os.environ['PATH']}",
-            },
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = run_step(steps[name], dep.directory, env)
         assert proc.returncode == 0, (name, proc.stdout[-2000:], proc.stderr[-2000:])
-    assert (
-        json.loads((dep.directory / "reports" / "drift.json").read_text())[0]["differences"] == []
-    )
+        outputs[name] = proc.stdout
+    assert "no drift on @local" in outputs["Drift"]
+    report = dep.directory / "reports" / "drift.json"
+    assert json.loads(report.read_text())[0]["differences"] == []
     assert (dep.directory / "reports" / "checks.xml").exists()
+
+    # drift: the readable table in the log, the JSON in reports/, and the step exits 2
+    docker(
+        "exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf", "stop", "cat-b"
+    )
+    proc = run_step(steps["Drift"], dep.directory, env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("HOST ") and re.search(r"@local +bot cat/b +stopped", proc.stdout)
+    (host,) = json.loads(report.read_text())
+    assert {d["subject"] for d in host["differences"]} == {"bot cat/b"}, host
+    settle(dep)
 
 
 def test_a_stopped_program(dep):

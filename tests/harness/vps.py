@@ -6,6 +6,10 @@ that let an engine run inside on these machines (see shared/env/MACHINE-NOTES.md
 --privileged, a few capabilities instead. sshd is published on 127.0.0.1 only, and tests
 log in with an ed25519 key made for the test session.
 
+Each VPS makes its own SSH host keys when it starts. They are read from inside it (not over
+the network) into a known_hosts file of its own, which its inventory data points at with
+strict checking: a test host is reached the way a production host should be, key verified.
+
 Use from a test module:
 
     pytest_plugins = ["tests.harness.vps"]  # the ssh_key and vps_factory fixtures
@@ -55,9 +59,11 @@ RUN apt-get update \\
  && rm -rf /var/lib/apt/lists/* \\
  && mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh \\
  && printf 'PermitRootLogin prohibit-password\\nPasswordAuthentication no\\n' \\
-      > /etc/ssh/sshd_config.d/botpool-test.conf
+      > /etc/ssh/sshd_config.d/botpool-test.conf \\
+ && rm -f /etc/ssh/ssh_host_*
 EXPOSE 22
-CMD ["/usr/sbin/sshd", "-D", "-e"]
+# host keys of its own, made when it starts, like a freshly installed server
+CMD ["/bin/sh", "-c", "ssh-keygen -A && exec /usr/sbin/sshd -D -e"]
 """
 
 
@@ -82,11 +88,12 @@ class Vps:
     name: str  # the container name, also the host's name in inventories
     port: int  # sshd, published on 127.0.0.1
     key: Path  # private key that root accepts
+    known_hosts: Path  # this VPS's host keys, as `[127.0.0.1]:port type key` lines
     hostname: str = "127.0.0.1"
     user: str = "root"
 
     def host_data(self) -> dict[str, Any]:
-        """pyinfra SSH connector data for this VPS (host keys are new each time: not kept)."""
+        """pyinfra SSH connector data for this VPS: its host key is known and verified."""
         return {
             "ssh_hostname": self.hostname,
             "ssh_port": self.port,
@@ -94,9 +101,19 @@ class Vps:
             "ssh_key": str(self.key),
             "ssh_allow_agent": False,
             "ssh_look_for_keys": False,
-            "ssh_strict_host_key_checking": "no",
-            "ssh_known_hosts_file": "/dev/null",
+            "ssh_strict_host_key_checking": "yes",
+            "ssh_known_hosts_file": str(self.known_hosts),
         }
+
+    @property
+    def known_hosts_entry(self) -> str:
+        """The name its keys are filed under in known_hosts."""
+        return f"[{self.hostname}]:{self.port}"
+
+    def host_keys(self) -> list[str]:
+        """Its public host keys (`type base64`), read inside the container."""
+        out = self.exec("cat /etc/ssh/ssh_host_*_key.pub")
+        return [" ".join(line.split()[:2]) for line in out.splitlines() if line.strip()]
 
     def write_inventory(self, path: Path, **data: Any) -> Path:
         """A pyinfra inventory with this VPS alone; data values must be Python literals."""
@@ -113,8 +130,12 @@ class Vps:
 
 
 def write_inventory(path: Path, vpses: Sequence[Vps], **data: Any) -> Path:
-    """A pyinfra inventory file listing VPSes by name, each with its SSH data plus `data`."""
-    hosts = [(v.name, {**v.host_data(), **data}) for v in vpses]
+    """A pyinfra inventory file listing VPSes by name, each with its SSH data plus `data`
+    (a key given as None is left out: pyinfra's and botpool's defaults apply)."""
+    hosts = [
+        (v.name, {k: x for k, x in {**v.host_data(), **data}.items() if x is not None})
+        for v in vpses
+    ]
     path.write_text(
         f'"""VPS test hosts (written by tests/harness/vps.py)."""\n\nhosts = {hosts!r}\n'
     )
@@ -190,7 +211,8 @@ def wait_for_sshd(port: int, timeout: float = 30) -> None:
 
 
 def start_vps(key: Path, name: str | None = None) -> Vps:
-    """Start a fresh bare VPS that accepts `key` for root."""
+    """Start a fresh bare VPS that accepts `key` for root; its host keys go to a known_hosts
+    file beside `key`."""
     image = ensure_vps_image()
     name = name or f"botpool-test-vps-{uuid.uuid4().hex[:8]}"
     labels = ("--label", LABEL, "--label", f"{PID_LABEL}={os.getpid()}")
@@ -200,10 +222,13 @@ def start_vps(key: Path, name: str | None = None) -> Vps:
         docker("exec", "-i", name, "sh", "-c", "cat > /root/.ssh/authorized_keys", stdin=public)
         port = int(docker("port", name, "22/tcp").split()[0].rsplit(":", 1)[1])
         wait_for_sshd(port)
+        vps = Vps(name, port, key, key.parent / f"known_hosts-{name}")
+        entries = [f"{vps.known_hosts_entry} {k}\n" for k in vps.host_keys()]
+        vps.known_hosts.write_text("".join(entries))
     except BaseException:
         docker("rm", "--force", "--volumes", name, check=False)
         raise
-    return Vps(name, port, key)
+    return vps
 
 
 def remove_orphans() -> list[str]:
