@@ -167,10 +167,12 @@ def write_tree(directory: Path, files: Sequence[Any]) -> None:
     for artifact in files:
         path = directory / artifact.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, artifact.mode)
+        # on this machine nobody is the bot's group: a secret is for its owner alone
+        mode = 0o600 if artifact.secret else artifact.mode
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w") as f:
             f.write(artifact.text)
-        os.chmod(path, artifact.mode)
+        os.chmod(path, mode)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -186,7 +188,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             directory = out / host.name / "pools" / rendered.pool.name
             write_tree(directory, rendered.files)
             for sub in rendered.directories:
-                (directory / sub).mkdir(parents=True, exist_ok=True)
+                (directory / sub.path).mkdir(parents=True, exist_ok=True)
             spec = {"spec": rendered.container.__dict__, "labels": rendered.container.all_labels()}
             (directory / "container.json").write_text(json.dumps(spec, indent=2, default=list))
         for ex in exchanges:
