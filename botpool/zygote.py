@@ -3,15 +3,25 @@
 This file runs inside a pool container (converge copies it to /botpool/runtime/zygote.py),
 standard library only until the zygote preloads. It has two roles:
 
-    python3 zygote.py serve SOCKET            the pool's zygote, supervisord program `zygote`
-    python3 zygote.py launch SOCKET -- ARGS   one bot, its own supervisord program
+    python3 zygote.py serve SOCKET [--min-uid N]   the pool's zygote, program `zygote`
+    python3 zygote.py launch SOCKET -- ARGS        one bot, its own supervisord program
 
 Every bot stays its own supervisord program: its program is a small launcher that asks the
 zygote to fork the bot, lends it its stdout/stderr (so the bot's log stays the program's
 log), forwards every signal supervisord sends, and exits as the bot exits. So
 `supervisorctl stop/start/restart <bot>`, autorestart and per-bot logs work unchanged.
 
-Protocol: a SOCK_SEQPACKET unix socket (0600, the zygote's uid only), one JSON message each.
+Who runs as whom. In a pool the zygote runs as root and every launcher as its bot's own uid
+(supervisord starts it through setpriv). The kernel names each launcher's uid and gid
+(SO_PEERCRED), and the forked child becomes that uid and gid, with no supplementary group and
+no capability, before it touches anything of its bot (directory, environment, files, code);
+a child that cannot drop root exits 71 and never runs its bot. So bots cannot read or signal
+each other, and one bot's key cannot block or kill another bot: a key counts per uid.
+    zygote as root      socket 0666: any uid may connect; root and uids below --min-uid
+                        (default 1) are refused
+    zygote as a user    socket 0600, and peers of the zygote's own uid only; children keep it
+
+Protocol: a SOCK_SEQPACKET unix socket, one JSON message each.
     launcher -> zygote  {"key", "argv", "cwd", "env"} with fds [stdin, stdout, stderr]
     zygote -> launcher  {"pid"} with fd [pidfd]     the bot runs
                         {"status"}                  the bot ended (a wait status)
@@ -22,8 +32,8 @@ The hard parts, each tested in tests/test_zygote.py:
     status; the launcher exits with the same code, or dies of the same signal. Signals go
     through a pidfd, which cannot hit a recycled pid.
   - A launcher that dies (even by SIGKILL) closes its socket: the zygote kills that bot at
-    once, and forks no new bot for the same key until the old one is reaped. So a restart
-    never runs two bots on one database.
+    once, and forks no new bot for the same (uid, key) until the old one is reaped. So a
+    restart never runs two bots on one database.
   - A zygote that dies takes its bots with it (PR_SET_PDEATHSIG), and each launcher, seeing
     the socket close, kills its bot through the pidfd, waits for it to be gone and exits 75;
     supervisord restarts it and it waits for the new zygote.
@@ -53,6 +63,7 @@ from typing import Any
 
 MAX_MESSAGE = 1 << 20
 TEMPFAIL = 75  # EX_TEMPFAIL: the zygote went away; supervisord restarts the launcher
+CANNOT_DROP = 71  # EX_OSERR: a child could not become its launcher's uid; no bot ran
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
 SINGLE_THREADED = {
     # set before any import: libraries size their thread pools when they load
@@ -130,17 +141,47 @@ def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
 # --- the zygote ------------------------------------------------------------------------------
 
 
+class Launcher:
+    """One launcher's connection, and who the kernel says it is (SO_PEERCRED, set at connect:
+    a launcher cannot claim another uid)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        self.pid, self.uid, self.gid = struct.unpack("3i", creds)
+
+
 class Bot:
-    def __init__(self, key: str, pid: int, conn: socket.socket | None) -> None:
-        self.key, self.pid, self.conn = key, pid, conn
+    def __init__(self, key: str, uid: int, pid: int, launcher: Launcher | None) -> None:
+        self.key, self.uid, self.pid, self.launcher = key, uid, pid, launcher
+
+    @property
+    def identity(self) -> tuple[int, str]:
+        """What must never run twice: a key counts per uid, so no bot can block another's."""
+        return (self.uid, self.key)
+
+
+def refusal(peer_uid: int, own_uid: int, min_uid: int) -> str | None:
+    """Why a launcher of peer_uid may not run a bot here (None: it may).
+
+    A root zygote runs each bot as its launcher's uid: never as root, never as a system uid
+    below min_uid. An unprivileged zygote runs bots as itself: its own uid only."""
+    if own_uid != 0:
+        return None if peer_uid == own_uid else f"uid {peer_uid} is not the zygote's {own_uid}"
+    if peer_uid == 0:
+        return "root may not run a bot (a bot runs as its launcher's uid)"
+    if peer_uid < min_uid:
+        return f"uid {peer_uid} is below the zygote's --min-uid {min_uid}"
+    return None
 
 
 class Zygote:
-    def __init__(self, path: str, entry: str, preload: tuple[str, ...]) -> None:
-        self.path, self.entry, self.preload = path, entry, preload
+    def __init__(self, path: str, entry: str, preload: tuple[str, ...], min_uid: int = 1) -> None:
+        self.path, self.entry, self.preload, self.min_uid = path, entry, preload, min_uid
+        self.root = os.getuid() == 0  # root: each child becomes its launcher's uid
         self.bots: dict[int, Bot] = {}  # pid -> bot
-        self.waiting: list[tuple[socket.socket, dict[str, Any], list[int]]] = []
-        self.conns: dict[int, socket.socket] = {}  # fd -> launcher connection
+        self.waiting: list[tuple[Launcher, dict[str, Any], list[int]]] = []
+        self.launchers: dict[int, Launcher] = {}  # fd -> launcher
         self.fingerprint: dict[str, tuple[int, int]] = {}
         self.stopping = False
 
@@ -185,7 +226,8 @@ class Zygote:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)  # a socket left by a zygote that died
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        old = os.umask(0o177)
+        # root: every bot uid must connect (0666; SO_PEERCRED decides); else the owner only
+        old = os.umask(0o111 if self.root else 0o177)
         try:
             listener.bind(self.path)
         finally:
@@ -210,10 +252,7 @@ class Zygote:
             for fd, _events in self.poll.poll():
                 if fd == self.listener.fileno():
                     conn, _ = self.listener.accept()
-                    if self._peer_uid(conn) != os.getuid():
-                        conn.close()
-                        continue
-                    self.conns[conn.fileno()] = conn
+                    self.launchers[conn.fileno()] = Launcher(conn)
                     self.poll.register(conn, select.POLLIN)
                 elif fd == self.wake_r:
                     while True:
@@ -222,61 +261,64 @@ class Zygote:
                         except BlockingIOError:
                             break
                     self._reap()
-                elif fd in self.conns:
-                    conn = self.conns[fd]
-                    message, fds = receive(conn)
+                elif fd in self.launchers:
+                    launcher = self.launchers[fd]
+                    message, fds = receive(launcher.conn)
                     if message is None:
-                        self._launcher_gone(conn)
+                        self._launcher_gone(launcher)
                     else:
-                        self._request(conn, message, fds)
+                        self._request(launcher, message, fds)
             self._start_waiting()
         return self._shutdown()
 
     def _stop(self, *_: Any) -> None:
         self.stopping = True
 
-    @staticmethod
-    def _peer_uid(conn: socket.socket) -> int:
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return int(struct.unpack("3i", creds)[1])
-
-    def _request(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
+    def _request(self, launcher: Launcher, message: dict[str, Any], fds: list[int]) -> None:
+        why = refusal(launcher.uid, os.getuid(), self.min_uid)
+        if why:  # read before the refusal: a closed socket with unread data resets the peer
+            _close(fds)
+            log(f"refused the launcher pid {launcher.pid} (uid {launcher.uid}): {why}")
+            self._reply(launcher, {"error": f"refused: {why}", "retry": False})
+            return
         if len(fds) != 3 or not isinstance(message.get("argv"), list):
             _close(fds)
-            self._reply(conn, {"error": "bad request: want argv and three fds", "retry": False})
+            self._reply(launcher, {"error": "bad request: want argv and three fds", "retry": False})
             return
-        live = [b for b in self.bots.values() if b.key == message["key"] and b.conn is not None]
+        identity = (launcher.uid, message["key"])
+        live = [b for b in self.bots.values() if b.identity == identity and b.launcher]
         if live:
             _close(fds)
             self._reply(
-                conn,
+                launcher,
                 {"error": f"{message['key']} already runs as pid {live[0].pid}", "retry": False},
             )
             return
-        self.waiting.append((conn, message, fds))  # forked once the old one is reaped
+        self.waiting.append((launcher, message, fds))  # forked once the old one is reaped
 
     def _start_waiting(self) -> None:
-        busy = {b.key for b in self.bots.values()}
+        busy = {b.identity for b in self.bots.values()}
         for item in list(self.waiting):
-            conn, message, fds = item
-            if message["key"] in busy:
+            launcher, message, fds = item
+            identity = (launcher.uid, message["key"])
+            if identity in busy:
                 continue
             self.waiting.remove(item)
-            if conn.fileno() not in self.conns:  # the launcher left while it waited
+            if launcher.conn.fileno() not in self.launchers:  # it left while it waited
                 _close(fds)
                 continue
             changed = self._changed_module()
             if changed:
                 _close(fds)
                 self._reply(
-                    conn,
+                    launcher,
                     {"error": f"{changed} changed on disk: zygote restarts", "retry": True},
                 )
                 log(f"{changed} changed on disk since the preload: exiting to reload")
                 self.stopping = True
                 return
-            self._fork(conn, message, fds)
-            busy.add(message["key"])
+            self._fork(launcher, message, fds)
+            busy.add(identity)
 
     def _changed_module(self) -> str | None:
         for path, stamp in self.fingerprint.items():
@@ -288,34 +330,36 @@ class Zygote:
                 return path
         return None
 
-    def _fork(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
+    def _fork(self, launcher: Launcher, message: dict[str, Any], fds: list[int]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
+        ids = (launcher.uid, launcher.gid) if self.root else None
         pid = os.fork()
         if pid == 0:
             try:
                 self._close_inherited()
-                code = child(self.libc, parent, self.target, message, fds)
+                code = child(self.libc, parent, self.target, message, fds, ids)
             except BaseException:  # noqa: BLE001  never return into the zygote's loop
                 code = 70
             os._exit(code)
         _close(fds)
-        self.bots[pid] = Bot(message["key"], pid, conn)
+        self.bots[pid] = Bot(message["key"], launcher.uid, pid, launcher)
         try:
             pidfd = os.pidfd_open(pid)
-            send(conn, {"pid": pid}, [pidfd])
+            send(launcher.conn, {"pid": pid}, [pidfd])
             os.close(pidfd)
         except OSError:
-            self._launcher_gone(conn)
+            self._launcher_gone(launcher)
             return
-        log(f"forked {message['key']} as pid {pid}")
+        as_uid = f" (uid {launcher.uid})" if self.root else ""
+        log(f"forked {message['key']} as pid {pid}{as_uid}")
 
     def _close_inherited(self) -> None:
         signal.set_wakeup_fd(-1)
         self.listener.close()
-        for conn in self.conns.values():
-            conn.close()
+        for launcher in self.launchers.values():
+            launcher.conn.close()
         for _conn, _message, queued in self.waiting:
             _close(queued)
         os.close(self.wake_r)
@@ -333,30 +377,30 @@ class Zygote:
             if bot is None:
                 continue
             log(f"{bot.key} (pid {pid}) ended: {_describe(status)}")
-            if bot.conn is not None:
-                self._reply(bot.conn, {"status": status})
+            if bot.launcher is not None:
+                self._reply(bot.launcher, {"status": status})
 
-    def _reply(self, conn: socket.socket, message: dict[str, Any]) -> None:
+    def _reply(self, launcher: Launcher, message: dict[str, Any]) -> None:
         """Send a last message, then hang up."""
         with contextlib.suppress(OSError):
-            send(conn, message)
-        self._forget(conn)
+            send(launcher.conn, message)
+        self._forget(launcher)
 
-    def _forget(self, conn: socket.socket) -> None:
-        fd = conn.fileno()
-        if fd in self.conns:
-            del self.conns[fd]
+    def _forget(self, launcher: Launcher) -> None:
+        fd = launcher.conn.fileno()
+        if self.launchers.get(fd) is launcher:
+            del self.launchers[fd]
             self.poll.unregister(fd)
-            conn.close()
+            launcher.conn.close()
 
-    def _launcher_gone(self, conn: socket.socket) -> None:
+    def _launcher_gone(self, launcher: Launcher) -> None:
         """A launcher closed its socket (it exited or was killed): its bot must die with it."""
         for bot in self.bots.values():
-            if bot.conn is conn:
-                bot.conn = None
+            if bot.launcher is launcher:
+                bot.launcher = None
                 log(f"launcher of {bot.key} is gone: killing pid {bot.pid}")
                 _kill_group(bot.pid, signal.SIGKILL)
-        self._forget(conn)
+        self._forget(launcher)
 
     def _shutdown(self, grace: float = 20.0) -> int:
         """Stop every bot (TERM, then KILL after grace) and leave."""
@@ -378,21 +422,41 @@ class Zygote:
         return 0
 
 
-def child(libc: Any, parent: int, target: Any, message: dict[str, Any], fds: list[int]) -> int:
-    """Become the bot: runs in the forked child and never returns into the zygote."""
+def child(
+    libc: Any,
+    parent: int,
+    target: Any,
+    message: dict[str, Any],
+    fds: list[int],
+    ids: tuple[int, int] | None,
+) -> int:
+    """Become the bot: runs in the forked child and never returns into the zygote.
+
+    ids: the launcher's (uid, gid) to become first, when the zygote runs as root."""
     import logging
     import random
 
+    # default handlers first: the launcher's signals can reach the child once it is the
+    # launcher's uid, and must never run the zygote's handlers
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
     os.setsid()
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the zygote
+    for number, fd in enumerate(fds):  # the launcher's stdio: any error below reaches its log
+        os.dup2(fd, number)
+        os.close(fd)
+    if ids is not None:
+        try:
+            become(*ids)
+        except OSError as error:
+            say = f"zygote: cannot run {message['key']} as uid {ids[0]}: {error}"
+            print(say, file=sys.stderr, flush=True)
+            return CANNOT_DROP
+        libc.prctl(4, 1)  # PR_SET_DUMPABLE (a uid change cleared it): /proc/<pid> is the bot's
+    # PR_SET_PDEATHSIG: die with the zygote (set after become: a uid change clears it)
+    libc.prctl(1, signal.SIGKILL)
     if os.getppid() != parent:  # the zygote died before prctl took effect
         return TEMPFAIL
     libc.prctl(15, message["key"].replace("/", "-").encode()[:15])  # PR_SET_NAME: for top, ps
-    for number, fd in enumerate(fds):
-        os.dup2(fd, number)
-        os.close(fd)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
     os.environ.clear()
     os.environ.update(message["env"])
     os.chdir(message["cwd"])
@@ -419,6 +483,26 @@ def child(libc: Any, parent: int, target: Any, message: dict[str, Any], fds: lis
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     return code
+
+
+def become(uid: int, gid: int) -> None:
+    """Turn this root process into uid and gid for good: no supplementary group, no capability
+    left, root out of reach. Raises OSError when any of that does not hold."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)  # leaving uid 0 clears every capability
+    if os.getresuid() != (uid,) * 3 or os.getresgid() != (gid,) * 3 or os.getgroups():
+        raise OSError(f"still {os.getresuid()}, {os.getresgid()}, groups {os.getgroups()}")
+    with open("/proc/self/status") as status:
+        caps = [f.split() for f in status if f.startswith(("CapPrm:", "CapEff:", "CapAmb:"))]
+    kept = [f"{name} {mask}" for name, mask in caps if int(mask, 16)]
+    if len(caps) != 3 or kept:
+        raise OSError(f"capabilities kept: {', '.join(kept) or 'unknown'}")
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise OSError("it could become root again")
 
 
 def _close(fds: list[int]) -> None:
@@ -481,6 +565,9 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
             sock.connect(path)
             send(sock, request, [0, 1, 2])
             reply, fds = receive(sock)
+        except PermissionError:
+            print(f"botpool launcher: may not connect to {path}", file=sys.stderr, flush=True)
+            return 1
         except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
             reply, fds = None, []
         if reply is not None and "pid" in reply:
@@ -500,8 +587,7 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
     pidfd = fds[0]
 
     def forward(sig: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            signal.pidfd_send_signal(pidfd, sig)
+        _signal_bot(pidfd, sig)
 
     for name in FORWARDED:
         signal.signal(getattr(signal, name), forward)
@@ -524,23 +610,44 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
     return code
 
 
+def _signal_bot(pidfd: int, sig: int, patience: float = 5.0) -> None:
+    """Send sig to the bot through its pidfd. For a moment after the fork the child is still
+    root (it has not become the launcher's uid yet), and the kernel refuses: try again."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            signal.pidfd_send_signal(pidfd, sig)
+            return
+        except ProcessLookupError:  # already gone
+            return
+        except PermissionError:
+            if time.monotonic() > deadline:
+                print(f"botpool launcher: may not signal the bot ({sig})", file=sys.stderr)
+                return
+            time.sleep(0.005)
+
+
+USAGE = """usage: zygote.py serve SOCKET [--min-uid N] [--entry MODULE:FUNC] [--preload M1,M2]
+       zygote.py launch SOCKET -- ARGS"""
+
+
 def main(args: list[str]) -> int:
-    if len(args) >= 2 and args[0] == "serve":
-        options = dict(zip(args[2::2], args[3::2], strict=False))
-        preload = options.get("--preload")
-        zygote = Zygote(
-            args[1],
-            options.get("--entry", ENTRY),
-            tuple(p for p in preload.split(",") if p) if preload is not None else PRELOAD,
-        )
-        return zygote.serve()
+    if len(args) >= 2 and args[0] == "serve" and len(args) % 2 == 0:
+        options = dict(zip(args[2::2], args[3::2], strict=True))
+        unknown = set(options) - {"--min-uid", "--entry", "--preload"}
+        min_uid = options.get("--min-uid", "1")
+        if not unknown and min_uid.isdigit() and int(min_uid) > 0:
+            preload = options.get("--preload")
+            zygote = Zygote(
+                args[1],
+                options.get("--entry", ENTRY),
+                tuple(p for p in preload.split(",") if p) if preload is not None else PRELOAD,
+                int(min_uid),
+            )
+            return zygote.serve()
     if len(args) >= 3 and args[0] == "launch" and "--" in args:
         return launch(args[1], args[args.index("--") + 1 :])
-    print(
-        "usage: zygote.py serve SOCKET [--entry MODULE:FUNC] [--preload M1,M2]\n"
-        "       zygote.py launch SOCKET -- ARGS",
-        file=sys.stderr,
-    )
+    print(USAGE, file=sys.stderr)
     return 2
 
 

@@ -1,16 +1,20 @@
 """The zygote runtime's hard parts, with real processes: a zygote, launchers, forked children.
 
 The children run tests/zygote_apps.py instead of freqtrade (fast, one behaviour each); the
-e2e suites run real freqtrade bots under the zygote in real pools.
+e2e suites run real freqtrade bots under the zygote in real pools. Like a pool, the zygote
+runs as root and each launcher as its bot's uid (so these tests run as root); the fixture
+`zyg` also runs every test against an unprivileged zygote serving its own uid.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,25 +25,49 @@ from botpool import zygote
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "botpool" / "zygote.py"
+APPS = REPO / "tests" / "zygote_apps.py"
+BOT_A, BOT_B = 209001, 209002  # uids as a pool gives its bots: 200000 + the bot's host port
+MIN_UID = 200000
+# what runs as a bot's uid runs the system's python3 (standard library only, as in a pool):
+# this machine's own interpreter may live where only root can reach (/root/.pyenv)
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin") or sys.executable
 
 
 class Zygote:
-    def __init__(self, directory: Path, preload: str = "json") -> None:
-        self.directory, self.preload = directory, preload
+    """A real zygote process (root unless uid says otherwise) in its own folder."""
+
+    def __init__(
+        self,
+        directory: Path,
+        preload: str = "json",
+        uid: int = 0,
+        min_uid: int | None = MIN_UID,
+        patch: str | None = None,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
+        self.directory, self.preload, self.uid, self.min_uid = directory, preload, uid, min_uid
+        self.patch, self.prefix = patch, prefix
+        directory.mkdir(exist_ok=True)
+        os.chown(directory, uid, uid)  # an unprivileged zygote creates its socket here
         self.socket = directory / "zygote.sock"
         self.log = directory / "zygote.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.python = SYSTEM_PYTHON if uid else sys.executable
 
     def start(self, wait: bool = True) -> Zygote:
         env = {**os.environ, "PYTHONPATH": f"{self.directory}:{REPO}", "PYTHONUNBUFFERED": "1"}
         self.socket.unlink(missing_ok=True)
+        program = [str(APPS), self.patch] if self.patch else [str(SCRIPT)]
+        options = ["--entry", "tests.zygote_apps:run", "--preload", self.preload]
+        if self.min_uid is not None:
+            options += ["--min-uid", str(self.min_uid)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(SCRIPT), "serve", str(self.socket)]
-                + ["--entry", "tests.zygote_apps:run", "--preload", self.preload],
+                [*self.prefix, self.python, *program, "serve", str(self.socket), *options],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                **as_user(self.uid),  # type: ignore[arg-type]
             )
         if wait:
             until(self.socket.exists, f"zygote socket; log: {self.text()}")
@@ -48,21 +76,42 @@ class Zygote:
     def text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
 
-    def launch(self, *args: str, key: str = "ann/b1", **kw: object) -> subprocess.Popen[str]:
+    def workdir(self, uid: int) -> Path:
+        """The bot folder of uid: its own, 0700."""
+        path = self.directory / f"bot-{uid}"
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chown(path, uid, uid)
+        return path
+
+    def launch(
+        self, *args: str, key: str = "ann/b1", uid: int = BOT_A, **kw: object
+    ) -> subprocess.Popen[str]:
+        """A launcher running as uid in uid's bot folder, as supervisord starts one."""
         env = {**os.environ, "BOTPOOL_BOT": key, "BOT_SETTING": f"setting of {key}"}
+        kw.setdefault("cwd", self.workdir(uid))
         return subprocess.Popen(
-            [sys.executable, str(SCRIPT), "launch", str(self.socket), "--", *args],
+            [SYSTEM_PYTHON, str(SCRIPT), "launch", str(self.socket), "--", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            **as_user(uid),
             **kw,  # type: ignore[call-overload]
         )
+
+    def children(self) -> list[int]:
+        pid = self.process.pid  # type: ignore[union-attr]
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def as_user(uid: int) -> dict[str, object]:
+    """Popen arguments that run a process as uid, gid uid, no other group (setpriv's way)."""
+    return {"user": uid, "group": uid, "extra_groups": []} if uid else {}
 
 
 def until(condition: object, what: str, timeout: float = 10.0) -> None:
@@ -87,19 +136,44 @@ def read_pid(path: Path) -> int:
     return int(path.read_text())
 
 
+def status(pid: int) -> dict[str, str]:
+    """/proc/<pid>/status: the kernel's word on a process's uids, gids, groups, capabilities."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {name: value.strip() for name, _, value in (line.partition(":") for line in lines)}
+
+
 @pytest.fixture
-def zyg(tmp_path: Path) -> Iterator[Zygote]:
-    z = Zygote(tmp_path).start()
+def shared() -> Iterator[Path]:
+    """A folder every uid may enter (pytest's tmp_path is root's alone): each zygote's socket
+    and log, and each bot uid's own folder."""
+    path = Path(tempfile.mkdtemp(prefix="zygote-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def root_zygote(shared: Path) -> Iterator[Zygote]:
+    z = Zygote(shared / "zygote").start()
+    yield z
+    z.stop()
+
+
+@pytest.fixture(params=["root zygote", "unprivileged zygote"])
+def zyg(request: pytest.FixtureRequest, shared: Path) -> Iterator[Zygote]:
+    """A pool's zygote (root, bots as their launchers' uids) or a zygote of the bots' uid."""
+    uid = 0 if request.param == "root zygote" else BOT_A
+    z = Zygote(shared / "zygote", uid=uid).start()
     yield z
     z.stop()
 
 
 def test_the_child_gets_the_launchers_environment_directory_arguments_and_stdio(
-    zyg: Zygote, tmp_path: Path
+    zyg: Zygote,
 ) -> None:
     seen = []
     for key in ("ann/b1", "ann/b2"):
-        workdir = tmp_path / key.replace("/", "-")
+        workdir = zyg.workdir(BOT_A) / key.replace("/", "-")
         workdir.mkdir()
         launcher = zyg.launch("show", "--flag", key=key, cwd=workdir)
         out, err = launcher.communicate(timeout=10)
@@ -110,6 +184,7 @@ def test_the_child_gets_the_launchers_environment_directory_arguments_and_stdio(
         assert shown["argv"] == ["freqtrade", "show", "--flag"]
         assert shown["ppid"] == zyg.process.pid  # type: ignore[union-attr]
         assert shown["sid"] == shown["pid"]  # a session of its own
+        assert shown["ids"] == [[BOT_A] * 3, [BOT_A] * 3, []]
         assert err == "to stderr\n"
         seen.append(shown["random"])
     assert seen[0] != seen[1]  # reseeded: forked children do not share random sequences
@@ -135,23 +210,23 @@ def test_the_launcher_ends_exactly_as_its_bot_did(
     assert stderr in err
 
 
-def test_signals_to_the_launcher_reach_the_bot(zyg: Zygote, tmp_path: Path) -> None:
-    launcher = zyg.launch("sleep", str(tmp_path / "pid"))
-    bot = read_pid(tmp_path / "pid")
+def test_signals_to_the_launcher_reach_the_bot(zyg: Zygote) -> None:
+    launcher = zyg.launch("sleep", "pid")
+    bot = read_pid(zyg.workdir(BOT_A) / "pid")
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=10) == 3  # the bot's own SIGTERM handler chose 3
     until(lambda: not alive(bot), "the bot to end")
 
 
 def test_a_killed_launcher_takes_its_bot_along_and_a_restart_never_overlaps_it(
-    zyg: Zygote, tmp_path: Path
+    zyg: Zygote,
 ) -> None:
-    first = zyg.launch("sleep", str(tmp_path / "pid1"))
-    old = read_pid(tmp_path / "pid1")
+    first = zyg.launch("sleep", "pid1")
+    old = read_pid(zyg.workdir(BOT_A) / "pid1")
     first.kill()  # SIGKILL: nothing can be forwarded
     first.wait()
-    second = zyg.launch("sleep", str(tmp_path / "pid2"))  # what supervisord's autorestart does
-    new = read_pid(tmp_path / "pid2")
+    second = zyg.launch("sleep", "pid2")  # what supervisord's autorestart does
+    new = read_pid(zyg.workdir(BOT_A) / "pid2")
     assert not alive(old), "the old bot still ran when its replacement started"
     assert alive(new)
     second.kill()
@@ -159,10 +234,10 @@ def test_a_killed_launcher_takes_its_bot_along_and_a_restart_never_overlaps_it(
     until(lambda: not alive(new), "the second bot to end")
 
 
-def test_a_second_launcher_for_a_running_bot_is_refused(zyg: Zygote, tmp_path: Path) -> None:
-    first = zyg.launch("sleep", str(tmp_path / "pid"))
-    read_pid(tmp_path / "pid")
-    second = zyg.launch("sleep", str(tmp_path / "other"))
+def test_a_second_launcher_for_a_running_bot_is_refused(zyg: Zygote) -> None:
+    first = zyg.launch("sleep", "pid")
+    read_pid(zyg.workdir(BOT_A) / "pid")
+    second = zyg.launch("sleep", "other")
     _out, err = second.communicate(timeout=10)
     assert second.returncode == 1
     assert "ann/b1 already runs as pid" in err
@@ -170,11 +245,9 @@ def test_a_second_launcher_for_a_running_bot_is_refused(zyg: Zygote, tmp_path: P
     assert first.wait(timeout=10) == 3
 
 
-def test_a_crashed_zygote_takes_its_bots_and_launchers_wait_for_the_next(
-    zyg: Zygote, tmp_path: Path
-) -> None:
-    launcher = zyg.launch("sleep", str(tmp_path / "pid"))
-    bot = read_pid(tmp_path / "pid")
+def test_a_crashed_zygote_takes_its_bots_and_launchers_wait_for_the_next(zyg: Zygote) -> None:
+    launcher = zyg.launch("sleep", "pid")
+    bot = read_pid(zyg.workdir(BOT_A) / "pid")
     zyg.process.kill()  # type: ignore[union-attr]
     assert launcher.wait(timeout=10) == zygote.TEMPFAIL
     until(lambda: not alive(bot), "the orphaned bot to die")
@@ -185,21 +258,192 @@ def test_a_crashed_zygote_takes_its_bots_and_launchers_wait_for_the_next(
     assert waiting.wait(timeout=10) == 5
 
 
-def test_stopping_the_zygote_stops_its_bots_gracefully(zyg: Zygote, tmp_path: Path) -> None:
-    launchers = [zyg.launch("sleep", str(tmp_path / f"pid{i}"), key=f"u/b{i}") for i in range(3)]
-    bots = [read_pid(tmp_path / f"pid{i}") for i in range(3)]
+def test_stopping_the_zygote_stops_its_bots_gracefully(zyg: Zygote) -> None:
+    launchers = [zyg.launch("sleep", f"pid{i}", key=f"u/b{i}") for i in range(3)]
+    bots = [read_pid(zyg.workdir(BOT_A) / f"pid{i}") for i in range(3)]
     zyg.process.terminate()  # type: ignore[union-attr]
     assert zyg.process.wait(timeout=30) == 0  # type: ignore[union-attr]
     assert [launcher.wait(timeout=10) for launcher in launchers] == [3, 3, 3]
     assert not any(alive(pid) for pid in bots)
 
 
-def test_code_changed_on_disk_is_never_forked_the_zygote_reloads(tmp_path: Path) -> None:
-    (tmp_path / "strategy_lib.py").write_text("VERSION = 1\n")
-    z = Zygote(tmp_path, preload="strategy_lib").start()
+# --- each bot its own uid ---------------------------------------------------------------------
+
+
+def test_each_bot_runs_as_its_launchers_uid_and_gid_with_no_privilege(
+    root_zygote: Zygote,
+) -> None:
+    launchers = {uid: root_zygote.launch("sleep", "pid", uid=uid) for uid in (BOT_A, BOT_B)}
+    for uid, launcher in launchers.items():
+        bot = read_pid(root_zygote.workdir(uid) / "pid")
+        seen = status(bot)
+        assert seen["Uid"].split() == [str(uid)] * 4  # real, effective, saved, filesystem
+        assert seen["Gid"].split() == [str(uid)] * 4
+        assert seen["Groups"] == ""
+        assert {seen[c] for c in ("CapInh", "CapPrm", "CapEff", "CapAmb")} == {"0" * 16}
+        assert Path(f"/proc/{bot}/environ").stat().st_uid == uid  # dumpable, as if exec'd
+        launcher.terminate()
+        assert launcher.wait(timeout=10) == 3
+
+
+def test_a_bot_cannot_read_another_bots_files(root_zygote: Zygote) -> None:
+    for uid in (BOT_A, BOT_B):
+        secret = root_zygote.directory / f"secret-{uid}"
+        secret.write_text(f"only for {uid}")
+        secret.chmod(0o600)
+        os.chown(secret, uid, uid)
+    own = root_zygote.launch("read", str(root_zygote.directory / f"secret-{BOT_A}"), uid=BOT_A)
+    assert own.communicate(timeout=10)[0] == f"only for {BOT_A}"
+    other = root_zygote.launch("read", str(root_zygote.directory / f"secret-{BOT_B}"), uid=BOT_A)
+    other.communicate(timeout=10)
+    assert other.returncode == 13  # EACCES
+
+
+@pytest.mark.parametrize(
+    "uid, min_uid, why",
+    [
+        (0, MIN_UID, "root may not run a bot (a bot runs as its launcher's uid)"),
+        (0, None, "root may not run a bot (a bot runs as its launcher's uid)"),
+        (1000, MIN_UID, f"uid 1000 is below the zygote's --min-uid {MIN_UID}"),
+    ],
+)
+def test_a_root_zygote_refuses_root_and_uids_below_min_uid_with_a_clear_error(
+    shared: Path, uid: int, min_uid: int | None, why: str
+) -> None:
+    z = Zygote(shared / "zygote", min_uid=min_uid).start()
+    try:
+        launcher = z.launch("sleep", "pid", uid=uid)
+        _out, err = launcher.communicate(timeout=10)
+        assert launcher.returncode == 1
+        assert err == f"botpool launcher: refused: {why}\n"
+        assert f"refused the launcher pid {launcher.pid} (uid {uid}): {why}" in z.text()
+        assert z.children() == [] and z.process.poll() is None  # type: ignore[union-attr]
+    finally:
+        z.stop()
+
+
+def test_without_min_uid_a_root_zygote_serves_any_uid_but_root(shared: Path) -> None:
+    z = Zygote(shared / "zygote", min_uid=None).start()
+    try:
+        launcher = z.launch("show", uid=1000)
+        out, err = launcher.communicate(timeout=10)
+        assert launcher.returncode == 0, err
+        assert json.loads(out)["ids"] == [[1000] * 3, [1000] * 3, []]
+    finally:
+        z.stop()
+
+
+@pytest.mark.parametrize(
+    "uid, error",
+    [
+        (BOT_B, "botpool launcher: may not connect to"),  # the socket is 0600
+        (0, f"botpool launcher: refused: uid 0 is not the zygote's {BOT_A}"),  # root may open it
+    ],
+)
+def test_an_unprivileged_zygote_serves_its_own_uid_only(shared: Path, uid: int, error: str) -> None:
+    z = Zygote(shared / "zygote", uid=BOT_A).start()
+    try:
+        assert (z.socket.stat().st_mode & 0o777, z.socket.stat().st_uid) == (0o600, BOT_A)
+        launcher = z.launch("exit", "0", uid=uid)
+        _out, err = launcher.communicate(timeout=10)
+        assert launcher.returncode == 1
+        assert err.startswith(error)
+    finally:
+        z.stop()
+
+
+def test_a_key_counts_per_uid_so_no_bot_blocks_or_kills_another(root_zygote: Zygote) -> None:
+    """Bot B sends bot A's key: it starts its own bot, and A's bot and A's restarts go on."""
+    a1 = root_zygote.launch("sleep", "pid1", key="ann/b1", uid=BOT_A)
+    bot_a = read_pid(root_zygote.workdir(BOT_A) / "pid1")
+    b = root_zygote.launch("sleep", "pid", key="ann/b1", uid=BOT_B)
+    bot_b = read_pid(root_zygote.workdir(BOT_B) / "pid")
+    twin = root_zygote.launch("sleep", "twin", key="ann/b1", uid=BOT_A)  # A's own duplicate
+    assert twin.wait(timeout=10) == 1
+    assert f"ann/b1 already runs as pid {bot_a}" in twin.communicate()[1]
+    a1.kill()  # A's restart: its old bot dies, its new one starts while B's runs on
+    a1.wait()
+    a2 = root_zygote.launch("sleep", "pid2", key="ann/b1", uid=BOT_A)
+    read_pid(root_zygote.workdir(BOT_A) / "pid2")
+    assert not alive(bot_a) and alive(bot_b)
+    b.kill()  # and B's launcher going away kills B's bot only
+    b.wait()
+    until(lambda: not alive(bot_b), "B's bot to die with its launcher")
+    a2.terminate()
+    assert a2.wait(timeout=10) == 3
+
+
+def test_a_zygote_that_cannot_change_uid_runs_no_bot(shared: Path) -> None:
+    z = Zygote(
+        shared / "zygote", prefix=("setpriv", "--bounding-set", "-setuid,-setgid", "--")
+    ).start()
+    try:
+        launcher = z.launch("sleep", "pid")
+        _out, err = launcher.communicate(timeout=10)
+        assert launcher.returncode == zygote.CANNOT_DROP
+        assert "zygote: cannot run ann/b1 as uid 209001: [Errno 1] Operation not permitted" in err
+        assert not (z.workdir(BOT_A) / "pid").exists()
+    finally:
+        z.stop()
+
+
+def test_a_signal_while_the_child_is_still_root_reaches_the_bot_once_it_is_not(
+    shared: Path,
+) -> None:
+    """Right after the fork the launcher holds the pidfd of a child that has not become its
+    uid yet; the kernel refuses the launcher's signals then. Here the child is held as root."""
+    gate = shared / "gate"
+    z = Zygote(shared / "zygote", patch=f"hold-root={gate}").start()
+    try:
+        launcher = z.launch("sleep", "pid")
+        until(lambda: z.children(), "the child")
+        (child,) = z.children()
+        assert status(child)["Uid"].split()[0] == "0"
+        until(lambda: catches(launcher.pid, signal.SIGTERM), "the launcher's signal handlers")
+        launcher.send_signal(signal.SIGTERM)
+        until(lambda: wchan(launcher.pid) == "hrtimer_nanosleep", "the launcher to retry")
+        gate.touch()
+        _out, err = launcher.communicate(timeout=10)
+        assert launcher.returncode in (3, -signal.SIGTERM), err  # by the bot's handler, or not
+        assert err == ""
+        until(lambda: not alive(child), "the bot to end")
+    finally:
+        z.stop()
+
+
+def catches(pid: int, sig: int) -> bool:
+    return bool(int(status(pid)["SigCgt"], 16) & (1 << (sig - 1)))
+
+
+def wchan(pid: int) -> str:
+    """Where in the kernel a process waits."""
+    return Path(f"/proc/{pid}/wchan").read_text()
+
+
+def test_who_may_run_a_bot() -> None:
+    assert zygote.refusal(BOT_A, 0, MIN_UID) is None
+    assert zygote.refusal(MIN_UID, 0, MIN_UID) is None
+    assert (
+        zygote.refusal(MIN_UID - 1, 0, MIN_UID)
+        == "uid 199999 is below the zygote's --min-uid 200000"
+    )
+    assert zygote.refusal(0, 0, 1) == "root may not run a bot (a bot runs as its launcher's uid)"
+    assert zygote.refusal(1, 0, 1) is None
+    assert zygote.refusal(BOT_A, BOT_A, MIN_UID) is None
+    assert zygote.refusal(BOT_B, BOT_A, MIN_UID) == f"uid {BOT_B} is not the zygote's {BOT_A}"
+    assert zygote.refusal(0, BOT_A, 1) == f"uid 0 is not the zygote's {BOT_A}"
+
+
+# --- the zygote's own life ---------------------------------------------------------------------
+
+
+def test_code_changed_on_disk_is_never_forked_the_zygote_reloads(shared: Path) -> None:
+    z = Zygote(shared / "zygote", preload="strategy_lib")
+    (z.directory / "strategy_lib.py").write_text("VERSION = 1\n")
+    z.start()
     try:
         assert z.launch("exit", "0").wait(timeout=10) == 0
-        (tmp_path / "strategy_lib.py").write_text("VERSION = 22\n")  # an upgrade on disk
+        (z.directory / "strategy_lib.py").write_text("VERSION = 22\n")  # an upgrade on disk
         waiting = z.launch("exit", "4")
         until(lambda: z.process.poll() is not None, "the zygote to leave")  # type: ignore[union-attr]
         assert "strategy_lib.py changed on disk" in z.text()
@@ -210,15 +454,24 @@ def test_code_changed_on_disk_is_never_forked_the_zygote_reloads(tmp_path: Path)
         z.stop()
 
 
-def test_a_preload_that_starts_a_thread_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "threaded.py").write_text(
+def test_a_preload_that_starts_a_thread_is_refused(shared: Path) -> None:
+    z = Zygote(shared / "zygote", preload="threaded")
+    (z.directory / "threaded.py").write_text(
         "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True)"
         ".start()\n"
     )
-    z = Zygote(tmp_path, preload="threaded").start(wait=False)
+    z.start(wait=False)
     assert z.process.wait(timeout=10) != 0  # type: ignore[union-attr]
     assert "2 threads after preloading threaded" in z.text()
     assert not z.socket.exists()
+
+
+@pytest.mark.parametrize("args", [["serve", "s", "--min-uid", "0"], ["serve", "s", "--bad", "1"]])
+def test_bad_zygote_arguments_print_the_usage(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert zygote.main(args) == 2
+    assert capsys.readouterr().err.startswith("usage: zygote.py serve SOCKET [--min-uid N]")
 
 
 def test_launcher_gives_up_when_no_zygote_appears(tmp_path: Path) -> None:

@@ -1,6 +1,13 @@
 """Tiny programs the zygote tests fork instead of freqtrade (fast, and each shows one thing).
 
-`run(argv)` is the zygote's entry for these tests: argv[0] names the program.
+`run(argv)` is the zygote's entry for these tests: argv[0] names the program. Everything is
+imported here, at preload: a child that became a bot's uid may not read the test machine's
+Python installation (under /root).
+
+Run as a script, it is the real zygote with one step changed, to reach a moment that is
+otherwise too short to hit (see PATCHES):
+
+    python3 tests/zygote_apps.py PATCH[=ARG] serve SOCKET ...
 """
 
 from __future__ import annotations
@@ -8,9 +15,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 
 def run(argv: list[str]) -> None:
@@ -25,6 +35,7 @@ def run(argv: list[str]) -> None:
                     "pid": os.getpid(),
                     "ppid": os.getppid(),
                     "sid": os.getsid(0),
+                    "ids": [os.getresuid(), os.getresgid(), os.getgroups()],
                     "random": random.random(),
                 }
             ),
@@ -39,10 +50,39 @@ def run(argv: list[str]) -> None:
         raise RuntimeError("boom")
     elif name == "signal":
         os.kill(os.getpid(), int(args[0]))
+    elif name == "read":  # prints a file; exits 13 (EACCES) when the bot may not read it
+        try:
+            print(Path(args[0]).read_text(), end="", flush=True)
+        except PermissionError:
+            sys.exit(13)
     elif name == "sleep":  # writes its pid, then waits; a SIGTERM ends it with code 3
-        import signal
-
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
         Path(args[0]).write_text(str(os.getpid()))
         while True:
             time.sleep(0.1)
+
+
+# --- the zygote with one step changed ---------------------------------------------------------
+
+
+def hold_root(zygote: ModuleType, gate: str) -> None:
+    """Each child stays root until the file `gate` exists, then becomes its launcher's uid:
+    the moment a launcher holds its bot's pidfd but may not signal it yet."""
+    become = zygote.become
+
+    def held(uid: int, gid: int) -> None:
+        while not os.path.exists(gate):
+            time.sleep(0.01)
+        become(uid, gid)
+
+    zygote.become = held
+
+
+PATCHES: dict[str, Callable[[ModuleType, str], None]] = {"hold-root": hold_root}
+
+if __name__ == "__main__":
+    from botpool import zygote as product
+
+    patch, _, argument = sys.argv[1].partition("=")
+    PATCHES[patch](product, argument)
+    sys.exit(product.main(sys.argv[2:]))
