@@ -46,7 +46,7 @@ class Folder:
     directory: Directory
     dest: str  # relative to the host's root
     repair: bool = False  # it exists with another owner or mode: someone else could write in it
-    recursive: bool = False  # a bot's data with another owner: the whole tree goes to the bot
+    recursive: bool = False  # repaired, and all it holds is its owner's: the whole tree is
 
 
 @dataclass
@@ -88,6 +88,7 @@ class UnitChanges:
 class HostChanges:
     create_networks: list[str] = field(default_factory=list)
     remove_networks: list[str] = field(default_factory=list)  # once no container uses them
+    host_folders: list[str] = field(default_factory=list)  # ., pools, exchanges: root's again
     exchanges: list[UnitChanges] = field(default_factory=list)
     pools: list[UnitChanges] = field(default_factory=list)
     remove_containers: list[str] = field(default_factory=list)
@@ -107,6 +108,11 @@ def reconcile(
     report = changes.differences.append
     specs = [p.container for p in pools] + [e.container for e in exchanges]
     _networks(changes, snap, specs, report)
+    for path, folder in sorted(snap.host_folders.items()):
+        if folder.uid != 0 or folder.mode & 0o022:  # whoever may write here may swap a pool
+            changes.host_folders.append(path)
+            have = _access(folder.uid, folder.gid, folder.mode)
+            report(Difference(f"folder {path}", "changed", f"{have}, want root's, 0755 or less"))
     for ex in exchanges:
         unit = UnitChanges(ex.container.name, f"exchanges/{ex.exchange.profile.name}", ex.container)
         _sync_directories(unit, (), ex.files, snap, report)
@@ -236,10 +242,7 @@ def _sync_directories(
         have = (state.uid, state.gid, state.mode)
         if have == (directory.uid, directory.gid, directory.mode):
             continue
-        owner_changed = have[:2] != (directory.uid, directory.gid)
-        unit.directories.append(
-            Folder(directory, dest, repair=True, recursive=directory.data and owner_changed)
-        )
+        unit.directories.append(Folder(directory, dest, repair=True, recursive=directory.tree))
         detail = f"{_access(*have)}, want {_access_of(directory)}"
         report(Difference(f"folder {dest}", "changed", detail))
 

@@ -82,16 +82,16 @@ class Artifact:
 class Directory:
     """A folder of a pool with its owner, group and mode on the host.
 
-    `data`: the tree belongs to a bot (its user_data). When such a folder has the wrong
-    owner (a host converged by an older botpool, where uid 1000 owned everything), the
-    converge gives the whole tree to the bot; nothing in it is ever read by root.
+    `tree`: all it holds is its owner's too (a bot's data; the logs supervisord writes).
+    When such a folder is not as planned (say a host converged by an older botpool, where
+    uid 1000 owned everything), the converge gives its whole tree to its owner.
     """
 
     path: str  # relative to the pool's directory; "" is the pool's directory itself
     mode: int = 0o755
     uid: int = 0
     gid: int = 0
-    data: bool = False
+    tree: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,8 @@ def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = 
 
 def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) -> RenderedPool:
     files: list[Artifact] = []
-    directories = [Directory(p) for p in ("", "bots", "logs", "programs", "strategies")]
+    directories = [Directory(p) for p in ("", "bots", "programs", "strategies")]
+    directories.append(Directory("logs", tree=True))  # supervisord's and the zygote's logs
     strategy_files = {
         b.settings.strategy: plan.layout.strategies[b.settings.strategy] for b in pool.bots
     }
@@ -311,8 +312,8 @@ def bot_directories(bot: BotPlan) -> list[Directory]:
     folder = f"bots/{bot.name}"
     return [
         Directory(folder, 0o750, 0, bot.uid),
-        Directory(f"{folder}/user_data", 0o700, bot.uid, bot.uid, data=True),
-        Directory(f"{folder}/logs"),
+        Directory(f"{folder}/user_data", 0o700, bot.uid, bot.uid, tree=True),
+        Directory(f"{folder}/logs", tree=True),
     ]
 
 

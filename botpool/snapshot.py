@@ -63,6 +63,7 @@ class Snapshot:
     containers: dict[str, ContainerState] = field(default_factory=dict)
     files: dict[str, FileState] = field(default_factory=dict)  # path relative to root
     directories: dict[str, DirectoryState] = field(default_factory=dict)
+    host_folders: dict[str, DirectoryState] = field(default_factory=dict)  # ., pools, exchanges
     programs: dict[str, dict[str, ProgramState]] = field(
         default_factory=dict
     )  # pool -> name -> state
@@ -114,6 +115,8 @@ def command(root: str) -> str:
             f"echo '{MARK}hashes'",
             f"{find} \\( {prune} \\) -prune -o -type f -print0 2>/dev/null "
             "| xargs -0 -r sha256sum 2>/dev/null",
+            f"echo '{MARK}host-folders'",  # followed: an operator may link pools to a disk
+            f"cd {r} 2>/dev/null && stat -L -c '%a %u %g %n' . pools exchanges 2>/dev/null",
             f"echo '{MARK}directories'",
             f"{find} -maxdepth 4 -type d -print0 2>/dev/null "
             "| xargs -0 -r stat -c '%a %u %g %n' 2>/dev/null",
@@ -162,9 +165,10 @@ def parse(lines: list[str]) -> Snapshot:
         elif section == "hashes":
             digest, path = line.split(None, 1)
             hashes[path] = digest
-        elif section == "directories":
+        elif section in ("directories", "host-folders"):
             mode_text, uid_text, gid_text, path = line.split(" ", 3)
-            snap.directories[path] = DirectoryState(int(mode_text, 8), int(uid_text), int(gid_text))
+            folders = snap.directories if section == "directories" else snap.host_folders
+            folders[path] = DirectoryState(int(mode_text, 8), int(uid_text), int(gid_text))
         elif section == "supervisor":
             program = parse_program(line)
             if program:

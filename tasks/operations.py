@@ -30,8 +30,9 @@ def folder_commands(root: str, folders: list[Folder]) -> list[str]:
     """Shell that gives each folder its planned owner, group and mode, creating it if needed.
 
     A link where a folder belongs is never botpool's: it goes (a bot of an older botpool
-    could plant one, to make root write elsewhere). A repaired folder could be written by
-    someone else: the links in it go too, and a bot's data tree goes wholly to the bot.
+    could plant one, to make root write elsewhere). A repaired folder could have been
+    written by someone else: a tree (a bot's data, the logs) goes wholly to its owner, and
+    a folder of root's loses the links in it (in its whole tree, for the logs).
     """
     commands = []
     for folder in folders:
@@ -41,11 +42,19 @@ def folder_commands(root: str, folders: list[Folder]) -> list[str]:
         )
         if folder.recursive:
             command += " && " + q("chown", "-hR", f"{spec.uid}:{spec.gid}", d)
-        elif folder.repair and not spec.data:
-            command += " && " + q("find", d, "-mindepth", "1", "-maxdepth", "1", "-type", "l")
-            command += " -delete"
+        if folder.repair and spec.uid == 0:
+            depth = [] if spec.tree else ["-maxdepth", "1"]
+            command += " && " + q("find", d, "-mindepth", "1", *depth, "-type", "l", "-delete")
         commands.append(command)
     return commands
+
+
+@operation()
+def own_host_folders(root: str, paths: list[str]):
+    """The deployment's root, pools/ and exchanges/ go back to root, writable by root only
+    (links followed: an operator may have put them on another disk)."""
+    full = [f"{root}/{p}" for p in paths]
+    yield q("chown", "0:0", *full) + " && " + q("chmod", "go-w", *full)
 
 
 @operation()

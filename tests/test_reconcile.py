@@ -225,11 +225,28 @@ def test_a_folder_with_another_owner_is_repaired_and_a_bots_data_goes_wholly_to_
     }
     found = "\n".join(map(str, changes.differences))
     assert f"folder {bot}/user_data: changed: owner 1000:1000 mode 0755, want owner " in found
-    # its mode alone (a bot may chmod its own folder): fixed, but its tree is left alone
+    # supervisord's logs: whatever someone else left there becomes root's again
     snap = converged(pools, exchanges)
-    snap.directories[f"{bot}/user_data"] = DirectoryState(0o777, 209001, 209001)
+    snap.directories[f"{bot}/logs"] = DirectoryState(0o777, 0, 0)
     (folder,) = reconcile(snap, pools, exchanges).pools[0].directories
-    assert (folder.repair, folder.recursive) == (True, False)
+    assert (folder.dest, folder.repair, folder.recursive) == (f"{bot}/logs", True, True)
+
+
+def test_the_deployments_own_folders_go_back_to_root_when_others_may_write_in_them(
+    write_layout, secrets
+):
+    pools, exchanges = desired(write_layout(MINIMAL), secrets)
+    snap = converged(pools, exchanges)
+    snap.host_folders = {
+        ".": DirectoryState(0o700, 0, 0),  # stricter than planned: fine
+        "pools": DirectoryState(0o755, 1000, 1000),
+        "exchanges": DirectoryState(0o775, 0, 0),
+    }
+    changes = reconcile(snap, pools, exchanges)
+    assert changes.host_folders == ["exchanges", "pools"]
+    assert "folder pools: changed: owner 1000:1000 mode 0755" in "\n".join(
+        map(str, changes.differences)
+    )
 
 
 def test_a_link_where_a_file_belongs_is_replaced_and_a_stray_link_removed(write_layout, secrets):
@@ -268,8 +285,12 @@ def test_an_old_host_is_migrated_whole_and_its_shared_network_retired(write_layo
     for unit, rendered in zip(changes.pools, pools, strict=True):
         assert unit.container == "recreate" and not (unit.connect or unit.disconnect)
         assert len(unit.uploads) == len(rendered.files)  # each file is root's again
-        recursive = {f.dest.rsplit("/", 2)[-2] for f in unit.directories if f.recursive}
-        assert recursive == {b.name for b in rendered.pool.bots}
+        folder = f"pools/{rendered.pool.name}"
+        assert {f.dest for f in unit.directories if f.recursive} == {f"{folder}/logs"} | {
+            f"{folder}/bots/{b.name}/{sub}"  # each tree goes wholly to its owner
+            for b in rendered.pool.bots
+            for sub in ("user_data", "logs")
+        }
         assert {f.dest for f in unit.directories} == {
             f"pools/{rendered.pool.name}/{d.path}".rstrip("/") for d in rendered.directories
         }

@@ -189,13 +189,14 @@ def test_each_bot_has_its_own_uid_and_nothing_supervisord_reads_is_a_bots(write_
     for name, uid in uids.items():
         assert access.pop(f"bots/{name}/config.json") == (0, uid, 0o640)
     assert access and set(access.values()) == {(0, 0, 0o644)}  # programs, runtime, strategies
-    folders = {d.path: (d.uid, d.gid, d.mode, d.data) for d in pool.directories}
-    root_folder = (0, 0, 0o755, False)
+    folders = {d.path: (d.uid, d.gid, d.mode, d.tree) for d in pool.directories}
+    root_folder, root_tree = (0, 0, 0o755, False), (0, 0, 0o755, True)
     assert folders == {
-        **dict.fromkeys(("", "bots", "logs", "programs", "runtime", "strategies"), root_folder),
+        **dict.fromkeys(("", "bots", "programs", "runtime", "strategies"), root_folder),
+        "logs": root_tree,  # supervisord writes there: all of it is root's
         **{f"bots/{n}": (0, uid, 0o750, False) for n, uid in uids.items()},
         **{f"bots/{n}/user_data": (uid, uid, 0o700, True) for n, uid in uids.items()},
-        **{f"bots/{n}/logs": root_folder for n in uids},
+        **{f"bots/{n}/logs": root_tree for n in uids},
     }
 
 

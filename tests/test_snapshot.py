@@ -67,6 +67,14 @@ def test_the_command_reads_owners_groups_and_links_of_files_and_folders(tmp_path
     assert (data.uid, data.gid, data.mode) == (209003, 209003, 0o700)
     link = snap.files["pools/p-pool-1/programs/evil.conf"]
     assert not link.regular and link.sha256 == ""
+    os.chown(tmp_path / "pools", 1000, 1000)
+    snap = parse(
+        subprocess.run(
+            ["sh", "-c", snapshot.command(str(tmp_path))], capture_output=True, text=True
+        ).stdout.splitlines()
+    )
+    assert snap.host_folders.get("pools"), snap.host_folders
+    assert snap.host_folders["pools"].uid == 1000 and snap.host_folders["."].uid == 0
 
 
 def test_networks_and_who_is_on_them_are_parsed():
