@@ -46,10 +46,12 @@ EXCHANGE = "botpool-exchange-e2eiso"
 def dep(tmp_path_factory) -> Deployment:
     deployment = new_deployment(tmp_path_factory.mktemp("isolation"), "e2eiso", 19900)
     deployment.write(USERS)
-    deployment.converge()
-    deployment.wait_answering()
-    yield deployment
-    deployment.teardown()
+    try:  # a converge that fails here must not leave its containers and networks behind
+        deployment.converge()
+        deployment.wait_answering()
+        yield deployment
+    finally:
+        deployment.teardown()
 
 
 def bots_of(dep: Deployment, user: str) -> list[BotPlan]:
