@@ -46,7 +46,7 @@ class Folder:
     directory: Directory
     dest: str  # relative to the host's root
     repair: bool = False  # it exists with another owner or mode: someone else could write in it
-    recursive: bool = False  # repaired, and all it holds is its owner's: the whole tree is
+    recursive: bool = False  # repaired, and all it holds is its owner's: so is its whole tree
 
 
 @dataclass
@@ -164,7 +164,7 @@ def _networks(
     for name in sorted(snap.networks - wanted):
         others = sorted(snap.network_users.get(name, set()) - set(snap.containers))
         if name == LEGACY_NETWORK and others:
-            continue  # the old shared network still serves another deployment: its to retire
+            continue  # it still serves another deployment, whose converge retires it
         if others:
             report(
                 Difference(
@@ -233,11 +233,14 @@ def _sync_directories(
             wanted[parent] = Directory(parent)
             parent = posixpath.dirname(parent)
     wanted.setdefault("", Directory(""))
+    known = unit.directory in snap.directories  # a new unit's folders are no news
     for path, directory in sorted(wanted.items()):
         dest = posixpath.join(unit.directory, path) if path else unit.directory
         state = snap.directories.get(dest)
         if state is None:
             unit.directories.append(Folder(directory, dest))
+            if known:
+                report(Difference(f"folder {dest}", "missing", "will be created"))
             continue
         have = (state.uid, state.gid, state.mode)
         if have == (directory.uid, directory.gid, directory.mode):

@@ -335,3 +335,14 @@ def test_a_container_on_a_network_not_its_own_leaves_it(write_layout, secrets):
     assert "container alice-pool-1: changed: on network botpool-bob: leaves it" in str(
         [str(d) for d in changes.differences]
     )
+
+
+def test_a_folder_deleted_by_hand_is_drift_and_comes_back(write_layout, secrets):
+    pools, exchanges = desired(write_layout(THREE), secrets)
+    snap = converged(pools, exchanges)
+    del snap.directories["pools/alice-pool-1/bots/two/logs"]
+    changes = reconcile(snap, pools, exchanges)
+    assert [f.dest for f in changes.pools[0].directories] == ["pools/alice-pool-1/bots/two/logs"]
+    assert [str(d) for d in changes.differences] == [
+        "folder pools/alice-pool-1/bots/two/logs: missing: will be created"
+    ]
