@@ -41,12 +41,15 @@ class Upload:
 
 @dataclass(frozen=True)
 class Folder:
-    """A folder to create, or to give back its planned owner, group and mode."""
+    """A folder that is missing, or not as planned: it gets its planned owner, group and mode.
+
+    Either way it may hold what someone else wrote (a pool whose data moved in from another
+    host, a host of an older botpool): tasks/operations.py makes a tree wholly its owner's
+    and removes links from folders of root's.
+    """
 
     directory: Directory
     dest: str  # relative to the host's root
-    repair: bool = False  # it exists with another owner or mode: someone else could write in it
-    recursive: bool = False  # repaired, and all it holds is its owner's: so is its whole tree
 
 
 @dataclass
@@ -245,7 +248,7 @@ def _sync_directories(
         have = (state.uid, state.gid, state.mode)
         if have == (directory.uid, directory.gid, directory.mode):
             continue
-        unit.directories.append(Folder(directory, dest, repair=True, recursive=directory.tree))
+        unit.directories.append(Folder(directory, dest))
         detail = f"{_access(*have)}, want {_access_of(directory)}"
         report(Difference(f"folder {dest}", "changed", detail))
 

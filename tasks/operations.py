@@ -30,9 +30,11 @@ def folder_commands(root: str, folders: list[Folder]) -> list[str]:
     """Shell that gives each folder its planned owner, group and mode, creating it if needed.
 
     A link where a folder belongs is never botpool's: it goes (a bot of an older botpool
-    could plant one, to make root write elsewhere). A repaired folder could have been
-    written by someone else: a tree (a bot's data, the logs) goes wholly to its owner, and
-    a folder of root's loses the links in it (in its whole tree, for the logs).
+    could plant one, to make root write elsewhere). What the folder holds may have been
+    written by someone else (data moved in from another host, where the bot had another
+    uid; a host of an older botpool): a tree (a bot's data, the logs) goes wholly to its
+    owner, and a folder of root's loses the links in it (in its whole tree, for the logs).
+    On a new, empty folder all this costs nothing.
     """
     commands = []
     for folder in folders:
@@ -40,9 +42,9 @@ def folder_commands(root: str, folders: list[Folder]) -> list[str]:
         command = f"{{ [ ! -L {q(d)} ] || rm -f {q(d)}; }} && " + q(
             "install", "-d", "-o", str(spec.uid), "-g", str(spec.gid), "-m", f"{spec.mode:o}", d
         )
-        if folder.recursive:
+        if spec.tree:
             command += " && " + q("chown", "-hR", f"{spec.uid}:{spec.gid}", d)
-        if folder.repair and spec.uid == 0:
+        if spec.uid == 0:
             depth = [] if spec.tree else ["-maxdepth", "1"]
             command += " && " + q("find", d, "-mindepth", "1", *depth, "-type", "l", "-delete")
         commands.append(command)

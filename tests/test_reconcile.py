@@ -217,11 +217,11 @@ def test_a_folder_with_another_owner_is_repaired_and_a_bots_data_goes_wholly_to_
     snap.directories[f"{bot}/user_data"] = DirectoryState(0o755, 1000, 1000)
     snap.directories["pools/alice-pool-1/programs"] = DirectoryState(0o777, 0, 0)
     changes = reconcile(snap, pools, exchanges)
-    folders = {f.dest: (f.repair, f.recursive) for f in changes.pools[0].directories}
+    folders = {f.dest: f.directory.tree for f in changes.pools[0].directories}
     assert folders == {
-        bot: (True, False),
-        f"{bot}/user_data": (True, True),  # chown -R: its database stays the bot's
-        "pools/alice-pool-1/programs": (True, False),
+        bot: False,
+        f"{bot}/user_data": True,  # wholly the bot's again: its database with it
+        "pools/alice-pool-1/programs": False,
     }
     found = "\n".join(map(str, changes.differences))
     assert f"folder {bot}/user_data: changed: owner 1000:1000 mode 0755, want owner " in found
@@ -229,7 +229,7 @@ def test_a_folder_with_another_owner_is_repaired_and_a_bots_data_goes_wholly_to_
     snap = converged(pools, exchanges)
     snap.directories[f"{bot}/logs"] = DirectoryState(0o777, 0, 0)
     (folder,) = reconcile(snap, pools, exchanges).pools[0].directories
-    assert (folder.dest, folder.repair, folder.recursive) == (f"{bot}/logs", True, True)
+    assert (folder.dest, folder.directory.tree) == (f"{bot}/logs", True)
 
 
 def test_the_deployments_own_folders_go_back_to_root_when_others_may_write_in_them(
@@ -286,7 +286,7 @@ def test_an_old_host_is_migrated_whole_and_its_shared_network_retired(write_layo
         assert unit.container == "recreate" and not (unit.connect or unit.disconnect)
         assert len(unit.uploads) == len(rendered.files)  # each file is root's again
         folder = f"pools/{rendered.pool.name}"
-        assert {f.dest for f in unit.directories if f.recursive} == {f"{folder}/logs"} | {
+        assert {f.dest for f in unit.directories if f.directory.tree} == {f"{folder}/logs"} | {
             f"{folder}/bots/{b.name}/{sub}"  # each tree goes wholly to its owner
             for b in rendered.pool.bots
             for sub in ("user_data", "logs")
@@ -346,3 +346,55 @@ def test_a_folder_deleted_by_hand_is_drift_and_comes_back(write_layout, secrets)
     assert [str(d) for d in changes.differences] == [
         "folder pools/alice-pool-1/bots/two/logs: missing: will be created"
     ]
+
+
+def test_the_folder_commands_make_a_tree_its_owners_and_rid_roots_folders_of_links(tmp_path):
+    """The shell the converge runs for each Folder, on a real tree an older botpool (and a
+    bot of it) left: uid 1000 everywhere, links planted where root writes."""
+    import os
+    import subprocess
+
+    from botpool.reconcile import Folder
+    from botpool.render import Directory
+    from tasks.operations import folder_commands
+
+    pool = tmp_path / "pools" / "p-pool-1"
+    data = pool / "bots" / "b" / "user_data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "tradesv3.sqlite").write_text("trades")
+    (data / "mine").symlink_to("/etc/hostname")  # the bot's own business: stays
+    (pool / "programs").mkdir()
+    (pool / "programs" / "evil.conf").symlink_to(data / "sub" / "tradesv3.sqlite")
+    (pool / "logs" / "deep").mkdir(parents=True)
+    (pool / "logs" / "supervisord.log").write_text("log")
+    (pool / "logs" / "deep" / "planted.log").symlink_to(pool / "programs" / "x.conf")
+    (pool / "bots" / "b" / "logs").symlink_to(data)  # a link where a folder belongs
+    subprocess.run(["chown", "-hR", "1000:1000", str(tmp_path / "pools")], check=True)
+    folders = [
+        Folder(Directory("programs"), "pools/p-pool-1/programs"),
+        Folder(Directory("logs", tree=True), "pools/p-pool-1/logs"),
+        Folder(Directory("bots/b", 0o750, 0, 209003), "pools/p-pool-1/bots/b"),
+        Folder(
+            Directory("bots/b/user_data", 0o700, 209003, 209003, True),
+            f"{data.relative_to(tmp_path)}",
+        ),
+        Folder(Directory("bots/b/logs", tree=True), "pools/p-pool-1/bots/b/logs"),
+    ]
+    for command in folder_commands(str(tmp_path), folders):
+        subprocess.run(["sh", "-c", command], check=True)
+
+    def access(path):
+        st = os.lstat(path)
+        return st.st_uid, st.st_gid, st.st_mode & 0o7777
+
+    assert access(pool / "programs") == (0, 0, 0o755)
+    assert not os.path.lexists(pool / "programs" / "evil.conf")
+    assert access(pool / "logs" / "supervisord.log")[:2] == (0, 0)  # supervisord may append
+    assert not os.path.lexists(pool / "logs" / "deep" / "planted.log")
+    assert access(pool / "bots" / "b") == (0, 209003, 0o750)
+    assert access(data) == (209003, 209003, 0o700)
+    assert access(data / "sub" / "tradesv3.sqlite")[:2] == (209003, 209003)  # the data stays
+    assert (data / "sub" / "tradesv3.sqlite").read_text() == "trades"
+    assert (data / "mine").is_symlink() and access("/etc/hostname")[0] == 0  # not followed
+    logs = pool / "bots" / "b" / "logs"
+    assert not logs.is_symlink() and access(logs) == (0, 0, 0o755)
