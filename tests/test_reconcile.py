@@ -369,6 +369,7 @@ def test_the_folder_commands_make_a_tree_its_owners_and_rid_roots_folders_of_lin
     (pool / "logs" / "supervisord.log").write_text("log")
     (pool / "logs" / "deep" / "planted.log").symlink_to(pool / "programs" / "x.conf")
     (pool / "bots" / "b" / "logs").symlink_to(data)  # a link where a folder belongs
+    (pool / "strategies").symlink_to(data)  # the same, in a folder (the pool's) left as is
     subprocess.run(["chown", "-hR", "1000:1000", str(tmp_path / "pools")], check=True)
     folders = [
         Folder(Directory("programs"), "pools/p-pool-1/programs"),
@@ -379,6 +380,7 @@ def test_the_folder_commands_make_a_tree_its_owners_and_rid_roots_folders_of_lin
             f"{data.relative_to(tmp_path)}",
         ),
         Folder(Directory("bots/b/logs", tree=True), "pools/p-pool-1/bots/b/logs"),
+        Folder(Directory("strategies"), "pools/p-pool-1/strategies"),
     ]
     for command in folder_commands(str(tmp_path), folders):
         subprocess.run(["sh", "-c", command], check=True)
@@ -396,5 +398,5 @@ def test_the_folder_commands_make_a_tree_its_owners_and_rid_roots_folders_of_lin
     assert access(data / "sub" / "tradesv3.sqlite")[:2] == (209003, 209003)  # the data stays
     assert (data / "sub" / "tradesv3.sqlite").read_text() == "trades"
     assert (data / "mine").is_symlink() and access("/etc/hostname")[0] == 0  # not followed
-    logs = pool / "bots" / "b" / "logs"
-    assert not logs.is_symlink() and access(logs) == (0, 0, 0o755)
+    for folder in (pool / "bots" / "b" / "logs", pool / "strategies"):
+        assert not folder.is_symlink() and access(folder) == (0, 0, 0o755)
