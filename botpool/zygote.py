@@ -36,13 +36,18 @@ The hard parts, each tested in tests/test_zygote.py:
     restart never runs two bots on one database.
   - A zygote that dies takes its bots with it (PR_SET_PDEATHSIG), and each launcher, seeing
     the socket close, kills its bot through the pidfd, waits for it to be gone and exits 75;
-    supervisord restarts it and it waits for the new zygote.
+    supervisord restarts it and it waits for the new zygote. A launcher whose request was
+    read but not answered (the zygote died between fork and pid) exits 75 at once too.
   - Code on disk newer than the zygote's (a pip upgrade, a new zygote.py): before each fork
     the zygote compares every loaded module file with what it imported; if one changed it
     refuses, exits, and supervisord restarts it, its bots with it. No bot runs stale code.
   - Per-bot environment, working directory and stdio are the launcher's, applied in the
     child; the child reseeds random generators, gets default signal handlers, a session of
     its own, and ends with logging.shutdown() and os._exit() (never the zygote's cleanup).
+  - Launchers are untrusted input: every message is checked (at most 1 MiB, three fds, a
+    JSON object of exactly key, argv, cwd, env with the right types) before the zygote uses
+    any of it. A bad one is answered, logged in one line and costs its own connection only
+    (and the fds it carried are closed); the zygote and every other bot go on.
   - Forking a process with threads is unsafe: the zygote sets thread-pool sizes to 1 and
     pyarrow's jemalloc to no background thread before importing, and refuses to serve if a
     thread still exists (counted in /proc/self/task, native threads included).
@@ -62,6 +67,8 @@ import time
 from typing import Any
 
 MAX_MESSAGE = 1 << 20
+MAX_FDS = 4  # a request carries three; a fourth shows a sender that sent too many
+MAX_KEY = 200
 TEMPFAIL = 75  # EX_TEMPFAIL: the zygote went away; supervisord restarts the launcher
 CANNOT_DROP = 71  # EX_OSERR: a child could not become its launcher's uid; no bot ran
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
@@ -126,16 +133,55 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = N
         sock.send(data)
 
 
-def receive(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    """One message and the fds it carried; (None, []) when the peer is gone."""
+def receive(sock: socket.socket) -> tuple[bytes, list[int], int]:
+    """One message, the fds it carried and recvmsg's flags (b"": the peer hung up)."""
+    data, fds, flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+    return data, fds, flags
+
+
+class BadRequest(ValueError):
+    """A message that is not a launcher's request; it costs its own connection only."""
+
+
+def parse_request(data: bytes, fds: list[int], flags: int) -> dict[str, Any]:
+    """The request in one message, every field checked before the zygote uses any: a
+    launcher is untrusted input, and one bad message must never stop the pool's bots."""
+    if flags & socket.MSG_TRUNC:
+        raise BadRequest(f"larger than {MAX_MESSAGE} bytes")
+    if flags & socket.MSG_CTRUNC or len(fds) != 3:
+        many = f"more than {MAX_FDS}" if flags & socket.MSG_CTRUNC else str(len(fds))
+        raise BadRequest(f"{many} fds instead of 3 (stdin, stdout, stderr)")
     try:
-        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 4)
-    except (ConnectionResetError, BrokenPipeError):
-        return None, []
-    if not data:
-        _close(fds)
-        return None, []
-    return json.loads(data), fds
+        request = json.loads(data)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise BadRequest(f"not JSON: {error}") from None
+    if not isinstance(request, dict) or sorted(request) != ["argv", "cwd", "env", "key"]:
+        raise BadRequest("not an object of exactly key, argv, cwd, env")
+    key, argv, cwd, env = request["key"], request["argv"], request["cwd"], request["env"]
+    if not (isinstance(key, str) and 0 < len(key) <= MAX_KEY and key.isprintable()):
+        raise BadRequest(f"key is not a printable string of 1 to {MAX_KEY} characters")
+    if not (isinstance(argv, list) and all(_os_string(arg) for arg in argv)):
+        raise BadRequest("argv is not a list of strings")
+    if not (_os_string(cwd) and cwd.startswith("/")):
+        raise BadRequest("cwd is not an absolute path")
+    if not (
+        isinstance(env, dict)
+        and all(_os_string(k) and k and "=" not in k and _os_string(v) for k, v in env.items())
+    ):
+        raise BadRequest("env is not an object of NAME: string (no '=' in a name)")
+    return request
+
+
+def _os_string(value: object) -> bool:
+    """A string the operating system takes (argument, path, environment): no NUL, and bytes
+    once encoded the way os.environ and os.fsencode do."""
+    if not isinstance(value, str) or "\0" in value:
+        return False
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- the zygote ------------------------------------------------------------------------------
@@ -149,6 +195,7 @@ class Launcher:
         self.conn = conn
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         self.pid, self.uid, self.gid = struct.unpack("3i", creds)
+        self.asked = False  # one request per connection
 
 
 class Bot:
@@ -223,16 +270,20 @@ class Zygote:
         )
 
     def listen(self) -> socket.socket:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)  # a socket left by a zygote that died
+        """The listening socket, which appears at its path only once it listens (bound
+        beside it, then renamed over any socket a dead zygote left)."""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fresh = f"{self.path}.{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(fresh)
         # root: every bot uid must connect (0666; SO_PEERCRED decides); else the owner only
         old = os.umask(0o111 if self.root else 0o177)
         try:
-            listener.bind(self.path)
+            listener.bind(fresh)
         finally:
             os.umask(old)
         listener.listen(128)
+        os.rename(fresh, self.path)
         return listener
 
     # -- run --
@@ -251,9 +302,7 @@ class Zygote:
         while not self.stopping:
             for fd, _events in self.poll.poll():
                 if fd == self.listener.fileno():
-                    conn, _ = self.listener.accept()
-                    self.launchers[conn.fileno()] = Launcher(conn)
-                    self.poll.register(conn, select.POLLIN)
+                    self._accept()
                 elif fd == self.wake_r:
                     while True:
                         try:
@@ -262,29 +311,52 @@ class Zygote:
                             break
                     self._reap()
                 elif fd in self.launchers:
-                    launcher = self.launchers[fd]
-                    message, fds = receive(launcher.conn)
-                    if message is None:
-                        self._launcher_gone(launcher)
-                    else:
-                        self._request(launcher, message, fds)
+                    self._receive(self.launchers[fd])
             self._start_waiting()
         return self._shutdown()
 
     def _stop(self, *_: Any) -> None:
         self.stopping = True
 
-    def _request(self, launcher: Launcher, message: dict[str, Any], fds: list[int]) -> None:
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError as error:  # out of fds, say: the peer sees its connection reset
+            log(f"cannot accept a launcher: {error}")
+            return
+        self.launchers[conn.fileno()] = Launcher(conn)
+        self.poll.register(conn, select.POLLIN)
+
+    def _receive(self, launcher: Launcher) -> None:
+        try:
+            data, fds, flags = receive(launcher.conn)
+        except OSError:  # reset by the peer
+            data, fds, flags = b"", [], 0
+        if data:
+            self._request(launcher, data, fds, flags)
+        else:
+            _close(fds)
+            self._launcher_gone(launcher)
+
+    def _request(self, launcher: Launcher, data: bytes, fds: list[int], flags: int) -> None:
+        """Queue a launcher's request, or answer why not and hang up (closing the fds it
+        carried: they are the zygote's copies)."""
         why = refusal(launcher.uid, os.getuid(), self.min_uid)
         if why:  # read before the refusal: a closed socket with unread data resets the peer
             _close(fds)
             log(f"refused the launcher pid {launcher.pid} (uid {launcher.uid}): {why}")
             self._reply(launcher, {"error": f"refused: {why}", "retry": False})
             return
-        if len(fds) != 3 or not isinstance(message.get("argv"), list):
+        try:
+            if launcher.asked:
+                raise BadRequest("a second message on one connection")
+            message = parse_request(data, fds, flags)
+        except BadRequest as error:
             _close(fds)
-            self._reply(launcher, {"error": "bad request: want argv and three fds", "retry": False})
+            log(f"bad request from pid {launcher.pid} (uid {launcher.uid}): {error}; hung up")
+            self._reply(launcher, {"error": f"bad request: {error}", "retry": False})
             return
+        launcher.asked = True
         identity = (launcher.uid, message["key"])
         live = [b for b in self.bots.values() if b.identity == identity and b.launcher]
         if live:
@@ -381,10 +453,10 @@ class Zygote:
                 self._reply(bot.launcher, {"status": status})
 
     def _reply(self, launcher: Launcher, message: dict[str, Any]) -> None:
-        """Send a last message, then hang up."""
+        """Send a last message, then hang up (a bot still tied to the launcher dies)."""
         with contextlib.suppress(OSError):
             send(launcher.conn, message)
-        self._forget(launcher)
+        self._launcher_gone(launcher)
 
     def _forget(self, launcher: Launcher) -> None:
         fd = launcher.conn.fileno()
@@ -403,9 +475,11 @@ class Zygote:
         self._forget(launcher)
 
     def _shutdown(self, grace: float = 20.0) -> int:
-        """Stop every bot (TERM, then KILL after grace) and leave."""
-        for _conn, _message, queued in self.waiting:
+        """Stop every bot (TERM, then KILL after grace) and leave; a launcher still waiting
+        for its bot asks the next zygote."""
+        for launcher, _message, queued in self.waiting:
             _close(queued)
+            self._reply(launcher, {"error": "stopping: ask the next zygote", "retry": True})
         for bot in self.bots.values():
             _kill_group(bot.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -542,7 +616,11 @@ def _kill_group(pid: int, sig: int) -> None:
 
 def _describe(status: int) -> str:
     if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        number = os.WTERMSIG(status)
+        try:
+            return f"killed by {signal.Signals(number).name}"
+        except ValueError:  # a real-time signal has no name: SIGRTMIN+6 is 40
+            return f"killed by signal {number}"
     return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
@@ -564,12 +642,17 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
         try:
             sock.connect(path)
             send(sock, request, [0, 1, 2])
-            reply, fds = receive(sock)
+            reply, fds = answer(sock)
         except PermissionError:
             print(f"botpool launcher: may not connect to {path}", file=sys.stderr, flush=True)
             return 1
         except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
-            reply, fds = None, []
+            reply, fds = None, []  # no zygote yet, or one that left before reading the request
+        else:
+            if reply is None:  # it read the request and died without a word: maybe mid-fork
+                # (a child it forked dies with it: PR_SET_PDEATHSIG); the next zygote is new
+                print("botpool launcher: the zygote went away during the request", file=sys.stderr)
+                return TEMPFAIL
         if reply is not None and "pid" in reply:
             break
         sock.close()
@@ -591,7 +674,10 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
 
     for name in FORWARDED:
         signal.signal(getattr(signal, name), forward)
-    message, _ = receive(sock)
+    try:
+        message, _ = answer(sock)
+    except OSError:
+        message = None
     if message is None or "status" not in message:
         # the zygote is gone (its bots die with it); make sure ours is, then let supervisord
         # start us again: we will wait for the next zygote
@@ -608,6 +694,15 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
         os.kill(os.getpid(), -code)
         return 128 - code
     return code
+
+
+def answer(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """The zygote's next message and its fds (None: the zygote hung up)."""
+    data, fds, _flags = receive(sock)
+    if not data:
+        _close(fds)
+        return None, []
+    return json.loads(data), fds
 
 
 def _signal_bot(pidfd: int, sig: int, patience: float = 5.0) -> None:

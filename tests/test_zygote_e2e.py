@@ -5,8 +5,10 @@ faults done to it by hand (tests/test_zygote.py covers the same parts with tiny 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
+import httpx
 import pytest
 
 from botpool.plan import BOT_UID_BASE
@@ -92,16 +94,45 @@ def test_every_bot_is_a_child_of_the_single_threaded_zygote(dep):
         assert f"Starting HTTP Server at 0.0.0.0:{8080 + slot}" in text
 
 
-def test_a_bot_restart_answers_within_seconds(dep):
+FREQTRADE_IMPORTS = (
+    "import freqtrade.main, freqtrade.commands.trade_commands, freqtrade.freqtradebot, "
+    "freqtrade.rpc.api_server.webserver"
+)
+
+
+def test_a_bot_restart_answers_before_freqtrade_could_even_be_imported(dep):
+    """The zygote's point: a restarted bot answers in about a second (README, this 2-core
+    machine: 1.0-1.9 s; the process runtime 5.5-6.5 s). Timed as bench/density.py does:
+    from `supervisorctl restart` until /ping answers from the new process. The bound is what
+    a process restart can never beat, importing freqtrade alone (about 4 s here), timed in
+    the same pool right after: a busy machine slows both sides alike, and a fixed bound
+    either flakes on a busy machine or lets the process runtime pass."""
     (target,) = [b for b in dep.plan().bots if b.key == "zed/a"]
     before = bot_children(dep)["zed/a"]
     start = time.monotonic()
-    docker("exec", POOL, *CTL.split(), "restart", "zed-a")
-    dep.wait_answering(timeout=30)
-    assert time.monotonic() - start < 20  # supervisorctl itself waits startsecs (10 s)
+    restart = subprocess.Popen(
+        ["docker", "exec", POOL, *CTL.split(), "restart", "zed-a"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    port = target.host_port
+    wait_for(lambda: not pongs(port), timeout=60, interval=0.02, what="the old zed/a to stop")
+    wait_for(lambda: pongs(port), timeout=60, interval=0.02, what="the new zed/a to answer")
+    restarted = time.monotonic() - start
+    assert restart.wait(timeout=60) == 0  # supervisorctl waits startsecs (10 s) itself
     after = bot_children(dep)
-    assert after["zed/a"] != before and len(after) == 3
-    assert target.host_port
+    assert after["zed/a"] != before and len(after) == 3  # a new child of the zygote answered
+    code = f"import time; t = time.monotonic(); {FREQTRADE_IMPORTS}; print(time.monotonic() - t)"
+    imports = float(docker("exec", "-u", "1000", POOL, "python3", "-c", code))
+    assert restarted < imports, f"restart {restarted:.1f} s; freqtrade's imports {imports:.1f} s"
+
+
+def pongs(port: int) -> bool:
+    try:
+        reply = httpx.get(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1)
+        return bool(reply.json() == {"status": "pong"})
+    except (httpx.HTTPError, ValueError):
+        return False
 
 
 def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
