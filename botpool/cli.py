@@ -180,10 +180,12 @@ def write_unit(directory: Path, files: Sequence[Artifact], container: ContainerS
     for artifact in files:
         path = directory / artifact.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, artifact.mode)
+        # on this machine nobody is the bot's group: a secret is for its owner alone
+        mode = 0o600 if artifact.secret else artifact.mode
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w") as f:
             f.write(artifact.text)
-        os.chmod(path, artifact.mode)
+        os.chmod(path, mode)
     spec = {"spec": container.__dict__, "labels": container.all_labels()}
     (directory / "container.json").write_text(json.dumps(spec, indent=2, default=list))
 
@@ -199,7 +201,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             directory = out / host / "pools" / pool.pool.name
             write_unit(directory, pool.files, pool.container)
             for sub in pool.directories:
-                (directory / sub).mkdir(parents=True, exist_ok=True)
+                (directory / sub.path).mkdir(parents=True, exist_ok=True)
         for ex in want.exchanges:
             write_unit(out / host / "exchanges" / ex.exchange.profile.name, ex.files, ex.container)
     print(f"rendered {len(plan.bots)} bots in {len(plan.pools)} pools into {out}")

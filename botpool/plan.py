@@ -23,6 +23,16 @@ CONTAINER_FIRST_PORT = 8080  # a bot in slot n listens on 8080 + n inside its po
 EXCHANGE_MB = 40  # a sandbox exchange container
 EXCHANGE_PORT = 8000  # the sandbox exchange inside its container
 ZYGOTE_PROGRAM = "zygote"  # a zygote pool's extra program (bot programs are <user>-<bot>)
+# Each bot runs as its own uid and gid: BOT_UID_BASE + its host port. Unique on a host (ports
+# are), stable (a pool keeps its port block), plain in `ps` (209003 is the bot on port 9003),
+# and far above the uids of login accounts (1000 and up) and system users.
+BOT_UID_BASE = 200_000
+LEGACY_NETWORK = "botpool"  # the one network every pool shared before networks per user
+
+
+def user_network(user: str) -> str:
+    """The Docker network of one user's pools on a host (the one place this name is made)."""
+    return f"botpool-{user}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,11 @@ class BotPlan:
     def container_port(self) -> int:
         return CONTAINER_FIRST_PORT + self.slot
 
+    @property
+    def uid(self) -> int:
+        """The bot's uid, and its gid: no other bot of the host, and no login, has it."""
+        return BOT_UID_BASE + self.host_port
+
 
 @dataclass(frozen=True)
 class PoolPlan:
@@ -84,6 +99,10 @@ class PoolPlan:
     def host(self) -> str:
         return self.block.host
 
+    @property
+    def network(self) -> str:
+        return user_network(self.user)
+
 
 @dataclass(frozen=True)
 class ExchangePlan:
@@ -91,10 +110,16 @@ class ExchangePlan:
 
     profile: ExchangeProfile
     pairs: tuple[str, ...]
+    users: tuple[str, ...] = ()  # users of this host whose bots trade on it
 
     @property
     def container(self) -> str:
         return f"botpool-exchange-{self.profile.name}"
+
+    @property
+    def networks(self) -> tuple[str, ...]:
+        """It joins the network of every user it serves: each user's bots reach it by name."""
+        return tuple(user_network(user) for user in self.users)
 
     @property
     def url(self) -> str:
@@ -202,11 +227,14 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
 
 def _exchanges(layout: Layout, pools: list[PoolPlan]) -> tuple[ExchangePlan, ...]:
     pairs: dict[str, set[str]] = {}
+    users: dict[str, set[str]] = {}
     for bot in (b for p in pools for b in p.bots):
         if layout.exchanges[bot.settings.exchange].sandbox:
             pairs.setdefault(bot.settings.exchange, set()).update(bot.settings.pairs)
+            users.setdefault(bot.settings.exchange, set()).add(bot.user)
     return tuple(
-        ExchangePlan(layout.exchanges[name], tuple(sorted(p))) for name, p in sorted(pairs.items())
+        ExchangePlan(layout.exchanges[name], tuple(sorted(p)), tuple(sorted(users[name])))
+        for name, p in sorted(pairs.items())
     )
 
 

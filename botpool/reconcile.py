@@ -11,12 +11,10 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from botpool.plan import ZYGOTE_PROGRAM
-from botpool.render import Artifact, ContainerSpec, RenderedExchange, RenderedPool
-from botpool.snapshot import Snapshot
+from botpool.plan import LEGACY_NETWORK, ZYGOTE_PROGRAM
+from botpool.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
+from botpool.snapshot import ContainerState, Snapshot
 
-CONTAINER_UID = 1000  # the pool image's `ftuser`; bots must read their configs and write data
-NETWORK = "botpool"
 DOWN_STATES = {"STOPPED", "EXITED", "FATAL"}
 
 
@@ -41,6 +39,19 @@ class Upload:
     dest: str  # relative to the host's root
 
 
+@dataclass(frozen=True)
+class Folder:
+    """A folder that is missing, or not as planned: it gets its planned owner, group and mode.
+
+    Either way it may hold what someone else wrote (a pool whose data moved in from another
+    host, a host of an older botpool): tasks/operations.py makes a tree wholly its owner's
+    and removes links from folders of root's.
+    """
+
+    directory: Directory
+    dest: str  # relative to the host's root
+
+
 @dataclass
 class UnitChanges:
     """Changes to one pool or sandbox exchange: a directory tree plus one container."""
@@ -48,10 +59,12 @@ class UnitChanges:
     name: str
     directory: str  # relative to root
     spec: ContainerSpec
-    directories: list[str] = field(default_factory=list)
+    directories: list[Folder] = field(default_factory=list)
     uploads: list[Upload] = field(default_factory=list)
     removals: list[str] = field(default_factory=list)
-    container: str | None = None  # create | recreate | start
+    container: str | None = None  # create | recreate | start | restart
+    connect: list[str] = field(default_factory=list)  # networks to join (the container stays)
+    disconnect: list[str] = field(default_factory=list)  # networks to leave
     supervisor_update: bool = False
     restart: list[str] = field(default_factory=list)
     start: list[str] = field(default_factory=list)
@@ -65,6 +78,8 @@ class UnitChanges:
             or self.uploads
             or self.removals
             or self.container
+            or self.connect
+            or self.disconnect
             or self.supervisor_update
             or self.restart
             or self.start
@@ -74,7 +89,9 @@ class UnitChanges:
 
 @dataclass
 class HostChanges:
-    create_network: bool = False
+    create_networks: list[str] = field(default_factory=list)
+    remove_networks: list[str] = field(default_factory=list)  # once no container uses them
+    host_folders: list[str] = field(default_factory=list)  # ., pools, exchanges: root's again
     exchanges: list[UnitChanges] = field(default_factory=list)
     pools: list[UnitChanges] = field(default_factory=list)
     remove_containers: list[str] = field(default_factory=list)
@@ -92,11 +109,16 @@ def reconcile(
 ) -> HostChanges:
     changes = HostChanges()
     report = changes.differences.append
-    if NETWORK not in snap.networks:
-        changes.create_network = True
-        report(Difference(f"network {NETWORK}", "missing", "pools and exchanges share it"))
+    specs = [p.container for p in pools] + [e.container for e in exchanges]
+    _networks(changes, snap, specs, report)
+    for path, folder in sorted(snap.host_folders.items()):
+        if folder.uid != 0 or folder.mode & 0o022:  # whoever may write here may swap a pool
+            changes.host_folders.append(path)
+            have = _access(folder.uid, folder.gid, folder.mode)
+            report(Difference(f"folder {path}", "changed", f"{have}, want root's, 0755 or less"))
     for ex in exchanges:
         unit = UnitChanges(ex.container.name, f"exchanges/{ex.exchange.profile.name}", ex.container)
+        _sync_directories(unit, (), ex.files, snap, report)
         _sync_files(unit, ex.files, snap, report)
         _converge_container(unit, snap, report)
         changes.exchanges.append(unit)
@@ -134,22 +156,49 @@ def reconcile(
     return changes
 
 
+def _networks(
+    changes: HostChanges, snap: Snapshot, specs: list[ContainerSpec], report: Report
+) -> None:
+    """One network per user; a network nobody plans goes once no other container is on it."""
+    wanted = {network for spec in specs for network in spec.networks}
+    for name in sorted(wanted - snap.networks):
+        changes.create_networks.append(name)
+        report(Difference(f"network {name}", "missing", "will be created"))
+    for name in sorted(snap.networks - wanted):
+        others = sorted(snap.network_users.get(name, set()) - set(snap.containers))
+        if name == LEGACY_NETWORK and others:
+            continue  # it still serves another deployment, whose converge retires it
+        if others:
+            report(
+                Difference(
+                    f"network {name}",
+                    "extra",
+                    f"not in the plan, but {', '.join(others)} (not this root's) still use it",
+                )
+            )
+            continue
+        changes.remove_networks.append(name)
+        why = "the network older versions shared" if name == LEGACY_NETWORK else "not in the plan"
+        report(Difference(f"network {name}", "extra", f"{why}: it will be removed"))
+
+
 def _pool(rendered: RenderedPool, snap: Snapshot, report: Report) -> UnitChanges:
     pool = rendered.pool
     unit = UnitChanges(pool.name, f"pools/{pool.name}", rendered.container)
-    changed = _sync_files(unit, rendered.files, snap, report, rendered.directories)
+    _sync_directories(unit, rendered.directories, rendered.files, snap, report)
+    changed = _sync_files(unit, rendered.files, snap, report)
     wanted_programs = rendered.programs
     wanted_bots = {bot.name for bot in pool.bots}
-    for path in sorted(snap.files):
+    rendered_paths = {a.path for a in rendered.files}
+    for path, state in sorted(snap.files.items()):
         rel = path[len(unit.directory) + 1 :]
-        if not path.startswith(unit.directory + "/"):
+        if not path.startswith(unit.directory + "/") or rel in rendered_paths:
             continue
         managed = rel.count("/") == 1 and rel.split("/")[0] in ("programs", "strategies", "runtime")
-        if managed and rel not in {a.path for a in rendered.files}:
+        if managed or not state.regular:  # root reads every file there; a link may lead anywhere
             unit.removals.append(path)
-            report(
-                Difference(f"file {path}", "extra", "not rendered by the plan: it will be removed")
-            )
+            what = "not rendered by the plan" if state.regular else "not a regular file"
+            report(Difference(f"file {path}", "extra", f"{what}: it will be removed"))
     for directory in sorted(snap.directories):
         parts = directory.split("/")
         if (
@@ -172,12 +221,40 @@ def _pool(rendered: RenderedPool, snap: Snapshot, report: Report) -> UnitChanges
     return unit
 
 
-def _sync_files(
+def _sync_directories(
     unit: UnitChanges,
+    planned: Iterable[Directory],
     files: tuple[Artifact, ...],
     snap: Snapshot,
     report: Report,
-    extra_directories: Iterable[str] = (),
+) -> None:
+    """Queue every folder that is missing, or whose owner, group or mode differ."""
+    wanted = {d.path: d for d in planned}
+    for artifact in files:  # the folders files go in: root's, 0755, unless planned otherwise
+        parent = posixpath.dirname(artifact.path)
+        while parent not in wanted:
+            wanted[parent] = Directory(parent)
+            parent = posixpath.dirname(parent)
+    wanted.setdefault("", Directory(""))
+    known = unit.directory in snap.directories  # a new unit's folders are no news
+    for path, directory in sorted(wanted.items()):
+        dest = posixpath.join(unit.directory, path) if path else unit.directory
+        state = snap.directories.get(dest)
+        if state is None:
+            unit.directories.append(Folder(directory, dest))
+            if known:
+                report(Difference(f"folder {dest}", "missing", "will be created"))
+            continue
+        have = (state.uid, state.gid, state.mode)
+        if have == (directory.uid, directory.gid, directory.mode):
+            continue
+        unit.directories.append(Folder(directory, dest))
+        detail = f"{_access(*have)}, want {_access_of(directory)}"
+        report(Difference(f"folder {dest}", "changed", detail))
+
+
+def _sync_files(
+    unit: UnitChanges, files: tuple[Artifact, ...], snap: Snapshot, report: Report
 ) -> set[str]:
     """Queue uploads for missing or different files; return the relative paths changed."""
     changed = set()
@@ -186,29 +263,28 @@ def _sync_files(
         state = snap.files.get(dest)
         if state is None:
             kind, detail = "missing", "will be written"
+        elif not state.regular:
+            kind, detail = "changed", "not a regular file (a link?): it will be replaced"
         elif state.sha256 != artifact.hash:
             kind, detail = "changed", "content differs from the plan"
-        elif state.mode != artifact.mode or state.uid != CONTAINER_UID:
-            kind, detail = (
-                "changed",
-                (
-                    f"mode {state.mode:o} uid {state.uid}, want "
-                    f"{artifact.mode:o} uid {CONTAINER_UID}"
-                ),
-            )
+        elif (state.uid, state.gid, state.mode) != (artifact.uid, artifact.gid, artifact.mode):
+            have = _access(state.uid, state.gid, state.mode)
+            kind, detail = "changed", f"{have}, want {_access_of(artifact)}"
         else:
             continue
         unit.uploads.append(Upload(artifact, dest))
         report(Difference(f"file {dest}", kind, detail))
-        if kind == "missing" or detail.startswith("content"):
-            changed.add(artifact.path)  # only content changes can restart a bot
-    needed = {unit.directory} | {
-        posixpath.join(unit.directory, sub)
-        for sub in {posixpath.dirname(a.path) for a in files} | set(extra_directories)
-        if sub
-    }
-    unit.directories = sorted(needed - snap.directories)
+        if kind == "missing" or not detail.startswith("owner"):
+            changed.add(artifact.path)  # what the bot reads changed: it restarts
     return changed
+
+
+def _access(uid: int, gid: int, mode: int) -> str:
+    return f"owner {uid}:{gid} mode {mode:04o}"
+
+
+def _access_of(item: Artifact | Directory) -> str:
+    return _access(item.uid, item.gid, item.mode)
 
 
 def _converge_container(unit: UnitChanges, snap: Snapshot, report: Report) -> None:
@@ -225,9 +301,22 @@ def _converge_container(unit: UnitChanges, snap: Snapshot, report: Report) -> No
                 f"spec hash {current.spec_hash} != planned {unit.spec.hash}: will be recreated",
             )
         )
-    elif not current.running:
-        unit.container = "start"
-        report(Difference(f"container {unit.name}", "stopped", "will be started"))
+    else:
+        if not current.running:
+            unit.container = "start"
+            report(Difference(f"container {unit.name}", "stopped", "will be started"))
+        _converge_networks(unit, current, report)
+
+
+def _converge_networks(unit: UnitChanges, current: ContainerState, report: Report) -> None:
+    """A kept container joins the networks it lacks and leaves the others, live."""
+    wanted = set(unit.spec.networks)
+    unit.connect = sorted(wanted - current.networks)
+    unit.disconnect = sorted(current.networks - wanted)
+    for name in unit.connect:
+        report(Difference(f"container {unit.name}", "changed", f"not on network {name}: joins it"))
+    for name in unit.disconnect:
+        report(Difference(f"container {unit.name}", "changed", f"on network {name}: leaves it"))
 
 
 def _converge_programs(

@@ -1,16 +1,21 @@
 """Render a plan into files and container specs, each with a content hash. Pure: no I/O
 beyond reading templates, strategy files and the secret store.
 
-A pool renders to a tree that is bind-mounted at /botpool in its container:
-    supervisord.conf            the pool's supervisord (part of the container spec)
-    programs/<user>-<bot>.conf  one supervisor program per bot
-    bots/<bot>/config.json      the bot's freqtrade config (0600: holds its API secrets)
-    bots/<bot>/user_data/       trade database and freqtrade data (created, never rendered)
-    bots/<bot>/logs/            the bot's log, rotated by supervisord
-    strategies/<file>.py        strategy files the pool's bots use
+A pool renders to a tree that is bind-mounted at /botpool in its container. Owners and
+modes are part of the plan (B = the bot's uid and gid, see BotPlan.uid): what supervisord
+(root) reads, no bot can write; each bot reads its own config only and writes its own data.
+    supervisord.conf            root 0644   the pool's supervisord (part of the container spec)
+    programs/<user>-<bot>.conf  root 0644   one supervisor program per bot
+    bots/<bot>/                 root:B 0750
+    bots/<bot>/config.json      root:B 0640 the bot's freqtrade config (holds its API secrets)
+    bots/<bot>/user_data/       B:B 0700    trade database and freqtrade data (never rendered)
+    bots/<bot>/logs/            root 0755   the bot's log, written and rotated by supervisord
+    strategies/<file>.py        root 0644   strategy files the pool's bots use
+    logs/                       root 0755   supervisord's (and the zygote's) own logs
 and, in a pool whose runtime is `zygote`:
-    programs/zygote.conf        the pool's zygote, started first and stopped last
-    runtime/zygote.py           the zygote and the bots' launcher (botpool/zygote.py)
+    programs/zygote.conf        root 0644   the pool's zygote, started first and stopped last
+    runtime/zygote.py           root 0644   the zygote and the bots' launcher (botpool/zygote.py)
+Every other folder is root 0755.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import botpool
 from botpool import sandbox, zygote
 from botpool.layout import deep_merge
 from botpool.plan import (
+    BOT_UID_BASE,
     EXCHANGE_PORT,
     ZYGOTE_PROGRAM,
     BotPlan,
@@ -41,11 +47,11 @@ from botpool.secrets import SecretStore
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SANDBOX_SOURCE = Path(sandbox.__file__).resolve().parent
 MOUNT = "/botpool"  # where a pool's directory appears inside its container
-NETWORK = "botpool"  # the Docker network pools and sandbox exchanges share on a host
 PROGRAM_TIMING = {"startsecs": 10, "startretries": 5, "stopwaitsecs": 30}
 FREQTRADE_ARGS = "trade --config config.json --userdir user_data"
 ZYGOTE_SOURCE = Path(zygote.__file__).resolve()
-ZYGOTE_SOCKET = "/tmp/zygote.sock"  # inside the pool container, owned by ftuser, 0600
+# in the container's /run (root 0755), never /tmp: no bot can take the name before root does
+ZYGOTE_SOCKET = "/run/zygote.sock"
 
 
 def sha256(text: str) -> str:
@@ -54,11 +60,14 @@ def sha256(text: str) -> str:
 
 @dataclass(frozen=True)
 class Artifact:
-    """One rendered file, at a path relative to its pool (or exchange) directory."""
+    """One rendered file, at a path relative to its pool (or exchange) directory, with the
+    owner, group and mode it must have on the host (root's, readable by all, by default)."""
 
     path: str
     text: str
     mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
 
     @property
     def hash(self) -> str:
@@ -66,7 +75,24 @@ class Artifact:
 
     @property
     def secret(self) -> bool:
-        return self.mode & 0o077 == 0
+        """Not for everyone: only its owner and its group (one bot) may read it."""
+        return self.mode & 0o007 == 0
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A folder of a pool with its owner, group and mode on the host.
+
+    `tree`: all it holds is its owner's too (a bot's data; the logs supervisord writes).
+    When such a folder is not as planned (say a host converged by an older botpool, where
+    uid 1000 owned everything), the converge gives its whole tree to its owner.
+    """
+
+    path: str  # relative to the pool's directory; "" is the pool's directory itself
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+    tree: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,15 +105,20 @@ class ContainerSpec:
     ports: tuple[tuple[str, int, int], ...]  # (host ip, host port, container port)
     mounts: tuple[tuple[str, str, str], ...]  # (host path, container path, rw|ro)
     memory_limit_mb: int
-    network: str = NETWORK
+    # Docker networks: it is created on the first and connected to the others right after.
+    # Not in the hash: networks change live (`docker network connect`), so a new user of a
+    # sandbox exchange never recreates it.
+    networks: tuple[str, ...] = ()
     environment: tuple[tuple[str, str], ...] = ()
     inputs: tuple[tuple[str, str], ...] = ()  # hashes of files baked into the running process
     restart: str = "unless-stopped"
-    # supervisord runs as root with only the capabilities it needs to start each bot as the
-    # unprivileged ftuser, to write their logs and to signal them (stop, restart: a process
-    # of another uid takes signals only with KILL); the bots themselves keep no capability
+    # supervisord runs as root with only the capabilities it needs to start each bot under
+    # the bot's own uid and gid (SETUID, SETGID) and to signal it (stop, restart: a process
+    # of another uid takes signals only with KILL). No DAC_OVERRIDE: root reads and writes
+    # only its own files, so a file a bot owns is never "readable anyway" to it. The bots
+    # themselves keep no capability.
     user: str = "0:0"
-    capabilities: tuple[str, ...] = ("SETUID", "SETGID", "DAC_OVERRIDE", "KILL")
+    capabilities: tuple[str, ...] = ("SETUID", "SETGID", "KILL")
     log_options: tuple[tuple[str, str], ...] = (("max-size", "10m"), ("max-file", "3"))
     labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
@@ -95,6 +126,7 @@ class ContainerSpec:
     def hash(self) -> str:
         spec = asdict(self)
         spec.pop("labels")
+        spec.pop("networks")
         return sha256(json.dumps(spec, sort_keys=True))[:16]
 
     def run_args(self) -> list[str]:
@@ -112,7 +144,7 @@ class ContainerSpec:
             "--memory",
             f"{self.memory_limit_mb}m",
             "--network",
-            self.network,
+            self.networks[0],
             "--user",
             self.user,
             "--cap-drop",
@@ -150,7 +182,7 @@ class ContainerSpec:
 class RenderedPool:
     pool: PoolPlan
     files: tuple[Artifact, ...]
-    directories: tuple[str, ...]
+    directories: tuple[Directory, ...]
     container: ContainerSpec
 
     @property
@@ -215,7 +247,8 @@ def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = 
 
 def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) -> RenderedPool:
     files: list[Artifact] = []
-    directories = ["logs", "programs", "strategies"]
+    directories = [Directory(p) for p in ("", "bots", "programs", "strategies")]
+    directories.append(Directory("logs", tree=True))  # supervisord's and the zygote's logs
     strategy_files = {
         b.settings.strategy: plan.layout.strategies[b.settings.strategy] for b in pool.bots
     }
@@ -226,15 +259,23 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
     if pool.runtime == "zygote":
         source = Artifact("runtime/zygote.py", ZYGOTE_SOURCE.read_text())
         files += [source, Artifact(f"programs/{ZYGOTE_PROGRAM}.conf", _zygote_program(source))]
+        directories.append(Directory("runtime"))
         command = f"python3 {MOUNT}/{source.path} launch {ZYGOTE_SOCKET} -- {FREQTRADE_ARGS}"
     for bot in pool.bots:
-        config = Artifact(f"bots/{bot.name}/config.json", bot_config(plan, bot, secrets), 0o600)
+        config = Artifact(
+            f"bots/{bot.name}/config.json", bot_config(plan, bot, secrets), 0o640, 0, bot.uid
+        )
         inputs = sha256(config.hash + strategy_hash[bot.settings.strategy])[:16]
         program = render_template(
-            "program.conf.j2", bot=bot, command=command, inputs_hash=inputs, **PROGRAM_TIMING
+            "program.conf.j2",
+            bot=bot,
+            command=f"{as_bot(bot)} {command}",
+            home=f"{MOUNT}/bots/{bot.name}/user_data",
+            inputs_hash=inputs,
+            **PROGRAM_TIMING,
         )
         files += [config, Artifact(f"programs/{bot.program}.conf", program)]
-        directories += [f"bots/{bot.name}/user_data", f"bots/{bot.name}/logs"]
+        directories += bot_directories(bot)
     supervisord = render_template("supervisord.conf.j2", pool=pool.name)
     files.append(Artifact("supervisord.conf", supervisord))
     root = plan.layout.root
@@ -247,6 +288,7 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
         ),
         mounts=((f"{root}/pools/{pool.name}", MOUNT, "rw"),),
         memory_limit_mb=pool.memory_limit_mb,
+        networks=(pool.network,),
         inputs=(("supervisord.conf", sha256(supervisord)),),
         labels=(
             ("botpool.role", "pool"),
@@ -258,11 +300,32 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
     return RenderedPool(pool, tuple(files), tuple(directories), container)
 
 
+def as_bot(bot: BotPlan) -> str:
+    """The prefix that runs a command as the bot: its own uid and gid, no other group.
+
+    setpriv (util-linux, in every Debian image) rather than supervisord's `user=`, which
+    wants a passwd entry; a bot's uid has none, and needs none (HOME is its user_data).
+    """
+    return f"setpriv --reuid={bot.uid} --regid={bot.uid} --clear-groups --"
+
+
+def bot_directories(bot: BotPlan) -> list[Directory]:
+    """Its folder: root's, entered by the bot's group; its data: the bot's alone; its logs:
+    written by supervisord (root), so a bot cannot point them anywhere."""
+    folder = f"bots/{bot.name}"
+    return [
+        Directory(folder, 0o750, 0, bot.uid),
+        Directory(f"{folder}/user_data", 0o700, bot.uid, bot.uid, tree=True),
+        Directory(f"{folder}/logs", tree=True),
+    ]
+
+
 def _zygote_program(source: Artifact) -> str:
     return render_template(
         "zygote.conf.j2",
         program=ZYGOTE_PROGRAM,
-        command=f"python3 {MOUNT}/{source.path} serve {ZYGOTE_SOCKET}",
+        # root: it forks each bot with its launcher's uid, and serves no uid below the bots'
+        command=f"python3 {MOUNT}/{source.path} serve {ZYGOTE_SOCKET} --min-uid {BOT_UID_BASE}",
         inputs_hash=source.hash[:16],
     )
 
@@ -301,6 +364,7 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
         capabilities=(),
         mounts=((directory, "/opt/botpool-sandbox", "ro"),),
         memory_limit_mb=256,
+        networks=exchange.networks,
         environment=(("PYTHONPATH", "/opt/botpool-sandbox"), ("PYTHONUNBUFFERED", "1")),
         inputs=tuple((f.path, f.hash) for f in files),
         labels=(

@@ -8,7 +8,10 @@ CLI, because a bare host may have no Python. `parse` turns its output into a Sna
 from __future__ import annotations
 
 import shlex
+import stat
 from dataclasses import dataclass, field
+
+from botpool.plan import LEGACY_NETWORK
 
 MARK = "@@botpool "
 # Data that bots write: never hashed, never walked into (a database can be large).
@@ -17,9 +20,18 @@ DATA_DIRS = ("user_data", "logs")
 
 @dataclass(frozen=True)
 class FileState:
-    sha256: str
-    mode: int
+    sha256: str  # "" for anything but a regular file
+    mode: int  # permission bits
     uid: int
+    gid: int = 0
+    regular: bool = True  # False: a link, a socket, a fifo... where botpool puts files
+
+
+@dataclass(frozen=True)
+class DirectoryState:
+    mode: int  # permission bits
+    uid: int
+    gid: int
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,7 @@ class ContainerState:
     role: str
     spec_hash: str
     labels: dict[str, str] = field(default_factory=dict, compare=False)
+    networks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,14 @@ class ProgramState:
 class Snapshot:
     engine: str | None = None  # docker server version, None when no engine answers
     images: set[str] = field(default_factory=set)
+    # this root's networks, and the shared network of older versions if it still exists
     networks: set[str] = field(default_factory=set)
+    # every container of the engine (any root) on each of those networks
+    network_users: dict[str, set[str]] = field(default_factory=dict)
     containers: dict[str, ContainerState] = field(default_factory=dict)
     files: dict[str, FileState] = field(default_factory=dict)  # path relative to root
-    directories: set[str] = field(default_factory=set)
+    directories: dict[str, DirectoryState] = field(default_factory=dict)
+    host_folders: dict[str, DirectoryState] = field(default_factory=dict)  # ., pools, exchanges
     programs: dict[str, dict[str, ProgramState]] = field(
         default_factory=dict
     )  # pool -> name -> state
@@ -62,11 +79,21 @@ def command(root: str) -> str:
     """
     r = shlex.quote(root)
     prune = " -o ".join(f"-name {d}" for d in DATA_DIRS)
-    fmt = '{{.Names}}|{{.State}}|{{.Label "botpool.role"}}|{{.Label "botpool.spec-hash"}}'
+    fmt = (
+        '{{.Names}}|{{.State}}|{{.Label "botpool.role"}}|{{.Label "botpool.spec-hash"}}'
+        "|{{.Networks}}"
+    )
     ours = (
         f"--filter label=botpool.managed=true --filter {shlex.quote('label=botpool.root=' + root)}"
     )
     find = f"cd {r} 2>/dev/null && find pools exchanges -mindepth 1"
+    # ours (labelled with this root), and the unlabelled shared one of older versions
+    networks = (
+        "docker network ls --filter label=botpool.managed=true "
+        """--format '{{.Name}}|{{.Label "botpool.root"}}' 2>/dev/null | """
+        f"awk -F'|' -v root={r} "
+        f"""'$2 == root || ($1 == "{LEGACY_NETWORK}" && $2 == "") {{print $1}}'"""
+    )
     return "\n".join(
         [
             f"echo '{MARK}engine'",
@@ -76,18 +103,23 @@ def command(root: str) -> str:
             "docker images --filter label=botpool.image "
             "--format '{{.Repository}}:{{.Tag}}' 2>/dev/null",
             f"echo '{MARK}networks'",
-            "docker network ls --filter label=botpool.managed=true --format '{{.Name}}' "
-            "2>/dev/null",
+            networks,
+            f"echo '{MARK}network-users'",
+            "docker ps -a --format '{{.Names}}|{{.Networks}}' 2>/dev/null",
             f"echo '{MARK}containers'",
             f"docker ps -a {ours} --format '{fmt}' 2>/dev/null",
+            # everything but folders, links included (%f: the raw mode, file type and all)
             f"echo '{MARK}files'",
-            f"{find} \\( {prune} \\) -prune -o -type f -print0 2>/dev/null "
-            "| xargs -0 -r stat -c '%a %u %n' 2>/dev/null",
+            f"{find} \\( {prune} \\) -prune -o ! -type d -print0 2>/dev/null "
+            "| xargs -0 -r stat -c '%f %u %g %n' 2>/dev/null",
             f"echo '{MARK}hashes'",
             f"{find} \\( {prune} \\) -prune -o -type f -print0 2>/dev/null "
             "| xargs -0 -r sha256sum 2>/dev/null",
+            f"echo '{MARK}host-folders'",  # followed: an operator may link pools to a disk
+            f"cd {r} 2>/dev/null && stat -L -c '%a %u %g %n' . pools exchanges 2>/dev/null",
             f"echo '{MARK}directories'",
-            f"{find} -maxdepth 4 -type d 2>/dev/null",
+            f"{find} -maxdepth 4 -type d -print0 2>/dev/null "
+            "| xargs -0 -r stat -c '%a %u %g %n' 2>/dev/null",
             # supervisor of every running pool; a pool whose supervisord does not answer says so
             f"for c in $(docker ps {ours} --filter label=botpool.role=pool "
             "--format '{{.Names}}' 2>/dev/null); do "
@@ -101,7 +133,9 @@ def command(root: str) -> str:
 def parse(lines: list[str]) -> Snapshot:
     snap = Snapshot()
     section, pool = "", ""
-    modes: dict[str, tuple[int, int]] = {}
+    modes: dict[str, tuple[int, int, int]] = {}  # path -> raw mode, uid, gid
+    hashes: dict[str, str] = {}
+    users: dict[str, set[str]] = {}
     for line in lines:
         if line.startswith(MARK):
             section, _, pool = line[len(MARK) :].partition(" ")
@@ -116,24 +150,42 @@ def parse(lines: list[str]) -> Snapshot:
             snap.images.add(line.strip())
         elif section == "networks":
             snap.networks.add(line.strip())
+        elif section == "network-users":
+            name, _, networks = line.strip().partition("|")
+            for network in _names(networks):
+                users.setdefault(network, set()).add(name)
         elif section == "containers":
-            name, state, role, spec_hash = (line.split("|") + ["", "", ""])[:4]
-            snap.containers[name] = ContainerState(name, state == "running", role, spec_hash)
+            name, state, role, spec_hash, networks = (line.split("|") + ["", "", "", ""])[:5]
+            snap.containers[name] = ContainerState(
+                name, state == "running", role, spec_hash, networks=_names(networks)
+            )
         elif section == "files":
-            mode_text, uid_text, path = line.split(" ", 2)
-            modes[path] = (int(mode_text, 8), int(uid_text))
+            mode_hex, uid_text, gid_text, path = line.split(" ", 3)
+            modes[path] = (int(mode_hex, 16), int(uid_text), int(gid_text))
         elif section == "hashes":
             digest, path = line.split(None, 1)
-            snap.files[path] = FileState(digest, *modes.get(path, (0, -1)))
-        elif section == "directories":
-            snap.directories.add(line.strip())
+            hashes[path] = digest
+        elif section in ("directories", "host-folders"):
+            mode_text, uid_text, gid_text, path = line.split(" ", 3)
+            folders = snap.directories if section == "directories" else snap.host_folders
+            folders[path] = DirectoryState(int(mode_text, 8), int(uid_text), int(gid_text))
         elif section == "supervisor":
             program = parse_program(line)
             if program:
                 snap.programs[pool][program.name] = program
             else:
                 snap.supervisor_errors[pool] = line.strip()
+    for path, (raw, uid, gid) in modes.items():
+        regular = stat.S_ISREG(raw)
+        digest = hashes.get(path, "") if regular else ""
+        snap.files[path] = FileState(digest, stat.S_IMODE(raw), uid, gid, regular)
+    snap.network_users = {n: users.get(n, set()) for n in snap.networks}
     return snap
+
+
+def _names(text: str) -> frozenset[str]:
+    """docker's {{.Networks}}: names separated by commas."""
+    return frozenset(n for n in text.strip().split(",") if n)
 
 
 def parse_program(line: str) -> ProgramState | None:

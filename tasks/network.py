@@ -1,25 +1,38 @@
-"""The host's botpool network and its sandbox exchanges (test doubles bots reach by name)."""
+"""The deployment's folders, the host's networks (one per user) and its sandbox exchanges
+(test doubles bots reach by name).
+
+First, the root folder, pools/ and exchanges/ go back to root if anyone else may write in
+them (a host converged by an older botpool). An exchange joins the network of every user
+whose bots trade on it, live: a new user never recreates it. Networks nothing uses any more
+go at the end of tasks/pools.py, once the pools that left them are gone or recreated.
+"""
 
 from pyinfra import host
-from pyinfra.operations import server
 
 from tasks import context, operations
 
 ctx = context.for_host(host)
 
-if ctx.changes.create_network:
-    server.shell(
-        name="Create the botpool network (pools and sandbox exchanges share it)",
-        commands=[
-            "docker network inspect botpool >/dev/null 2>&1 || "
-            "docker network create --label botpool.managed=true botpool"
-        ],
+if ctx.changes.host_folders:
+    operations.own_host_folders(
+        name=f"Give {', '.join(ctx.changes.host_folders)} of {ctx.root} back to root",
+        root=ctx.root,
+        paths=ctx.changes.host_folders,
+    )
+if ctx.changes.create_networks:
+    operations.create_networks(
+        name=f"Create network(s) {', '.join(ctx.changes.create_networks)} (one per user)",
+        names=ctx.changes.create_networks,
+        root=ctx.root,
+        users={pool.network: pool.user for pool in ctx.host.pools},
     )
 
 for unit in ctx.changes.exchanges:
     if unit.directories:
         operations.directories(
-            name=f"Create {unit.directory}", root=ctx.root, paths=unit.directories
+            name=f"Create or repair the folders of {unit.name}",
+            root=ctx.root,
+            folders=unit.directories,
         )
     if unit.uploads:
         operations.upload(
@@ -32,4 +45,13 @@ for unit in ctx.changes.exchanges:
             name=f"{unit.container.capitalize()} sandbox exchange {unit.name}",
             spec=unit.spec,
             action=unit.container,
+            root=ctx.root,
+        )
+    if unit.connect or unit.disconnect:
+        operations.networks(
+            name=f"{unit.name}: join {', '.join(unit.connect) or 'no network'}, "
+            f"leave {', '.join(unit.disconnect) or 'none'}",
+            connect=unit.connect,
+            disconnect=unit.disconnect,
+            container=unit.name,
         )

@@ -15,7 +15,7 @@ import tempfile
 from pyinfra.api import FileUploadCommand, FunctionCommand, StringCommand, operation
 from pyinfra.api.host import Host
 
-from botpool.reconcile import CONTAINER_UID, Upload
+from botpool.reconcile import Folder, Upload
 from botpool.render import ContainerSpec
 
 SUPERVISORCTL = "supervisorctl -c /botpool/supervisord.conf"
@@ -26,16 +26,49 @@ def q(*words: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def folder_commands(root: str, folders: list[Folder]) -> list[str]:
+    """Shell that gives each folder its planned owner, group and mode, creating it if needed.
+
+    A link where a folder belongs is never botpool's: it goes (a bot of an older botpool
+    could plant one, to make root write elsewhere). What the folder holds may have been
+    written by someone else (data moved in from another host, where the bot had another
+    uid; a host of an older botpool): a tree (a bot's data, the logs) goes wholly to its
+    owner, and a folder of root's loses the links in it (in its whole tree, for the logs).
+    On a new, empty folder all this costs nothing.
+    """
+    commands = []
+    for folder in folders:
+        d, spec = f"{root}/{folder.dest}", folder.directory
+        command = f"{{ [ ! -L {q(d)} ] || rm -f {q(d)}; }} && " + q(
+            "install", "-d", "-o", str(spec.uid), "-g", str(spec.gid), "-m", f"{spec.mode:o}", d
+        )
+        if spec.tree:
+            command += " && " + q("chown", "-hR", f"{spec.uid}:{spec.gid}", d)
+        if spec.uid == 0:
+            depth = [] if spec.tree else ["-maxdepth", "1"]
+            command += " && " + q("find", d, "-mindepth", "1", *depth, "-type", "l", "-delete")
+        commands.append(command)
+    return commands
+
+
 @operation()
-def directories(root: str, paths: list[str]):
-    """Create directories owned by the container user, so bots can write their data."""
+def own_host_folders(root: str, paths: list[str]):
+    """The deployment's root, pools/ and exchanges/ go back to root, writable by root only
+    (links followed: an operator may have put them on another disk)."""
     full = [f"{root}/{p}" for p in paths]
-    yield q("mkdir", "-p", *full) + " && " + q("chown", f"{CONTAINER_UID}:{CONTAINER_UID}", *full)
+    yield q("chown", "0:0", *full) + " && " + q("chmod", "go-w", *full)
+
+
+@operation()
+def directories(root: str, folders: list[Folder]):
+    """Create folders, or give them back their planned owner, group and mode."""
+    yield from folder_commands(root, folders)
 
 
 @operation()
 def upload(root: str, uploads: list[Upload]):
-    """Write rendered files atomically with their mode, owned by the container user."""
+    """Write rendered files atomically with their owner, group and mode (root's, but for a
+    bot's config: root:<bot's group> 0640)."""
     staging = f"{root}/.staging"
     yield q("install", "-d", "-m", "0700", staging)
     for index, item in enumerate(uploads):
@@ -45,7 +78,7 @@ def upload(root: str, uploads: list[Upload]):
             io.BytesIO(item.artifact.text.encode()), temp, remote_temp_filename=temp
         )
         yield StringCommand(
-            q("chown", f"{CONTAINER_UID}:{CONTAINER_UID}", temp),
+            q("chown", f"{item.artifact.uid}:{item.artifact.gid}", temp),
             "&&",
             q("chmod", f"{item.artifact.mode:o}", temp),
             "&&",
@@ -56,25 +89,72 @@ def upload(root: str, uploads: list[Upload]):
 
 
 @operation()
-def container(spec: ContainerSpec, action: str):
-    """Create, recreate, start or restart one container from its spec."""
+def container(
+    spec: ContainerSpec, action: str, root: str = "", folders: list[Folder] | None = None
+):
+    """Create, recreate, start or restart one container from its spec.
+
+    folders are prepared once the old container has stopped and before the new one starts:
+    a bot of the old container must not lose its data folder while it still writes in it.
+    """
     if action in ("recreate", "create"):
         # Replace a container of this name only if it is ours (same root label): a leftover of
         # an interrupted converge goes; anyone else's container stops the converge instead.
-        name, root = shlex.quote(spec.name), shlex.quote(dict(spec.labels)["botpool.root"])
+        name, ours = shlex.quote(spec.name), shlex.quote(dict(spec.labels)["botpool.root"])
         yield (
             f"owner=$(docker inspect -f '{{{{index .Config.Labels \"botpool.root\"}}}}' {name} "
             f"2>/dev/null) || owner=none; "
-            f'if [ "$owner" = {root} ]; then docker stop -t 45 {name} >/dev/null && '
+            f'if [ "$owner" = {ours} ]; then docker stop -t 45 {name} >/dev/null && '
             f"docker rm {name} >/dev/null; "
             f'elif [ "$owner" != none ]; then echo "a container named {spec.name} exists that '
-            f'botpool (root {root}) did not create: rename or remove it" >&2; exit 1; fi'
+            f'botpool (root {ours}) did not create: rename or remove it" >&2; exit 1; fi'
         )
+        yield from folder_commands(root, folders or [])
         yield q(*spec.run_args())
+        for network in spec.networks[1:]:
+            yield q("docker", "network", "connect", network, spec.name)
     elif action == "start":
         yield q("docker", "start", spec.name)
     elif action == "restart":
         yield q("docker", "restart", "-t", "45", spec.name)
+
+
+@operation()
+def networks(connect: list[str], disconnect: list[str], container: str):
+    """A kept container joins and leaves networks live (a sandbox exchange gains a user)."""
+    for network in connect:
+        yield q("docker", "network", "connect", network, container)
+    for network in disconnect:
+        yield q("docker", "network", "disconnect", network, container)
+
+
+@operation()
+def create_networks(names: list[str], root: str, users: dict[str, str]):
+    """Create each user's network, labelled with its root; one of that name that another
+    root (or someone else) made stops the converge instead of being shared."""
+    for name in names:
+        labels = ["--label", "botpool.managed=true", "--label", f"botpool.root={root}"]
+        if name in users:
+            labels += ["--label", f"botpool.user={users[name]}"]
+        yield (
+            f"owner=$(docker network inspect -f '{{{{index .Labels \"botpool.root\"}}}}' "
+            f"{q(name)} 2>/dev/null) || owner=none; "
+            f'if [ "$owner" = none ]; then {q("docker", "network", "create", *labels, name)} '
+            ">/dev/null; "
+            f'elif [ "$owner" != {q(root)} ]; then echo "a network named {name} exists that '
+            f'botpool (root {root}) did not create: rename or remove it" >&2; exit 1; fi'
+        )
+
+
+@operation()
+def remove_networks(names: list[str]):
+    """Remove networks nothing plans any more, each only once no container (of any root,
+    running or not) is on it: another deployment may still use the old shared one."""
+    for name in names:
+        yield (
+            f'if [ -z "$(docker ps -aq --filter network={q(name)})" ]; then '
+            f"docker network rm {q(name)} >/dev/null; fi"
+        )
 
 
 @operation()

@@ -1,7 +1,10 @@
 """Converge each pool: its files, its container, then only the supervisor programs that changed.
 
 Pools are handled one at a time; a pool whose container is (re)created is waited for until
-every bot is RUNNING before the next pool is touched.
+every bot is RUNNING before the next pool is touched. Its folders are then prepared between
+the old container's stop and the new one's start: a bot still running under its old uid
+(a host converged by an older botpool) never loses its data folder while it writes in it.
+Last, networks that no pool uses any more are removed.
 """
 
 from pyinfra import host
@@ -13,11 +16,12 @@ ctx = context.for_host(host)
 for unit in ctx.changes.pools:
     if unit.empty:
         continue
-    if unit.directories:
+    fresh = unit.container in ("create", "recreate")
+    if unit.directories and not fresh:
         operations.directories(
-            name=f"{unit.name}: create {len(unit.directories)} folder(s)",
+            name=f"{unit.name}: create or repair {len(unit.directories)} folder(s)",
             root=ctx.root,
-            paths=unit.directories,
+            folders=unit.directories,
         )
     if unit.uploads:
         operations.upload(
@@ -36,6 +40,8 @@ for unit in ctx.changes.pools:
             name=f"{unit.name}: {unit.container} the pool container",
             spec=unit.spec,
             action=unit.container,
+            root=ctx.root,
+            folders=unit.directories if fresh else [],
         )
     elif unit.supervisor_update or unit.restart or unit.start:
         what = (
@@ -50,6 +56,14 @@ for unit in ctx.changes.pools:
             restart=unit.restart,
             start=unit.start,
         )
+    if unit.connect or unit.disconnect:
+        operations.networks(
+            name=f"{unit.name}: join {', '.join(unit.connect) or 'no network'}, "
+            f"leave {', '.join(unit.disconnect) or 'none'}",
+            connect=unit.connect,
+            disconnect=unit.disconnect,
+            container=unit.name,
+        )
     if unit.archive_bots:
         operations.archive(
             name=f"{unit.name}: archive removed bot(s) {', '.join(unit.archive_bots)}",
@@ -63,3 +77,9 @@ for unit in ctx.changes.pools:
             pool=unit.name,
             programs=unit.wait_for,
         )
+
+if ctx.changes.remove_networks:
+    operations.remove_networks(
+        name=f"Remove network(s) {', '.join(ctx.changes.remove_networks)} (no longer used)",
+        names=ctx.changes.remove_networks,
+    )

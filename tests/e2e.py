@@ -249,8 +249,9 @@ def wait_for(predicate, timeout: float = 60, interval: float = 1.0, what: str = 
 
 
 def remove_stale_test_deployments() -> None:
-    """Containers of test deployments whose folder is gone (a test session that was killed
-    before its teardown) would block the names and ports of a new one: remove them."""
+    """Containers and networks of test deployments whose folder is gone (a test session that
+    was killed before its teardown) would block the names and ports of a new one: remove
+    them."""
     temp = tempfile.gettempdir()
     lines = docker(
         "ps",
@@ -263,6 +264,17 @@ def remove_stale_test_deployments() -> None:
     for name, _, root in (line.partition(" ") for line in lines):
         if root.startswith(temp + "/") and not os.path.exists(root):
             docker("rm", "-f", name, check=False)
+    networks = docker(  # and their users' networks, whose names a new deployment may reuse
+        "network",
+        "ls",
+        "--filter",
+        "label=botpool.managed=true",
+        "--format",
+        '{{.Name}} {{.Label "botpool.root"}}',
+    ).splitlines()
+    for name, _, root in (line.partition(" ") for line in networks):
+        if root.startswith(temp + "/") and not os.path.exists(root):
+            docker("network", "rm", name, check=False)
 
 
 def new_deployment(tmp_root: Path, name: str, base_port: int) -> Deployment:

@@ -65,7 +65,7 @@ def test_cold_converge_runs_every_bot_and_each_api_answers(dep):
     ports = docker("port", "ann-pool-1")
     assert "127.0.0.1:19100" in ports and "0.0.0.0" not in ports
     config = dep.root / "pools" / "ann-pool-1" / "bots" / "one" / "config.json"
-    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640  # root and the bot's own group
 
 
 def test_bots_trade_on_the_sandbox(dep):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 
 from botpool.plan import load_plan
-from botpool.reconcile import CONTAINER_UID, reconcile
+from botpool.reconcile import reconcile
 from botpool.render import render_host
-from botpool.snapshot import ContainerState, FileState, ProgramState, Snapshot
+from botpool.snapshot import ContainerState, DirectoryState, FileState, ProgramState, Snapshot
 
 from .conftest import MINIMAL
 
@@ -22,22 +23,30 @@ def desired(path, secrets):
 
 def converged(pools, exchanges) -> Snapshot:
     """The snapshot of a host that runs exactly what was rendered."""
-    snap = Snapshot(engine="20.10", images={IMAGES["2026.9"]}, networks={"botpool"})
+    snap = Snapshot(engine="20.10", images={IMAGES["2026.9"]})
     for unit, directory in [(p, f"pools/{p.pool.name}") for p in pools] + [
         (e, f"exchanges/{e.exchange.profile.name}") for e in exchanges
     ]:
         spec = unit.container
-        snap.containers[spec.name] = ContainerState(spec.name, True, "pool", spec.hash)
-        snap.directories.add(directory)
+        networks = frozenset(spec.networks)
+        snap.containers[spec.name] = ContainerState(
+            spec.name, True, "pool", spec.hash, networks=networks
+        )
+        snap.networks |= networks
+        for network in networks:
+            snap.network_users.setdefault(network, set()).add(spec.name)
+        root_folder = DirectoryState(0o755, 0, 0)
+        snap.directories[directory] = root_folder
         for sub in getattr(unit, "directories", ()):
-            snap.directories.add(f"{directory}/{sub}")
+            path = posixpath.join(directory, sub.path) if sub.path else directory
+            snap.directories[path] = DirectoryState(sub.mode, sub.uid, sub.gid)
         for artifact in unit.files:
             snap.files[f"{directory}/{artifact.path}"] = FileState(
-                artifact.hash, artifact.mode, CONTAINER_UID
+                artifact.hash, artifact.mode, artifact.uid, artifact.gid
             )
             parent = f"{directory}/{artifact.path}".rsplit("/", 1)[0]
             while parent != directory:
-                snap.directories.add(parent)
+                snap.directories.setdefault(parent, root_folder)
                 parent = parent.rsplit("/", 1)[0]
     for pool in pools:
         snap.programs[pool.pool.name] = {
@@ -51,7 +60,7 @@ def test_fresh_host_gets_everything(write_layout, secrets):
     pools, exchanges = desired(write_layout(THREE), secrets)
     changes = reconcile(Snapshot(), pools, exchanges)
     (pool,) = changes.pools
-    assert changes.create_network and pool.container == "create"
+    assert changes.create_networks == ["botpool-alice"] and pool.container == "create"
     assert len(pool.uploads) == len(pools[0].files)
     assert pool.wait_for == ["alice-one", "alice-three", "alice-two", "zygote"]
     assert changes.exchanges[0].container == "create"
@@ -84,9 +93,9 @@ def test_adding_a_bot_to_a_free_slot_keeps_the_container(write_layout, secrets):
     path.write_text(THREE)
     (pool,) = reconcile(snap, *desired(path, secrets)).pools
     assert pool.container is None and pool.supervisor_update
-    assert {"pools/alice-pool-1/bots/two/user_data", "pools/alice-pool-1/bots/three/logs"} <= set(
-        pool.directories
-    )
+    assert {"pools/alice-pool-1/bots/two/user_data", "pools/alice-pool-1/bots/three/logs"} <= {
+        f.dest for f in pool.directories
+    }
 
 
 def test_removing_a_bot_stops_it_and_archives_its_data(write_layout, secrets):
@@ -178,3 +187,216 @@ def test_wrong_mode_on_a_secret_file_is_fixed(write_layout, secrets):
     snap.files[key] = dataclasses.replace(snap.files[key], mode=0o644)
     (pool,) = reconcile(snap, pools, exchanges).pools
     assert [u.dest for u in pool.uploads] == [key]
+
+
+def test_an_owner_or_mode_changed_by_hand_is_repaired_without_restarting_anyone(
+    write_layout, secrets
+):
+    pools, exchanges = desired(write_layout(THREE), secrets)
+    snap = converged(pools, exchanges)
+    program = "pools/alice-pool-1/programs/alice-two.conf"
+    snap.files[program] = dataclasses.replace(snap.files[program], mode=0o666)
+    config = "pools/alice-pool-1/bots/one/config.json"
+    snap.files[config] = dataclasses.replace(snap.files[config], gid=1000)
+    changes = reconcile(snap, pools, exchanges)
+    (pool,) = changes.pools
+    assert sorted(u.dest for u in pool.uploads) == [config, program]
+    assert not (pool.restart or pool.start or pool.supervisor_update or pool.container)
+    found = "\n".join(map(str, changes.differences))
+    assert f"file {program}: changed: owner 0:0 mode 0666, want owner 0:0 mode 0644" in found
+    assert f"file {config}: changed: owner 0:1000 mode 0640, want owner 0:209000 mode 0640" in found
+
+
+def test_a_folder_with_another_owner_is_repaired_and_a_bots_data_goes_wholly_to_the_bot(
+    write_layout, secrets
+):
+    pools, exchanges = desired(write_layout(THREE), secrets)
+    snap = converged(pools, exchanges)
+    bot = "pools/alice-pool-1/bots/two"
+    snap.directories[bot] = DirectoryState(0o755, 1000, 1000)
+    snap.directories[f"{bot}/user_data"] = DirectoryState(0o755, 1000, 1000)
+    snap.directories["pools/alice-pool-1/programs"] = DirectoryState(0o777, 0, 0)
+    changes = reconcile(snap, pools, exchanges)
+    folders = {f.dest: f.directory.tree for f in changes.pools[0].directories}
+    assert folders == {
+        bot: False,
+        f"{bot}/user_data": True,  # wholly the bot's again: its database with it
+        "pools/alice-pool-1/programs": False,
+    }
+    found = "\n".join(map(str, changes.differences))
+    assert f"folder {bot}/user_data: changed: owner 1000:1000 mode 0755, want owner " in found
+    # supervisord's logs: whatever someone else left there becomes root's again
+    snap = converged(pools, exchanges)
+    snap.directories[f"{bot}/logs"] = DirectoryState(0o777, 0, 0)
+    (folder,) = reconcile(snap, pools, exchanges).pools[0].directories
+    assert (folder.dest, folder.directory.tree) == (f"{bot}/logs", True)
+
+
+def test_the_deployments_own_folders_go_back_to_root_when_others_may_write_in_them(
+    write_layout, secrets
+):
+    pools, exchanges = desired(write_layout(MINIMAL), secrets)
+    snap = converged(pools, exchanges)
+    snap.host_folders = {
+        ".": DirectoryState(0o700, 0, 0),  # stricter than planned: fine
+        "pools": DirectoryState(0o755, 1000, 1000),
+        "exchanges": DirectoryState(0o775, 0, 0),
+    }
+    changes = reconcile(snap, pools, exchanges)
+    assert changes.host_folders == ["exchanges", "pools"]
+    assert "folder pools: changed: owner 1000:1000 mode 0755" in "\n".join(
+        map(str, changes.differences)
+    )
+
+
+def test_a_link_where_a_file_belongs_is_replaced_and_a_stray_link_removed(write_layout, secrets):
+    pools, exchanges = desired(write_layout(THREE), secrets)
+    snap = converged(pools, exchanges)
+    config = "pools/alice-pool-1/bots/two/config.json"
+    snap.files[config] = FileState("", 0o777, 209001, 209001, regular=False)
+    stray = "pools/alice-pool-1/bots/two/planted"
+    snap.files[stray] = FileState("", 0o777, 1000, 1000, regular=False)
+    (pool,) = reconcile(snap, pools, exchanges).pools
+    assert [u.dest for u in pool.uploads] == [config]
+    assert pool.restart == ["alice-two"] and pool.removals == [stray]
+
+
+def test_an_old_host_is_migrated_whole_and_its_shared_network_retired(write_layout, secrets):
+    """A host an older botpool converged: uid 1000 owns everything, configs are 0600, every
+    pool and exchange sits on the one `botpool` network, each container has an older spec."""
+    pools, exchanges = desired(
+        write_layout(MINIMAL + "  bob:\n    bots:\n      - name: x\n"), secrets
+    )
+    snap = converged(pools, exchanges)
+    snap.files = {
+        path: dataclasses.replace(s, uid=1000, gid=1000, mode=0o600 if s.mode == 0o640 else s.mode)
+        for path, s in snap.files.items()
+    }
+    snap.directories = {path: DirectoryState(0o755, 1000, 1000) for path in snap.directories}
+    snap.containers = {
+        name: dataclasses.replace(c, spec_hash="older", networks=frozenset({"botpool"}))
+        for name, c in snap.containers.items()
+    }
+    snap.networks = {"botpool"}
+    snap.network_users = {"botpool": set(snap.containers)}
+    changes = reconcile(snap, pools, exchanges)
+    assert changes.create_networks == ["botpool-alice", "botpool-bob"]
+    assert changes.remove_networks == ["botpool"]
+    for unit, rendered in zip(changes.pools, pools, strict=True):
+        assert unit.container == "recreate" and not (unit.connect or unit.disconnect)
+        assert len(unit.uploads) == len(rendered.files)  # each file is root's again
+        folder = f"pools/{rendered.pool.name}"
+        assert {f.dest for f in unit.directories if f.directory.tree} == {f"{folder}/logs"} | {
+            f"{folder}/bots/{b.name}/{sub}"  # each tree goes wholly to its owner
+            for b in rendered.pool.bots
+            for sub in ("user_data", "logs")
+        }
+        assert {f.dest for f in unit.directories} == {
+            f"pools/{rendered.pool.name}/{d.path}".rstrip("/") for d in rendered.directories
+        }
+    assert changes.exchanges[0].container == "recreate"
+    # another deployment on the engine still on the old network: it stays, and is no drift
+    snap.network_users["botpool"].add("someone-elses-pool")
+    changes = reconcile(snap, pools, exchanges)
+    found = "\n".join(map(str, changes.differences))
+    assert changes.remove_networks == [] and "network botpool:" not in found
+
+
+def test_a_new_user_joins_the_exchange_live_and_a_gone_users_network_goes(write_layout, secrets):
+    path = write_layout(MINIMAL)
+    snap = converged(*desired(path, secrets))
+    path.write_text(MINIMAL + "  bob:\n    bots:\n      - name: x\n")
+    changes = reconcile(snap, *desired(path, secrets))
+    (exchange,) = changes.exchanges
+    assert changes.create_networks == ["botpool-bob"]
+    assert exchange.container is None and exchange.connect == ["botpool-bob"]
+    assert [p.container for p in changes.pools] == [None, "create"]
+    # and back: bob's pool goes, the exchange leaves bob's network, the network goes
+    snap = converged(*desired(path, secrets))
+    path.write_text(MINIMAL)
+    changes = reconcile(snap, *desired(path, secrets))
+    (exchange,) = changes.exchanges
+    assert exchange.container is None and exchange.disconnect == ["botpool-bob"]
+    assert changes.remove_containers == ["bob-pool-1"] and changes.remove_networks == [
+        "botpool-bob"
+    ]
+
+
+def test_a_container_on_a_network_not_its_own_leaves_it(write_layout, secrets):
+    pools, exchanges = desired(
+        write_layout(MINIMAL + "  bob:\n    bots:\n      - name: x\n"), secrets
+    )
+    snap = converged(pools, exchanges)
+    snap.containers["alice-pool-1"] = dataclasses.replace(
+        snap.containers["alice-pool-1"], networks=frozenset({"botpool-alice", "botpool-bob"})
+    )
+    changes = reconcile(snap, pools, exchanges)
+    assert changes.pools[0].disconnect == ["botpool-bob"] and changes.pools[0].container is None
+    assert "container alice-pool-1: changed: on network botpool-bob: leaves it" in str(
+        [str(d) for d in changes.differences]
+    )
+
+
+def test_a_folder_deleted_by_hand_is_drift_and_comes_back(write_layout, secrets):
+    pools, exchanges = desired(write_layout(THREE), secrets)
+    snap = converged(pools, exchanges)
+    del snap.directories["pools/alice-pool-1/bots/two/logs"]
+    changes = reconcile(snap, pools, exchanges)
+    assert [f.dest for f in changes.pools[0].directories] == ["pools/alice-pool-1/bots/two/logs"]
+    assert [str(d) for d in changes.differences] == [
+        "folder pools/alice-pool-1/bots/two/logs: missing: will be created"
+    ]
+
+
+def test_the_folder_commands_make_a_tree_its_owners_and_rid_roots_folders_of_links(tmp_path):
+    """The shell the converge runs for each Folder, on a real tree an older botpool (and a
+    bot of it) left: uid 1000 everywhere, links planted where root writes."""
+    import os
+    import subprocess
+
+    from botpool.reconcile import Folder
+    from botpool.render import Directory
+    from tasks.operations import folder_commands
+
+    pool = tmp_path / "pools" / "p-pool-1"
+    data = pool / "bots" / "b" / "user_data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "tradesv3.sqlite").write_text("trades")
+    (data / "mine").symlink_to("/etc/hostname")  # the bot's own business: stays
+    (pool / "programs").mkdir()
+    (pool / "programs" / "evil.conf").symlink_to(data / "sub" / "tradesv3.sqlite")
+    (pool / "logs" / "deep").mkdir(parents=True)
+    (pool / "logs" / "supervisord.log").write_text("log")
+    (pool / "logs" / "deep" / "planted.log").symlink_to(pool / "programs" / "x.conf")
+    (pool / "bots" / "b" / "logs").symlink_to(data)  # a link where a folder belongs
+    (pool / "strategies").symlink_to(data)  # the same, in a folder (the pool's) left as is
+    subprocess.run(["chown", "-hR", "1000:1000", str(tmp_path / "pools")], check=True)
+    folders = [
+        Folder(Directory("programs"), "pools/p-pool-1/programs"),
+        Folder(Directory("logs", tree=True), "pools/p-pool-1/logs"),
+        Folder(Directory("bots/b", 0o750, 0, 209003), "pools/p-pool-1/bots/b"),
+        Folder(
+            Directory("bots/b/user_data", 0o700, 209003, 209003, True),
+            f"{data.relative_to(tmp_path)}",
+        ),
+        Folder(Directory("bots/b/logs", tree=True), "pools/p-pool-1/bots/b/logs"),
+        Folder(Directory("strategies"), "pools/p-pool-1/strategies"),
+    ]
+    for command in folder_commands(str(tmp_path), folders):
+        subprocess.run(["sh", "-c", command], check=True)
+
+    def access(path):
+        st = os.lstat(path)
+        return st.st_uid, st.st_gid, st.st_mode & 0o7777
+
+    assert access(pool / "programs") == (0, 0, 0o755)
+    assert not os.path.lexists(pool / "programs" / "evil.conf")
+    assert access(pool / "logs" / "supervisord.log")[:2] == (0, 0)  # supervisord may append
+    assert not os.path.lexists(pool / "logs" / "deep" / "planted.log")
+    assert access(pool / "bots" / "b") == (0, 209003, 0o750)
+    assert access(data) == (209003, 209003, 0o700)
+    assert access(data / "sub" / "tradesv3.sqlite")[:2] == (209003, 209003)  # the data stays
+    assert (data / "sub" / "tradesv3.sqlite").read_text() == "trades"
+    assert (data / "mine").is_symlink() and access("/etc/hostname")[0] == 0  # not followed
+    for folder in (pool / "bots" / "b" / "logs", pool / "strategies"):
+        assert not folder.is_symlink() and access(folder) == (0, 0, 0o755)

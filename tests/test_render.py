@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from botpool.cli import main
 from botpool.plan import load_plan
-from botpool.render import render_pool
+from botpool.render import render_host, render_pool
 from botpool.zygote import __file__ as ZYGOTE_FILE
 
 from .conftest import MINIMAL
@@ -127,7 +128,8 @@ def test_live_bot_gets_its_exchange_keys_from_the_secrets_directory(write_layout
     _, pool = rendered(write_layout(text), secrets)
     exchange = json.loads(files_of(pool)["bots/one/config.json"])["exchange"]
     assert (exchange["key"], exchange["secret"]) == ("K3Y", "S3CRET")
-    assert {a.path: a.mode for a in pool.files}["bots/one/config.json"] == 0o600
+    config = {a.path: a for a in pool.files}["bots/one/config.json"]
+    assert (config.uid, config.gid, config.mode) == (0, 209000, 0o640)  # root and its bot only
 
 
 def test_secrets_are_stable_per_bot_and_differ_between_bots(write_layout, secrets):
@@ -155,11 +157,14 @@ def test_program_restarts_on_every_exit_and_logs_with_rotation(write_layout, sec
     assert "[program:alice-one]" in program
     assert "autorestart=true" in program and "startretries=5" in program
     assert "stdout_logfile_maxbytes=10MB" in program and "stopwaitsecs=30" in program
-    # the default runtime: the program is the bot's launcher, asking the pool's zygote
+    # the default runtime: the program is the bot's launcher, asking the pool's zygote; it
+    # runs as the bot's own uid and gid (200000 + its port), and HOME is its data folder
     assert (
-        "command=python3 /botpool/runtime/zygote.py launch /tmp/zygote.sock -- trade "
+        "command=setpriv --reuid=209000 --regid=209000 --clear-groups -- python3 "
+        "/botpool/runtime/zygote.py launch /run/zygote.sock -- trade "
         "--config config.json --userdir user_data\n" in program
     )
+    assert 'HOME="/botpool/bots/one/user_data"' in program and "\nuser=" not in program
 
 
 def test_a_zygote_pool_has_its_zygote_program_and_code_a_process_pool_has_neither(
@@ -169,16 +174,20 @@ def test_a_zygote_pool_has_its_zygote_program_and_code_a_process_pool_has_neithe
     files = files_of(pool)
     assert files["runtime/zygote.py"] == Path(ZYGOTE_FILE).read_text()
     zygote = files["programs/zygote.conf"]
-    assert "command=python3 /botpool/runtime/zygote.py serve /tmp/zygote.sock\n" in zygote
-    assert "user=ftuser" in zygote and "priority=1\n" in zygote
+    # root, refusing launchers below the bots' uids; no passwd user, no HOME of ftuser
+    assert (
+        "command=python3 /botpool/runtime/zygote.py serve /run/zygote.sock --min-uid 200000\n"
+        in zygote
+    )
+    assert "\nuser=" not in zygote and "ftuser" not in zygote and "priority=1\n" in zygote
     assert pool.programs == {"alice-one", "zygote"}
     text = MINIMAL.replace("defaults:", "defaults:\n  runtime: process")
     _, process = rendered(write_layout(text), secrets)
     files = files_of(process)
     assert "runtime/zygote.py" not in files and "programs/zygote.conf" not in files
     assert (
-        "command=freqtrade trade --config config.json --userdir user_data\n"
-        in (files["programs/alice-one.conf"])
+        "command=setpriv --reuid=209000 --regid=209000 --clear-groups -- freqtrade trade "
+        "--config config.json --userdir user_data\n" in (files["programs/alice-one.conf"])
     )
     assert process.programs == {"alice-one"}
     # each runtime has its own memory limit: a switch recreates the container
@@ -189,6 +198,48 @@ def test_supervisord_listens_on_a_unix_socket_only(write_layout, secrets):
     _, pool = rendered(write_layout(MINIMAL), secrets)
     conf = files_of(pool)["supervisord.conf"]
     assert "[unix_http_server]" in conf and "inet_http_server" not in conf
+    # in /run (root's), never in /tmp, where a bot could plant a link under the name first
+    assert "file=/run/supervisor.sock" in conf and "pidfile=/run/supervisord.pid" in conf
+    assert "=/tmp" not in conf and "unix:///tmp" not in conf
+
+
+def test_each_bot_has_its_own_uid_and_nothing_supervisord_reads_is_a_bots(write_layout, secrets):
+    plan, pool = rendered(write_layout(TWO_BOTS), secrets)
+    uids = {bot.name: bot.uid for bot in plan.bots}
+    assert uids == {"one": 209000, "two": 209001}  # 200000 + the host port
+    access = {a.path: (a.uid, a.gid, a.mode) for a in pool.files}
+    for name, uid in uids.items():
+        assert access.pop(f"bots/{name}/config.json") == (0, uid, 0o640)
+    assert access and set(access.values()) == {(0, 0, 0o644)}  # programs, runtime, strategies
+    folders = {d.path: (d.uid, d.gid, d.mode, d.tree) for d in pool.directories}
+    root_folder, root_tree = (0, 0, 0o755, False), (0, 0, 0o755, True)
+    assert folders == {
+        **dict.fromkeys(("", "bots", "programs", "runtime", "strategies"), root_folder),
+        "logs": root_tree,  # supervisord writes there: all of it is root's
+        **{f"bots/{n}": (0, uid, 0o750, False) for n, uid in uids.items()},
+        **{f"bots/{n}/user_data": (uid, uid, 0o700, True) for n, uid in uids.items()},
+        **{f"bots/{n}/logs": root_tree for n in uids},
+    }
+
+
+def test_a_pool_has_its_users_network_and_an_exchange_joins_every_user_live(write_layout, secrets):
+    path = write_layout(MINIMAL)
+    plan = load_plan(path)
+    (pool,), (exchange,) = render_host(plan, plan.hosts["local"], {"2026.9": IMAGE}, secrets)
+    assert pool.container.networks == ("botpool-alice",)
+    assert exchange.container.networks == ("botpool-alice",)
+    # root with only what starting and signalling bots of other uids needs: no DAC_OVERRIDE
+    assert pool.container.capabilities == ("SETUID", "SETGID", "KILL")
+    args = pool.container.run_args()
+    assert args[args.index("--network") + 1] == "botpool-alice"
+    path.write_text(MINIMAL + "  bob:\n    bots:\n      - name: x\n")
+    plan = load_plan(path)
+    pools, (joined,) = render_host(plan, plan.hosts["local"], {"2026.9": IMAGE}, secrets)
+    assert [p.container.networks for p in pools] == [("botpool-alice",), ("botpool-bob",)]
+    assert joined.container.networks == ("botpool-alice", "botpool-bob")
+    assert joined.container.hash == exchange.container.hash  # joining is live: no recreate
+    moved = dataclasses.replace(pool.container, networks=("elsewhere",))
+    assert moved.hash == pool.container.hash
 
 
 def test_changing_one_bot_changes_only_that_bots_files(write_layout, secrets):
@@ -237,7 +288,7 @@ def test_render_writes_secret_files_0600_and_plan_shows_no_secret(
     out = tmp_path / "out"
     assert main(["render", str(path), "--out", str(out)]) == 0
     config = out / "local" / "pools" / "alice-pool-1" / "bots" / "one" / "config.json"
-    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600  # no bot's group here: owner only
     program = out / "local" / "pools" / "alice-pool-1" / "programs" / "alice-one.conf"
     assert stat.S_IMODE(program.stat().st_mode) == 0o644
     password = json.loads(config.read_text())["api_server"]["password"]

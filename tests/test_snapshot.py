@@ -103,3 +103,83 @@ def test_uptime_with_days():
         ("12 days, 1:02:03", 12 * 86400 + 3723),
     ):
         assert parse_program(f"a RUNNING pid 1, uptime {text}").uptime_s == seconds, text
+
+
+def test_the_command_reads_owners_groups_and_links_of_files_and_folders(tmp_path):
+    """What root reads must be root's: the snapshot sees owner, group and mode of every file
+    and folder, and a link planted where a file belongs."""
+    import os
+
+    from botpool import snapshot
+
+    bot = tmp_path / "pools" / "p-pool-1" / "bots" / "b"
+    (bot / "user_data").mkdir(parents=True)
+    (bot / "config.json").write_text("{}")
+    os.chown(bot / "config.json", 0, 209003)
+    (bot / "config.json").chmod(0o640)
+    os.chown(bot / "user_data", 209003, 209003)
+    (bot / "user_data").chmod(0o700)
+    programs = tmp_path / "pools" / "p-pool-1" / "programs"
+    programs.mkdir()
+    (programs / "evil.conf").symlink_to(bot / "user_data" / "x.conf")
+    out = subprocess.run(
+        ["sh", "-c", snapshot.command(str(tmp_path))], capture_output=True, text=True, check=True
+    ).stdout
+    snap = parse(out.splitlines())
+    config = snap.files["pools/p-pool-1/bots/b/config.json"]
+    assert (config.uid, config.gid, config.mode, config.regular) == (0, 209003, 0o640, True)
+    data = snap.directories["pools/p-pool-1/bots/b/user_data"]
+    assert (data.uid, data.gid, data.mode) == (209003, 209003, 0o700)
+    link = snap.files["pools/p-pool-1/programs/evil.conf"]
+    assert not link.regular and link.sha256 == ""
+    os.chown(tmp_path / "pools", 1000, 1000)
+    snap = parse(
+        subprocess.run(
+            ["sh", "-c", snapshot.command(str(tmp_path))], capture_output=True, text=True
+        ).stdout.splitlines()
+    )
+    assert snap.host_folders.get("pools"), snap.host_folders
+    assert snap.host_folders["pools"].uid == 1000 and snap.host_folders["."].uid == 0
+
+
+def test_networks_and_who_is_on_them_are_parsed():
+    lines = [
+        "@@botpool networks",
+        "botpool-ann",
+        "botpool",
+        "@@botpool network-users",
+        "ann-pool-1|botpool-ann",
+        "botpool-exchange-x|botpool-ann,botpool-ben",
+        "alice-pool-1|botpool",
+        "unrelated|bridge",
+        "@@botpool containers",
+        "ann-pool-1|running|pool|abc|botpool-ann",
+        "botpool-exchange-x|exited|exchange|def|botpool-ann,botpool-ben",
+    ]
+    snap = parse(lines)
+    assert snap.networks == {"botpool-ann", "botpool"}
+    assert snap.network_users == {
+        "botpool-ann": {"ann-pool-1", "botpool-exchange-x"},
+        "botpool": {"alice-pool-1"},
+    }
+    exchange = snap.containers["botpool-exchange-x"]
+    assert exchange.networks == {"botpool-ann", "botpool-ben"} and not exchange.running
+
+
+def test_only_this_roots_networks_and_the_old_shared_one_are_seen(tmp_path):
+    """Another root's networks are not ours to remove; a stand-in docker prints them all."""
+    from botpool import snapshot
+
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$1 $2" in\n'
+        '  "network ls") printf "%s\\n" "botpool-ann|/srv/a" "botpool-ann2|/srv/a b" '
+        '"botpool-ben|/srv/other" "botpool|" "botpool-old|" ;;\n'
+        "esac\n"
+    )
+    fake.chmod(0o755)
+    script = f"PATH={fake.parent}:$PATH\n" + snapshot.command("/srv/a")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True)
+    assert parse(out.stdout.splitlines()).networks == {"botpool-ann", "botpool"}

@@ -11,6 +11,8 @@ import time
 import httpx
 import pytest
 
+from botpool.plan import BOT_UID_BASE
+
 from .e2e import CTL, Deployment, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -37,29 +39,27 @@ def dep(tmp_path_factory) -> Deployment:
 
 
 PS = r"""
-import json, os, pwd
+import json, os
 rows = []
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
         stat = open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()
-        cwd = os.readlink(f"/proc/{pid}/cwd")
         args = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
         uid = os.stat(f"/proc/{pid}").st_uid
     except OSError:
         continue
-    bot = cwd.split("/")[-1] if cwd.startswith("/botpool/bots/") else ""
-    rows.append([int(pid), int(stat[1]), pwd.getpwuid(uid).pw_name, args, bot])
+    rows.append([int(pid), int(stat[1]), uid, args])
 print(json.dumps(rows))
 """
 
 
-def processes() -> list[tuple[int, int, str, str, str]]:
-    """(pid, ppid, user, args, bot) of the pool's ftuser processes (it has no ps; root has no
-    CAP_SYS_PTRACE there, so only the bots' own uid may read their /proc entries); bot: the
-    folder it runs in (/proc/<pid>/environ would show the zygote's environment: a forked
-    child changes its environment in memory only)."""
+def processes() -> list[tuple[int, int, int, str, str]]:
+    """(pid, ppid, uid, args, bot) of the pool's processes (it has no ps); bot: the bot whose
+    uid the process runs as (each bot has its own, BotPlan.uid), "" for root's."""
+    bots = {BOT_UID_BASE + 19700 + slot: bot for slot, bot in enumerate("abc")}
     return [
-        tuple(row) for row in json.loads(docker("exec", "-u", "1000", POOL, "python3", "-c", PS))
+        (pid, ppid, uid, args, bots.get(uid, ""))
+        for pid, ppid, uid, args in json.loads(docker("exec", POOL, "python3", "-c", PS))
     ]
 
 
@@ -70,7 +70,7 @@ def zygote_pid(dep: Deployment) -> int:
 
 
 def bot_children(dep: Deployment) -> dict[str, int]:
-    """Bot processes forked by the zygote, by the bot folder each runs in."""
+    """Bot processes forked by the zygote, by the bot whose uid each runs as."""
     parent = zygote_pid(dep)
     found: dict[str, int] = {}
     for pid, ppid, _, _, bot in processes():
@@ -85,10 +85,10 @@ def test_every_bot_is_a_child_of_the_single_threaded_zygote(dep):
     assert set(programs) == {*BOTS, "zygote"}
     children = bot_children(dep)
     assert sorted(children) == ["zed/a", "zed/b", "zed/c"]
-    users = {pid: user for pid, _, user, _, _ in processes()}
-    assert {users[pid] for pid in children.values()} == {"ftuser"}
+    users = {pid: uid for pid, _, uid, _, _ in processes()}
+    assert {users[pid] for pid in children.values()} == {BOT_UID_BASE + 19700 + s for s in range(3)}
     log = (dep.root / "pools" / POOL / "logs" / "zygote.log").read_text()
-    assert "one thread; serving /tmp/zygote.sock" in log
+    assert "one thread; serving /run/zygote.sock" in log
     for slot, bot in enumerate("abc"):  # each child has its own config, port and log
         text = (dep.root / "pools" / POOL / "bots" / bot / "logs" / "freqtrade.log").read_text()
         assert f"Starting HTTP Server at 0.0.0.0:{8080 + slot}" in text
@@ -138,7 +138,8 @@ def pongs(port: int) -> bool:
 def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
     before = bot_children(dep)
     _, launcher = dep.programs(POOL)["zed-b"]
-    docker("exec", "-u", "1000", POOL, "sh", "-c", f"kill -9 {launcher}")
+    uid = BOT_UID_BASE + 19701  # zed/b's own uid: a bot may signal its own processes only
+    docker("exec", "-u", f"{uid}:{uid}", POOL, "sh", "-c", f"kill -9 {launcher}")
     wait_for(
         lambda: bot_children(dep).get("zed/b") not in (None, before["zed/b"]),
         timeout=60,
@@ -154,7 +155,7 @@ def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
 def test_a_crashed_zygote_takes_its_bots_and_everything_comes_back(dep):
     old_zygote, before = zygote_pid(dep), bot_children(dep)
     trades = dep.api("zed", "a", "trades").json()["total_trades"]
-    docker("exec", "-u", "1000", POOL, "sh", "-c", f"kill -9 {old_zygote}")
+    docker("exec", POOL, "sh", "-c", f"kill -9 {old_zygote}")  # root's (CAP_KILL)
     dep.wait_answering(timeout=120)
     dep.pids(POOL)
     pids = {pid for pid, *_ in processes()}

@@ -1,0 +1,388 @@
+"""Isolation inside and between pools, on the real engine (issue 11: a bot could take over its
+pool, and reach every other user's bot).
+
+One deployment, two users, one per runtime: ivy's pool forks its bots from a zygote, kai's
+runs one freqtrade process per bot. Inside each running pool, as each bot's own uid (the way
+`docker exec -u UID:GID` enters), the bot tries everything the issue names; the processes
+are read from /proc; the networks are tried from inside the pools. Then drift and the
+converge meet owners and modes changed by hand, and a host of an older botpool (uid 1000
+owning everything) is migrated without losing a trade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from botpool.plan import BOT_UID_BASE, BotPlan, user_network
+
+from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
+
+pytestmark = pytest.mark.e2e
+
+USERS = """
+ivy:
+  runtime: zygote
+  bots:
+    - name: one
+    - {name: two, pairs: [ETH/USDT]}
+kai:
+  runtime: process
+  bots:
+    - name: solo
+      pairs: [SOL/USDT]
+    - {name: duo, pairs: [ETH/USDT]}
+"""
+LEV = "lev:\n  runtime: process\n  bots:\n    - name: third\n"
+POOLS = {"ivy": "ivy-pool-1", "kai": "kai-pool-1"}
+EXCHANGE = "botpool-exchange-e2eiso"
+
+
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory) -> Deployment:
+    deployment = new_deployment(tmp_path_factory.mktemp("isolation"), "e2eiso", 19900)
+    deployment.write(USERS)
+    try:  # a converge that fails here must not leave its containers and networks behind
+        deployment.converge()
+        deployment.wait_answering()
+        yield deployment
+    finally:
+        deployment.teardown()
+
+
+def bots_of(dep: Deployment, user: str) -> list[BotPlan]:
+    return [b for b in dep.plan().bots if b.user == user]
+
+
+def in_pool(pool: str, script: str, *args: str, uid: int | None = None) -> object:
+    """Run a Python script inside a pool (as root, or as a bot's uid and gid); its JSON."""
+    user = ["-u", f"{uid}:{uid}"] if uid is not None else []
+    return json.loads(docker("exec", *user, pool, "python3", "-c", script, *args))
+
+
+# --- what a bot may do with files ------------------------------------------------------------
+
+ATTEMPTS = r"""
+import json, os, sys
+bot, others = sys.argv[1], sys.argv[2:]
+home = f"/botpool/bots/{bot}"
+result = {}
+
+def attempt(what, action):
+    try:
+        action()
+        result[what] = "allowed"
+    except OSError as error:
+        result[what] = type(error).__name__
+
+def create(folder):
+    path = os.path.join(folder, "planted.conf")
+    with open(path, "x") as f:
+        f.write("[program:evil]\ncommand=id\nuser=root\n")
+    os.unlink(path)
+
+# every file the bot can see outside its own data: it must change none of them
+for folder, dirs, files in os.walk("/botpool"):
+    dirs[:] = [d for d in dirs if os.path.join(folder, d) != f"{home}/user_data"]
+    for name in files:
+        path = os.path.join(folder, name)
+        attempt(f"modify {path}", lambda: open(path, "r+").close())
+    attempt(f"create in {folder}", lambda: create(folder))
+for name in ("chmod", "rename", "unlink"):
+    action = {"chmod": lambda: os.chmod(f"{home}/config.json", 0o666),
+              "rename": lambda: os.rename(f"{home}/config.json", f"{home}/config.old"),
+              "unlink": lambda: os.unlink(f"{home}/config.json")}[name]
+    attempt(f"{name} {home}/config.json", action)
+attempt(f"read {home}/config.json", lambda: json.load(open(f"{home}/config.json"))["api_server"])
+for other in others:
+    attempt(f"read /botpool/bots/{other}/config.json",
+            lambda: open(f"/botpool/bots/{other}/config.json").read())
+    attempt(f"list /botpool/bots/{other}", lambda: os.listdir(f"/botpool/bots/{other}"))
+def write_data():
+    with open(f"{home}/user_data/isolation-probe", "w") as f:
+        f.write("mine")
+    os.unlink(f"{home}/user_data/isolation-probe")
+attempt(f"write {home}/user_data", write_data)
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize("user", ["ivy", "kai"])
+def test_a_bot_changes_nothing_root_reads_and_reads_no_other_bots_secrets(dep, user):
+    pool = POOLS[user]
+    bots = bots_of(dep, user)
+    root_reads = {  # what supervisord and the zygote read, as seen from the host
+        f"/botpool/{p.relative_to(dep.root / 'pools' / pool)}"
+        for folder in ("programs", "runtime", "strategies")
+        for p in (dep.root / "pools" / pool / folder).glob("*")
+    } | {"/botpool/supervisord.conf"}
+    assert ("/botpool/runtime/zygote.py" in root_reads) == (user == "ivy")
+    for bot in bots:
+        others = [b.name for b in bots if b != bot]
+        result = in_pool(pool, ATTEMPTS, bot.name, *others, uid=bot.uid)
+        home = f"/botpool/bots/{bot.name}"
+        allowed = {what for what, outcome in result.items() if outcome == "allowed"}
+        assert allowed == {f"read {home}/config.json", f"write {home}/user_data"}, result
+        modified = {w.removeprefix("modify ") for w in result if w.startswith("modify ")}
+        assert root_reads | {f"{home}/config.json"} <= modified  # each was really tried
+        assert {f"create in {f}" for f in ("/botpool", "/botpool/programs", home)} <= set(result)
+        assert all(f"read /botpool/bots/{o}/config.json" in result for o in others)
+
+
+# --- who runs as whom --------------------------------------------------------------------------
+
+PS = r"""
+import json, os
+rows = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    if int(pid) == os.getpid():  # this very look (run as root by docker exec)
+        continue
+    try:
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+        args = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+    except OSError:
+        continue
+    ids = {key: sorted(set(status[key].split())) for key in ("Uid", "Gid")}
+    rows.append({"pid": int(pid), "ppid": int(status["PPid"]), "args": args.strip(),
+                 "uids": ids["Uid"], "gids": ids["Gid"], "groups": status["Groups"].split(),
+                 "caps": int(status["CapEff"], 16)})
+listening = {}
+for line in open("/proc/net/tcp").readlines()[1:]:
+    fields = line.split()
+    if fields[3] == "0A":  # LISTEN: its owner is the uid of the process that opened it
+        listening[int(fields[1].split(":")[1], 16)] = int(fields[7])
+print(json.dumps({"processes": rows, "listening": listening}))
+"""
+
+
+@pytest.mark.parametrize("user", ["ivy", "kai"])
+def test_each_bot_runs_as_its_own_uid_without_capabilities(dep, user):
+    pool = POOLS[user]
+    seen = in_pool(pool, PS)
+    processes = {p["pid"]: p for p in seen["processes"]}
+    programs = dep.programs(pool)
+    for bot in bots_of(dep, user):
+        want = [str(bot.uid)]
+        assert bot.uid == BOT_UID_BASE + bot.host_port
+        state, pid = programs[bot.program]
+        assert state == "RUNNING" and pid in processes
+        program = processes[pid]  # the freqtrade process, or the bot's launcher
+        assert (program["uids"], program["gids"], program["groups"]) == (want, want, [])
+        assert program["caps"] == 0
+        # the bot's API socket belongs to its uid: the process serving it is the bot's
+        assert seen["listening"][str(bot.container_port)] == bot.uid
+    bot_uids = {str(b.uid) for b in bots_of(dep, user)}
+    for process in processes.values():
+        if process["uids"] == ["0"]:  # root: supervisord and the zygote, nothing else
+            args = process["args"]
+            assert "bin/supervisord -n -c" in args or "zygote.py serve" in args, process
+        else:
+            assert len(process["uids"]) == 1 and process["uids"][0] in bot_uids, process
+            assert process["caps"] == 0, process
+    if user == "ivy":  # every bot forked by the zygote became its launcher's uid
+        # (a forked bot keeps the zygote's command line: only the zygote itself is root)
+        (zygote,) = [
+            p for p in processes.values() if "zygote.py serve" in p["args"] and p["uids"] == ["0"]
+        ]
+        children = [p for p in processes.values() if p["ppid"] == zygote["pid"]]
+        assert sorted(c["uids"][0] for c in children) == sorted(bot_uids)
+
+
+# --- who reaches whom --------------------------------------------------------------------------
+
+CALL = r"""
+import json, sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=3) as response:
+        print(json.dumps({"status": response.status}))
+except Exception as error:
+    print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
+"""
+
+
+def call_from(pool: str, uid: int, url: str) -> dict[str, object]:
+    result = in_pool(pool, CALL, url, uid=uid)
+    assert isinstance(result, dict)
+    return result
+
+
+def address(container: str, network: str) -> str:
+    return docker(
+        "inspect",
+        "-f",
+        f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
+        container,
+    ).strip()
+
+
+def test_a_bot_reaches_its_exchange_but_no_other_users_bot(dep):
+    for user, other in (("ivy", "kai"), ("kai", "ivy")):
+        bot = bots_of(dep, user)[0]
+        exchange = call_from(POOLS[user], bot.uid, f"http://{EXCHANGE}:8000/api/v3/ping")
+        assert exchange == {"status": 200}
+        by_name = call_from(POOLS[user], bot.uid, f"http://{POOLS[other]}:8080/api/v1/ping")
+        unknown = ("Name or service not known", "Temporary failure in name resolution")
+        assert any(reason in str(by_name.get("error")) for reason in unknown), by_name
+        # not by address either (the pools are on different bridges, isolated by Docker)
+        target = address(POOLS[other], user_network(other))
+        assert target
+        by_address = call_from(POOLS[user], bot.uid, f"http://{target}:8080/api/v1/ping")
+        assert "error" in by_address, by_address
+    assert set(networks_of(POOLS["ivy"])) == {"botpool-ivy"}
+    assert set(networks_of(POOLS["kai"])) == {"botpool-kai"}
+    assert set(networks_of(EXCHANGE)) == {"botpool-ivy", "botpool-kai"}
+
+
+def networks_of(container: str) -> list[str]:
+    text = docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", container)
+    return sorted(json.loads(text))
+
+
+def container_id(name: str) -> str:
+    return docker("inspect", "-f", "{{.Id}}", name).strip()
+
+
+def test_a_new_user_joins_the_exchange_live_and_leaves_no_network_behind(dep):
+    before = container_id(EXCHANGE)
+    dep.write(USERS + LEV)
+    dep.converge()
+    dep.wait_answering()
+    assert container_id(EXCHANGE) == before  # joined live, never recreated
+    assert set(networks_of(EXCHANGE)) == {"botpool-ivy", "botpool-kai", "botpool-lev"}
+    (third,) = bots_of(dep, "lev")
+    assert call_from("lev-pool-1", third.uid, f"http://{EXCHANGE}:8000/api/v3/ping") == {
+        "status": 200
+    }
+    assert "error" in call_from("lev-pool-1", third.uid, "http://ivy-pool-1:8080/api/v1/ping")
+    dep.write(USERS)
+    dep.converge()
+    assert container_id(EXCHANGE) == before
+    assert set(networks_of(EXCHANGE)) == {"botpool-ivy", "botpool-kai"}
+    gone = subprocess.run(["docker", "network", "inspect", "botpool-lev"], capture_output=True)
+    assert gone.returncode != 0, "the network of a user who left is still there"
+    assert dep.converge().operations == []
+
+
+# --- drift and repair --------------------------------------------------------------------------
+
+
+def drift(dep: Deployment) -> tuple[int, list[str]]:
+    """`botpool drift --json`: its exit code and each difference as `subject: kind: detail`."""
+    proc = subprocess.run(
+        [str(VENV / "botpool"), "drift", "inventory/local.py", "--json"],
+        cwd=REPO,
+        env=dep.environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode in (0, 2), proc.stdout + proc.stderr
+    (host,) = json.loads(proc.stdout)
+    return proc.returncode, [
+        f"{d['subject']}: {d['kind']}: {d['detail']}" for d in host["differences"]
+    ]
+
+
+def test_drift_reports_an_owner_or_mode_changed_by_hand_and_converge_repairs_it(dep):
+    pool = dep.root / "pools" / "kai-pool-1"
+    solo, duo = bots_of(dep, "kai")
+    program = pool / "programs" / f"{solo.program}.conf"
+    program.chmod(0o666)  # anyone could now write what root loads
+    config = pool / "bots" / duo.name / "config.json"
+    os.chown(config, 0, 1000)  # the secrets readable by another group
+    code, found = drift(dep)
+    assert code == 2 and sorted(found) == [
+        f"file pools/kai-pool-1/bots/{duo.name}/config.json: changed: "
+        f"owner 0:1000 mode 0640, want owner 0:{duo.uid} mode 0640",
+        f"file pools/kai-pool-1/programs/{solo.program}.conf: changed: "
+        "owner 0:0 mode 0666, want owner 0:0 mode 0644",
+    ], found
+    before = dep.pids("kai-pool-1")
+    dep.converge()
+    assert mode_of(program) == (0, 0, 0o644) and mode_of(config) == (0, duo.uid, 0o640)
+    assert dep.pids("kai-pool-1") == before  # an owner or a mode restarts no bot
+    assert drift(dep) == (0, [])
+
+
+def mode_of(path: Path) -> tuple[int, int, int]:
+    st = path.lstat()
+    return st.st_uid, st.st_gid, st.st_mode & 0o7777
+
+
+# --- migration from an older botpool ----------------------------------------------------------
+
+
+def trades(dep: Deployment, bot: BotPlan) -> set[tuple[int, str]]:
+    return {
+        (t["trade_id"], t["open_date"])
+        for t in dep.api(bot.user, bot.name, "trades").json()["trades"]
+    }
+
+
+def test_a_host_of_an_older_botpool_is_migrated_and_keeps_every_trade(dep):
+    """Older hosts: uid 1000 owns the whole pools folder, configs are 0600, and a bot could
+    plant files and links where root reads and writes. One converge (which also recreates
+    the pools, as the new container spec does) makes it all root's again."""
+    bots = dep.plan().bots
+    before = {
+        b.key: wait_for(lambda b=b: trades(dep, b), timeout=180, what=f"a trade of {b.key}")
+        for b in bots
+    }
+    pools = dep.root / "pools"
+    subprocess.run(["chown", "-R", "1000:1000", str(pools)], check=True)
+    for bot in bots:
+        (pools / bot.pool / "bots" / bot.name / "config.json").chmod(0o600)
+    ivy = pools / "ivy-pool-1"
+    planted = ivy / "bots" / "one" / "logs" / "planted.log"  # supervisord would follow it
+    planted.symlink_to("/botpool/programs/planted.conf")
+    evil = ivy / "programs" / "evil.conf"  # the issue's own repro
+    evil.write_text("[program:evil]\ncommand=id\nuser=root\n")
+    os.chown(evil, 1000, 1000)
+    os.lchown(planted, 1000, 1000)
+    ids = {pool: container_id(pool) for pool in POOLS.values()}
+    text = dep.layout.read_text()  # a new spec, as the upgrade brings: every pool recreated
+    dep.layout.write_text(
+        text.replace("defaults:\n", "defaults:\n  pool_memory_limit_mb: 2500\n", 1)
+    )
+    run = dep.converge()
+    assert all(container_id(p) != cid for p, cid in ids.items()), run.operations
+    dep.wait_answering()
+    for bot in bots:
+        assert before[bot.key] <= trades(dep, bot), bot.key  # the same trades, and more
+    assert not planted.is_symlink() and not evil.exists()
+    assert not (ivy / "programs" / "planted.conf").exists()
+    problems = [f"{path}: {what}" for path, what in writable_by_bots(dep)]
+    assert problems == [], "\n".join(problems)
+    assert mode_of(pools)[0] == 0 and not mode_of(pools)[2] & 0o022  # the folder of them all
+    assert dep.converge().operations == []
+    assert drift(dep) == (0, [])
+
+
+def writable_by_bots(dep: Deployment):  # noqa: ANN201
+    """Every path of the pools folder whose owner, group or mode is not the plan's rule."""
+    uid_of = {(b.pool, b.name): b.uid for b in dep.plan().bots}
+    for pool in sorted((dep.root / "pools").iterdir()):
+        for folder, dirs, files in os.walk(pool):
+            here = Path(folder)
+            rel = here.relative_to(pool).parts
+            bot_uid = (
+                uid_of.get((pool.name, rel[1])) if len(rel) >= 2 and rel[0] == "bots" else None
+            )
+            if len(rel) >= 3 and rel[2] == "user_data":  # the bot's own data: its alone
+                for path in [here, *(here / n for n in dirs + files)]:
+                    if path.lstat().st_uid != bot_uid:
+                        yield path, f"owner {path.lstat().st_uid}, want the bot's {bot_uid}"
+                continue
+            for path in [here, *(here / n for n in files)]:
+                uid, gid, mode = mode_of(path)
+                want_gid = (
+                    bot_uid if path.name == "config.json" or len(rel) == 2 and path == here else 0
+                )
+                if path.is_symlink():
+                    yield path, "a link"
+                elif uid != 0 or mode & 0o022 or gid != want_gid:
+                    yield path, f"owner {uid}:{gid} mode {mode:04o}"
