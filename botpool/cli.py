@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from botpool import freqtrade_validation, schema
+from botpool import freqtrade_validation, names, schema
 from botpool.allocate import lock_path, write_lock
 from botpool.pipeline import Artifact, HostRef, desired
 from botpool.plan import Plan, load_plan
@@ -269,7 +269,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if silent:
         print(
             f"{len(silent)} bot(s) do not answer: {', '.join(silent)}; see "
-            "`docker exec POOL supervisorctl -c /botpool/supervisord.conf tail -f BOT`",
+            f"`docker exec CONTAINER {names.SUPERVISORCTL} tail -f BOT`",
             file=sys.stderr,
         )
         return CHANGES

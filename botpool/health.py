@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botpool.layout import CheckSettings
-from botpool.plan import ZYGOTE_PROGRAM, BotPlan, HostPlan, PoolPlan
+from botpool.names import ZYGOTE_PROGRAM
+from botpool.plan import BotPlan, HostPlan, PoolPlan
 from botpool.probe import MARK
 from botpool.render import PROGRAM_TIMING
 from botpool.snapshot import ProgramState, Snapshot
@@ -112,7 +113,7 @@ def evaluate(
     for pool in host.pools:
         findings += _pool(pool, snap, health, limits)
         for bot in pool.bots:
-            findings += _bot(bot, snap, health, limits, now)
+            findings += _bot(bot, snap.programs.get(pool.container, {}), health, limits, now)
     available = health.mem_available_mb
     findings.append(
         Finding(
@@ -129,28 +130,28 @@ def evaluate(
 
 def _pool(pool: PoolPlan, snap: Snapshot, health: Health, limits: CheckSettings) -> list[Finding]:
     subject = f"pool {pool.name}"
-    container = snap.containers.get(pool.name)
+    container = snap.containers.get(pool.container)
     out = [
         Finding(
             subject,
             "container",
             bool(container and container.running),
-            f"container {pool.name} is {'stopped' if container else 'missing'}: "
+            f"container {pool.container} is {'stopped' if container else 'missing'}: "
             "run a converge to recreate or start it",
         )
     ]
-    answered = pool.name in snap.programs and pool.name not in snap.supervisor_errors
+    answered = pool.container in snap.programs and pool.container not in snap.supervisor_errors
     out.append(
         Finding(
             subject,
             "supervisord",
             answered,
             f"supervisord in {pool.name} does not answer: "
-            f"{snap.supervisor_errors.get(pool.name, 'no status')}",
+            f"{snap.supervisor_errors.get(pool.container, 'no status')}",
         )
     )
     if pool.runtime == "zygote":
-        zygote = snap.programs.get(pool.name, {}).get(ZYGOTE_PROGRAM)
+        zygote = snap.programs.get(pool.container, {}).get(ZYGOTE_PROGRAM)
         out.append(
             Finding(
                 subject,
@@ -160,7 +161,7 @@ def _pool(pool: PoolPlan, snap: Snapshot, health: Health, limits: CheckSettings)
                 f"of the pool can start; see logs/zygote.log in the pool's folder",
             )
         )
-    used, limit = health.container_memory.get(pool.name, (0.0, 0.0))
+    used, limit = health.container_memory.get(pool.container, (0.0, 0.0))
     share = used / limit if limit else 0.0
     out.append(
         Finding(
@@ -200,11 +201,15 @@ class _Bot:
 
 
 def _bot(
-    bot: BotPlan, snap: Snapshot, health: Health, limits: CheckSettings, now: float
+    bot: BotPlan,
+    programs: dict[str, ProgramState],  # its pool's, as supervisor shows them
+    health: Health,
+    limits: CheckSettings,
+    now: float,
 ) -> list[Finding]:
     seen = _Bot(
         bot,
-        snap.programs.get(bot.pool, {}).get(bot.program),
+        programs.get(bot.program),
         health.bots.get(bot.program, {}),
         health.listening.get(bot.host_port, set()),
         health.probe_error,

@@ -195,6 +195,7 @@ class Layout:
     base_port: int
     max_port: int
     root: str
+    project: str  # prefixes container and network names (botpool.names)
     runtime: str
     pool_memory_limit_mb: int | None
     image: ImageSettings

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from botpool import names
 from botpool.allocate import Allocation, PoolBlock, allocate, lock_path, read_lock
 from botpool.layout import (
     RUNTIME_MEMORY,
@@ -19,20 +20,7 @@ from botpool.layout import (
 from botpool.source import LayoutError, Problem
 from botpool.validate import read_layout
 
-CONTAINER_FIRST_PORT = 8080  # a bot in slot n listens on 8080 + n inside its pool container
 EXCHANGE_MB = 40  # a sandbox exchange container
-EXCHANGE_PORT = 8000  # the sandbox exchange inside its container
-ZYGOTE_PROGRAM = "zygote"  # a zygote pool's extra program (bot programs are <user>-<bot>)
-# Each bot runs as its own uid and gid: BOT_UID_BASE + its host port. Unique on a host (ports
-# are), stable (a pool keeps its port block), plain in `ps` (209003 is the bot on port 9003),
-# and far above the uids of login accounts (1000 and up) and system users.
-BOT_UID_BASE = 200_000
-LEGACY_NETWORK = "botpool"  # the one network every pool shared before networks per user
-
-
-def user_network(user: str) -> str:
-    """The Docker network of one user's pools on a host (the one place this name is made)."""
-    return f"botpool-{user}"
 
 
 @dataclass(frozen=True)
@@ -66,12 +54,12 @@ class BotPlan:
 
     @property
     def container_port(self) -> int:
-        return CONTAINER_FIRST_PORT + self.slot
+        return names.CONTAINER_FIRST_PORT + self.slot
 
     @property
     def uid(self) -> int:
         """The bot's uid, and its gid: no other bot of the host, and no login, has it."""
-        return BOT_UID_BASE + self.host_port
+        return names.bot_uid(self.host_port)
 
 
 @dataclass(frozen=True)
@@ -80,7 +68,8 @@ class PoolPlan:
     freqtrade_version: str
     memory_limit_mb: int
     bots: tuple[BotPlan, ...]
-    runtime: str = "zygote"
+    runtime: str
+    project: str
 
     @property
     def projected_mb(self) -> int:
@@ -100,8 +89,12 @@ class PoolPlan:
         return self.block.host
 
     @property
+    def container(self) -> str:
+        return names.pool_container(self.project, self.name)
+
+    @property
     def network(self) -> str:
-        return user_network(self.user)
+        return names.user_network(self.project, self.user)
 
 
 @dataclass(frozen=True)
@@ -110,20 +103,21 @@ class ExchangePlan:
 
     profile: ExchangeProfile
     pairs: tuple[str, ...]
-    users: tuple[str, ...] = ()  # users of this host whose bots trade on it
+    users: tuple[str, ...]  # users of this host whose bots trade on it
+    project: str
 
     @property
     def container(self) -> str:
-        return f"botpool-exchange-{self.profile.name}"
+        return names.exchange_container(self.project, self.profile.name)
 
     @property
     def networks(self) -> tuple[str, ...]:
         """It joins the network of every user it serves: each user's bots reach it by name."""
-        return tuple(user_network(user) for user in self.users)
+        return tuple(names.user_network(self.project, user) for user in self.users)
 
     @property
     def url(self) -> str:
-        return f"http://{self.container}:{EXCHANGE_PORT}"
+        return f"http://{self.container}:{names.EXCHANGE_PORT}"
 
 
 @dataclass(frozen=True)
@@ -194,7 +188,9 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
             limit = layout.pool_memory_limit_mb or math.ceil(
                 1.5 * (RUNTIME_MEMORY[user.runtime].pool_mb + block.size * bot_mb)
             )
-            pools.append(PoolPlan(block, user.freqtrade_version, limit, bots, user.runtime))
+            pools.append(
+                PoolPlan(block, user.freqtrade_version, limit, bots, user.runtime, layout.project)
+            )
         hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools))
         problems += _capacity_problems(layout, hosts[host.name])
     for block in sorted(allocation.pools.values(), key=lambda p: p.name):
@@ -233,7 +229,9 @@ def _exchanges(layout: Layout, pools: list[PoolPlan]) -> tuple[ExchangePlan, ...
             pairs.setdefault(bot.settings.exchange, set()).update(bot.settings.pairs)
             users.setdefault(bot.settings.exchange, set()).add(bot.user)
     return tuple(
-        ExchangePlan(layout.exchanges[name], tuple(sorted(p)), tuple(sorted(users[name])))
+        ExchangePlan(
+            layout.exchanges[name], tuple(sorted(p)), tuple(sorted(users[name])), layout.project
+        )
         for name, p in sorted(pairs.items())
     )
 

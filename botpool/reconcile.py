@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from botpool.plan import LEGACY_NETWORK, ZYGOTE_PROGRAM
+from botpool.names import LEGACY_NETWORK, ZYGOTE_PROGRAM
 from botpool.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
 from botpool.snapshot import ContainerState, Snapshot
 
@@ -124,7 +124,9 @@ def reconcile(
         changes.exchanges.append(unit)
     for rendered in pools:
         changes.pools.append(_pool(rendered, snap, report))
-    wanted = {p.pool.name for p in pools} | {e.container.name for e in exchanges}
+    wanted = {p.container.name for p in pools} | {e.container.name for e in exchanges}
+    pools_wanted = {p.pool.name for p in pools}
+    exchanges_wanted = {e.exchange.profile.name for e in exchanges}
     for name, container in sorted(snap.containers.items()):
         if name not in wanted:
             changes.remove_containers.append(name)
@@ -138,7 +140,7 @@ def reconcile(
             )
     for directory in sorted(snap.directories):
         parts = directory.split("/")
-        if len(parts) == 2 and parts[0] == "pools" and parts[1] not in wanted:
+        if len(parts) == 2 and parts[0] == "pools" and parts[1] not in pools_wanted:
             changes.archive_pools.append(parts[1])
             report(
                 Difference(
@@ -147,11 +149,7 @@ def reconcile(
                     f"{directory} is not in the plan: it will be archived",
                 )
             )
-        if (
-            len(parts) == 2
-            and parts[0] == "exchanges"
-            and f"botpool-exchange-{parts[1]}" not in wanted
-        ):
+        if len(parts) == 2 and parts[0] == "exchanges" and parts[1] not in exchanges_wanted:
             changes.remove_directories.append(directory)
     return changes
 
@@ -184,7 +182,7 @@ def _networks(
 
 def _pool(rendered: RenderedPool, snap: Snapshot, report: Report) -> UnitChanges:
     pool = rendered.pool
-    unit = UnitChanges(pool.name, f"pools/{pool.name}", rendered.container)
+    unit = UnitChanges(rendered.container.name, f"pools/{pool.name}", rendered.container)
     _sync_directories(unit, rendered.directories, rendered.files, snap, report)
     changed = _sync_files(unit, rendered.files, snap, report)
     wanted_programs = rendered.programs
@@ -327,19 +325,19 @@ def _converge_programs(
     wanted: set[str],
     report: Report,
 ) -> None:
-    pool = rendered.pool.name
-    if pool in snap.supervisor_errors and not snap.programs.get(pool):
+    pool, container = rendered.pool.name, rendered.container.name
+    if container in snap.supervisor_errors and not snap.programs.get(container):
         unit.container = "restart"
         report(
             Difference(
                 f"pool {pool}",
                 "unhealthy",
                 f"supervisord does not answer "
-                f"({snap.supervisor_errors[pool]}): the container will be restarted",
+                f"({snap.supervisor_errors[container]}): the container will be restarted",
             )
         )
         return
-    running = snap.programs.get(pool, {})
+    running = snap.programs.get(container, {})
     program_changed = {rel.split("/")[1][:-5] for rel in changed if rel.startswith("programs/")}
     if program_changed or unit.removals or set(running) ^ wanted:
         unit.supervisor_update = True

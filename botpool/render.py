@@ -30,12 +30,10 @@ from typing import Any
 import jinja2
 
 import botpool
-from botpool import sandbox, zygote
+from botpool import names, sandbox, zygote
 from botpool.layout import deep_merge
+from botpool.names import MOUNT, ZYGOTE_PROGRAM, ZYGOTE_SOCKET
 from botpool.plan import (
-    BOT_UID_BASE,
-    EXCHANGE_PORT,
-    ZYGOTE_PROGRAM,
     BotPlan,
     ExchangePlan,
     HostPlan,
@@ -46,12 +44,9 @@ from botpool.secrets import SecretStore
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SANDBOX_SOURCE = Path(sandbox.__file__).resolve().parent
-MOUNT = "/botpool"  # where a pool's directory appears inside its container
 PROGRAM_TIMING = {"startsecs": 10, "startretries": 5, "stopwaitsecs": 30}
 FREQTRADE_ARGS = "trade --config config.json --userdir user_data"
 ZYGOTE_SOURCE = Path(zygote.__file__).resolve()
-# in the container's /run (root 0755), never /tmp: no bot can take the name before root does
-ZYGOTE_SOCKET = "/run/zygote.sock"
 
 
 def sha256(text: str) -> str:
@@ -100,6 +95,7 @@ class ContainerSpec:
     """Everything that needs a container to be recreated when it changes, and nothing else."""
 
     name: str
+    hostname: str
     image: str
     command: tuple[str, ...]
     ports: tuple[tuple[str, int, int], ...]  # (host ip, host port, container port)
@@ -138,7 +134,7 @@ class ContainerSpec:
             "--name",
             self.name,
             "--hostname",
-            self.name,
+            self.hostname,
             "--restart",
             self.restart,
             "--memory",
@@ -172,9 +168,9 @@ class ContainerSpec:
         """Labels to put on the container: the given ones plus the spec hash and version."""
         return {
             **dict(self.labels),
-            "botpool.managed": "true",
-            "botpool.spec-hash": self.hash,
-            "botpool.version": botpool.__version__,
+            names.MANAGED: "true",
+            names.SPEC_HASH: self.hash,
+            names.VERSION: botpool.__version__,
         }
 
 
@@ -204,12 +200,14 @@ class RenderedExchange:
 
 @cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.globals["mount"] = MOUNT  # the paths inside a pool, from botpool.names
+    return env
 
 
 def render_template(name: str, **values: Any) -> str:
@@ -229,7 +227,7 @@ def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = 
         "pair_blacklist": [],
     }
     if profile.sandbox:
-        url = ExchangePlan(profile, ()).url
+        url = ExchangePlan(profile, (), (), plan.layout.project).url
         exchange.update(sandbox.freqtrade_exchange_overrides(url))
     if not settings.dry_run and settings.credentials:
         exchange.update(secrets.exchange_credentials(settings.credentials))
@@ -280,21 +278,24 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
     files.append(Artifact("supervisord.conf", supervisord))
     root = plan.layout.root
     container = ContainerSpec(
-        name=pool.name,
+        name=pool.container,
+        hostname=pool.name,
         image=image,
-        command=("supervisord", "-n", "-c", f"{MOUNT}/supervisord.conf"),
+        command=("supervisord", "-n", "-c", names.SUPERVISOR_CONF),
         ports=tuple(
-            ("127.0.0.1", port, port - pool.block.first_port + 8080) for port in pool.block.ports
+            ("127.0.0.1", port, port - pool.block.first_port + names.CONTAINER_FIRST_PORT)
+            for port in pool.block.ports
         ),
         mounts=((f"{root}/pools/{pool.name}", MOUNT, "rw"),),
         memory_limit_mb=pool.memory_limit_mb,
         networks=(pool.network,),
         inputs=(("supervisord.conf", sha256(supervisord)),),
         labels=(
-            ("botpool.role", "pool"),
-            ("botpool.user", pool.user),
-            ("botpool.pool", pool.name),
-            ("botpool.root", root),
+            (names.ROLE, "pool"),
+            (names.USER, pool.user),
+            (names.POOL, pool.name),
+            (names.ROOT, root),
+            (names.PROJECT, plan.layout.project),
         ),
     )
     return RenderedPool(pool, tuple(files), tuple(directories), container)
@@ -325,7 +326,9 @@ def _zygote_program(source: Artifact) -> str:
         "zygote.conf.j2",
         program=ZYGOTE_PROGRAM,
         # root: it forks each bot with its launcher's uid, and serves no uid below the bots'
-        command=f"python3 {MOUNT}/{source.path} serve {ZYGOTE_SOCKET} --min-uid {BOT_UID_BASE}",
+        command=(
+            f"python3 {MOUNT}/{source.path} serve {ZYGOTE_SOCKET} --min-uid {names.BOT_UID_BASE}"
+        ),
         inputs_hash=source.hash[:16],
     )
 
@@ -341,6 +344,7 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
     directory = f"{plan.layout.root}/exchanges/{profile.name}"
     container = ContainerSpec(
         name=exchange.container,
+        hostname=f"exchange-{exchange.profile.name}",
         image=image,
         command=(
             "python3",
@@ -349,7 +353,7 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
             "--listen",
             "0.0.0.0",
             "--port",
-            str(EXCHANGE_PORT),
+            str(names.EXCHANGE_PORT),
             "--pairs",
             ",".join(exchange.pairs),
             "--seed",
@@ -368,9 +372,10 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
         environment=(("PYTHONPATH", "/opt/botpool-sandbox"), ("PYTHONUNBUFFERED", "1")),
         inputs=tuple((f.path, f.hash) for f in files),
         labels=(
-            ("botpool.role", "exchange"),
-            ("botpool.exchange", profile.name),
-            ("botpool.root", plan.layout.root),
+            (names.ROLE, "exchange"),
+            (names.EXCHANGE, profile.name),
+            (names.ROOT, plan.layout.root),
+            (names.PROJECT, plan.layout.project),
         ),
     )
     return RenderedExchange(exchange, files, container)

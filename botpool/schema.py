@@ -519,6 +519,12 @@ DEFAULTS: dict[str, Key] = {
     "root": Key(
         root_folder, "/opt/botpool", "directory on each host holding pools and the archive"
     ),
+    "project": Key(
+        optional(name),
+        None,
+        "prefix of this deployment's container and network names; default `botpool` for "
+        "root /opt/botpool, else the root's last folder and a hash of its path",
+    ),
     "strategies_dir": Key(text, "strategies", "strategy files, relative to the layout file"),
     "runtime": Key(
         runtime,

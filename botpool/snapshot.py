@@ -7,11 +7,13 @@ CLI, because a bare host may have no Python. `parse` turns its output into a Sna
 
 from __future__ import annotations
 
+import json
 import shlex
 import stat
 from dataclasses import dataclass, field
 
-from botpool.plan import LEGACY_NETWORK
+from botpool import names
+from botpool.names import LEGACY_NETWORK
 
 MARK = "@@botpool "
 # Data that bots write: never hashed, never walked into (a database can be large).
@@ -79,18 +81,21 @@ def command(root: str) -> str:
     """
     r = shlex.quote(root)
     prune = " -o ".join(f"-name {d}" for d in DATA_DIRS)
+    # one JSON object a container: values are quoted by docker, never split on a separator
     fmt = (
-        '{{.Names}}|{{.State}}|{{.Label "botpool.role"}}|{{.Label "botpool.spec-hash"}}'
-        "|{{.Networks}}"
+        '{"name":{{json .Names}},"state":{{json .State}},'
+        f'"role":{{{{json (.Label "{names.ROLE}")}}}},'
+        f'"spec_hash":{{{{json (.Label "{names.SPEC_HASH}")}}}},'
+        '"networks":{{json .Networks}}}'
     )
     ours = (
-        f"--filter label=botpool.managed=true --filter {shlex.quote('label=botpool.root=' + root)}"
+        f"--filter label={names.MANAGED}=true --filter {shlex.quote(f'label={names.ROOT}={root}')}"
     )
     find = f"cd {r} 2>/dev/null && find pools exchanges -mindepth 1"
     # ours (labelled with this root), and the unlabelled shared one of older versions
     networks = (
-        "docker network ls --filter label=botpool.managed=true "
-        """--format '{{.Name}}|{{.Label "botpool.root"}}' 2>/dev/null | """
+        f"docker network ls --filter label={names.MANAGED}=true "
+        f"""--format '{{{{.Name}}}}|{{{{.Label "{names.ROOT}"}}}}' 2>/dev/null | """
         f"awk -F'|' -v root={r} "
         f"""'$2 == root || ($1 == "{LEGACY_NETWORK}" && $2 == "") {{print $1}}'"""
     )
@@ -100,7 +105,7 @@ def command(root: str) -> str:
             "command -v docker >/dev/null 2>&1 && docker version --format '{{.Server.Version}}' "
             "2>/dev/null",
             f"echo '{MARK}images'",
-            "docker images --filter label=botpool.image "
+            f"docker images --filter label={names.IMAGE} "
             "--format '{{.Repository}}:{{.Tag}}' 2>/dev/null",
             f"echo '{MARK}networks'",
             networks,
@@ -121,10 +126,10 @@ def command(root: str) -> str:
             f"{find} -maxdepth 4 -type d -print0 2>/dev/null "
             "| xargs -0 -r stat -c '%a %u %g %n' 2>/dev/null",
             # supervisor of every running pool; a pool whose supervisord does not answer says so
-            f"for c in $(docker ps {ours} --filter label=botpool.role=pool "
+            f"for c in $(docker ps {ours} --filter label={names.ROLE}=pool "
             "--format '{{.Names}}' 2>/dev/null); do "
             f'echo "{MARK}supervisor $c"; '
-            'docker exec "$c" supervisorctl -c /botpool/supervisord.conf status 2>&1; done',
+            f'docker exec "$c" {names.SUPERVISORCTL} status 2>&1; done',
             "exit 0",
         ]
     )
@@ -155,9 +160,13 @@ def parse(lines: list[str]) -> Snapshot:
             for network in _names(networks):
                 users.setdefault(network, set()).add(name)
         elif section == "containers":
-            name, state, role, spec_hash, networks = (line.split("|") + ["", "", "", ""])[:5]
-            snap.containers[name] = ContainerState(
-                name, state == "running", role, spec_hash, networks=_names(networks)
+            seen = json.loads(line)
+            snap.containers[seen["name"]] = ContainerState(
+                seen["name"],
+                seen["state"] == "running",
+                seen["role"],
+                seen["spec_hash"],
+                networks=_names(seen["networks"]),
             )
         elif section == "files":
             mode_hex, uid_text, gid_text, path = line.split(" ", 3)

@@ -35,8 +35,8 @@ def local_snapshot(root: str) -> Snapshot:
     return parse(out.stdout.splitlines())
 
 
-def bot_status(bot: BotPlan, snap: Snapshot, secrets: SecretStore) -> BotStatus:
-    program = snap.programs.get(bot.pool, {}).get(bot.program)
+def bot_status(bot: BotPlan, container: str, snap: Snapshot, secrets: SecretStore) -> BotStatus:
+    program = snap.programs.get(container, {}).get(bot.program)
     state = program.state if program else "absent"
     creds = secrets.api_credentials(bot.bot.key)
     base = f"http://127.0.0.1:{bot.host_port}/api/v1"
@@ -57,7 +57,11 @@ def host_status(plan: Plan, host: str, secrets: SecretStore, wait_s: float = 0) 
     deadline = time.monotonic() + wait_s
     while True:
         snap = local_snapshot(plan.layout.root)
-        rows = [bot_status(bot, snap, secrets) for bot in plan.hosts[host].bots]
+        rows = [
+            bot_status(bot, pool.container, snap, secrets)
+            for pool in plan.hosts[host].pools
+            for bot in pool.bots
+        ]
         if all(r.answers for r in rows) or time.monotonic() >= deadline:
             return rows
         time.sleep(2)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botpool import schema
+from botpool import names, schema
 from botpool.layout import (
     Bot,
     BotSettings,
@@ -168,6 +168,7 @@ class _Validator:
             base_port=base_port,
             max_port=max_port,
             root=defaults["root"],
+            project=names.project(defaults["root"], defaults["project"]),
             runtime=defaults["runtime"],
             pool_memory_limit_mb=defaults["pool_memory_limit_mb"],
             image=ImageSettings(

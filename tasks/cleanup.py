@@ -6,12 +6,14 @@ Only containers labelled botpool.managed=true are ever touched.
 
 from pyinfra import host
 
+from botpool import names
 from tasks import context, operations
 
 ctx = context.for_host(host)
 # pools that moved away go only once their new host has their data (tasks/moves.py)
 moved = sorted(m.pool for m in context.moves() if m.source.name == host.name)
-containers = [c for c in ctx.changes.remove_containers if c not in moved]
+moved_containers = {pool: names.pool_container(ctx.plan.layout.project, pool) for pool in moved}
+containers = [c for c in ctx.changes.remove_containers if c not in moved_containers.values()]
 archive = [p for p in ctx.changes.archive_pools if p not in moved]
 
 if containers:
@@ -29,7 +31,7 @@ if archive:
 for pool in moved:
     operations.remove_containers(
         name=f"Remove {pool}, which moved to another host",
-        names=[c for c in ctx.changes.remove_containers if c == pool],
+        names=[c for c in ctx.changes.remove_containers if c == moved_containers[pool]],
         _if=lambda pool=pool: pool in context.CARRIED,
     )
     operations.archive(

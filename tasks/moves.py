@@ -11,6 +11,7 @@ received. A converge that stops half-way repeats the move: the new host still ha
 
 from pyinfra import host
 
+from botpool import names
 from tasks import context, operations
 
 moves = context.moves()
@@ -20,7 +21,11 @@ if moves:
     operations.pack_pools(
         name=f"Move {what}: stop and pack on the old host",
         root=ctx.root,
-        pools=[m.pool for m in moves if m.source.name == host.name],
+        pools=[
+            (m.pool, names.pool_container(ctx.plan.layout.project, m.pool))
+            for m in moves
+            if m.source.name == host.name
+        ],
     )
     operations.receive_pools(
         name=f"Move {what}: carry to the new host",

@@ -15,10 +15,10 @@ import tempfile
 from pyinfra.api import FileUploadCommand, FunctionCommand, StringCommand, operation
 from pyinfra.api.host import Host
 
+from botpool.names import MANAGED, ROOT, SUPERVISORCTL, USER
 from botpool.reconcile import Folder, Upload
 from botpool.render import ContainerSpec
 
-SUPERVISORCTL = "supervisorctl -c /botpool/supervisord.conf"
 SUDO_ARGUMENTS = ("_sudo", "_sudo_user", "_su_user", "_use_sudo_password")
 
 
@@ -100,9 +100,9 @@ def container(
     if action in ("recreate", "create"):
         # Replace a container of this name only if it is ours (same root label): a leftover of
         # an interrupted converge goes; anyone else's container stops the converge instead.
-        name, ours = shlex.quote(spec.name), shlex.quote(dict(spec.labels)["botpool.root"])
+        name, ours = shlex.quote(spec.name), shlex.quote(dict(spec.labels)[ROOT])
         yield (
-            f"owner=$(docker inspect -f '{{{{index .Config.Labels \"botpool.root\"}}}}' {name} "
+            f"owner=$(docker inspect -f '{{{{index .Config.Labels \"{ROOT}\"}}}}' {name} "
             f"2>/dev/null) || owner=none; "
             f'if [ "$owner" = {ours} ]; then docker stop -t 45 {name} >/dev/null && '
             f"docker rm {name} >/dev/null; "
@@ -133,11 +133,11 @@ def create_networks(names: list[str], root: str, users: dict[str, str]):
     """Create each user's network, labelled with its root; one of that name that another
     root (or someone else) made stops the converge instead of being shared."""
     for name in names:
-        labels = ["--label", "botpool.managed=true", "--label", f"botpool.root={root}"]
+        labels = ["--label", f"{MANAGED}=true", "--label", f"{ROOT}={root}"]
         if name in users:
-            labels += ["--label", f"botpool.user={users[name]}"]
+            labels += ["--label", f"{USER}={users[name]}"]
         yield (
-            f"owner=$(docker network inspect -f '{{{{index .Labels \"botpool.root\"}}}}' "
+            f"owner=$(docker network inspect -f '{{{{index .Labels \"{ROOT}\"}}}}' "
             f"{q(name)} 2>/dev/null) || owner=none; "
             f'if [ "$owner" = none ]; then {q("docker", "network", "create", *labels, name)} '
             ">/dev/null; "
@@ -209,12 +209,12 @@ def _moving(root: str, pool: str) -> str:
 
 
 @operation()
-def pack_pools(root: str, pools: list[str]):
+def pack_pools(root: str, pools: list[tuple[str, str]]):
     """Stop moving pools (bots flush their databases) and pack their directories."""
-    for pool in pools:
+    for pool, container in pools:
         archive = _moving(root, pool)
         yield (
-            f"docker stop -t 45 {q(pool)} >/dev/null 2>&1; "
+            f"docker stop -t 45 {q(container)} >/dev/null 2>&1; "
             + q("install", "-d", "-m", "0700", f"{root}/.staging")
             + " && "
             + q("tar", "-C", f"{root}/pools", "--numeric-owner", "-czf", archive, pool)

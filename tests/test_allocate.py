@@ -36,6 +36,7 @@ def make_layout(users: dict[str, list[str]], size: int = 3, hosts: int = 1) -> L
         base_port=9000,
         max_port=9999,
         root="/opt/botpool",
+        project="botpool",
         runtime="process",
         pool_memory_limit_mb=None,
         image=None,  # type: ignore[arg-type]

@@ -15,14 +15,14 @@ NOW = 1_800_000_000.0
 def healthy(plan) -> tuple[Snapshot, Health]:
     host = plan.hosts["local"]
     snap = Snapshot(
-        containers={p.name: ContainerState(p.name, True, "pool", "x") for p in host.pools}
+        containers={p.container: ContainerState(p.container, True, "pool", "x") for p in host.pools}
     )
     seen = Health(mem_available_mb=4000)
     for pool in host.pools:
-        snap.programs[pool.name] = {"zygote": ProgramState("zygote", "RUNNING", 9, 7200)}
-        seen.container_memory[pool.name] = (500.0, 4000.0)
+        snap.programs[pool.container] = {"zygote": ProgramState("zygote", "RUNNING", 9, 7200)}
+        seen.container_memory[pool.container] = (500.0, 4000.0)
         for b in pool.bots:
-            snap.programs[pool.name][b.program] = ProgramState(b.program, "RUNNING", 10, 7200)
+            snap.programs[pool.container][b.program] = ProgramState(b.program, "RUNNING", 10, 7200)
             seen.listening[b.host_port] = {"127.0.0.1"}
             seen.bots[b.program] = {
                 "ping": True,
@@ -57,7 +57,9 @@ def test_a_healthy_host_passes_every_check(write_layout):
 
 def bot_state(snap: Snapshot, state: str, uptime: int | None = 7200) -> None:
     pid = 10 if state in ("RUNNING", "STOPPING") else None
-    snap.programs["alice-pool-1"]["alice-one"] = ProgramState("alice-one", state, pid, uptime)
+    snap.programs["botpool_alice-pool-1"]["alice-one"] = ProgramState(
+        "alice-one", state, pid, uptime
+    )
 
 
 def test_more_exits_than_max_exits_per_hour_is_a_crash_loop_even_when_running(write_layout):
@@ -88,7 +90,7 @@ def test_fatal_and_backoff_are_down_and_looping_whatever_the_exit_count(write_la
     for state in ("STOPPED", "EXITED", "STOPPING", "UNKNOWN"):
         bot_state(snap, state, None)
         assert f"is {state}" in failures(plan, snap, seen)[("bot alice/one", "running")]
-    del snap.programs["alice-pool-1"]["alice-one"]
+    del snap.programs["botpool_alice-pool-1"]["alice-one"]
     assert "is absent" in failures(plan, snap, seen)[("bot alice/one", "running")]
 
 
@@ -205,7 +207,7 @@ def test_a_bot_not_asked_and_files_the_probe_refused(write_layout):
 def test_memory_of_pools_and_host(write_layout):
     plan = load_plan(write_layout(MINIMAL))
     snap, seen = healthy(plan)
-    seen.container_memory["alice-pool-1"] = (3900.0, 4000.0)
+    seen.container_memory["botpool_alice-pool-1"] = (3900.0, 4000.0)
     seen.mem_available_mb = 100
     found = failures(plan, snap, seen)
     assert (
@@ -224,14 +226,14 @@ def test_parse_reads_sockets_memory_stats_and_the_probe():
         "@@botpool meminfo",
         "MemAvailable:    2048000 kB",
         "@@botpool stats",
-        "alice-pool-1|512.5MiB / 3.848GiB",
+        "botpool_alice-pool-1|512.5MiB / 3.848GiB",
         "@@botpool probe",
         '{"alice-one": {"ping": true}}',
     ]
     seen = parse(lines)
     assert seen.listening == {9000: {"127.0.0.1"}, 9001: {"0.0.0.0"}}
     assert seen.mem_available_mb == 2000
-    used, limit = seen.container_memory["alice-pool-1"]
+    used, limit = seen.container_memory["botpool_alice-pool-1"]
     assert used == 512.5 and round(limit) == 3940
     assert seen.bots == {"alice-one": {"ping": True}} and seen.probe_error is None
     assert (

@@ -136,9 +136,10 @@ def judge(plan, stdout: str, state: str = "RUNNING") -> dict[tuple[str, str], st
     """The probe's real output through health: failed (subject, check) -> message."""
     host = plan.hosts["local"]
     snap = Snapshot(
-        containers={p.name: ContainerState(p.name, True, "pool", "x") for p in host.pools}
+        containers={p.container: ContainerState(p.container, True, "pool", "x") for p in host.pools}
     )
-    snap.programs[POOL] = {b.program: ProgramState(b.program, state, 10, 7200) for b in host.bots}
+    programs = {b.program: ProgramState(b.program, state, 10, 7200) for b in host.bots}
+    snap.programs[host.pools[0].container] = programs
     seen = parse([f"{probe.MARK}probe", *stdout.splitlines()])
     seen.mem_available_mb = 4000
     for bot in host.bots:

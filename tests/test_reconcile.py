@@ -49,7 +49,7 @@ def converged(pools, exchanges) -> Snapshot:
                 snap.directories.setdefault(parent, root_folder)
                 parent = parent.rsplit("/", 1)[0]
     for pool in pools:
-        snap.programs[pool.pool.name] = {
+        snap.programs[pool.container.name] = {
             name: ProgramState(name, "RUNNING", 100 + i, 60)
             for i, name in enumerate(sorted(pool.programs))
         }
@@ -60,7 +60,7 @@ def test_fresh_host_gets_everything(write_layout, secrets):
     pools, exchanges = desired(write_layout(THREE), secrets)
     changes = reconcile(Snapshot(), pools, exchanges)
     (pool,) = changes.pools
-    assert changes.create_networks == ["botpool-alice"] and pool.container == "create"
+    assert changes.create_networks == ["botpool_alice"] and pool.container == "create"
     assert len(pool.uploads) == len(pools[0].files)
     assert pool.wait_for == ["alice-one", "alice-three", "alice-two", "zygote"]
     assert changes.exchanges[0].container == "create"
@@ -116,7 +116,9 @@ def test_removing_the_last_bot_removes_the_pool_container_and_archives_the_pool(
     snap = converged(*desired(path, secrets))
     path.write_text(MINIMAL)
     changes = reconcile(snap, *desired(path, secrets))
-    assert changes.remove_containers == ["bob-pool-1"] and changes.archive_pools == ["bob-pool-1"]
+    assert changes.remove_containers == ["botpool_bob-pool-1"] and changes.archive_pools == [
+        "bob-pool-1"
+    ]
     assert all(unit.empty for unit in changes.pools)
 
 
@@ -143,7 +145,7 @@ def test_deleted_program_file_is_put_back_without_restarting_anyone(write_layout
 def test_stopped_program_is_started(write_layout, secrets):
     pools, exchanges = desired(write_layout(THREE), secrets)
     snap = converged(pools, exchanges)
-    snap.programs["alice-pool-1"]["alice-three"] = ProgramState(
+    snap.programs["botpool_alice-pool-1"]["alice-three"] = ProgramState(
         "alice-three", "STOPPED", None, None
     )
     (pool,) = reconcile(snap, pools, exchanges).pools
@@ -154,7 +156,7 @@ def test_a_stopped_zygote_is_started_before_its_bots(write_layout, secrets):
     pools, exchanges = desired(write_layout(THREE), secrets)
     snap = converged(pools, exchanges)
     for name in ("zygote", "alice-one"):
-        snap.programs["alice-pool-1"][name] = ProgramState(name, "EXITED", None, None)
+        snap.programs["botpool_alice-pool-1"][name] = ProgramState(name, "EXITED", None, None)
     changes = reconcile(snap, pools, exchanges)
     assert changes.pools[0].start == ["zygote", "alice-one"]
     assert "program alice-pool-1:zygote: stopped" in "\n".join(map(str, changes.differences))
@@ -163,11 +165,11 @@ def test_a_stopped_zygote_is_started_before_its_bots(write_layout, secrets):
 def test_removed_or_changed_container_is_recreated_and_waited_for(write_layout, secrets):
     pools, exchanges = desired(write_layout(THREE), secrets)
     snap = converged(pools, exchanges)
-    del snap.containers["alice-pool-1"]
+    del snap.containers["botpool_alice-pool-1"]
     assert reconcile(snap, pools, exchanges).pools[0].container == "create"
     snap = converged(pools, exchanges)
-    snap.containers["alice-pool-1"] = dataclasses.replace(
-        snap.containers["alice-pool-1"], spec_hash="old"
+    snap.containers["botpool_alice-pool-1"] = dataclasses.replace(
+        snap.containers["botpool_alice-pool-1"], spec_hash="old"
     )
     (pool,) = reconcile(snap, pools, exchanges).pools
     assert pool.container == "recreate" and len(pool.wait_for) == 4  # 3 bots and the zygote
@@ -280,7 +282,7 @@ def test_an_old_host_is_migrated_whole_and_its_shared_network_retired(write_layo
     snap.networks = {"botpool"}
     snap.network_users = {"botpool": set(snap.containers)}
     changes = reconcile(snap, pools, exchanges)
-    assert changes.create_networks == ["botpool-alice", "botpool-bob"]
+    assert changes.create_networks == ["botpool_alice", "botpool_bob"]
     assert changes.remove_networks == ["botpool"]
     for unit, rendered in zip(changes.pools, pools, strict=True):
         assert unit.container == "recreate" and not (unit.connect or unit.disconnect)
@@ -308,17 +310,17 @@ def test_a_new_user_joins_the_exchange_live_and_a_gone_users_network_goes(write_
     path.write_text(MINIMAL + "  bob:\n    bots:\n      - name: x\n")
     changes = reconcile(snap, *desired(path, secrets))
     (exchange,) = changes.exchanges
-    assert changes.create_networks == ["botpool-bob"]
-    assert exchange.container is None and exchange.connect == ["botpool-bob"]
+    assert changes.create_networks == ["botpool_bob"]
+    assert exchange.container is None and exchange.connect == ["botpool_bob"]
     assert [p.container for p in changes.pools] == [None, "create"]
     # and back: bob's pool goes, the exchange leaves bob's network, the network goes
     snap = converged(*desired(path, secrets))
     path.write_text(MINIMAL)
     changes = reconcile(snap, *desired(path, secrets))
     (exchange,) = changes.exchanges
-    assert exchange.container is None and exchange.disconnect == ["botpool-bob"]
-    assert changes.remove_containers == ["bob-pool-1"] and changes.remove_networks == [
-        "botpool-bob"
+    assert exchange.container is None and exchange.disconnect == ["botpool_bob"]
+    assert changes.remove_containers == ["botpool_bob-pool-1"] and changes.remove_networks == [
+        "botpool_bob"
     ]
 
 
@@ -327,12 +329,13 @@ def test_a_container_on_a_network_not_its_own_leaves_it(write_layout, secrets):
         write_layout(MINIMAL + "  bob:\n    bots:\n      - name: x\n"), secrets
     )
     snap = converged(pools, exchanges)
-    snap.containers["alice-pool-1"] = dataclasses.replace(
-        snap.containers["alice-pool-1"], networks=frozenset({"botpool-alice", "botpool-bob"})
+    snap.containers["botpool_alice-pool-1"] = dataclasses.replace(
+        snap.containers["botpool_alice-pool-1"],
+        networks=frozenset({"botpool_alice", "botpool_bob"}),
     )
     changes = reconcile(snap, pools, exchanges)
-    assert changes.pools[0].disconnect == ["botpool-bob"] and changes.pools[0].container is None
-    assert "container alice-pool-1: changed: on network botpool-bob: leaves it" in str(
+    assert changes.pools[0].disconnect == ["botpool_bob"] and changes.pools[0].container is None
+    assert "container botpool_alice-pool-1: changed: on network botpool_bob: leaves it" in str(
         [str(d) for d in changes.differences]
     )
 

@@ -107,9 +107,9 @@ def test_sandbox_bots_point_at_the_hosts_sandbox_and_real_ones_do_not(write_layo
     _, pool = rendered(write_layout(text), secrets)
     sandboxed = json.loads(files_of(pool)["bots/one/config.json"])["exchange"]
     real = json.loads(files_of(pool)["bots/two/config.json"])["exchange"]
-    assert "http://botpool-exchange-sandbox:8000" in json.dumps(sandboxed["ccxt_config"])
+    assert "http://botpool_exchange_sandbox:8000" in json.dumps(sandboxed["ccxt_config"])
     assert real["name"] == "kraken" and real["ccxt_config"] == {}
-    assert "botpool-exchange" not in json.dumps(real)
+    assert "botpool_exchange" not in json.dumps(real)
 
 
 def test_live_bot_gets_its_exchange_keys_from_the_secrets_directory(write_layout, secrets):
@@ -226,17 +226,17 @@ def test_a_pool_has_its_users_network_and_an_exchange_joins_every_user_live(writ
     path = write_layout(MINIMAL)
     plan = load_plan(path)
     (pool,), (exchange,) = render_host(plan, plan.hosts["local"], {"2026.9": IMAGE}, secrets)
-    assert pool.container.networks == ("botpool-alice",)
-    assert exchange.container.networks == ("botpool-alice",)
+    assert pool.container.networks == ("botpool_alice",)
+    assert exchange.container.networks == ("botpool_alice",)
     # root with only what starting and signalling bots of other uids needs: no DAC_OVERRIDE
     assert pool.container.capabilities == ("SETUID", "SETGID", "KILL")
     args = pool.container.run_args()
-    assert args[args.index("--network") + 1] == "botpool-alice"
+    assert args[args.index("--network") + 1] == "botpool_alice"
     path.write_text(MINIMAL + "  bob:\n    bots:\n      - name: x\n")
     plan = load_plan(path)
     pools, (joined,) = render_host(plan, plan.hosts["local"], {"2026.9": IMAGE}, secrets)
-    assert [p.container.networks for p in pools] == [("botpool-alice",), ("botpool-bob",)]
-    assert joined.container.networks == ("botpool-alice", "botpool-bob")
+    assert [p.container.networks for p in pools] == [("botpool_alice",), ("botpool_bob",)]
+    assert joined.container.networks == ("botpool_alice", "botpool_bob")
     assert joined.container.hash == exchange.container.hash  # joining is live: no recreate
     moved = dataclasses.replace(pool.container, networks=("elsewhere",))
     assert moved.hash == pool.container.hash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from botpool.snapshot import parse, parse_program
@@ -40,11 +41,18 @@ def test_the_command_reads_files_modes_and_directories_of_a_real_tree(tmp_path):
     assert not any("tradesv3" in path for path in snap.files)
 
 
+def container_line(name: str, state: str, role: str, spec_hash: str, networks: str) -> str:
+    """One line as `docker ps --format` prints it with the snapshot's template (JSON)."""
+    return json.dumps(
+        {"name": name, "state": state, "role": role, "spec_hash": spec_hash, "networks": networks}
+    )
+
+
 def test_only_a_running_container_is_parsed_as_running():
     """`docker ps -a` states: only `running` is running (paused, restarting and the rest
     are not answering bots)."""
     lines = ["@@botpool containers"] + [
-        f"c-{state}|{state}|pool|hash-{state}"
+        container_line(f"c-{state}", state, "pool", f"hash-{state}", "")
         for state in ("running", "exited", "created", "paused", "restarting", "dead")
     ]
     containers = parse(lines).containers
@@ -153,8 +161,10 @@ def test_networks_and_who_is_on_them_are_parsed():
         "alice-pool-1|botpool",
         "unrelated|bridge",
         "@@botpool containers",
-        "ann-pool-1|running|pool|abc|botpool-ann",
-        "botpool-exchange-x|exited|exchange|def|botpool-ann,botpool-ben",
+        container_line("ann-pool-1", "running", "pool", "abc", "botpool-ann"),
+        container_line(
+            "botpool-exchange-x", "exited", "exchange", "def", "botpool-ann,botpool-ben"
+        ),
     ]
     snap = parse(lines)
     assert snap.networks == {"botpool-ann", "botpool"}
