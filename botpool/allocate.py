@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from botpool.layout import Bot, Layout
+from botpool.runtimes import RUNTIMES
 from botpool.schema import HOST_RE, NAME_RE
 from botpool.source import Document, LayoutError, Problem, read
 
@@ -401,9 +402,12 @@ def _no_block(layout: Layout, where: tuple[int, str], what: str, host: str) -> P
 def _roomiest_host(layout: Layout, pools: dict[str, PoolBlock], bots: dict[str, Seat]) -> str:
     """The host with the most memory left; ties go to the first declared."""
     load: dict[str, int] = {name: 0 for name in layout.hosts}
-    runtimes = {user.name: user.runtime for user in layout.users}
+    runtime = {user.name: RUNTIMES[user.runtime] for user in layout.users}
+    seated: dict[str, int] = {}
     for seat in bots.values():
-        pool = pools[seat.pool]
-        if pool.host in load:
-            load[pool.host] += layout.hosts[pool.host].bot_mb(runtimes.get(pool.user, "zygote"))
+        seated[seat.pool] = seated.get(seat.pool, 0) + 1
+    for pool in pools.values():  # the same figure as the plan's: its runtime's pool memory
+        if pool.host in load and pool.user in runtime:
+            bot_mb = layout.hosts[pool.host].bot_mb(runtime[pool.user])
+            load[pool.host] += runtime[pool.user].pool_memory_mb(seated.get(pool.name, 0), bot_mb)
     return max(layout.hosts, key=lambda h: layout.hosts[h].usable_mb - load[h])

@@ -75,7 +75,7 @@ def plan_as_json(plan: Plan) -> dict[str, Any]:
             {
                 "pool": p.name,
                 "host": p.host,
-                "runtime": p.runtime,
+                "runtime": p.runtime.name,
                 "bots": len(p.bots),
                 "projected_mb": p.projected_mb,
                 "memory_limit_mb": p.memory_limit_mb,
@@ -139,7 +139,7 @@ def plan_tables(plan: Plan) -> str:
         (
             p.name,
             p.host,
-            p.runtime,
+            p.runtime.name,
             len(p.bots),
             f"{p.projected_mb} MiB",
             f"{p.memory_limit_mb} MiB",

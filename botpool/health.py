@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botpool.layout import CheckSettings
-from botpool.names import ZYGOTE_PROGRAM
 from botpool.plan import BotPlan, HostPlan, PoolPlan
 from botpool.probe import MARK
 from botpool.render import PROGRAM_TIMING
@@ -150,15 +149,15 @@ def _pool(pool: PoolPlan, snap: Snapshot, health: Health, limits: CheckSettings)
             f"{snap.supervisor_errors.get(pool.container, 'no status')}",
         )
     )
-    if pool.runtime == "zygote":
-        zygote = snap.programs.get(pool.container, {}).get(ZYGOTE_PROGRAM)
+    for service in pool.runtime.services:  # the programs its runtime gives the pool
+        program = snap.programs.get(pool.container, {}).get(service)
         out.append(
             Finding(
                 subject,
-                "zygote",
-                bool(zygote and zygote.state in ("RUNNING", "STARTING")),
-                f"the zygote of {pool.name} is {zygote.state if zygote else 'absent'}: no bot "
-                f"of the pool can start; see logs/zygote.log in the pool's folder",
+                service,
+                bool(program and program.state in ("RUNNING", "STARTING")),
+                f"the {service} of {pool.name} is {program.state if program else 'absent'}: no "
+                f"bot of the pool can start; see logs/{service}.log in the pool's folder",
             )
         )
     used, limit = health.container_memory.get(pool.container, (0.0, 0.0))

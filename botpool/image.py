@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import botpool
-from botpool.render import render_template
+from botpool.templating import render_template
 
 if TYPE_CHECKING:  # only pool_images needs the layout; keep this module importable alone
     from botpool.layout import Layout

@@ -14,24 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from botpool import schema
+from botpool.runtimes import Runtime
 from botpool.schema import REQUIRED, Key
-
-
-@dataclass(frozen=True)
-class RuntimeMemory:
-    """Memory a runtime is planned with, rounded up from the PSS that bench/density.py
-    measured after 30 minutes of trading and API traffic (README, "Capacity planning")."""
-
-    pool_mb: int  # per pool container, whatever its bots: supervisord, and the zygote
-    bot_mb: int  # per bot (a zygote bot: its forked process and its launcher)
-
-
-RUNTIME_MEMORY = {
-    # pools of 1, 5, 10 bots measured 325, 695, 1158 MiB: planned 300, 700, 1200
-    "zygote": RuntimeMemory(pool_mb=200, bot_mb=100),
-    # pools of 1, 5, 10 bots measured 262, 1254, 2495 MiB: planned 300, 1340, 2640
-    "process": RuntimeMemory(pool_mb=40, bot_mb=260),
-}
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -159,8 +143,9 @@ class Host:
     line: int
     labels: dict[str, Any] = field(compare=False, hash=False)  # shown by `botpool plan`
 
-    def bot_mb(self, runtime: str) -> int:
-        return self.bot_memory_mb or RUNTIME_MEMORY[runtime].bot_mb
+    def bot_mb(self, runtime: Runtime) -> int:
+        """What one bot of that runtime is planned with here."""
+        return self.bot_memory_mb or runtime.bot_mb
 
     @property
     def usable_mb(self) -> int:

@@ -35,8 +35,6 @@ IMAGE = "botpool.image"  # on images botpool built (never MANAGED: containers in
 MOUNT = "/botpool"  # the pool's folder on the host
 SUPERVISOR_CONF = f"{MOUNT}/supervisord.conf"
 SUPERVISORCTL = f"supervisorctl -c {SUPERVISOR_CONF}"
-ZYGOTE_PROGRAM = "zygote"  # a zygote pool's extra program (a bot's is <user>-<bot>)
-ZYGOTE_SOCKET = "/run/zygote.sock"  # root's /run: no bot can take the name first
 CONTAINER_FIRST_PORT = 8080  # the bot in slot n listens on 8080 + n in its pool
 EXCHANGE_PORT = 8000  # the sandbox exchange in its container
 

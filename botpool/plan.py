@@ -10,13 +10,13 @@ from pathlib import Path
 from botpool import names
 from botpool.allocate import Allocation, PoolBlock, allocate, lock_path, read_lock
 from botpool.layout import (
-    RUNTIME_MEMORY,
     Bot,
     BotSettings,
     ExchangeProfile,
     Host,
     Layout,
 )
+from botpool.runtimes import RUNTIMES, Runtime
 from botpool.source import LayoutError, Problem
 from botpool.validate import read_layout
 
@@ -68,13 +68,13 @@ class PoolPlan:
     freqtrade_version: str
     memory_limit_mb: int
     bots: tuple[BotPlan, ...]
-    runtime: str
+    runtime: Runtime
     project: str
 
     @property
     def projected_mb(self) -> int:
         """The pool's planned memory: its runtime's own share plus its bots'."""
-        return RUNTIME_MEMORY[self.runtime].pool_mb + sum(b.memory_mb for b in self.bots)
+        return self.runtime.pool_mb + sum(b.memory_mb for b in self.bots)
 
     @property
     def name(self) -> str:
@@ -169,7 +169,8 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
             if block.host != host.name:
                 continue
             user = users[block.user]
-            bot_mb = host.bot_mb(user.runtime)
+            runtime = RUNTIMES[user.runtime]
+            bot_mb = host.bot_mb(runtime)
             seated = sorted(
                 (seat.slot, key) for key, seat in allocation.bots.items() if seat.pool == block.name
             )
@@ -186,10 +187,10 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
             )
             # the limit leaves room for a full pool, and 50% over the planned figures
             limit = layout.pool_memory_limit_mb or math.ceil(
-                1.5 * (RUNTIME_MEMORY[user.runtime].pool_mb + block.size * bot_mb)
+                1.5 * runtime.pool_memory_mb(block.size, bot_mb)
             )
             pools.append(
-                PoolPlan(block, user.freqtrade_version, limit, bots, user.runtime, layout.project)
+                PoolPlan(block, user.freqtrade_version, limit, bots, runtime, layout.project)
             )
         hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools))
         problems += _capacity_problems(layout, hosts[host.name])
@@ -241,13 +242,13 @@ def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
     if plan.projected_mb <= host.usable_mb:
         return []
     path = f"hosts.{host.name}" if host.name in layout.hosts and host.line > 1 else "hosts"
-    by_runtime: dict[str, list[PoolPlan]] = {}
+    by_runtime: dict[Runtime, list[PoolPlan]] = {}
     for pool in plan.pools:
         by_runtime.setdefault(pool.runtime, []).append(pool)
     parts = [
-        f"{len(pools)} {runtime} pools x {RUNTIME_MEMORY[runtime].pool_mb} MiB + "
+        f"{len(pools)} {runtime.name} pools x {runtime.pool_mb} MiB + "
         f"{sum(len(p.bots) for p in pools)} bots x {host.bot_mb(runtime)} MiB"
-        for runtime, pools in sorted(by_runtime.items())
+        for runtime, pools in sorted(by_runtime.items(), key=lambda item: item[0].name)
     ]
     return [
         Problem(

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from botpool.names import LEGACY_NETWORK, ZYGOTE_PROGRAM
+from botpool.names import LEGACY_NETWORK
 from botpool.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
 from botpool.snapshot import ContainerState, Snapshot
 
@@ -346,16 +346,17 @@ def _converge_programs(
     for name in sorted(wanted - set(running)):
         if name not in program_changed:
             report(Difference(f"program {pool}:{name}", "missing", "supervisor does not know it"))
-    zygote = running.get(ZYGOTE_PROGRAM)
-    if zygote and zygote.state in DOWN_STATES and ZYGOTE_PROGRAM in wanted - program_changed:
-        unit.start.append(ZYGOTE_PROGRAM)  # first: the bots' launchers wait for it
-        report(
-            Difference(
-                f"program {pool}:{ZYGOTE_PROGRAM}",
-                "stopped",
-                f"the pool's zygote is {zygote.state}, so are its bots: it will be started",
+    for service in rendered.pool.runtime.services:  # first: the bots wait for them
+        state = running.get(service)
+        if state and state.state in DOWN_STATES and service in wanted - program_changed:
+            unit.start.append(service)
+            report(
+                Difference(
+                    f"program {pool}:{service}",
+                    "stopped",
+                    f"the pool's {service} is {state.state}, so are its bots: it will be started",
+                )
             )
-        )
     for bot in rendered.pool.bots:
         config_changed = f"bots/{bot.name}/config.json" in changed
         if config_changed and bot.program not in program_changed and bot.program in running:

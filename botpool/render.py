@@ -11,10 +11,8 @@ modes are part of the plan (B = the bot's uid and gid, see BotPlan.uid): what su
     bots/<bot>/user_data/       B:B 0700    trade database and freqtrade data (never rendered)
     bots/<bot>/logs/            root 0755   the bot's log, written and rotated by supervisord
     strategies/<file>.py        root 0644   strategy files the pool's bots use
-    logs/                       root 0755   supervisord's (and the zygote's) own logs
-and, in a pool whose runtime is `zygote`:
-    programs/zygote.conf        root 0644   the pool's zygote, started first and stopped last
-    runtime/zygote.py           root 0644   the zygote and the bots' launcher (botpool/zygote.py)
+    logs/                       root 0755   supervisord's (and its services') own logs
+and whatever the pool's runtime adds (botpool.runtimes: its services' programs and files).
 Every other folder is root 0755.
 """
 
@@ -22,17 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 import botpool
-from botpool import names, sandbox, zygote
+from botpool import names, sandbox
 from botpool.layout import deep_merge
-from botpool.names import MOUNT, ZYGOTE_PROGRAM, ZYGOTE_SOCKET
+from botpool.names import MOUNT
 from botpool.plan import (
     BotPlan,
     ExchangePlan,
@@ -41,12 +37,10 @@ from botpool.plan import (
     PoolPlan,
 )
 from botpool.secrets import SecretStore
+from botpool.templating import render_template
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SANDBOX_SOURCE = Path(sandbox.__file__).resolve().parent
 PROGRAM_TIMING = {"startsecs": 10, "startretries": 5, "stopwaitsecs": 30}
-FREQTRADE_ARGS = "trade --config config.json --userdir user_data"
-ZYGOTE_SOURCE = Path(zygote.__file__).resolve()
 
 
 def sha256(text: str) -> str:
@@ -183,7 +177,7 @@ class RenderedPool:
 
     @property
     def programs(self) -> set[str]:
-        """Every supervisor program the pool runs: its bots, and its zygote if it has one."""
+        """Every supervisor program the pool runs: its bots, and its runtime's services."""
         return {
             a.path[len("programs/") : -len(".conf")]
             for a in self.files
@@ -196,22 +190,6 @@ class RenderedExchange:
     exchange: ExchangePlan
     files: tuple[Artifact, ...]
     container: ContainerSpec
-
-
-@cache
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.globals["mount"] = MOUNT  # the paths inside a pool, from botpool.names
-    return env
-
-
-def render_template(name: str, **values: Any) -> str:
-    return _env().get_template(name).render(**values)
 
 
 def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = "0.0.0.0") -> str:
@@ -246,19 +224,19 @@ def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = 
 def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) -> RenderedPool:
     files: list[Artifact] = []
     directories = [Directory(p) for p in ("", "bots", "programs", "strategies")]
-    directories.append(Directory("logs", tree=True))  # supervisord's and the zygote's logs
+    directories.append(Directory("logs", tree=True))  # supervisord's and its services' logs
     strategy_files = {
         b.settings.strategy: plan.layout.strategies[b.settings.strategy] for b in pool.bots
     }
     for path in sorted(set(strategy_files.values())):
         files.append(Artifact(f"strategies/{path.name}", path.read_text()))
     strategy_hash = {name: sha256(path.read_text()) for name, path in strategy_files.items()}
-    command = f"freqtrade {FREQTRADE_ARGS}"
-    if pool.runtime == "zygote":
-        source = Artifact("runtime/zygote.py", ZYGOTE_SOURCE.read_text())
-        files += [source, Artifact(f"programs/{ZYGOTE_PROGRAM}.conf", _zygote_program(source))]
-        directories.append(Directory("runtime"))
-        command = f"python3 {MOUNT}/{source.path} launch {ZYGOTE_SOCKET} -- {FREQTRADE_ARGS}"
+    files += [Artifact(where, text) for where, text in pool.runtime.files()]
+    known = {d.path for d in directories}
+    directories += [
+        Directory(d) for d in sorted({posixpath.dirname(f.path) for f in files} - known)
+    ]
+    command = pool.runtime.bot_command()
     for bot in pool.bots:
         config = Artifact(
             f"bots/{bot.name}/config.json", bot_config(plan, bot, secrets), 0o640, 0, bot.uid
@@ -319,18 +297,6 @@ def bot_directories(bot: BotPlan) -> list[Directory]:
         Directory(f"{folder}/user_data", 0o700, bot.uid, bot.uid, tree=True),
         Directory(f"{folder}/logs", tree=True),
     ]
-
-
-def _zygote_program(source: Artifact) -> str:
-    return render_template(
-        "zygote.conf.j2",
-        program=ZYGOTE_PROGRAM,
-        # root: it forks each bot with its launcher's uid, and serves no uid below the bots'
-        command=(
-            f"python3 {MOUNT}/{source.path} serve {ZYGOTE_SOCKET} --min-uid {names.BOT_UID_BASE}"
-        ),
-        inputs_hash=source.hash[:16],
-    )
 
 
 def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedExchange:

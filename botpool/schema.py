@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botpool.runtimes import DEFAULT as DEFAULT_RUNTIME
+from botpool.runtimes import RUNTIMES
+
 # Every pattern is applied with fullmatch: `re.match("^x$")` also accepts "x\n", and a
 # name ending in a newline would make supervisord refuse to start a whole pool.
 NAME_RE = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")  # never ending in "-"
@@ -373,16 +376,16 @@ labels = Check(
         "additionalProperties": {"type": ["string", "number"], "maxLength": 256},
     },
 )
-RUNTIMES = ("zygote", "process")
 
 
 def _runtime(value: Any) -> tuple[Any, str | None]:
     if value in RUNTIMES:
         return value, None
-    return value, f"unknown runtime {value!r}: use zygote or process"
+    return value, f"unknown runtime {value!r}: use {' or '.join(RUNTIMES)}"
 
 
 runtime = Check(_runtime, {"enum": list(RUNTIMES)})
+RUNTIME_DOC = "; ".join(f"`{r.name}`: {r.doc}" for r in RUNTIMES.values())
 
 
 def _bots(value: Any) -> tuple[Any, str | None]:
@@ -526,12 +529,7 @@ DEFAULTS: dict[str, Key] = {
         "root /opt/botpool, else the root's last folder and a hash of its path",
     ),
     "strategies_dir": Key(text, "strategies", "strategy files, relative to the layout file"),
-    "runtime": Key(
-        runtime,
-        "zygote",
-        "how a pool runs its bots: `zygote` (one preloaded freqtrade forks every bot) or "
-        "`process` (one whole freqtrade process per bot)",
-    ),
+    "runtime": Key(runtime, DEFAULT_RUNTIME.name, f"how a pool runs its bots ({RUNTIME_DOC})"),
     "pool_memory_limit_mb": Key(
         optional_integer(256, MEMORY_MB_MAX),
         None,

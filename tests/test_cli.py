@@ -10,7 +10,7 @@ import sys
 from botpool import schema
 from botpool.allocate import lock_path
 from botpool.cli import main
-from botpool.layout import RUNTIME_MEMORY
+from botpool.runtimes import ZYGOTE
 
 from .conftest import MINIMAL
 from .e2e import REPO
@@ -51,7 +51,7 @@ def test_plan_json_lists_every_bot_with_host_pool_slot_and_port(write_layout, se
         ("one", "local", "alice-pool-1", 0, 9000),
         ("two", "local", "alice-pool-1", 1, 9001),
     ]
-    zygote = RUNTIME_MEMORY["zygote"]  # the default runtime: its pool share, 2 bots, exchange
+    zygote = ZYGOTE  # the default runtime: its pool share, 2 bots, exchange
     assert data["hosts"][0]["projected_mb"] == zygote.pool_mb + 2 * zygote.bot_mb + 40
     (pool,) = data["pools"]
     assert (pool["pool"], pool["runtime"], pool["bots"]) == ("alice-pool-1", "zygote", 2)

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from botpool.plan import BOT_UID_BASE, BotPlan, user_network
+from botpool import names
+from botpool.names import BOT_UID_BASE
+from botpool.plan import BotPlan
 
 from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
 
@@ -228,7 +230,7 @@ def test_a_bot_reaches_its_exchange_but_no_other_users_bot(dep):
         unknown = ("Name or service not known", "Temporary failure in name resolution")
         assert any(reason in str(by_name.get("error")) for reason in unknown), by_name
         # not by address either (the pools are on different bridges, isolated by Docker)
-        target = address(POOLS[other], user_network(other))
+        target = address(POOLS[other], names.user_network(dep.plan().layout.project, other))
         assert target
         by_address = call_from(POOLS[user], bot.uid, f"http://{target}:8080/api/v1/ping")
         assert "error" in by_address, by_address
