@@ -53,14 +53,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_sandbox(log_path: Path, pairs: tuple[str, ...] = PAIRS, **knobs: Any) -> Iterator[str]:
+def running_sandbox(
+    log_path: Path, pairs: tuple[str, ...] | None = PAIRS, **knobs: Any
+) -> Iterator[str]:
     """The sandbox exchange on 127.0.0.1 in a thread of this process; yields its base URL.
 
-    knobs go to botpool.sandbox.serve (seed, step_seconds, volatility); the request log is
-    written to log_path.
+    pairs=None serves the fixed market list, as botpool's sandbox containers do; knobs go to
+    botpool.sandbox.serve (seed, step_seconds, volatility); the request log is written to
+    log_path.
     """
     with log_path.open("w") as log:
-        server = serve("127.0.0.1", 0, list(pairs), log=log, **knobs)
+        server = serve("127.0.0.1", 0, None if pairs is None else list(pairs), log=log, **knobs)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:

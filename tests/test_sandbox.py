@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -21,16 +22,19 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.error import HTTPError
 
+import ccxt
 import pytest
 
 from botpool.sandbox import SANDBOX_EXCHANGE, freqtrade_exchange_overrides, serve
 from botpool.sandbox.httpd import ApiError, Limits
-from botpool.sandbox.market import Market
+from botpool.sandbox.market import DEFAULT_PAIRS, LISTINGS, USD_PRICES, Market
 from botpool.sandbox.server import Exchange
 
 NOW = 1_790_000_123.456  # a fixed clock: every test sees the same market
 PAIRS = ("BTC/USDT", "DOGE/USDT", "ETH/BTC", "NEW/USDT")  # NEW: an asset of unknown price
-SANDBOX = Path(__file__).resolve().parent.parent / "botpool" / "sandbox"
+EVERY_PAIR = tuple(dict.fromkeys(PAIRS + DEFAULT_PAIRS))
+REPO = Path(__file__).resolve().parent.parent
+SANDBOX = REPO / "botpool" / "sandbox"
 DEFAULT_LIMITS = Limits()
 
 
@@ -94,8 +98,17 @@ def test_candles_of_every_timeframe_agree_with_the_minutes_inside_them(interval,
         assert min(float(x[3]) for x in inside) <= low <= h <= max(float(x[2]) for x in inside)
         if minutes <= 5:  # short enough for exact extremes (5 minutes of 5-second steps)
             assert (h, low) == (max(float(x[2]) for x in inside), min(float(x[3]) for x in inside))
+        # Quote volumes add up exactly; base volumes (the quote volume at each step's price,
+        # on the lot grid) do for candles of exact extremes, and within 2 % beyond.
+        quote_volume = sum(float(x[7]) for x in inside)  # each printed to 8 decimals
+        assert float(row[7]) == pytest.approx(quote_volume, rel=1e-14, abs=minutes * 1e-8)
+        assert row[8] == sum(x[8] for x in inside) == minutes * 12  # one trade a step
         volumes = sum(float(x[5]) for x in inside)
-        assert float(row[5]) == pytest.approx(volumes, rel=1e-9)
+        lot = Market("BTC/USDT").lot
+        if minutes <= 5:
+            assert float(row[5]) == pytest.approx(volumes, abs=minutes * lot)
+        else:
+            assert float(row[5]) == pytest.approx(volumes, rel=0.02)
 
 
 def test_daily_candles_reach_back_a_thousand_days_within_a_band():
@@ -177,8 +190,9 @@ def test_times_in_the_far_future_are_clamped_to_now():
 
 
 def test_every_price_sits_on_the_tick_grid():
-    ex = exchange()
+    ex = exchange(pairs=EVERY_PAIR)
     for symbol, market in ex.markets.items():
+        assert market.decimals <= 8  # as on Binance: BTTC/USDT's tick is 1.4 % of its price
         prices = [x for row in klines(ex, symbol, "1m", limit=100) for x in row[1:5]]
         prices += [x for row in klines(ex, symbol, "4h", limit=20) for x in row[1:5]]
         book = ex.depth({"symbol": symbol, "limit": "20"})
@@ -192,7 +206,7 @@ def test_every_price_sits_on_the_tick_grid():
 
 
 def test_ticker_book_ticker_and_order_book_agree():
-    ex = exchange()
+    ex = exchange(pairs=EVERY_PAIR)
     for symbol in ex.markets:
         book = ex.depth({"symbol": symbol, "limit": "5"})
         ticker = ex.ticker_24hr({"symbol": symbol})
@@ -246,6 +260,78 @@ def test_start_prices_and_filters_look_like_the_real_market():
     assert ex.exchange_info({"symbol": "ETHBTC"})["symbols"][0]["quoteAsset"] == "BTC"
 
 
+def test_the_fixed_market_list_is_well_known_pairs_at_realistic_prices():
+    assert 30 <= len(DEFAULT_PAIRS) <= 40 and len(set(DEFAULT_PAIRS)) == len(DEFAULT_PAIRS)
+    # the old default list, which layouts and tests name, is all in it
+    assert {"BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT"} < set(
+        DEFAULT_PAIRS
+    )
+    assert {pair.split("/")[1] for pair in DEFAULT_PAIRS} == {"USDT", "BTC"}
+    for pair in DEFAULT_PAIRS:
+        base, quote = pair.split("/")
+        assert Market(pair).start_price == USD_PRICES[base] / USD_PRICES[quote]
+    info = Exchange([Market(p) for p in DEFAULT_PAIRS]).exchange_info({})
+    assert [s["symbol"] for s in info["symbols"]] == sorted(
+        p.replace("/", "") for p in DEFAULT_PAIRS
+    )
+
+
+def ranked(tickers: list[dict[str, Any]], quote: str) -> list[str]:
+    """The symbols quoted in `quote`, by 24h quote volume, as a VolumePairList ranks them."""
+    quoted = [t for t in tickers if t["symbol"].endswith(quote)]
+    return [t["symbol"] for t in sorted(quoted, key=lambda t: -float(t["quoteVolume"]))]
+
+
+@pytest.mark.parametrize("seed,volatility", [(42, 0.001), (7, 0.02)])
+def test_volumes_rank_the_fixed_list_in_its_order_whatever_the_time_seed_or_volatility(
+    seed, volatility
+):
+    markets = [Market(pair, seed, volatility=volatility) for pair in DEFAULT_PAIRS]
+    for clock in (NOW, NOW + 7.3 * 3600, NOW + 400 * 86400):
+        tickers = Exchange(markets, clock=lambda clock=clock: clock).ticker_24hr({})
+        for quote in ("USDT", "BTC"):
+            listed = [m.symbol for m in markets if m.quote == quote]
+            assert ranked(tickers, quote) == listed
+        for market, ticker in zip(sorted(markets, key=lambda m: m.symbol), tickers, strict=True):
+            per_day = LISTINGS[market.pair].usd_volume / USD_PRICES[market.quote]
+            assert float(ticker["quoteVolume"]) == pytest.approx(per_day, abs=1e-8)
+    volumes = [LISTINGS[pair].usd_volume for pair in DEFAULT_PAIRS if pair.endswith("/USDT")]
+    assert volumes == sorted(set(volumes), reverse=True)  # distinct: no tie to break
+
+
+def test_the_24h_ticker_sums_the_candles_of_the_same_24_hours():
+    now = (int(NOW) // 300 + 1) * 300 - 0.001  # the end of a 5-minute candle
+    ex = exchange(clock=now, pairs=DEFAULT_PAIRS)
+    for symbol in ("BTCUSDT", "PEPEUSDT", "BTTCUSDT", "SLPUSDT", "ETHBTC"):
+        ticker = ex.ticker_24hr({"symbol": symbol})
+        rows = klines(ex, symbol, "5m", limit=288)  # 24 hours, the last one ending now
+        assert (ticker["openTime"], ticker["closeTime"]) == (rows[0][0], rows[-1][6])
+        assert (ticker["openPrice"], ticker["lastPrice"]) == (rows[0][1], rows[-1][4])
+        assert ticker["count"] == sum(row[8] for row in rows) == 17280  # 5-second steps
+        quote_volume = sum(float(row[7]) for row in rows)  # each printed to 8 decimals
+        assert float(ticker["quoteVolume"]) == pytest.approx(quote_volume, rel=1e-14, abs=288e-8)
+        volume = sum(float(row[5]) for row in rows)
+        assert float(ticker["volume"]) == pytest.approx(volume, rel=0.02)  # sampled, see candle()
+        low, high = float(ticker["lowPrice"]), float(ticker["highPrice"])
+        assert min(float(r[3]) for r in rows) <= low <= high <= max(float(r[2]) for r in rows)
+        average = float(ticker["quoteVolume"]) / float(ticker["volume"])
+        tick = ex.markets[symbol].tick
+        assert float(ticker["weightedAvgPrice"]) == pytest.approx(average, abs=tick)
+
+
+def test_books_are_a_tick_either_side_but_slps_which_is_one_percent_wide():
+    ex = exchange(pairs=DEFAULT_PAIRS)
+    for symbol, market in ex.markets.items():
+        bid, ask = market.book(market.step_at(int(NOW * 1000)))
+        if symbol == "SLPUSDT":
+            assert 1 - bid / ask == pytest.approx(0.01, rel=0.01)
+        else:
+            assert round((ask - bid) / market.tick) == 2
+        # each level is worth about 10 million USD: any dry-run order fills at the top
+        usd = float(ex.depth({"symbol": symbol, "limit": "1"})["asks"][0][1]) * ask
+        assert usd * USD_PRICES[market.quote] == pytest.approx(10e6, rel=0.2)
+
+
 def test_malformed_pairs_are_refused():
     for pair in ("BTCUSDT", "btc/usdt", "BTC/USDT/X", ""):
         with pytest.raises(ValueError, match="BASE/QUOTE"):
@@ -255,11 +341,15 @@ def test_malformed_pairs_are_refused():
 
 
 @contextmanager
-def running(log: TextIO | None = None, limits: Limits = DEFAULT_LIMITS) -> Iterator[int]:
-    """The sandbox over HTTP on 127.0.0.1, on the fixed clock, in a thread; yields its port."""
-    server = serve(
-        "127.0.0.1", 0, ["BTC/USDT", "ETH/USDT"], seed=1, log=log, clock=lambda: NOW, limits=limits
-    )
+def running(
+    log: TextIO | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    pairs: tuple[str, ...] | None = ("BTC/USDT", "ETH/USDT"),
+) -> Iterator[int]:
+    """The sandbox over HTTP on 127.0.0.1, on the fixed clock, in a thread; yields its port.
+    pairs=None serves the fixed market list."""
+    listed = None if pairs is None else list(pairs)
+    server = serve("127.0.0.1", 0, listed, seed=1, log=log, clock=lambda: NOW, limits=limits)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_address[1]
@@ -572,6 +662,68 @@ def test_served_endpoints_answer_over_http(live):
     assert status == 200 and best["bidPrice"] == tickers[0]["bidPrice"]
 
 
+LISTED_DAY = LISTED_MS // 86_400_000
+
+
+def test_ccxt_parses_what_freqtrades_pair_lists_and_filters_read():
+    """ccxt's own binance client, configured as freqtrade configures it, on the fixed list."""
+    log = io.StringIO()
+    with running(log, pairs=None) as port:
+        client = ccxt.binance(
+            freqtrade_exchange_overrides(f"http://127.0.0.1:{port}")["ccxt_config"]
+        )
+        client.load_markets()
+        # freqtrade's get_tickers(): every symbol in one request, as Binance answers it
+        tickers = client.fetch_tickers()
+        assert log.getvalue().splitlines()[-1].split(" ")[1:5] == [
+            "GET",
+            "/api/v3/ticker/24hr",
+            "-",
+            "200",
+        ]
+        # AgeFilter: daily candles since the listing, 2017-07-14
+        daily = client.fetch_ohlcv("SLP/USDT", "1d", since=LISTED_MS - 5 * 86_400_000, limit=20)
+    assert set(tickers) == set(DEFAULT_PAIRS)
+    # VolumePairList: the stake currency's tickers by quoteVolume, the fixed list's order
+    for quote in ("USDT", "BTC"):
+        by_volume = sorted(
+            (t for t in tickers.values() if t["symbol"].endswith(f"/{quote}")),
+            key=lambda t: -t["quoteVolume"],
+        )
+        assert [t["symbol"] for t in by_volume] == [p for p in DEFAULT_PAIRS if p.endswith(quote)]
+    assert tickers["BTC/USDT"]["quoteVolume"] == 1_500_000_000
+    # PriceFilter's low_price_ratio: one pip (the price precision, in TICK_SIZE mode) over
+    # the last price, as freqtrade's price_get_one_pip computes it
+    assert client.precisionMode == ccxt.TICK_SIZE
+    pips = {s: client.markets[s]["precision"]["price"] / t["last"] for s, t in tickers.items()}
+    assert {s for s, pip in pips.items() if pip > 0.01} == {"BTTC/USDT"}
+    # SpreadFilter: 1 - bid / ask
+    spreads = {s: 1 - t["bid"] / t["ask"] for s, t in tickers.items()}
+    assert {s for s, spread in spreads.items() if spread > 0.005} == {"BTTC/USDT", "SLP/USDT"}
+    for symbol, ticker in tickers.items():
+        market = client.markets[symbol]
+        assert ticker["bid"] < ticker["last"] < ticker["ask"]
+        assert ticker["baseVolume"] > 0 and ticker["timestamp"] == int(NOW * 1000)
+        assert market["active"] and market["spot"] and market["limits"]["amount"]["min"] > 0
+    assert [row[0] // 86_400_000 for row in daily] == list(range(LISTED_DAY, LISTED_DAY + 20))
+
+
+def test_the_readme_documents_the_fixed_market_list():
+    readme = (REPO / "README.md").read_text()
+    rows = re.findall(
+        r"^\| ([A-Z0-9]+/[A-Z0-9]+) \| ([0-9.]+) \| ([0-9,]+) M \| ([0-9]+) \|", readme, re.M
+    )
+    rank: dict[str, int] = {}
+    expected = []  # pair, start price, 24h volume in millions of USD, rank in its quote
+    for pair in DEFAULT_PAIRS:
+        market = Market(pair)
+        rank[market.quote] = rank.get(market.quote, 0) + 1
+        price = f"{market.start_price:.{market.decimals}f}".rstrip("0").rstrip(".")
+        volume = f"{LISTINGS[pair].usd_volume / 1e6:,.0f}"
+        expected.append((pair, price, volume, str(rank[market.quote])))
+    assert rows == expected
+
+
 def test_overrides_point_ccxt_at_the_sandbox_for_spot_only():
     overrides = freqtrade_exchange_overrides("http://botpool-sandbox:8000/")
     assert overrides["name"] == SANDBOX_EXCHANGE == "binance"
@@ -647,3 +799,10 @@ def test_the_command_line_documents_its_knobs():
     for knob in ("--listen", "--port", "--pairs", "--seed", "--step-seconds", "--volatility"):
         assert knob in result.stdout
     assert "--request-log" in result.stdout and "TEST DOUBLE" in result.stdout
+
+
+def test_the_command_line_refuses_an_empty_pair_list_clearly():
+    command = [sys.executable, "-m", "botpool.sandbox", "--port", "0", "--pairs", " , "]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no pairs to serve: give at least one, or none for the fixed list" in result.stderr

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from typing import Any
 
 import pytest
 
-from botpool.sandbox.market import Market
+from botpool.sandbox.market import DEFAULT_PAIRS, Market
 
 from .sandbox_fixtures import (
+    FREQTRADE,
     PAIRS,
     STAKE_WARNING,
     Bot,
@@ -34,6 +38,17 @@ SERVED = {
 }
 API = ("status", "count", "profit", "balance", "health", "show_config")
 SEED = 7
+
+
+def pair_lists(number_assets: int, **price_filter: float) -> list[dict[str, Any]]:
+    """The dynamic pair list freqtrade users run: the top pairs by 24h quote volume, without
+    the young ones, those whose tick is a big step, and those whose spread is wide."""
+    return [
+        {"method": "VolumePairList", "number_assets": number_assets, "sort_key": "quoteVolume"},
+        {"method": "AgeFilter", "min_days_listed": 10},
+        {"method": "PriceFilter", "low_price_ratio": 0.01, **price_filter},
+        {"method": "SpreadFilter", "max_spread_ratio": 0.005},
+    ]
 
 
 def open_trades(bot: Bot) -> list[dict[str, Any]]:
@@ -81,3 +96,55 @@ def test_the_stagnant_bot_answers_its_api_but_never_trades(stagnant_bot):  # noq
     for path in API:
         assert stagnant_bot.get(path).status_code == 200, path
     assert stagnant_bot.process.poll() is None
+
+
+def test_freqtrades_test_pairlist_ranks_and_filters_the_fixed_market_list(tmp_path):
+    # freqtrade's own pair list code, on the markets botpool's sandbox serves: every pair by
+    # volume, in the list's order, but BTTC/USDT (one tick is 1.4 % of its price) and
+    # SLP/USDT (a book 1 % wide).
+    requests = tmp_path / "requests.log"
+    with running_sandbox(requests, pairs=None) as url:
+        config = freqtrade_config(tmp_path, url, pairs=(), pairlists=pair_lists(40))
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        command = [str(FREQTRADE), "test-pairlist", "--config", str(tmp_path / "config.json")]
+        command += ["--userdir", str(tmp_path), "--quote", "USDT", "BTC", "--print-json"]
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    usdt, btc = (json.loads(line) for line in result.stdout.splitlines())
+    assert usdt == [
+        p for p in DEFAULT_PAIRS if p.endswith("/USDT") and p not in ("BTTC/USDT", "SLP/USDT")
+    ]
+    assert usdt[:3] == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    assert btc == [p for p in DEFAULT_PAIRS if p.endswith("/BTC")]
+    assert "Removed BTTC/USDT from whitelist, because 1 unit is" in result.stderr
+    assert "Removed SLP/USDT from whitelist, because spread" in result.stderr
+    log = [line.split() for line in requests.read_text().splitlines()]
+    assert {f[2] for f in log} == {"/api/v3/exchangeInfo", "/api/v3/ticker/24hr", "/api/v3/klines"}
+    assert {f[4] for f in log} == {"200"}
+
+
+def whitelist(bot: Bot) -> list[str]:
+    response = bot.get("whitelist")
+    response.raise_for_status()
+    return list(response.json()["whitelist"])
+
+
+def test_a_real_bot_trades_the_pairs_its_dynamic_pair_list_picked(tmp_path):
+    # The top 3 by volume are BTC, ETH and SOL/USDT; a PriceFilter's max_price removes BTC
+    # (about 60 000 USDT), so the bot trades ETH/USDT and SOL/USDT only.
+    requests = tmp_path / "requests.log"
+    with running_sandbox(requests, pairs=None, seed=SEED) as url:
+        pairlists = pair_lists(3, max_price=10_000)
+        config = freqtrade_config(tmp_path / "bot", url, pairs=(), pairlists=pairlists)
+        with running_bot(tmp_path / "bot", config) as bot:
+            picked = wait_until(lambda: whitelist(bot), 90, "a whitelist", bot)
+            trades = wait_until(lambda: open_trades(bot), 90, "a dry-run trade", bot)
+            methods = bot.get("whitelist").json()["method"]
+    assert picked == ["ETH/USDT", "SOL/USDT"]
+    assert methods == ["VolumePairList", "AgeFilter", "PriceFilter", "SpreadFilter"]
+    assert {trade["pair"] for trade in trades} <= {"ETH/USDT", "SOL/USDT"}
+    log = [line.split() for line in requests.read_text().splitlines()]
+    assert ["/api/v3/ticker/24hr", "-"] in [f[2:4] for f in log]  # every ticker at once
+    assert any(f[2] == "/api/v3/klines" and "interval=1d" in f[3] for f in log)  # AgeFilter
+    assert {f[2] for f in log} <= SERVED and {f[4] for f in log} == {"200"}

@@ -5,12 +5,16 @@ It imitates the public part of Binance's spot REST API (all a dry-run spot bot a
 and serves deterministic prices: the price of a pair at a time step is a pure function of
 (seed, pair, step), so every timeframe's candles, the ticker and the order book agree,
 and a restart serves the same history. Prices sit on each pair's tick grid and change in
-steps of a few seconds, so freqtrade's dry-run orders fill.
+steps of a few seconds, so freqtrade's dry-run orders fill. Each market trades a fixed
+value a day, so freqtrade's VolumePairList ranks them in a stable order, and its tickers,
+daily candles and tick sizes serve AgeFilter, PriceFilter and SpreadFilter too.
 
 Knobs (command line, `python3 -m botpool.sandbox --help`, or serve()'s arguments):
   --listen ADDRESS        address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
   --port PORT             TCP port (default 8000; 0 picks a free one)
-  --pairs A/B,C/D         pairs to list (default: seven major USDT pairs, DEFAULT_PAIRS)
+  --pairs A/B,C/D         pairs to list (default: the fixed market list, DEFAULT_PAIRS:
+                          36 pairs, each with its own 24h volume, so that dynamic pair
+                          lists rank them in one documented order; see market.LISTINGS)
   --seed N                same seed, same prices (default 42)
   --step-seconds N        prices change every N seconds (default 5)
   --volatility X          about the std of one step's relative move (default 0.001,

@@ -33,9 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--pairs",
-        default=",".join(DEFAULT_PAIRS),
         metavar="A/B,C/D",
-        help="comma-separated pairs to list (%(default)s)",
+        help="comma-separated pairs to list instead of the fixed market list "
+        f"({len(DEFAULT_PAIRS)} pairs, BTC/USDT to LTC/BTC: see the README)",
     )
     p.add_argument(
         "--seed",
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    pairs = [x.strip() for x in args.pairs.split(",") if x.strip()]
+    pairs = None if args.pairs is None else [p.strip() for p in args.pairs.split(",") if p.strip()]
     log: TextIO = sys.stderr if args.request_log == "-" else open(args.request_log, "a")  # noqa: SIM115
     try:
         server = serve(
@@ -85,10 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     # Before the banner: whoever has read it may stop the sandbox.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
+    served = ", ".join(pairs) if pairs else f"the fixed list of {len(DEFAULT_PAIRS)} pairs"
     print(
         f"sandbox exchange (a test double) on {args.listen}:{server.server_address[1]} "
-        f"serving {', '.join(pairs) or ', '.join(DEFAULT_PAIRS)} (seed {args.seed}, "
-        f"{args.step_seconds} s steps, volatility {args.volatility})",
+        f"serving {served} (seed {args.seed}, {args.step_seconds} s steps, "
+        f"volatility {args.volatility})",
         file=sys.stderr,
         flush=True,
     )

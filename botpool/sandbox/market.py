@@ -7,6 +7,10 @@ interpolated), with amplitudes growing like the square root of the octave's peri
 scales a trading bot looks at (seconds to hours) it moves like a random walk, yet it stays
 within a bounded band over days and costs O(octaves) to evaluate at any step, without
 walking from the beginning of time.
+
+Each market trades a fixed value a day (its Listing), spread evenly over its steps: its
+24h quote volume, which freqtrade's VolumePairList ranks markets by, never changes, so the
+ranking of the fixed market list (LISTINGS) is the same at any time, seed or volatility.
 """
 
 from __future__ import annotations
@@ -22,21 +26,66 @@ from typing import NamedTuple
 DEFAULT_SEED = 42
 DEFAULT_STEP_SECONDS = 5  # prices change this often; requests within a step see one price
 DEFAULT_VOLATILITY = 0.001  # about the std of one step's relative move: ~0.4 % a minute
-DEFAULT_PAIRS = (
-    "BTC/USDT",
-    "ETH/USDT",
-    "SOL/USDT",
-    "BNB/USDT",
-    "XRP/USDT",
-    "ADA/USDT",
-    "DOGE/USDT",
-)
-
 OCTAVES = 13  # the longest octave spans 2**12 steps: about 5.7 hours at 5-second steps
 AMPLITUDES = tuple(2 ** (octave / 2) for octave in range(OCTAVES))
-EXACT_CANDLE_STEPS = 60  # candles of up to this many steps get their exact high and low
+EXACT_CANDLE_STEPS = 60  # candles of up to this many steps: exact high, low, base volume
 SAMPLES_PER_CANDLE = 12  # longer ones take them from this many evenly spaced steps
-USD_VOLUME_PER_STEP = 1000.0  # traded value per step, in USD, so volumes look plausible
+DAY_SECONDS = 86_400
+BOOK_USD = 10e6  # offered at each level of the order book
+MIN_TICK = 1e-8  # Binance prices have at most 8 decimals: a tick is never finer
+
+
+class Listing(NamedTuple):
+    """How much one market of the fixed list trades, and how thin its book is."""
+
+    usd_volume: float  # traded in 24 hours, in USD: the same every day, whatever the price
+    spread: float = 0.0  # the book's width, relative to the price; 0: one tick either side
+
+
+# The fixed market list, what the sandbox serves unless told otherwise. Most traded first
+# within each quote currency, so a VolumePairList ranks them in this order, whatever the
+# seed, the time or the prices. Two markets are there for filters to remove: BTTC/USDT
+# trades so low that one tick is 1.4 % of its price (a PriceFilter's low_price_ratio of
+# 1 % removes it) and SLP/USDT has a book 1 % wide (a SpreadFilter of 0.5 % removes it).
+LISTINGS = {
+    "BTC/USDT": Listing(1_500e6),
+    "ETH/USDT": Listing(900e6),
+    "SOL/USDT": Listing(400e6),
+    "XRP/USDT": Listing(250e6),
+    "DOGE/USDT": Listing(200e6),
+    "BNB/USDT": Listing(150e6),
+    "PEPE/USDT": Listing(120e6),
+    "SUI/USDT": Listing(100e6),
+    "ADA/USDT": Listing(80e6),
+    "TRX/USDT": Listing(65e6),
+    "LINK/USDT": Listing(55e6),
+    "AVAX/USDT": Listing(45e6),
+    "LTC/USDT": Listing(40e6),
+    "SHIB/USDT": Listing(35e6),
+    "DOT/USDT": Listing(30e6),
+    "BCH/USDT": Listing(27e6),
+    "NEAR/USDT": Listing(24e6),
+    "UNI/USDT": Listing(21e6),
+    "APT/USDT": Listing(18e6),
+    "ARB/USDT": Listing(16e6),
+    "OP/USDT": Listing(14e6),
+    "FIL/USDT": Listing(12e6),
+    "ATOM/USDT": Listing(10e6),
+    "ETC/USDT": Listing(9e6),
+    "XLM/USDT": Listing(8e6),
+    "HBAR/USDT": Listing(7e6),
+    "ICP/USDT": Listing(6e6),
+    "AAVE/USDT": Listing(5e6),
+    "INJ/USDT": Listing(4e6),
+    "BTTC/USDT": Listing(3e6),
+    "SLP/USDT": Listing(1e6, spread=0.01),
+    "ETH/BTC": Listing(60e6),
+    "SOL/BTC": Listing(20e6),
+    "BNB/BTC": Listing(15e6),
+    "XRP/BTC": Listing(10e6),
+    "LTC/BTC": Listing(5e6),
+}
+DEFAULT_PAIRS = tuple(LISTINGS)
 
 # Rough USD prices: pairs of known assets start near reality (ETH/BTC near 0.05); any other
 # asset gets a start price derived from its name, between 0.1 and 1000.
@@ -58,6 +107,25 @@ USD_PRICES = {
     "AVAX": 30.0,
     "LINK": 15.0,
     "TRX": 0.15,
+    "PEPE": 0.00001,
+    "SUI": 3.0,
+    "SHIB": 0.000015,
+    "BCH": 400.0,
+    "NEAR": 5.0,
+    "UNI": 8.0,
+    "APT": 9.0,
+    "ARB": 0.8,
+    "OP": 1.8,
+    "FIL": 4.5,
+    "ATOM": 7.0,
+    "ETC": 25.0,
+    "XLM": 0.1,
+    "HBAR": 0.07,
+    "ICP": 10.0,
+    "AAVE": 150.0,
+    "INJ": 22.0,
+    "BTTC": 0.0000007,
+    "SLP": 0.002,
 }
 
 PAIR = re.compile(r"^([A-Z0-9]{2,12})/([A-Z0-9]{2,12})$")
@@ -87,7 +155,9 @@ class Candle(NamedTuple):
     high: float
     low: float
     close: float
-    volume: float  # in the base asset
+    volume: float  # in the base asset, on the lot grid
+    quote_volume: float  # in the quote asset: exact, it adds up across timeframes
+    steps: int  # price steps inside, one trade each
 
 
 @dataclass(frozen=True)
@@ -130,8 +200,9 @@ class Market:
 
     @cached_property
     def tick(self) -> float:
-        """Price step: about six significant digits, like Binance's PRICE_FILTER."""
-        return 10.0 ** (math.floor(math.log10(self.start_price)) - 5)
+        """Price step: about six significant digits, like Binance's PRICE_FILTER, but never
+        below 0.00000001: below a hundredth of a cent (BTTC), one tick is a big move."""
+        return max(MIN_TICK, 10.0 ** (math.floor(math.log10(self.start_price)) - 5))
 
     @cached_property
     def decimals(self) -> int:
@@ -148,11 +219,29 @@ class Market:
         return 5 / USD_PRICES.get(self.quote, 1.0)
 
     @cached_property
-    def volume_per_step(self) -> float:
-        """Base-asset volume traded in one step, on the lot grid; constant, so volumes add
-        up exactly across timeframes."""
-        lots = max(1, round(USD_VOLUME_PER_STEP / self._usd_price / self.lot))
-        return lots * self.lot
+    def listing(self) -> Listing:
+        """The market's entry in the fixed list; a pair outside it trades between 0.1 and
+        10 million USD a day, derived from its name, with a book one tick either side."""
+        if self.pair in LISTINGS:
+            return LISTINGS[self.pair]
+        return Listing(10 ** (6 + _uniform(_key(self.seed, self.pair, "volume"), 0)))
+
+    @cached_property
+    def book_quantity(self) -> float:
+        """What each level of the order book offers: 10 million USD worth, so that a
+        dry-run order, even a market order, fills whole at the top of the book."""
+        return max(1, round(BOOK_USD / self._usd_price / self.lot)) * self.lot
+
+    @cached_property
+    def quote_volume_per_step(self) -> float:
+        """Quote-asset value traded in one step: the same at every step, so that a day's
+        volume is exactly the listing's and a VolumePairList's ranking never changes."""
+        usd_per_step = self.listing.usd_volume * self.step_seconds / DAY_SECONDS
+        return usd_per_step / USD_PRICES.get(self.quote, 1.0)
+
+    @property
+    def steps_per_day(self) -> int:
+        return max(1, DAY_SECONDS // self.step_seconds)
 
     @property
     def _usd_price(self) -> float:
@@ -206,22 +295,31 @@ class Market:
         return round(max(1, round(price / self.tick)) * self.tick, self.decimals)
 
     def book(self, step: int) -> tuple[float, float]:
-        """Best bid and ask at a step: one tick either side of the mid price."""
+        """Best bid and ask at a step: half the listing's spread either side of the mid
+        price, at least one tick."""
         mid = self.price(step)
-        return self.on_grid(mid - self.tick), self.on_grid(mid + self.tick)
+        half = max(1, round(mid * self.listing.spread / 2 / self.tick)) * self.tick
+        return self.on_grid(mid - half), self.on_grid(mid + half)
 
     def candle(self, open_ms: int, interval_ms: int, now_ms: int) -> Candle:
         """The candle opening at open_ms, as much of it as has happened by now_ms.
 
-        Open, close and volume are exact, so they agree across timeframes. High and low are
-        exact for candles of up to EXACT_CANDLE_STEPS steps (1m and 5m at 5-second steps);
-        longer candles take them from SAMPLES_PER_CANDLE evenly spaced steps, so they may
-        fall slightly inside the extremes of the shorter candles they contain: evaluating
-        every step of a thousand daily candles would take minutes.
+        Open, close and quote volume are exact, so they agree across timeframes. High, low
+        and base volume (the quote volume at each step's price) are exact for candles of up
+        to EXACT_CANDLE_STEPS steps (1m and 5m at 5-second steps); longer candles take them
+        from SAMPLES_PER_CANDLE evenly spaced steps, so high and low may fall slightly
+        inside the extremes of the shorter candles they contain, and base volume is within
+        a few percent of their sum: evaluating every step of a thousand daily candles would
+        take minutes.
         """
         first = self.step_at(open_ms)
         last = self.step_at(min(open_ms + interval_ms - 1, now_ms))
         return self._candle(first, max(first, last))
+
+    def last_day(self, now_ms: int) -> Candle:
+        """The 24 hours up to now_ms, as a candle: what a 24h ticker reports."""
+        last = self.step_at(now_ms)
+        return self._candle(last - self.steps_per_day + 1, last)
 
     # Bots ask for the same thousand candles again at every candle close: cache them.
     @lru_cache(maxsize=1 << 16)  # noqa: B019 - markets live as long as the server
@@ -232,5 +330,8 @@ class Market:
         else:
             stride = (last - first) // SAMPLES_PER_CANDLE
             prices = [self.price(s) for s in range(first, last, stride)] + [self.price(last)]
-        volume = round((last - first + 1) * self.volume_per_step, 8)
-        return Candle(prices[0], max(prices), min(prices), prices[-1], volume)
+        steps = last - first + 1
+        quote_volume = steps * self.quote_volume_per_step
+        base_volume = quote_volume * sum(1 / p for p in prices) / len(prices)
+        volume = round(round(base_volume / self.lot) * self.lot, 8)
+        return Candle(prices[0], max(prices), min(prices), prices[-1], volume, quote_volume, steps)

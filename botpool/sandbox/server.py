@@ -22,6 +22,7 @@ from botpool.sandbox.market import (
     DEFAULT_SEED,
     DEFAULT_STEP_SECONDS,
     DEFAULT_VOLATILITY,
+    Candle,
     Market,
 )
 
@@ -42,12 +43,10 @@ INTERVALS = {  # Binance's kline intervals, in seconds
     "3d": 259200,
     "1w": 604800,
 }
-DAY_MS = 86_400_000
 # The sandbox's markets open on 2017-07-14T00:00Z, the day Binance did: no candle opens
 # before, so a time range reaching back to 1970 costs nothing.
 LISTED_MS = 1_499_990_400_000
 DIGITS = re.compile("^[0-9]{1,20}$", re.ASCII)  # Binance's legal range for integers
-BOOK_QTY = "1000.00000000"  # deep enough that no dry-run order is ever partly filled
 
 
 def _int(query: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -67,7 +66,9 @@ class Exchange:
     """The markets and the answer to each endpoint; the clock is injectable for tests."""
 
     def __init__(self, markets: list[Market], clock: Callable[[], float] = time.time):
-        self.markets = {m.symbol: m for m in markets}
+        # In the order of their symbols, not of their volumes: a pair list that ranks them
+        # does so by volume, not by the order it got them in.
+        self.markets = {m.symbol: m for m in sorted(markets, key=lambda m: m.symbol)}
         if len(self.markets) != len(markets):
             raise ValueError("two pairs share one exchange symbol")
         self.clock = clock
@@ -145,7 +146,6 @@ class Exchange:
         rows = []
         for open_ms in opens:
             c = m.candle(open_ms, step, now)
-            quote_volume = f"{c.volume * c.close:.8f}"
             rows.append(
                 [
                     open_ms,
@@ -153,12 +153,12 @@ class Exchange:
                     _price(m, c.high),
                     _price(m, c.low),
                     _price(m, c.close),
-                    f"{c.volume:.8f}",
+                    _number(c.volume),
                     open_ms + step - 1,
-                    quote_volume,
-                    max(1, round(c.volume / m.volume_per_step)),  # one trade a step
-                    f"{c.volume / 2:.8f}",
-                    f"{c.volume * c.close / 2:.8f}",
+                    _number(c.quote_volume),
+                    c.steps,  # one trade a step
+                    _number(c.volume / 2),  # as much bought as sold
+                    _number(c.quote_volume / 2),
                     "0",
                 ]
             )
@@ -172,30 +172,31 @@ class Exchange:
         return self._ticker(chosen, now)
 
     def _ticker(self, m: Market, now: int) -> dict[str, Any]:
-        day = m.candle(now - DAY_MS, DAY_MS, now)
+        """Binance's rolling 24h statistics: the steps of the last 24 hours, as a candle."""
+        day = m.last_day(now)
         bid, ask = m.book(m.step_at(now))
         return {
             "symbol": m.symbol,
             "priceChange": _price(m, day.close - day.open),
             "priceChangePercent": f"{(day.close - day.open) / day.open * 100:.3f}",
-            "weightedAvgPrice": _price(m, (day.high + day.low) / 2),
+            "weightedAvgPrice": _price(m, m.on_grid(_vwap(day))),
             "prevClosePrice": _price(m, day.open),
             "lastPrice": _price(m, day.close),
             "lastQty": f"{m.lot:.8f}",
             "bidPrice": _price(m, bid),
-            "bidQty": BOOK_QTY,
+            "bidQty": _number(m.book_quantity),
             "askPrice": _price(m, ask),
-            "askQty": BOOK_QTY,
+            "askQty": _number(m.book_quantity),
             "openPrice": _price(m, day.open),
             "highPrice": _price(m, day.high),
             "lowPrice": _price(m, day.low),
-            "volume": f"{day.volume:.8f}",
-            "quoteVolume": f"{day.volume * day.close:.8f}",
-            "openTime": now - DAY_MS,
+            "volume": _number(day.volume),
+            "quoteVolume": _number(day.quote_volume),
+            "openTime": (m.step_at(now) - day.steps + 1) * m.step_seconds * 1000,
             "closeTime": now,
-            "firstId": 1,
-            "lastId": DAY_MS // (m.step_seconds * 1000),
-            "count": DAY_MS // (m.step_seconds * 1000),
+            "firstId": m.step_at(now) - day.steps + 1,  # one trade a step, numbered by step
+            "lastId": m.step_at(now),
+            "count": day.steps,
         }
 
     def ticker_price(self, query: dict[str, str]) -> Any:
@@ -215,9 +216,9 @@ class Exchange:
             return {
                 "symbol": m.symbol,
                 "bidPrice": _price(m, bid),
-                "bidQty": BOOK_QTY,
+                "bidQty": _number(m.book_quantity),
                 "askPrice": _price(m, ask),
-                "askQty": BOOK_QTY,
+                "askQty": _number(m.book_quantity),
             }
 
         chosen = self.selected(query)
@@ -230,11 +231,24 @@ class Exchange:
         step = m.step_at(self.now_ms())
         bid, ask = m.book(step)
         levels = min(limit, round(bid / m.tick))  # bids stop at the lowest price, one tick
+        quantity = _number(m.book_quantity)
         return {
             "lastUpdateId": step,  # changes exactly when the prices do
-            "bids": [[_price(m, bid - i * m.tick), BOOK_QTY] for i in range(levels)],
-            "asks": [[_price(m, ask + i * m.tick), BOOK_QTY] for i in range(limit)],
+            "bids": [[_price(m, bid - i * m.tick), quantity] for i in range(levels)],
+            "asks": [[_price(m, ask + i * m.tick), quantity] for i in range(limit)],
         }
+
+
+def _number(value: float) -> str:
+    """A quantity with 8 decimals, as Binance writes them; digits beyond the 15 significant
+    ones a float holds are zeros, not noise (891059027.77777800, not ...77777779)."""
+    shown = max(0, min(8, 15 - len(str(int(abs(value))))))
+    return f"{value:.{shown}f}" + ("" if shown else ".") + "0" * (8 - shown)
+
+
+def _vwap(c: Candle) -> float:
+    """The volume-weighted average price: quote volume over base volume, as Binance's."""
+    return c.quote_volume / c.volume if c.volume else c.close
 
 
 def _price(m: Market, value: float) -> str:
@@ -305,11 +319,14 @@ def serve(
 ) -> HttpServer:
     """Create and bind (not start) the sandbox exchange's HTTP server.
 
+    pairs: the markets to list; None lists the fixed market list, DEFAULT_PAIRS.
     Call serve_forever() on it, in a thread for tests (port 0 picks a free port: read it
     from server.server_address[1]); shutdown() stops it. `log` gets one line per request;
     `limits` bound what clients can make it hold (httpd.Limits, whose defaults it takes).
     """
     limits = limits or Limits()
+    if pairs is not None and not pairs:
+        raise ValueError("no pairs to serve: give at least one, or none for the fixed list")
     markets = [Market(p, seed, step_seconds, volatility) for p in (pairs or DEFAULT_PAIRS)]
     exchange = Exchange(markets, clock)
     sock = socket.create_server((listen, port), backlog=limits.max_connections)
