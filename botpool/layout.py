@@ -82,7 +82,7 @@ class BotSettings(Settings):
     KEYS = schema.BOT_SETTINGS
     exchange: str
     strategy: str
-    pairs: tuple[str, ...]
+    pairs: tuple[str, ...] | None  # None: a dynamic pair list picks them
     stake_currency: str
     stake_amount: float
     dry_run: bool

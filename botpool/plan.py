@@ -99,10 +99,9 @@ class PoolPlan:
 
 @dataclass(frozen=True)
 class ExchangePlan:
-    """A sandbox exchange container on one host, serving the pairs its bots trade."""
+    """A sandbox exchange container on one host, serving the sandbox's fixed market list."""
 
     profile: ExchangeProfile
-    pairs: tuple[str, ...]
     users: tuple[str, ...]  # users of this host whose bots trade on it
     project: str
 
@@ -223,17 +222,13 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
 
 
 def _exchanges(layout: Layout, pools: list[PoolPlan]) -> tuple[ExchangePlan, ...]:
-    pairs: dict[str, set[str]] = {}
     users: dict[str, set[str]] = {}
     for bot in (b for p in pools for b in p.bots):
         if layout.exchanges[bot.settings.exchange].sandbox:
-            pairs.setdefault(bot.settings.exchange, set()).update(bot.settings.pairs)
             users.setdefault(bot.settings.exchange, set()).add(bot.user)
     return tuple(
-        ExchangePlan(
-            layout.exchanges[name], tuple(sorted(p)), tuple(sorted(users[name])), layout.project
-        )
-        for name, p in sorted(pairs.items())
+        ExchangePlan(layout.exchanges[name], tuple(sorted(u)), layout.project)
+        for name, u in sorted(users.items())
     )
 
 

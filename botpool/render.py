@@ -201,11 +201,11 @@ def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = 
         "key": "",
         "secret": "",
         "ccxt_config": profile.ccxt_config,
-        "pair_whitelist": list(settings.pairs),
+        "pair_whitelist": list(settings.pairs or ()),  # none: a dynamic pair list picks
         "pair_blacklist": [],
     }
     if profile.sandbox:
-        url = ExchangePlan(profile, (), (), plan.layout.project).url
+        url = ExchangePlan(profile, (), plan.layout.project).url
         exchange.update(sandbox.freqtrade_exchange_overrides(url))
     if not settings.dry_run and settings.credentials:
         exchange.update(secrets.exchange_credentials(settings.credentials))
@@ -320,8 +320,6 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
             "0.0.0.0",
             "--port",
             str(names.EXCHANGE_PORT),
-            "--pairs",
-            ",".join(exchange.pairs),
             "--seed",
             str(profile.seed),
             "--step-seconds",

@@ -454,7 +454,12 @@ freqtrade_settings = Check(
 BOT_SETTINGS: dict[str, Key] = {
     "exchange": Key(name, REQUIRED, "exchange profile: `sandbox` or a name under `exchanges:`"),
     "strategy": Key(strategy, REQUIRED, "strategy class, found in `strategies_dir`"),
-    "pairs": Key(pairs, REQUIRED, "static pair whitelist, quoted in `stake_currency`"),
+    "pairs": Key(
+        optional(pairs),
+        None,
+        "static pair whitelist, quoted in `stake_currency`; required unless "
+        "`freqtrade.pairlists` starts with a dynamic method (VolumePairList, ...)",
+    ),
     "stake_currency": Key(currency, "USDT", "currency the bot stakes and every pair is quoted in"),
     "stake_amount": Key(number(0, MONEY_MAX), REQUIRED, "stake per trade, in `stake_currency`"),
     "dry_run": Key(

@@ -27,6 +27,7 @@ from botpool.layout import (
     User,
     deep_merge,
 )
+from botpool.sandbox import DEFAULT_PAIRS as SANDBOX_PAIRS
 from botpool.schema import REQUIRED, SECRET_WORD, Key
 from botpool.source import Document, LayoutError, Path_, Problem, decode, read, read_bytes
 
@@ -427,7 +428,8 @@ class _Validator:
                 where("strategy"),
                 f"no strategy class {s.strategy!r} in the strategies folder: {hint}",
             )
-        for pair in s.pairs:
+        self.check_pairs(s, where, profile)
+        for pair in s.pairs or ():
             if pair.split("/")[1] != s.stake_currency:
                 self.report(
                     where("pairs"),
@@ -458,6 +460,34 @@ class _Validator:
                 "secrets directory: create credentials/"
                 f"{s.credentials}.json (mode 0600)",
             )
+
+    def check_pairs(
+        self, s: BotSettings, where: Callable[[str], Path_], profile: ExchangeProfile | None
+    ) -> None:
+        """A static list, or a dynamic one from freqtrade's pair lists; on the sandbox, only
+        the pairs its fixed market list has (freqtrade would drop the others silently)."""
+        methods = [p.get("method") for p in s.freqtrade.get("pairlists", []) if isinstance(p, dict)]
+        dynamic = bool(methods) and methods[0] != "StaticPairList"
+        if s.pairs is None and not dynamic:
+            self.report(
+                where("pairs"),
+                "pairs is missing: list the pairs, e.g. pairs: [BTC/USDT], or start "
+                "freqtrade.pairlists with a dynamic method such as VolumePairList",
+            )
+        if profile is not None and profile.sandbox:
+            unlisted = [p for p in s.pairs or () if p not in SANDBOX_PAIRS]
+            if unlisted:
+                self.report(
+                    where("pairs"),
+                    f"pair {unlisted[0]} is not listed on the sandbox exchange: use one of its "
+                    'fixed market list (README, "The sandbox exchange")',
+                )
+            if s.freqtrade.get("trading_mode", "spot") != "spot":
+                self.report(
+                    where("freqtrade"),
+                    "the sandbox exchange serves spot markets only: trading_mode "
+                    f"{s.freqtrade['trading_mode']!r} needs a real exchange profile",
+                )
 
     def check_wallet(self, s: BotSettings, where: Callable[[str], Path_]) -> None:
         """The old system's "Invalid initial balance", with the numbers and the key to change."""

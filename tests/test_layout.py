@@ -67,11 +67,31 @@ def test_wrong_type_is_reported_with_what_was_found(write_layout):
 
 
 def test_missing_required_value_says_where_to_set_it(write_layout):
-    path = write_layout(MINIMAL.replace("    pairs: [BTC/USDT]\n", ""))
+    path = write_layout(MINIMAL.replace("    stake_amount: 10\n", ""))
     problem = one_problem(path)
     assert problem.startswith(
-        f"{path}:10: users.alice.bots[0]: pairs is missing: set it here or in"
+        f"{path}:10: users.alice.bots[0]: stake_amount is missing: set it here or in"
     )
+
+
+def test_pairs_may_be_left_out_only_for_a_dynamic_pair_list(write_layout):
+    path = write_layout(MINIMAL.replace("    pairs: [BTC/USDT]\n", ""))
+    assert "pairs is missing: list the pairs" in one_problem(path)
+    dynamic = MINIMAL.replace(
+        "    pairs: [BTC/USDT]\n",
+        "    freqtrade: {pairlists: [{method: VolumePairList, number_assets: 3}]}\n",
+    )
+    (bot,) = load_layout(write_layout(dynamic)).bots
+    assert bot.settings.pairs is None
+
+
+def test_a_sandbox_bot_trades_only_listed_spot_pairs(write_layout):
+    unlisted = write_layout(MINIMAL.replace("pairs: [BTC/USDT]", "pairs: [NOPE/USDT]"))
+    assert "pair NOPE/USDT is not listed on the sandbox exchange" in one_problem(unlisted)
+    futures = MINIMAL.replace(
+        "    pairs: [BTC/USDT]\n", "    pairs: [BTC/USDT]\n    freqtrade: {trading_mode: futures}\n"
+    )
+    assert "serves spot markets only" in one_problem(write_layout(futures))
 
 
 def test_unquoted_version_asks_for_quotes(write_layout):
