@@ -31,6 +31,10 @@ SPEC_HASH = "botpool.spec-hash"
 VERSION = "botpool.version"
 IMAGE = "botpool.image"  # on images botpool built (never MANAGED: containers inherit it)
 
+# botpool writes it in every root it converges; it deletes or archives nothing in a root
+# without it (a root set by mistake to a folder of other things loses nothing)
+ROOT_MARKER = ".botpool-root"
+
 # inside a pool container
 MOUNT = "/botpool"  # the pool's folder on the host
 SUPERVISOR_CONF = f"{MOUNT}/supervisord.conf"

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from botpool.names import LEGACY_NETWORK
+from botpool.names import LEGACY_NETWORK, ROOT_MARKER
 from botpool.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
 from botpool.snapshot import ContainerState, Snapshot
 
@@ -92,6 +92,7 @@ class HostChanges:
     create_networks: list[str] = field(default_factory=list)
     remove_networks: list[str] = field(default_factory=list)  # once no container uses them
     host_folders: list[str] = field(default_factory=list)  # ., pools, exchanges: root's again
+    mark_root: bool = False  # write botpool's marker into the root (names.ROOT_MARKER)
     exchanges: list[UnitChanges] = field(default_factory=list)
     pools: list[UnitChanges] = field(default_factory=list)
     remove_containers: list[str] = field(default_factory=list)
@@ -151,7 +152,28 @@ def reconcile(
             )
         if len(parts) == 2 and parts[0] == "exchanges" and parts[1] not in exchanges_wanted:
             changes.remove_directories.append(directory)
+    if not snap.marked:
+        _hold_deletions(changes, report)
     return changes
+
+
+def _hold_deletions(changes: HostChanges, report: Report) -> None:
+    """A root without botpool's marker may be a folder of other things (a root set by
+    mistake): mark it, and delete or archive nothing in it until a converge finds the mark."""
+    changes.mark_root = True
+    report(Difference("root", "missing", f"{ROOT_MARKER} will be written"))
+    held = [f"pools/{p}" for p in changes.archive_pools] + changes.remove_directories
+    held += [path for unit in changes.pools for path in unit.removals]
+    held += [f"{unit.directory}/bots/{bot}" for unit in changes.pools for bot in unit.archive_bots]
+    changes.archive_pools, changes.remove_directories = [], []
+    for unit in changes.pools:
+        unit.removals, unit.archive_bots = [], []
+    for path in held:
+        report(
+            Difference(
+                path, "held", f"not removed: the root has no {ROOT_MARKER} yet (next converge)"
+            )
+        )
 
 
 def _networks(

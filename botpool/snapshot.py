@@ -70,6 +70,7 @@ class Snapshot:
         default_factory=dict
     )  # pool -> name -> state
     supervisor_errors: dict[str, str] = field(default_factory=dict)  # pool -> message
+    marked: bool = False  # the root holds botpool's marker file (names.ROOT_MARKER)
 
 
 def command(root: str) -> str:
@@ -120,6 +121,8 @@ def command(root: str) -> str:
             f"echo '{MARK}hashes'",
             f"{find} \\( {prune} \\) -prune -o -type f -print0 2>/dev/null "
             "| xargs -0 -r sha256sum 2>/dev/null",
+            f"echo '{MARK}marker'",
+            f"test -f {shlex.quote(root + '/' + names.ROOT_MARKER)} && echo present",
             f"echo '{MARK}host-folders'",  # followed: an operator may link pools to a disk
             f"cd {r} 2>/dev/null && stat -L -c '%a %u %g %n' . pools exchanges 2>/dev/null",
             f"echo '{MARK}directories'",
@@ -149,7 +152,9 @@ def parse(lines: list[str]) -> Snapshot:
             continue
         if not line.strip():
             continue
-        if section == "engine":
+        if section == "marker":
+            snap.marked = line.strip() == "present"
+        elif section == "engine":
             snap.engine = line.strip()
         elif section == "images":
             snap.images.add(line.strip())

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import posixpath
+import os
+import subprocess
+import tempfile
+from pathlib import Path
 
+from botpool import snapshot
+from botpool.names import ROOT_MARKER
 from botpool.plan import load_plan
 from botpool.reconcile import reconcile
 from botpool.render import render_host
@@ -22,11 +27,22 @@ def desired(path, secrets):
 
 
 def converged(pools, exchanges) -> Snapshot:
-    """The snapshot of a host that runs exactly what was rendered."""
-    snap = Snapshot(engine="20.10", images={IMAGES["2026.9"]})
-    for unit, directory in [(p, f"pools/{p.pool.name}") for p in pools] + [
-        (e, f"exchanges/{e.exchange.profile.name}") for e in exchanges
-    ]:
+    """The snapshot of a host that runs exactly what was rendered.
+
+    Files and folders are really written (content, owner, group, mode) into a folder and
+    read back by the real snapshot command (find, stat, sha256sum), so a hash or a mode that
+    differs from what a host reports cannot pass. Containers and programs, which need a
+    Docker engine, are added as a converged host shows them.
+    """
+    with tempfile.TemporaryDirectory() as root:
+        write_tree(Path(root), pools, exchanges)
+        out = subprocess.run(
+            ["sh", "-c", snapshot.command(root)], capture_output=True, text=True, check=True
+        )
+        snap = snapshot.parse(out.stdout.splitlines())
+    snap.engine, snap.images = "20.10", {IMAGES["2026.9"]}
+    snap.networks, snap.network_users, snap.containers, snap.programs = set(), {}, {}, {}
+    for unit in [*pools, *exchanges]:
         spec = unit.container
         networks = frozenset(spec.networks)
         snap.containers[spec.name] = ContainerState(
@@ -35,25 +51,34 @@ def converged(pools, exchanges) -> Snapshot:
         snap.networks |= networks
         for network in networks:
             snap.network_users.setdefault(network, set()).add(spec.name)
-        root_folder = DirectoryState(0o755, 0, 0)
-        snap.directories[directory] = root_folder
-        for sub in getattr(unit, "directories", ()):
-            path = posixpath.join(directory, sub.path) if sub.path else directory
-            snap.directories[path] = DirectoryState(sub.mode, sub.uid, sub.gid)
-        for artifact in unit.files:
-            snap.files[f"{directory}/{artifact.path}"] = FileState(
-                artifact.hash, artifact.mode, artifact.uid, artifact.gid
-            )
-            parent = f"{directory}/{artifact.path}".rsplit("/", 1)[0]
-            while parent != directory:
-                snap.directories.setdefault(parent, root_folder)
-                parent = parent.rsplit("/", 1)[0]
     for pool in pools:
         snap.programs[pool.container.name] = {
             name: ProgramState(name, "RUNNING", 100 + i, 60)
             for i, name in enumerate(sorted(pool.programs))
         }
     return snap
+
+
+def write_tree(root: Path, pools, exchanges) -> None:
+    """What a converge leaves under a root: the marker, every folder and file as planned."""
+    (root / ROOT_MARKER).write_text("botpool\n")
+    for folder in ("pools", "exchanges"):
+        (root / folder).mkdir(mode=0o755)
+    for unit, directory in [(p, f"pools/{p.pool.name}") for p in pools] + [
+        (e, f"exchanges/{e.exchange.profile.name}") for e in exchanges
+    ]:
+        (root / directory).mkdir(mode=0o755)
+        for sub in getattr(unit, "directories", ()):
+            path = root / directory / sub.path
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, sub.uid, sub.gid)
+            path.chmod(sub.mode)
+        for artifact in unit.files:
+            path = root / directory / artifact.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(artifact.text)
+            os.chown(path, artifact.uid, artifact.gid)
+            path.chmod(artifact.mode)
 
 
 def test_fresh_host_gets_everything(write_layout, secrets):
@@ -107,6 +132,28 @@ def test_removing_a_bot_stops_it_and_archives_its_data(write_layout, secrets):
     assert pool.removals == ["pools/alice-pool-1/programs/alice-two.conf"]
     assert pool.supervisor_update and pool.archive_bots == ["two"] and pool.container is None
     assert "bot alice/two: extra" in "\n".join(map(str, changes.differences))
+
+
+def test_a_root_without_botpools_marker_has_nothing_deleted_or_archived(write_layout, secrets):
+    """A root set by mistake to a folder of other things: botpool marks it, and removes
+    nothing there until a later converge finds the mark."""
+    path = write_layout(THREE)
+    snap = converged(*desired(path, secrets))
+    path.write_text(THREE.replace("      - name: two\n", ""))
+    snap.directories["exchanges/someone-elses"] = DirectoryState(0o755, 0, 0)
+    snap.marked = False
+    changes = reconcile(snap, *desired(path, secrets))
+    assert changes.mark_root
+    (pool,) = changes.pools
+    assert (pool.removals, pool.archive_bots, changes.remove_directories) == ([], [], [])
+    held = {str(d) for d in changes.differences if d.kind == "held"}
+    assert "exchanges/someone-elses: held: not removed: the root has no .botpool-root yet" in (
+        "\n".join(held)
+    )
+    snap.marked = True  # the next converge finds the mark and removes them
+    changes = reconcile(snap, *desired(path, secrets))
+    assert changes.remove_directories == ["exchanges/someone-elses"] and not changes.mark_root
+    assert changes.pools[0].archive_bots == ["two"]
 
 
 def test_removing_the_last_bot_removes_the_pool_container_and_archives_the_pool(
