@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("botpool", "tests", "templates", "checks", "inventory", "pyproject.toml", "README.md")
+COPIED = (
+    "botpool",
+    "tasks",
+    "tests",
+    "templates",
+    "checks",
+    "inventory",
+    "pyproject.toml",
+    "README.md",
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,76 @@ MUTANTS = (
         "if after.first_port < before.first_port + before.size:",
         "if after.first_port < before.first_port:",
         ("tests/test_hostile_inputs.py", "-k", "lock"),
+    ),
+    Mutant(
+        "the spec hash ignores the memory limit",
+        "botpool/render.py",
+        '        spec.pop("labels")\n',
+        '        spec.pop("labels")\n        spec.pop("memory_limit_mb")\n',
+        ("tests/test_render.py", "tests/test_reconcile.py"),
+    ),
+    Mutant(
+        "the spec hash ignores supervisord.conf",
+        "botpool/render.py",
+        'inputs=(("supervisord.conf", sha256(supervisord)),),',
+        "inputs=(),",
+        ("tests/test_render.py", "tests/test_reconcile.py"),
+    ),
+    Mutant(
+        "a strategy edit restarts none of its bots",
+        "botpool/render.py",
+        "inputs = sha256(config.hash + strategy_hash[bot.settings.strategy])[:16]",
+        "inputs = sha256(config.hash)[:16]",
+        ("tests/test_render.py", "tests/test_reconcile.py"),
+    ),
+    Mutant(
+        "a stopped container is never started",
+        "botpool/reconcile.py",
+        "        if not current.running:",
+        "        if False:",
+        ("tests/test_reconcile.py",),
+    ),
+    Mutant(
+        "FATAL is not counted as down",
+        "botpool/reconcile.py",
+        'DOWN_STATES = {"STOPPED", "EXITED", "FATAL"}',
+        'DOWN_STATES = {"STOPPED", "EXITED"}',
+        ("tests/test_reconcile.py",),
+    ),
+    Mutant(
+        "the snapshot sees every container running",
+        "botpool/snapshot.py",
+        'seen["state"] == "running",',
+        "True,",
+        ("tests/test_snapshot.py", "tests/test_reconcile.py"),
+    ),
+    Mutant(
+        "the crash-loop check ignores the exit count",
+        "botpool/health.py",
+        'bot.state not in ("FATAL", "BACKOFF") and exits <= limit,',
+        'bot.state not in ("FATAL", "BACKOFF"),',
+        ("tests/test_health.py",),
+    ),
+    Mutant(
+        "FATAL is no crash loop",
+        "botpool/health.py",
+        'bot.state not in ("FATAL", "BACKOFF") and exits <= limit,',
+        'bot.state not in ("BACKOFF",) and exits <= limit,',
+        ("tests/test_health.py",),
+    ),
+    Mutant(
+        "drift shows the values that differ",
+        "botpool/drift.py",
+        'return [] if a == b else [prefix.rstrip(".")]',
+        "return [] if a == b else [f\"{prefix.rstrip('.')}={b}\"]",
+        ("tests/test_drift.py",),
+    ),
+    Mutant(
+        "a root without botpool's marker has its folders deleted",
+        "botpool/reconcile.py",
+        "    if not snap.marked:\n        _hold_deletions(changes, report)",
+        "    if False:\n        _hold_deletions(changes, report)",
+        ("tests/test_reconcile.py",),
     ),
     Mutant(
         "a pattern accepts a trailing newline again",

@@ -8,6 +8,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from botpool import snapshot
 from botpool.names import ROOT_MARKER
 from botpool.plan import load_plan
@@ -189,14 +191,27 @@ def test_deleted_program_file_is_put_back_without_restarting_anyone(write_layout
     assert pool.restart == [] and pool.container is None
 
 
-def test_stopped_program_is_started(write_layout, secrets):
+@pytest.mark.parametrize("state", ["STOPPED", "EXITED", "FATAL"])
+def test_a_program_down_in_any_way_is_started(write_layout, secrets, state):
     pools, exchanges = desired(write_layout(THREE), secrets)
     snap = converged(pools, exchanges)
     snap.programs["botpool_alice-pool-1"]["alice-three"] = ProgramState(
-        "alice-three", "STOPPED", None, None
+        "alice-three", state, None, None
     )
     (pool,) = reconcile(snap, pools, exchanges).pools
     assert pool.start == ["alice-three"] and not pool.supervisor_update and pool.uploads == []
+
+
+def test_a_stopped_container_is_started_not_recreated(write_layout, secrets):
+    pools, exchanges = desired(write_layout(THREE), secrets)
+    snap = converged(pools, exchanges)
+    name = "botpool_alice-pool-1"
+    snap.containers[name] = dataclasses.replace(snap.containers[name], running=False)
+    (pool,) = reconcile(snap, pools, exchanges).pools
+    assert pool.container == "start"
+    assert f"container {name}: stopped: will be started" in map(
+        str, reconcile(snap, pools, exchanges).differences
+    )
 
 
 def test_a_stopped_zygote_is_started_before_its_bots(write_layout, secrets):
