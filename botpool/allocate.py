@@ -310,8 +310,9 @@ def allocate(layout: Layout, previous: Allocation) -> tuple[Allocation, list[Pro
     for bot in layout.bots:
         if bot.key in bots:
             continue
-        pool = _pool_with_room(bot.user, pools, bots) or _open_pool(
-            layout, bot, pools, bots, problems
+        full = _hosts_at_limit(layout, bot, pools, bots)
+        pool = _pool_with_room(bot.user, pools, bots, full) or _open_pool(
+            layout, bot, pools, bots, problems, full
         )
         if pool is None:
             continue
@@ -321,15 +322,33 @@ def allocate(layout: Layout, previous: Allocation) -> tuple[Allocation, list[Pro
 
 
 def _pool_with_room(
-    user: str, pools: dict[str, PoolBlock], bots: dict[str, Seat]
+    user: str, pools: dict[str, PoolBlock], bots: dict[str, Seat], full: set[str]
 ) -> PoolBlock | None:
+    """The user's lowest-numbered pool with a free slot, on a host not full for the bot."""
     used: dict[str, int] = {}
     for seat in bots.values():
         used[seat.pool] = used.get(seat.pool, 0) + 1
     for pool in sorted((p for p in pools.values() if p.user == user), key=lambda p: p.number):
-        if used.get(pool.name, 0) < pool.size:
+        if used.get(pool.name, 0) < pool.size and pool.host not in full:
             return pool
     return None
+
+
+def _hosts_at_limit(
+    layout: Layout, bot: Bot, pools: dict[str, PoolBlock], bots: dict[str, Seat]
+) -> set[str]:
+    """Hosts that already run as many bots of this bot's exchange profile as it allows
+    (`max_bots_per_host`: an exchange limits requests per IP, and a host's bots share one)."""
+    profile = layout.exchanges.get(bot.settings.exchange)
+    if profile is None or profile.max_bots_per_host is None:
+        return set()
+    by_key = {b.key: b for b in layout.bots}
+    count: dict[str, int] = {}
+    for key, seat in bots.items():
+        if key in by_key and by_key[key].settings.exchange == profile.name:
+            host = pools[seat.pool].host
+            count[host] = count.get(host, 0) + 1
+    return {host for host, n in count.items() if n >= profile.max_bots_per_host}
 
 
 def _open_pool(
@@ -338,6 +357,7 @@ def _open_pool(
     pools: dict[str, PoolBlock],
     bots: dict[str, Seat],
     problems: list[Problem],
+    full: set[str],
 ) -> PoolBlock | None:
     size = layout.max_bots_per_pool
     number = 1
@@ -346,7 +366,7 @@ def _open_pool(
     name = f"{bot.user}-pool-{number}"
     if not layout.hosts:  # every host was invalid: validation has said so already
         return None
-    host = _placed_host(layout, bot.user, name) or _roomiest_host(layout, pools, bots)
+    host = _placed_host(layout, bot.user, name) or _roomiest_host(layout, pools, bots, full)
     first = _free_block(layout, host, size, pools)
     if first is None:
         where = (bot.line, f"users.{bot.user}.bots")
@@ -399,8 +419,11 @@ def _no_block(layout: Layout, where: tuple[int, str], what: str, host: str) -> P
     )
 
 
-def _roomiest_host(layout: Layout, pools: dict[str, PoolBlock], bots: dict[str, Seat]) -> str:
-    """The host with the most memory left; ties go to the first declared."""
+def _roomiest_host(
+    layout: Layout, pools: dict[str, PoolBlock], bots: dict[str, Seat], full: set[str]
+) -> str:
+    """The host with the most memory left, among those not full for the bot's exchange
+    (if every host is, the roomiest: validation then says why); ties: the first declared."""
     load: dict[str, int] = {name: 0 for name in layout.hosts}
     runtime = {user.name: RUNTIMES[user.runtime] for user in layout.users}
     seated: dict[str, int] = {}
@@ -410,4 +433,5 @@ def _roomiest_host(layout: Layout, pools: dict[str, PoolBlock], bots: dict[str, 
         if pool.host in load and pool.user in runtime:
             bot_mb = layout.hosts[pool.host].bot_mb(runtime[pool.user])
             load[pool.host] += runtime[pool.user].pool_memory_mb(seated.get(pool.name, 0), bot_mb)
-    return max(layout.hosts, key=lambda h: layout.hosts[h].usable_mb - load[h])
+    candidates = [h for h in layout.hosts if h not in full] or list(layout.hosts)
+    return max(candidates, key=lambda h: layout.hosts[h].usable_mb - load[h])

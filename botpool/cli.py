@@ -91,6 +91,10 @@ def plan_as_json(plan: Plan) -> dict[str, Any]:
                 "usable_mb": h.host.usable_mb,
                 "memory_mb": h.host.memory_mb,
                 "labels": h.host.labels,
+                "bots_per_exchange": {
+                    name: {"bots": n, "max": plan.layout.exchanges[name].max_bots_per_host}
+                    for name, n in h.bots_per_profile().items()
+                },
             }
             for h in plan.hosts.values()
         ],
@@ -119,6 +123,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     write_lock(lock, wanted)
     print(f"wrote {lock}", file=sys.stderr)
     return OK
+
+
+HOST_COLUMNS = ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE", "LABELS", "BOTS/EXCHANGE")
 
 
 def plan_tables(plan: Plan) -> str:
@@ -155,6 +162,10 @@ def plan_tables(plan: Plan) -> str:
             f"{h.host.usable_mb} MiB",
             f"{100 * h.projected_mb // max(h.host.usable_mb, 1)}%",
             " ".join(f"{k}={v}" for k, v in sorted(h.host.labels.items())),
+            ", ".join(
+                f"{name} {n}/{plan.layout.exchanges[name].max_bots_per_host or '-'}"
+                for name, n in h.bots_per_profile().items()
+            ),
         )
         for h in plan.hosts.values()
     ]
@@ -168,7 +179,21 @@ def plan_tables(plan: Plan) -> str:
             table(bots, ("HOST", "POOL", "BOT", "API", "STRATEGY", "DRY-RUN", "MEMORY")),
             table(pools, ("POOL", "HOST", "RUNTIME", "BOTS", "PROJECTED", "LIMIT")),
             "\n".join(
-                [table(hosts, ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE", "LABELS"))]
+                [
+                    table(
+                        hosts,
+                        (
+                            "HOST",
+                            "POOLS",
+                            "BOTS",
+                            "PROJECTED",
+                            "USABLE",
+                            "USE",
+                            "LABELS",
+                            "BOTS/EXCHANGE",
+                        ),
+                    )
+                ]
                 + moves
             ),
         ]

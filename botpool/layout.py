@@ -161,6 +161,7 @@ class ExchangeProfile:
     step_seconds: int
     volatility: float
     ccxt_config: dict[str, Any]
+    max_bots_per_host: int | None  # None: no limit (the sandbox's default)
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,13 @@ class HostPlan:
     def projected_mb(self) -> int:
         return sum(p.projected_mb for p in self.pools) + EXCHANGE_MB * len(self.exchanges)
 
+    def bots_per_profile(self) -> dict[str, int]:
+        """How many bots of each exchange profile run here (they share this host's IP)."""
+        count: dict[str, int] = {}
+        for bot in self.bots:
+            count[bot.settings.exchange] = count.get(bot.settings.exchange, 0) + 1
+        return dict(sorted(count.items()))
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -193,6 +200,7 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
             )
         hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools))
         problems += _capacity_problems(layout, hosts[host.name])
+        problems += _rate_limit_problems(layout, hosts[host.name])
     for block in sorted(allocation.pools.values(), key=lambda p: p.name):
         line = users[block.user].line if block.user in users else 1
         if block.host not in layout.hosts:
@@ -230,6 +238,28 @@ def _exchanges(layout: Layout, pools: list[PoolPlan]) -> tuple[ExchangePlan, ...
         ExchangePlan(layout.exchanges[name], tuple(sorted(u)), layout.project)
         for name, u in sorted(users.items())
     )
+
+
+def _rate_limit_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
+    """More bots of a profile on one host than the profile allows: refused (a pin or a pool
+    placement put them there; placement of new pools avoids it)."""
+    found = []
+    for name, count in plan.bots_per_profile().items():
+        limit = layout.exchanges[name].max_bots_per_host
+        if limit is not None and count > limit:
+            found.append(
+                Problem(
+                    layout.file,
+                    plan.host.line,
+                    f"hosts.{plan.name}",
+                    f"host {plan.name} would run {count} bots of exchange profile {name}, "
+                    f"more than its max_bots_per_host {limit} (they share one IP, which the "
+                    "exchange rate-limits): move a pool to another host (users.<user>.pools), "
+                    "add a host, or raise exchanges."
+                    f"{name}.max_bots_per_host if you know the exchange allows it",
+                )
+            )
+    return found
 
 
 def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:

@@ -43,6 +43,8 @@ SECRET_WORD = re.compile(r"(key|secret|password|passphrase|token|uid|private|mne
 MAX_TEXT = 1024  # characters in any free-form string
 MEMORY_MB_MAX = 16 * 1024 * 1024  # 16 TiB: anything above is a typo
 MONEY_MAX = 1e12  # stake and wallet amounts
+# freqtrade's maintainers: about 3-4 bots with real data per IP on Binance (#12441, #6449)
+REAL_EXCHANGE_BOTS_PER_HOST = 4
 # root folders that are never a botpool root, nor (the first group) hold one
 SYSTEM_TREES = (
     "/proc",
@@ -572,6 +574,13 @@ EXCHANGE: dict[str, Key] = {
     "step_seconds": Key(integer(1, 3600), 5, "sandbox: seconds between price steps"),
     "volatility": Key(number(0, 0.05), 0.001, "sandbox: about the relative std of one price step"),
     "ccxt_config": Key(mapping, {}, "extra ccxt settings (never credentials)"),
+    "max_bots_per_host": Key(
+        optional_integer(1, 10_000),
+        None,
+        "most bots of this profile on one host (its bots share the host's IP, which the "
+        f"exchange rate-limits); default {REAL_EXCHANGE_BOTS_PER_HOST} for a real exchange, "
+        "no limit for the sandbox",
+    ),
 }
 
 USER: dict[str, Key] = {

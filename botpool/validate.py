@@ -214,6 +214,8 @@ class _Validator:
             values = self.section(spec, path, schema.EXCHANGE)
             self.refuse_ccxt_secrets(values.get("ccxt_config", {}), (*path, "ccxt_config"))
             if len(values) == len(schema.EXCHANGE):
+                if values["max_bots_per_host"] is None and not values["sandbox"]:
+                    values["max_bots_per_host"] = schema.REAL_EXCHANGE_BOTS_PER_HOST
                 profiles[profile_name] = ExchangeProfile(name=profile_name, **values)
         return profiles
 

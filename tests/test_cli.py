@@ -92,7 +92,7 @@ def test_plan_shows_host_labels_and_pending_moves(write_layout, secrets, capsys)
         MINIMAL.replace("users:", hosts).replace("  alice:\n", "  alice:\n    host: h0\n")
     )
     assert main(["plan", str(path)]) == 0
-    assert re.search(r"^h0 .* region=eu$", capsys.readouterr().out, re.M)
+    assert re.search(r"^h0 .* region=eu  sandbox 1/-$", capsys.readouterr().out, re.M)
     path.write_text(path.read_text().replace("host: h0", "host: h1"))
     assert main(["plan", str(path)]) == 0
     assert "alice-pool-1 moves from h0 to h1 with its data at the next converge" in (
