@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from botpool import freqtrade_validation, names, schema
-from botpool.allocate import lock_path, write_lock
-from botpool.pipeline import Artifact, HostRef, desired
-from botpool.plan import Plan, load_plan
-from botpool.render import ContainerSpec
-from botpool.secrets import SecretsError, SecretStore
-from botpool.source import LayoutError, printable
+from botpool.core import freqtrade_validation, names, schema
+from botpool.core.allocate import lock_path, write_lock
+from botpool.core.pipeline import Artifact, HostRef, desired
+from botpool.core.plan import Plan, load_plan
+from botpool.core.render import ContainerSpec
+from botpool.core.secretstore import SecretsError, SecretStore
+from botpool.core.source import LayoutError, printable
 
 OK, ERROR, CHANGES = 0, 1, 2
 
@@ -266,7 +266,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Every bot of this machine: supervisor state, API URL, whether it answers, trades."""
-    from botpool.status import host_status
+    from botpool.hosts.status import host_status
 
     plan = _plan(args)
     if args.host not in plan.hosts:
@@ -305,8 +305,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
     """Compare every host of a pyinfra inventory with its layout: 0 same, 2 drift, 1 error."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from botpool.drift import host_drift
-    from botpool.remote import inventory_hosts
+    from botpool.hosts.drift import host_drift
+    from botpool.hosts.remote import inventory_hosts
 
     hosts = inventory_hosts(args.inventory)
     with ThreadPoolExecutor(max_workers=16) as pool:  # hosts are read in parallel

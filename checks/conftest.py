@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from botpool import health, probe
-from botpool.drift import explain, read_host
-from botpool.health import Finding
-from botpool.reconcile import Difference
-from botpool.remote import RemoteError, RemoteHost, inventory_hosts
-from botpool.source import LayoutError
+from botpool.core import health
+from botpool.core.health import Finding
+from botpool.core.reconcile import Difference
+from botpool.core.source import LayoutError
+from botpool.hosts import probe
+from botpool.hosts.drift import explain, read_host
+from botpool.hosts.remote import RemoteError, RemoteHost, inventory_hosts
 
 
 @dataclass

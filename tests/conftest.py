@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from botpool.secrets import SecretStore
+from botpool.core.secretstore import SecretStore
 
 STRATEGIES = """
 from freqtrade.strategy import IStrategy

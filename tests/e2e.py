@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from botpool.plan import Plan, load_plan
-from botpool.secrets import SecretStore
+from botpool.core.plan import Plan, load_plan
+from botpool.core.secretstore import SecretStore
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv" / "bin"

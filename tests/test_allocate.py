@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from botpool.allocate import Allocation, allocate, lock_path, read_lock
-from botpool.layout import Bot, BotSettings, Host, Layout, User
-from botpool.plan import load_plan, make_plan
-from botpool.source import LayoutError
-from botpool.validate import load_layout
+from botpool.core.allocate import Allocation, allocate, lock_path, read_lock
+from botpool.core.layout import Bot, BotSettings, Host, Layout, User
+from botpool.core.plan import load_plan, make_plan
+from botpool.core.source import LayoutError
+from botpool.core.validate import load_layout
 
 from .conftest import MINIMAL
 

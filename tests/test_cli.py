@@ -7,10 +7,10 @@ import re
 import subprocess
 import sys
 
-from botpool import schema
-from botpool.allocate import lock_path
 from botpool.cli import main
-from botpool.runtimes import ZYGOTE
+from botpool.core import schema
+from botpool.core.allocate import lock_path
+from botpool.core.runtimes import ZYGOTE
 
 from .conftest import MINIMAL
 from .e2e import REPO

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from botpool.drift import differing_keys, host_drift
-from botpool.pipeline import Artifact
-from botpool.remote import RemoteHost
+from botpool.core.pipeline import Artifact
+from botpool.hosts.drift import differing_keys, host_drift
+from botpool.hosts.remote import RemoteHost
 
 from .conftest import MINIMAL
 from .test_reconcile import IMAGES, write_tree
@@ -24,11 +24,11 @@ FREQTRADE = MINIMAL.replace(
 @pytest.fixture
 def host(write_layout, secrets, tmp_path, monkeypatch):
     """A host converged by hand (the rendered tree written under its root), read via @local."""
-    from botpool.pipeline import HostRef, desired
+    from botpool.core.pipeline import HostRef, desired
 
     root = tmp_path / "root"
     path = write_layout(FREQTRADE.replace("defaults:\n", f"defaults:\n  root: {root}\n"))
-    monkeypatch.setattr("botpool.pipeline.pool_images", _images)
+    monkeypatch.setattr("botpool.core.pipeline.pool_images", _images)
     want = desired(HostRef(str(path), "local"))
     root.mkdir()
     write_tree(root, want.pools, want.exchanges)
@@ -36,7 +36,7 @@ def host(write_layout, secrets, tmp_path, monkeypatch):
 
 
 def _images(layout):  # the rendered tree does not depend on a built image here
-    from botpool.image import image_spec
+    from botpool.core.image import image_spec
 
     return {v: image_spec(v) for v in IMAGES}
 

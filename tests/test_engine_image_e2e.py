@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from botpool.image import BUILD_TIME_DIR, SUPERVISOR_VERSION, ImageSpec
+from botpool.core.image import BUILD_TIME_DIR, SUPERVISOR_VERSION, ImageSpec
 
 from .harness import images
 from .harness.vps import run_pyinfra

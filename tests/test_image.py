@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from botpool.image import (
+from botpool.core.image import (
     BUILD_TIME_DIR,
     CA_BUNDLE,
     PIP_CONF,
@@ -18,7 +18,7 @@ from botpool.image import (
     parse_docker_state,
     pool_images,
 )
-from botpool.validate import load_layout
+from botpool.core.validate import load_layout
 
 OFFICIAL = "freqtradeorg/freqtrade:{version}"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

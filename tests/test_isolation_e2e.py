@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from botpool import names
-from botpool.names import BOT_UID_BASE
-from botpool.plan import BotPlan
+from botpool.core import names
+from botpool.core.names import BOT_UID_BASE
+from botpool.core.plan import BotPlan
 
 from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from botpool.allocate import lock_path, read_lock
+from botpool.core.allocate import lock_path, read_lock
 
 from .e2e import REPO, VENV, Deployment, new_deployment, wait_for
 from .harness import images

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from botpool import snapshot
-from botpool.names import ROOT_MARKER
-from botpool.plan import load_plan
-from botpool.reconcile import reconcile
-from botpool.render import render_host
-from botpool.snapshot import ContainerState, DirectoryState, FileState, ProgramState, Snapshot
+from botpool.core import snapshot
+from botpool.core.names import ROOT_MARKER
+from botpool.core.plan import load_plan
+from botpool.core.reconcile import reconcile
+from botpool.core.render import render_host
+from botpool.core.snapshot import ContainerState, DirectoryState, FileState, ProgramState, Snapshot
 
 from .conftest import MINIMAL
 
@@ -419,8 +419,8 @@ def test_the_folder_commands_make_a_tree_its_owners_and_rid_roots_folders_of_lin
     import os
     import subprocess
 
-    from botpool.reconcile import Folder
-    from botpool.render import Directory
+    from botpool.core.reconcile import Folder
+    from botpool.core.render import Directory
     from tasks.operations import folder_commands
 
     pool = tmp_path / "pools" / "p-pool-1"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from botpool.remote import RemoteError, RemoteHost
+from botpool.hosts.remote import RemoteError, RemoteHost
 
 from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
 from .harness.vps import Vps, run_pyinfra, start_vps, write_inventory

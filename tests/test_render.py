@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from botpool import render as render_module
 from botpool.cli import main
-from botpool.plan import load_plan
-from botpool.render import render_host, render_pool
-from botpool.zygote import __file__ as ZYGOTE_FILE
+from botpool.core import render as render_module
+from botpool.core.plan import load_plan
+from botpool.core.render import render_host, render_pool
+from botpool.payloads.zygote import __file__ as ZYGOTE_FILE
 
 from .conftest import MINIMAL
 

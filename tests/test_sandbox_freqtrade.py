@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from botpool.sandbox.market import DEFAULT_PAIRS, Market
+from botpool.payloads.sandbox.market import DEFAULT_PAIRS, Market
 
 from .sandbox_fixtures import (
     FREQTRADE,

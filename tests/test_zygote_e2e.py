@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from botpool.names import BOT_UID_BASE
+from botpool.core.names import BOT_UID_BASE
 
 from .e2e import CTL, Deployment, docker, new_deployment, wait_for
 

@@ -1,7 +1,7 @@
 """Test harness: images built once on this machine, and disposable SSH "VPS" hosts.
 
 - images.py: the local Debian base, pool images and their saved archives, built with
-  botpool.image's own commands and cached by tag;
+  botpool.core.image's own commands and cached by tag;
 - vps.py: bare Debian containers with sshd on 127.0.0.1 and the `vps_factory` fixture.
 """
 

@@ -1,6 +1,6 @@
 """Images built on this machine for tests, each once (cached by tag), the way botpool builds them.
 
-The commands come from botpool.image, so a test image is built exactly like the ones a
+The commands come from botpool.core.image, so a test image is built exactly like the ones a
 deploy builds on a host or on the controller.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from botpool import schema
-from botpool.image import LOCAL_BASE, ImageSpec, base_build_command, image_spec
+from botpool.core import schema
+from botpool.core.image import LOCAL_BASE, ImageSpec, base_build_command, image_spec
 
 FREQTRADE_VERSION: str = schema.DEFAULTS["freqtrade_version"].default
 # pip inside containers trusts this machine's CA bundle (MACHINE-NOTES: TLS-intercepting proxy)

@@ -17,8 +17,9 @@ import json
 import shlex
 from importlib import resources
 
+from botpool.core.snapshot import MARK  # one marker for every host command's sections
+
 PROBE = (resources.files("botpool.payloads") / "probe.py").read_text()
-MARK = "@@botpool "
 
 CALL_TIMEOUT_S = 5  # one HTTP call to one bot
 BOT_DEADLINE_S = 20  # every call to one bot

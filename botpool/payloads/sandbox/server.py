@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from botpool.sandbox.httpd import ApiError, HttpServer, Limits
-from botpool.sandbox.market import (
+from .httpd import ApiError, HttpServer, Limits
+from .market import (
     DEFAULT_PAIRS,
     DEFAULT_SEED,
     DEFAULT_STEP_SECONDS,

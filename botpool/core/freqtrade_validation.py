@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from botpool.plan import BotPlan, Plan
-from botpool.render import bot_config
-from botpool.secrets import ApiCredentials, SecretStore
-from botpool.source import Problem
+from botpool.core.plan import BotPlan, Plan
+from botpool.core.render import bot_config
+from botpool.core.secretstore import ApiCredentials, SecretStore
+from botpool.core.source import Problem
 
 _PLACEHOLDER = "x" * 64  # long enough for freqtrade's own minimum lengths
 

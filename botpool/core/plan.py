@@ -7,18 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from botpool import names
-from botpool.allocate import Allocation, PoolBlock, allocate, lock_path, read_lock
-from botpool.layout import (
+from botpool.core import names
+from botpool.core.allocate import Allocation, PoolBlock, allocate, lock_path, read_lock
+from botpool.core.layout import (
     Bot,
     BotSettings,
     ExchangeProfile,
     Host,
     Layout,
 )
-from botpool.runtimes import RUNTIMES, Runtime
-from botpool.source import LayoutError, Problem
-from botpool.validate import read_layout
+from botpool.core.runtimes import RUNTIMES, Runtime
+from botpool.core.source import LayoutError, Problem
+from botpool.core.validate import read_layout
 
 EXCHANGE_MB = 40  # a sandbox exchange container
 

@@ -12,7 +12,7 @@ modes are part of the plan (B = the bot's uid and gid, see BotPlan.uid): what su
     bots/<bot>/logs/            root 0755   the bot's log, written and rotated by supervisord
     strategies/<file>.py        root 0644   strategy files the pool's bots use
     logs/                       root 0755   supervisord's (and its services') own logs
-and whatever the pool's runtime adds (botpool.runtimes: its services' programs and files).
+and whatever the pool's runtime adds (botpool.core.runtimes: its services' programs and files).
 Every other folder is root 0755.
 """
 
@@ -26,18 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import botpool
-from botpool import names, sandbox
-from botpool.layout import deep_merge
-from botpool.names import MOUNT
-from botpool.plan import (
+from botpool.core import names
+from botpool.core.layout import deep_merge
+from botpool.core.names import MOUNT
+from botpool.core.plan import (
     BotPlan,
     ExchangePlan,
     HostPlan,
     Plan,
     PoolPlan,
 )
-from botpool.secrets import SecretStore
-from botpool.templating import render_template
+from botpool.core.secretstore import SecretStore
+from botpool.core.templating import render_template
+from botpool.payloads import sandbox
 
 SANDBOX_SOURCE = Path(sandbox.__file__).resolve().parent
 PROGRAM_TIMING = {"startsecs": 10, "startretries": 5, "stopwaitsecs": 30}

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import botpool
-from botpool.templating import render_template
+from botpool.core import names
+from botpool.core.templating import render_template
 
 if TYPE_CHECKING:  # only pool_images needs the layout; keep this module importable alone
-    from botpool.layout import Layout
+    from botpool.core.layout import Layout
 
 SUPERVISOR_VERSION = "4.3.0"
 LOCAL = "local"  # `image.base: local`: build from a Debian base made here, no registry needed
@@ -45,7 +46,7 @@ BUILD_TIME_DIR = "/tmp/botpool-build-time"
 # Image labels: `botpool.image` marks every image botpool builds (the host snapshot and
 # DOCKER_STATE_COMMAND list images by it). Deliberately NOT `botpool.managed`: containers
 # inherit image labels, and botpool.managed must keep meaning "a container botpool created".
-IMAGE_LABEL = "botpool.image"
+IMAGE_LABEL = names.IMAGE
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from typing import Any
 
 import jinja2
 
-from botpool.names import MOUNT
+from botpool.core.names import MOUNT
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 @cache
@@ -21,7 +21,7 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.globals["mount"] = MOUNT  # the paths inside a pool, from botpool.names
+    env.globals["mount"] = MOUNT  # the paths inside a pool, from botpool.core.names
     return env
 
 

@@ -15,11 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from botpool.layout import CheckSettings
-from botpool.plan import BotPlan, HostPlan, PoolPlan
-from botpool.probe import MARK
-from botpool.render import PROGRAM_TIMING
-from botpool.snapshot import ProgramState, Snapshot
+from botpool.core.layout import CheckSettings
+from botpool.core.plan import BotPlan, HostPlan, PoolPlan
+from botpool.core.render import PROGRAM_TIMING
+from botpool.core.snapshot import MARK, ProgramState, Snapshot
 
 LOOPBACK = {"127.0.0.1", "::1"}
 STARTSECS = PROGRAM_TIMING["startsecs"]  # supervisord says RUNNING (or BACKOFF) after it

@@ -1,8 +1,8 @@
-"""The layout: the one desired state, as typed, immutable objects (botpool.validate makes
+"""The layout: the one desired state, as typed, immutable objects (botpool.core.validate makes
 them from a file; nothing downstream ever sees the raw YAML).
 
 Settings that grow with freqtrade (a bot's, the checks') are built from their schema
-section: every key of botpool.schema is there, with its default from there and nowhere
+section: every key of botpool.core.schema is there, with its default from there and nowhere
 else, so a new bot setting is one schema entry (plus its line in the config template).
 """
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from botpool import schema
-from botpool.runtimes import Runtime
-from botpool.schema import REQUIRED, Key
+from botpool.core import schema
+from botpool.core.runtimes import Runtime
+from botpool.core.schema import REQUIRED, Key
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,7 +181,7 @@ class Layout:
     base_port: int
     max_port: int
     root: str
-    project: str  # prefixes container and network names (botpool.names)
+    project: str  # prefixes container and network names (botpool.core.names)
     runtime: str
     pool_memory_limit_mb: int | None
     image: ImageSettings

@@ -747,8 +747,4 @@ def main(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    # run as a file: its folder must not shadow the modules bots import (botpool/ holds a
-    # secrets.py, which numpy would find instead of the standard library's)
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     sys.exit(main(sys.argv[1:]))

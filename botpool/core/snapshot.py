@@ -12,8 +12,8 @@ import shlex
 import stat
 from dataclasses import dataclass, field
 
-from botpool import names
-from botpool.names import LEGACY_NETWORK
+from botpool.core import names
+from botpool.core.names import LEGACY_NETWORK
 
 MARK = "@@botpool "
 # Data that bots write: never hashed, never walked into (a database can be large).

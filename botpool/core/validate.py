@@ -1,7 +1,7 @@
 """Validation: a layout file -> Layout, with every problem of the file reported at once.
 
 Each problem names file, line and key and says what to change. The keys, their types and
-defaults come from botpool.schema; this module adds what needs several keys at once (a
+defaults come from botpool.core.schema; this module adds what needs several keys at once (a
 stake the wallet cannot cover, a strategy the folder does not hold, credentials that do
 not exist) and reads the files a layout names (strategies, the CA bundle) within bounds.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botpool import names, schema
-from botpool.layout import (
+from botpool.core import names, schema
+from botpool.core.layout import (
     Bot,
     BotSettings,
     CheckSettings,
@@ -27,9 +27,9 @@ from botpool.layout import (
     User,
     deep_merge,
 )
-from botpool.sandbox import DEFAULT_PAIRS as SANDBOX_PAIRS
-from botpool.schema import REQUIRED, SECRET_WORD, Key
-from botpool.source import Document, LayoutError, Path_, Problem, decode, read, read_bytes
+from botpool.core.schema import REQUIRED, SECRET_WORD, Key
+from botpool.core.source import Document, LayoutError, Path_, Problem, decode, read, read_bytes
+from botpool.payloads.sandbox import DEFAULT_PAIRS as SANDBOX_PAIRS
 
 # ccxt settings that carry credentials or could (headers carry tokens): compared with key
 # names lowercased and stripped of '_' and '-', at any depth, inside lists too
@@ -49,7 +49,8 @@ def read_layout(
     """Parse and validate a layout file; return what is valid of it and every problem found.
 
     credentials_exist answers whether exchange credentials of that name are stored outside
-    the layout (see botpool.secrets); without it, only their presence in the YAML is checked.
+    the layout (see botpool.core.secretstore); without it, only their presence in the YAML
+    is checked.
     """
     path = Path(path)
     doc = read(path, "layout")

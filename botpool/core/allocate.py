@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from botpool.layout import Bot, Layout
-from botpool.runtimes import RUNTIMES
-from botpool.schema import HOST_RE, NAME_RE
-from botpool.source import Document, LayoutError, Problem, read
+from botpool.core.layout import Bot, Layout
+from botpool.core.runtimes import RUNTIMES
+from botpool.core.schema import HOST_RE, NAME_RE
+from botpool.core.source import Document, LayoutError, Problem, read
 
 LOCK_HEADER = (
     "# Written by `botpool plan`: the pool, slot and ports of every bot. Commit it beside the\n"

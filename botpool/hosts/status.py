@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from botpool.plan import BotPlan, Plan
-from botpool.secrets import SecretStore
-from botpool.snapshot import Snapshot, command, parse
+from botpool.core.plan import BotPlan, Plan
+from botpool.core.secretstore import SecretStore
+from botpool.core.snapshot import Snapshot, command, parse
 
 
 @dataclass(frozen=True)

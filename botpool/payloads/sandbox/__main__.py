@@ -7,13 +7,13 @@ import signal
 import sys
 from typing import TextIO
 
-from botpool.sandbox.market import (
+from .market import (
     DEFAULT_PAIRS,
     DEFAULT_SEED,
     DEFAULT_STEP_SECONDS,
     DEFAULT_VOLATILITY,
 )
-from botpool.sandbox.server import serve
+from .server import serve
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

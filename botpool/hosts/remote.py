@@ -46,7 +46,7 @@ from testinfra.backend.base import CommandResult
 from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
 
-from botpool.pipeline import host_ref
+from botpool.core.pipeline import host_ref
 
 CONNECT_TIMEOUT = 10  # seconds: TCP connect, SSH banner, authentication
 COMMAND_TIMEOUT = 300  # seconds per command, unless botpool_command_timeout says otherwise

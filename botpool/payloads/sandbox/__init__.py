@@ -32,8 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from botpool.sandbox.market import DEFAULT_PAIRS
-from botpool.sandbox.server import serve
+from .market import DEFAULT_PAIRS
+from .server import serve
 
 SANDBOX_EXCHANGE = "binance"  # the ccxt exchange id the sandbox imitates
 

@@ -14,8 +14,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from botpool import names, zygote
-from botpool.templating import render_template
+from botpool.core import names
+from botpool.core.templating import render_template
+from botpool.payloads import zygote
 
 FREQTRADE_ARGS = "trade --config config.json --userdir user_data"
 ZYGOTE_SOCKET = "/run/zygote.sock"  # root's /run in the pool: no bot can take the name first
@@ -47,7 +48,7 @@ class Runtime:
 @dataclass(frozen=True)
 class ZygoteRuntime(Runtime):
     """One preloaded freqtrade, the pool's `zygote` program, forks every bot of the pool
-    (botpool/zygote.py); each bot's program is a launcher that asks it for its bot."""
+    (botpool/payloads/zygote.py); each bot's program is a launcher that asks it for its bot."""
 
     def files(self) -> list[tuple[str, str]]:
         source = Path(zygote.__file__).read_text()

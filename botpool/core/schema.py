@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botpool.runtimes import DEFAULT as DEFAULT_RUNTIME
-from botpool.runtimes import RUNTIMES
+from botpool.core.runtimes import DEFAULT as DEFAULT_RUNTIME
+from botpool.core.runtimes import RUNTIMES
 
 # Every pattern is applied with fullmatch: `re.match("^x$")` also accepts "x\n", and a
 # name ending in a newline would make supervisord refuse to start a whole pool.

@@ -11,9 +11,9 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from botpool.names import LEGACY_NETWORK, ROOT_MARKER
-from botpool.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
-from botpool.snapshot import ContainerState, Snapshot
+from botpool.core.names import LEGACY_NETWORK, ROOT_MARKER
+from botpool.core.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
+from botpool.core.snapshot import ContainerState, Snapshot
 
 DOWN_STATES = {"STOPPED", "EXITED", "FATAL"}
 

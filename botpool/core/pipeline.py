@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from botpool import snapshot
-from botpool.image import ImageSpec, pool_images
-from botpool.plan import HostPlan, Plan, load_plan
-from botpool.reconcile import Difference, HostChanges, reconcile
-from botpool.render import Artifact, RenderedExchange, RenderedPool, render_host
-from botpool.secrets import SecretStore
-from botpool.source import LayoutError, Problem
+from botpool.core import snapshot
+from botpool.core.image import ImageSpec, pool_images
+from botpool.core.plan import HostPlan, Plan, load_plan
+from botpool.core.reconcile import Difference, HostChanges, reconcile
+from botpool.core.render import Artifact, RenderedExchange, RenderedPool, render_host
+from botpool.core.secretstore import SecretStore
+from botpool.core.source import LayoutError, Problem
 
 # the vocabulary its callers use to talk about a host (they import nothing further down)
 __all__ = [

@@ -1,6 +1,6 @@
 """Drift: how each host differs from the plan, read from the host itself (never a state file).
 
-The comparison is the one converge makes (botpool.pipeline), so "no drift" means exactly
+The comparison is the one converge makes (botpool.core.pipeline), so "no drift" means exactly
 "a converge would change nothing". Changed files are explained key by key (JSON keys,
 supervisor settings); values are never shown, since configs hold secrets.
 """
@@ -12,11 +12,11 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from botpool import snapshot
-from botpool.pipeline import Artifact, Desired, Difference, HostChanges, HostRef, desired
-from botpool.plan import Plan
-from botpool.remote import RemoteError, RemoteHost
-from botpool.source import LayoutError
+from botpool.core import snapshot
+from botpool.core.pipeline import Artifact, Desired, Difference, HostChanges, HostRef, desired
+from botpool.core.plan import Plan
+from botpool.core.source import LayoutError
+from botpool.hosts.remote import RemoteError, RemoteHost
 
 FILE_MARK = "@@botpool-file "
 
