@@ -20,12 +20,13 @@ from pathlib import Path
 
 import httpx
 
+from botpool import names
 from botpool.plan import Plan, load_plan
 from botpool.secrets import SecretStore
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv" / "bin"
-CTL = "supervisorctl -c /botpool/supervisord.conf"
+CTL = names.SUPERVISORCTL
 
 
 @dataclass
@@ -81,7 +82,7 @@ class CheckRun:
 
 @dataclass
 class Deployment:
-    name: str  # also the sandbox exchange profile name
+    name: str  # also its project (so its containers' and networks' prefix) and exchange profile
     directory: Path
     base_port: int
     env: dict[str, str] = field(default_factory=dict)
@@ -100,11 +101,31 @@ class Deployment:
     def secrets(self) -> SecretStore:
         return SecretStore(self.directory / "secrets")
 
+    # --- the names it has on a host (botpool.names): no test spells one by hand --------------
+
+    @property
+    def project(self) -> str:
+        """Its project: its name, which every layout it writes sets as `defaults.project`."""
+        return self.name
+
+    def container(self, pool: str) -> str:
+        """The container of one of its pools (`ann-pool-1` -> `e2econv_ann-pool-1`)."""
+        return names.pool_container(self.project, pool)
+
+    def exchange_container(self, profile: str | None = None) -> str:
+        """The container of a sandbox exchange (default: its own profile)."""
+        return names.exchange_container(self.project, profile or self.name)
+
+    def network(self, user: str) -> str:
+        """The Docker network of one user's pools."""
+        return names.user_network(self.project, user)
+
     def write(self, users_yaml: str, extra_yaml: str = "") -> None:
-        """A layout with this deployment's root, ports and exchange, extra top-level keys, users."""
+        """A layout with this deployment's root, project, ports, exchange, extra keys and users."""
         head = f"""
         defaults:
           root: {self.root}
+          project: {self.project}
           runtime: {self.runtime}
           base_port: {self.base_port}
           strategies_dir: {REPO / "inventory" / "strategies"}
@@ -179,9 +200,13 @@ class Deployment:
 
     # --- reading the real thing -----------------------------------------------------------
 
+    def ctl(self, pool: str, *args: str, check: bool = True) -> str:
+        """`supervisorctl ARGS` inside one of its pools (by pool name)."""
+        return docker("exec", self.container(pool), *CTL.split(), *args, check=check)
+
     def programs(self, pool: str) -> dict[str, tuple[str, int | None]]:
-        """supervisor's view inside a pool: program -> (state, pid)."""
-        out = docker("exec", pool, *CTL.split(), "status", check=False)
+        """supervisor's view inside a pool (by pool name): program -> (state, pid)."""
+        out = self.ctl(pool, "status", check=False)
         result = {}
         for line in out.splitlines():
             parts = line.split()
@@ -236,6 +261,11 @@ def docker(*args: str, check: bool = True) -> str:
     if check and proc.returncode:
         raise AssertionError(f"docker {' '.join(args)}: {proc.stderr}")
     return proc.stdout
+
+
+def container_names() -> set[str]:
+    """The name of every container on this engine, running or not."""
+    return set(docker("ps", "-a", "--format", "{{.Names}}").split())
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 1.0, what: str = "condition"):  # noqa: ANN001, ANN201

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
+from .e2e import REPO, VENV, Deployment, container_names, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -147,9 +147,7 @@ def test_the_ci_workflow_steps_pass_against_this_machine(dep, tmp_path):
     assert (dep.directory / "reports" / "checks.xml").exists()
 
     # drift: the readable table in the log, the JSON in reports/, and the step exits 2
-    docker(
-        "exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf", "stop", "cat-b"
-    )
+    dep.ctl("cat-pool-1", "stop", "cat-b")
     proc = run_step(steps["Drift"], dep.directory, env)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stdout.startswith("HOST ") and re.search(r"@local +bot cat/b +stopped", proc.stdout)
@@ -159,9 +157,7 @@ def test_the_ci_workflow_steps_pass_against_this_machine(dep, tmp_path):
 
 
 def test_a_stopped_program(dep):
-    docker(
-        "exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf", "stop", "cat-a"
-    )
+    dep.ctl("cat-pool-1", "stop", "cat-a")
     failed = checks(dep)
     assert (
         "program cat-a in cat-pool-1 is STOPPED" in failed["test_check[@local|bot cat/a|running]"]
@@ -175,8 +171,7 @@ def test_a_stopped_program(dep):
 def test_a_stopped_zygote_is_named_with_every_bot_it_leaves_down(dep):
     if dep.runtime != "zygote":
         pytest.skip("only a zygote pool has a zygote")
-    ctl = ["exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf"]
-    docker(*ctl, "stop", "zygote")  # its bots stop with it; their launchers wait for it
+    dep.ctl("cat-pool-1", "stop", "zygote")  # its bots stop with it; their launchers wait for it
     failed = checks(dep)
     assert (
         "the zygote of cat-pool-1 is STOPPED" in failed["test_check[@local|pool cat-pool-1|zygote]"]
@@ -189,11 +184,10 @@ def test_a_stopped_zygote_is_named_with_every_bot_it_leaves_down(dep):
 
 
 def test_a_killed_container(dep):
-    docker("kill", "cat-pool-1")
+    docker("kill", dep.container("cat-pool-1"))
     failed = checks(dep)
-    assert (
-        "container cat-pool-1 is stopped" in failed["test_check[@local|pool cat-pool-1|container]"]
-    )
+    stopped = f"container {dep.container('cat-pool-1')} is stopped"
+    assert stopped in failed["test_check[@local|pool cat-pool-1|container]"]
     assert "does not answer" in failed["test_check[@local|bot cat/b|api]"]
     assert drift(dep)[0] == 2
     settle(dep)
@@ -201,12 +195,13 @@ def test_a_killed_container(dep):
 
 
 def test_a_stray_container_with_botpool_labels(dep):
+    stray = f"{dep.project}_stray"
     docker(
         "run",
         "-d",
         "--init",  # sleep as PID 1 would ignore the converge's SIGTERM for 45 s
         "--name",
-        "e2echk-stray",
+        stray,
         "--label",
         "botpool.managed=true",
         "--label",
@@ -218,9 +213,9 @@ def test_a_stray_container_with_botpool_labels(dep):
         "600",
     )
     failed = checks(dep)
-    assert "container e2echk-stray: extra" in failed["test_host_runs_exactly_the_plan[@local]"]
+    assert f"container {stray}: extra" in failed["test_host_runs_exactly_the_plan[@local]"]
     settle(dep)
-    assert "e2echk-stray" not in docker("ps", "-a", "--format", "{{.Names}}").split()
+    assert stray not in container_names()
     assert checks(dep) == {}
 
 
@@ -252,15 +247,14 @@ def test_a_config_edited_on_the_host(dep):
 def test_a_stagnant_bot_is_named_with_its_reason(dep):
     """The stagnant-bot fixture of the sandbox issue, made on a deployed bot: a stake its
     wallet cannot cover (validation would refuse it; the host is edited behind its back)."""
-    ctl = ["exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf"]
-    docker(*ctl, "stop", "cat-stag")
+    dep.ctl("cat-pool-1", "stop", "cat-stag")
     bot = dep.root / "pools" / "cat-pool-1" / "bots" / "stag"
     data = json.loads((bot / "config.json").read_text())
     data.update(dry_run_wallet=100, stake_amount=500)
     (bot / "config.json").write_text(json.dumps(data))
     for database in (bot / "user_data").glob("tradesv3.sqlite*"):
         database.unlink()
-    docker(*ctl, "start", "cat-stag")
+    dep.ctl("cat-pool-1", "start", "cat-stag")
     stagnant = "test_check[@local|bot cat/stag|stagnant]"
     # checks.stagnant_after_minutes is 1: the finding must appear once the bot ran a minute
     message = wait_for(lambda: checks(dep).get(stagnant), 150, 10, "the stagnant finding")

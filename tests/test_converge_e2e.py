@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from .e2e import Deployment, docker, new_deployment, wait_for
+from .e2e import Deployment, container_names, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ def test_cold_converge_runs_every_bot_and_each_api_answers(dep):
         )
         assert config["exchange"] == "binance"  # the sandbox imitates binance
     assert dep.api("ann", "one", "count", auth=False).status_code == 401  # auth required
-    ports = docker("port", "ann-pool-1")
+    ports = docker("port", dep.container("ann-pool-1"))
     assert "127.0.0.1:19100" in ports and "0.0.0.0" not in ports
     config = dep.root / "pools" / "ann-pool-1" / "bots" / "one" / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o640  # root and the bot's own group
@@ -87,7 +87,7 @@ def test_a_second_converge_changes_nothing(dep):
 
 
 def test_adding_a_bot_to_a_free_slot_starts_exactly_one_process(dep):
-    before, cid = dep.pids("ann-pool-1"), container_id("ann-pool-1")
+    before, cid = dep.pids("ann-pool-1"), container_id(dep.container("ann-pool-1"))
     dep.write(
         USERS.replace("      stake_amount: 20\n", "      stake_amount: 20\n    - name: four\n")
     )
@@ -95,7 +95,7 @@ def test_adding_a_bot_to_a_free_slot_starts_exactly_one_process(dep):
     after = dep.pids("ann-pool-1")
     assert set(after) - set(before) == {"ann-four"}
     assert {k: after[k] for k in before} == before
-    assert container_id("ann-pool-1") == cid
+    assert container_id(dep.container("ann-pool-1")) == cid
     dep.wait_answering()
 
 
@@ -138,10 +138,8 @@ def test_damage_done_by_hand_is_repaired(dep):
     config = pool / "bots" / "three" / "config.json"
     edited = json.loads(config.read_text()) | {"stake_amount": 1}
     config.write_text(json.dumps(edited))
-    docker(
-        "exec", "ann-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf", "stop", "ann-four"
-    )
-    docker("rm", "-f", "ben-pool-1")
+    dep.ctl("ann-pool-1", "stop", "ann-four")
+    docker("rm", "-f", dep.container("ben-pool-1"))
     before = dep.pids("ann-pool-1")
     dep.converge()
     after = dep.pids("ann-pool-1")
@@ -162,7 +160,7 @@ def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
         timeout=120,
         what="a trade before the image change",
     )
-    before = {name: container_id(name) for name in ("ann-pool-1", "ben-pool-1")}
+    before = {pool: container_id(dep.container(pool)) for pool in ("ann-pool-1", "ben-pool-1")}
     dep.write(CURRENT)  # any change to the image (here an extra package) means new containers
     text = dep.layout.read_text().replace(
         "image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt}",
@@ -178,7 +176,7 @@ def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
         "tasks/pools.py | ben-pool-1: recreate the pool container",
         f"tasks/pools.py | ben-pool-1: wait until its {1 + zygote} programs run",
     ], run.operations
-    assert all(container_id(n) != cid for n, cid in before.items())
+    assert all(container_id(dep.container(p)) != cid for p, cid in before.items())
     dep.wait_answering()
     assert dep.api("ann", "one", "trades").json()["total_trades"] >= trades
 
@@ -190,7 +188,7 @@ def test_removing_a_users_last_bot_removes_only_its_pool(dep):
         "--label",
         "botpool.pool=ben-pool-1",
         "--name",
-        "e2econv-foreign",
+        f"{dep.project}_foreign",
         "botpool/debian:bookworm",
         "sleep",
         "600",
@@ -200,7 +198,7 @@ def test_removing_a_users_last_bot_removes_only_its_pool(dep):
         text = dep.layout.read_text()
         dep.layout.write_text(text[: text.index("  ben:")])
         dep.converge()
-        assert "ben-pool-1" not in docker("ps", "-a", "--format", "{{.Names}}").split()
+        assert dep.container("ben-pool-1") not in container_names()
         assert list((dep.root / "archive").glob("*/pools/ben-pool-1/bots/solo/user_data"))
         assert dep.pids("ann-pool-1") == before
         assert docker("inspect", "-f", "{{.State.Running}}", foreign).strip() == "true"

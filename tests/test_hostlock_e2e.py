@@ -32,7 +32,7 @@ TWO = ONE + "    - {name: two, pairs: [ETH/USDT]}\n"
 
 @pytest.fixture(scope="module")
 def dep(tmp_path_factory) -> Iterator[Deployment]:
-    deployment = new_deployment(tmp_path_factory.mktemp("hostlock"), "e2elock", 19700)
+    deployment = new_deployment(tmp_path_factory.mktemp("hostlock"), "e2elock", 19800)
     deployment.write(ONE)
     yield deployment
     deployment.teardown()

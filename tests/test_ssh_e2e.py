@@ -38,7 +38,7 @@ def test_a_bare_vps_is_converged_over_ssh_from_scratch(vps_factory, tmp_path):
         answer = vps.exec(PING.format(port=bot.host_port))
         assert json.loads(answer) == {"status": "pong"}, bot.key
     names = set(vps.exec("docker ps --format '{{.Names}}'").split())
-    assert names == {"ann-pool-1", "botpool-exchange-sshex"}
+    assert names == {dep.container("ann-pool-1"), dep.exchange_container()}
 
     again = dep.converge(verbose=True)
     assert again.operations == [], again.output[-6000:]
