@@ -88,6 +88,9 @@ class Deployment:
     env: dict[str, str] = field(default_factory=dict)
     inventory: str = "inventory/local.py"
     runtime: str = "zygote"  # defaults.runtime of every layout it writes
+    # False: its layouts leave `defaults.project` out, as older releases' did (no such key),
+    # and its project is the one botpool derives from the root
+    names_project: bool = True
 
     @property
     def root(self) -> Path:
@@ -105,8 +108,9 @@ class Deployment:
 
     @property
     def project(self) -> str:
-        """Its project: its name, which every layout it writes sets as `defaults.project`."""
-        return self.name
+        """Its project: its name, which every layout it writes sets as `defaults.project`
+        (unless names_project is False: then the one botpool derives from its root)."""
+        return names.project(str(self.root), self.name if self.names_project else None)
 
     def container(self, pool: str) -> str:
         """The container of one of its pools (`ann-pool-1` -> `e2econv_ann-pool-1`)."""
@@ -136,6 +140,8 @@ class Deployment:
           {self.name}: {{sandbox: true, step_seconds: 2, volatility: 0.002}}
         """
         text = textwrap.dedent(head).lstrip() + textwrap.dedent(extra_yaml)
+        if not self.names_project:
+            text = text.replace(f"  project: {self.project}\n", "", 1)
         self.layout.write_text(
             text + "users:\n" + textwrap.indent(textwrap.dedent(users_yaml), "  ")
         )
@@ -256,11 +262,49 @@ class Deployment:
         raise AssertionError(f"bots not answering after {timeout}s: {silent}")
 
 
+def start_pyinfra(dep: Deployment, *args: str, deploy: str = "deploy.py") -> subprocess.Popen[str]:
+    """`pyinfra INVENTORY DEPLOY -vv ARGS` in the background (stdin: a pipe). Without -y it
+    stops at pyinfra's "Press enter to execute..." once it has planned, holding its converge
+    lock: a person reading the changes, for as long as a test needs, without sleeping."""
+    return subprocess.Popen(
+        [str(VENV / "pyinfra"), dep.inventory, deploy, "-vv", *args],
+        cwd=REPO,
+        env=dep.environment(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(run: subprocess.Popen[str], confirm: bool = False, seen: str = "") -> tuple[int, str]:
+    """Its exit code and output (pressing enter first, if it waits at the prompt)."""
+    output, _ = run.communicate("\n" if confirm else None, timeout=600)
+    return run.returncode, seen + output
+
+
+def read_until(run: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
+    """Its output up to the line holding `text` (which it prints before it blocks)."""
+    assert run.stdout is not None
+    seen, deadline = "", time.monotonic() + timeout
+    while text not in seen:
+        line = run.stdout.readline()
+        assert line and time.monotonic() < deadline, f"no {text!r} in:\n{seen[-3000:]}"
+        seen += line
+    return seen
+
+
 def docker(*args: str, check: bool = True) -> str:
     proc = subprocess.run(["docker", *args], capture_output=True, text=True)
     if check and proc.returncode:
         raise AssertionError(f"docker {' '.join(args)}: {proc.stderr}")
     return proc.stdout
+
+
+def mode_of(path: Path) -> tuple[int, int, int]:
+    """Owner, group and mode of a path (of a link itself, not what it points to)."""
+    st = path.lstat()
+    return st.st_uid, st.st_gid, st.st_mode & 0o7777
 
 
 def container_names() -> set[str]:
