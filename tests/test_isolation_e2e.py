@@ -5,8 +5,8 @@ One deployment, two users, one per runtime: ivy's pool forks its bots from a zyg
 runs one freqtrade process per bot. Inside each running pool, as each bot's own uid (the way
 `docker exec -u UID:GID` enters), the bot tries everything the issue names; the processes
 are read from /proc; the networks are tried from inside the pools. Then drift and the
-converge meet owners and modes changed by hand, and a host of an older botpool (uid 1000
-owning everything) is migrated without losing a trade.
+converge meet owners and modes changed by hand. (A host of an older botpool, uid 1000 owning
+everything, migrated without losing a trade: tests/test_migration_e2e.py.)
 """
 
 from __future__ import annotations
@@ -14,16 +14,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from botpool.names import BOT_UID_BASE
 from botpool.plan import BotPlan
 
-from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
+from .e2e import REPO, VENV, Deployment, docker, mode_of, new_deployment
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e(minutes=3)
 
 USERS = """
 ivy:
@@ -310,83 +309,3 @@ def test_drift_reports_an_owner_or_mode_changed_by_hand_and_converge_repairs_it(
     assert mode_of(program) == (0, 0, 0o644) and mode_of(config) == (0, duo.uid, 0o640)
     assert dep.pids("kai-pool-1") == before  # an owner or a mode restarts no bot
     assert drift(dep) == (0, [])
-
-
-def mode_of(path: Path) -> tuple[int, int, int]:
-    st = path.lstat()
-    return st.st_uid, st.st_gid, st.st_mode & 0o7777
-
-
-# --- migration from an older botpool ----------------------------------------------------------
-
-
-def trades(dep: Deployment, bot: BotPlan) -> set[tuple[int, str]]:
-    return {
-        (t["trade_id"], t["open_date"])
-        for t in dep.api(bot.user, bot.name, "trades").json()["trades"]
-    }
-
-
-def test_a_host_of_an_older_botpool_is_migrated_and_keeps_every_trade(dep):
-    """Older hosts: uid 1000 owns the whole pools folder, configs are 0600, and a bot could
-    plant files and links where root reads and writes. One converge (which also recreates
-    the pools, as the new container spec does) makes it all root's again."""
-    bots = dep.plan().bots
-    before = {
-        b.key: wait_for(lambda b=b: trades(dep, b), timeout=180, what=f"a trade of {b.key}")
-        for b in bots
-    }
-    pools = dep.root / "pools"
-    subprocess.run(["chown", "-R", "1000:1000", str(pools)], check=True)
-    for bot in bots:
-        (pools / bot.pool / "bots" / bot.name / "config.json").chmod(0o600)
-    ivy = pools / "ivy-pool-1"
-    planted = ivy / "bots" / "one" / "logs" / "planted.log"  # supervisord would follow it
-    planted.symlink_to("/botpool/programs/planted.conf")
-    evil = ivy / "programs" / "evil.conf"  # the issue's own repro
-    evil.write_text("[program:evil]\ncommand=id\nuser=root\n")
-    os.chown(evil, 1000, 1000)
-    os.lchown(planted, 1000, 1000)
-    ids = {pool: container_id(dep.container(pool)) for pool in POOLS.values()}
-    text = dep.layout.read_text()  # a new spec, as the upgrade brings: every pool recreated
-    dep.layout.write_text(
-        text.replace("defaults:\n", "defaults:\n  pool_memory_limit_mb: 2500\n", 1)
-    )
-    run = dep.converge()
-    assert all(container_id(dep.container(p)) != cid for p, cid in ids.items()), run.operations
-    dep.wait_answering()
-    for bot in bots:
-        assert before[bot.key] <= trades(dep, bot), bot.key  # the same trades, and more
-    assert not planted.is_symlink() and not evil.exists()
-    assert not (ivy / "programs" / "planted.conf").exists()
-    problems = [f"{path}: {what}" for path, what in writable_by_bots(dep)]
-    assert problems == [], "\n".join(problems)
-    assert mode_of(pools)[0] == 0 and not mode_of(pools)[2] & 0o022  # the folder of them all
-    assert dep.converge().operations == []
-    assert drift(dep) == (0, [])
-
-
-def writable_by_bots(dep: Deployment):  # noqa: ANN201
-    """Every path of the pools folder whose owner, group or mode is not the plan's rule."""
-    uid_of = {(b.pool, b.name): b.uid for b in dep.plan().bots}
-    for pool in sorted((dep.root / "pools").iterdir()):
-        for folder, dirs, files in os.walk(pool):
-            here = Path(folder)
-            rel = here.relative_to(pool).parts
-            bot_uid = (
-                uid_of.get((pool.name, rel[1])) if len(rel) >= 2 and rel[0] == "bots" else None
-            )
-            if len(rel) >= 3 and rel[2] == "user_data":  # the bot's own data: its alone
-                for path in [here, *(here / n for n in dirs + files)]:
-                    if path.lstat().st_uid != bot_uid:
-                        yield path, f"owner {path.lstat().st_uid}, want the bot's {bot_uid}"
-                continue
-            for path in [here, *(here / n for n in files)]:
-                uid, gid, mode = mode_of(path)
-                want_gid = (
-                    bot_uid if path.name == "config.json" or len(rel) == 2 and path == here else 0
-                )
-                if path.is_symlink():
-                    yield path, "a link"
-                elif uid != 0 or mode & 0o022 or gid != want_gid:
-                    yield path, f"owner {uid}:{gid} mode {mode:04o}"
