@@ -53,9 +53,8 @@ def read(remote: RemoteHost) -> HostResult:
             {"program": b.program, "pool": b.pool, "bot": b.name, "port": b.host_port}
             for b in host.bots
         ]
-        image = probe_image(
-            state.pools[0].container.image if state.pools else "", state.snapshot.images
-        )
+        pools = state.desired.pools
+        image = probe_image(pools[0].container.image if pools else "", state.snapshot.images)
         probing = probe.command(state.plan.layout.root, image, targets)
         seen = health.parse(remote.run(probing, "the bot probe"))
         findings = health.evaluate(host, state.snapshot, seen, state.plan.layout.checks)
