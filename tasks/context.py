@@ -18,12 +18,12 @@ from pyinfra.api.host import Host
 
 from botpool.core import freqtrade_validation
 from botpool.core.allocate import Allocation
-from botpool.core.image import ImageSpec
+from botpool.core.image import DockerState, ImageSpec
 from botpool.core.pipeline import Desired, HostChanges, HostRef, desired, host_ref, plan_of
 from botpool.core.plan import HostPlan, Plan
 from botpool.core.snapshot import Snapshot
 from botpool.core.source import LayoutError
-from tasks.facts import BotpoolSnapshot
+from tasks.facts import BotpoolSnapshot, DockerStateFact
 
 STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")  # one archive folder per converge
 
@@ -102,6 +102,31 @@ def for_host(host: Host) -> HostContext:
         snap = host.get_fact(BotpoolSnapshot, root=want.root)
         _contexts[host.name] = HostContext(want, snap, want.compare(snap))
     return _contexts[host.name]
+
+
+_docker: dict[str, DockerState] = {}
+
+
+def docker_state(host: Host) -> DockerState:
+    """What Docker on this host has, read once per run: the engine and image tasks decide from
+    the same answer.
+
+    In a layout deploy (no `botpool_image` host data) it is the host snapshot, read anyway,
+    so no extra command (which does not say whether a silent engine is installed: None, "not
+    known", and apt finds out). A deploy that names its images in `botpool_image` (or sets it
+    to [] to get the engine alone) reads DockerStateFact, one command.
+    """
+    if host.name not in _docker:
+        if host.data.get("botpool_image") is None:
+            snap = for_host(host).snapshot
+            _docker[host.name] = DockerState(
+                installed=True if snap.engine else None,
+                engine=snap.engine,
+                images=frozenset(snap.images),
+            )
+        else:
+            _docker[host.name] = host.get_fact(DockerStateFact)
+    return _docker[host.name]
 
 
 @dataclass(frozen=True)

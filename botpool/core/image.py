@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import botpool
+from botpool import payloads
 from botpool.core import names
 from botpool.core.templating import render_template
 
@@ -231,15 +232,9 @@ def base_build_command(
         'CMD ["/bin/bash"]',
     ]
     change_args = " ".join(f"--change {shlex.quote(c)}" for c in changes)
-    return f"""set -e
-rootfs=$(mktemp -d /var/tmp/botpool-rootfs.XXXXXX)
-trap 'rm -rf "$rootfs"' EXIT
-debootstrap --variant=minbase {shlex.quote(suite)} "$rootfs" {shlex.quote(mirror)} \\
-  >"$rootfs.log" 2>&1 || {{ tail -n 30 "$rootfs.log" >&2; rm -f "$rootfs.log"; exit 1; }}
-rm -f "$rootfs.log"
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-tar -C "$rootfs" -c . | docker import {change_args} - {shlex.quote(tag)} >/dev/null
-"""
+    return payloads.shell(
+        "debian-base.sh", suite=suite, mirror=mirror, tag=tag, changes=change_args
+    )
 
 
 def pool_images(layout: Layout) -> dict[str, ImageSpec]:
