@@ -52,6 +52,19 @@ def drift(dep: Deployment, inventory: str = "inventory/local.py") -> tuple[int, 
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def status(dep: Deployment) -> tuple[int, str]:
+    """`botpool status` as `make up` runs it: 0 every bot answers, 2 some do not, 1 error."""
+    proc = subprocess.run(
+        [str(VENV / "botpool"), "status", str(dep.layout)],
+        cwd=REPO,
+        env=dep.environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def settle(dep: Deployment) -> None:
     dep.converge()
     dep.wait_answering()
@@ -64,6 +77,8 @@ def test_a_converged_host_passes_every_check_and_has_no_drift(dep):
     code, output = drift(dep)
     assert code == 0, output
     assert "no drift on @local" in output
+    code, output = status(dep)
+    assert code == 0 and output.count("RUNNING") == len(dep.plan().bots), output
 
 
 WORKFLOW = REPO / ".github" / "workflows" / "drift.yml"
@@ -164,6 +179,14 @@ def test_a_stopped_program(dep):
         stopped = f"program {user}-a in {user}-pool-1 is STOPPED"
         assert stopped in failed[f"test_check[@local|bot {user}/a|running]"]
         assert code == 2 and re.search(rf"bot {user}/a\s+stopped", output), output
+    code, output = status(dep)
+    assert code == 2 and re.search(r"2 bot\(s\) do not answer: \w+-a, \w+-a;", output), output
+    dep.layout.rename(dep.layout.with_suffix(".gone"))
+    try:
+        code, output = status(dep)
+        assert code == 1 and "Traceback" not in output, output
+    finally:
+        dep.layout.with_suffix(".gone").rename(dep.layout)
     settle(dep)
     assert checks(dep) == {}
 
