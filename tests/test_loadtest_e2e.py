@@ -28,7 +28,7 @@ def test_the_36_bot_example_converges_and_every_bot_answers(tmp_path):
         dep.converge()
         plan = dep.plan()
         assert len(plan.bots) == 36
-        assert sorted((p.name, p.runtime, len(p.bots)) for p in plan.pools) == [
+        assert sorted((p.name, p.runtime.name, len(p.bots)) for p in plan.pools) == [
             (f"{u}-pool-{n}", RUNTIMES[u], size)
             for u in ("carol", "dave", "erin")
             for n, size in ((1, 10), (2, 2))
