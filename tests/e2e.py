@@ -69,7 +69,7 @@ class CheckRun:
             expected |= {f"{t}[{inventory_name}]" for t in HOST_TESTS}
             expected.add(f"test_check[{inventory_name}|host {layout_host}|memory]")
             for pool in host.pools:
-                names = POOL_CHECKS + (("zygote",) if pool.runtime == "zygote" else ())
+                names = POOL_CHECKS + (("zygote",) if pool.runtime.name == "zygote" else ())
                 expected |= {f"test_check[{inventory_name}|pool {pool.name}|{c}]" for c in names}
             for bot in host.bots:
                 expected |= {f"test_check[{inventory_name}|bot {bot.key}|{c}]" for c in BOT_CHECKS}

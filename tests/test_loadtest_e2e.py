@@ -35,7 +35,7 @@ def test_the_36_bot_example_converges_and_every_bot_answers(tmp_path):
         ]
         for pool in plan.pools:  # each pool runs its runtime's programs, every one running
             programs = dep.programs(pool.name)
-            assert ("zygote" in programs) == (pool.runtime == "zygote"), programs
+            assert ("zygote" in programs) == (pool.runtime.name == "zygote"), programs
         dep.wait_answering(timeout=600)
         for user in RUNTIMES:  # a few bots of each user, so of each runtime
             for bot in [b for b in plan.bots if b.user == user][::5]:
