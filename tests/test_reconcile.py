@@ -144,6 +144,7 @@ def test_a_root_without_botpools_marker_has_nothing_deleted_or_archived(write_la
     path.write_text(THREE.replace("      - name: two\n", ""))
     snap.directories["exchanges/someone-elses"] = DirectoryState(0o755, 0, 0)
     snap.marked = False
+    containers, snap.containers = snap.containers, {}  # none of this root: never converged
     changes = reconcile(snap, *desired(path, secrets))
     assert changes.mark_root
     (pool,) = changes.pools
@@ -153,9 +154,23 @@ def test_a_root_without_botpools_marker_has_nothing_deleted_or_archived(write_la
         "\n".join(held)
     )
     snap.marked = True  # the next converge finds the mark and removes them
+    snap.containers = containers
     changes = reconcile(snap, *desired(path, secrets))
     assert changes.remove_directories == ["exchanges/someone-elses"] and not changes.mark_root
     assert changes.pools[0].archive_bots == ["two"]
+
+
+def test_an_older_botpools_root_is_marked_and_cleaned_in_the_same_converge(write_layout, secrets):
+    """No marker, but containers labelled with this root (an older botpool made them): a
+    program file planted there goes now, before supervisord could read it as root."""
+    path = write_layout(THREE)
+    snap = converged(*desired(path, secrets))
+    snap.marked = False
+    snap.files["pools/alice-pool-1/programs/evil.conf"] = FileState("ab" * 32, 0o644, 1000)
+    changes = reconcile(snap, *desired(path, secrets))
+    assert changes.mark_root
+    assert changes.pools[0].removals == ["pools/alice-pool-1/programs/evil.conf"]
+    assert not [d for d in changes.differences if d.kind == "held"]
 
 
 def test_removing_the_last_bot_removes_the_pool_container_and_archives_the_pool(

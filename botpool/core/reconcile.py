@@ -152,14 +152,20 @@ def reconcile(
             )
         if len(parts) == 2 and parts[0] == "exchanges" and parts[1] not in exchanges_wanted:
             changes.remove_directories.append(directory)
-    if not snap.marked:
+    if not snap.marked and snap.containers:
+        # an older botpool's root (its containers carry this root's label; only root makes
+        # containers): marked now, and cleaned now, since a program file planted there
+        # would be read by supervisord as root in this very converge
+        changes.mark_root = True
+    elif not snap.marked:
         _hold_deletions(changes, report)
     return changes
 
 
 def _hold_deletions(changes: HostChanges, report: Report) -> None:
-    """A root without botpool's marker may be a folder of other things (a root set by
-    mistake): mark it, and delete or archive nothing in it until a converge finds the mark."""
+    """A root without botpool's marker and without a container of it may be a folder of other
+    things (a root set by mistake): mark it, and delete or archive nothing in it until a
+    converge finds the mark."""
     changes.mark_root = True
     report(Difference("root", "missing", f"{ROOT_MARKER} will be written"))
     held = [f"pools/{p}" for p in changes.archive_pools] + changes.remove_directories
