@@ -9,10 +9,12 @@ inventory name). The snapshot is one pyinfra fact (one command on the host).
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 
+from gevent.lock import RLock
 from pyinfra import inventory
 from pyinfra.api.host import Host
 
@@ -92,8 +94,18 @@ def plan(host: Host) -> Plan:
 _contexts: dict[str, HostContext] = {}
 
 
+# pyinfra loads every host's deploy at once, each in a greenlet, and a task may read another
+# host (moves): one lock per host, so that its snapshot is read once however many ask
+_locks: defaultdict[str, RLock] = defaultdict(RLock)
+
+
 def for_host(host: Host) -> HostContext:
     """Plan, render and snapshot this host once per run; every task reads the result."""
+    with _locks[host.name]:
+        return _context(host)
+
+
+def _context(host: Host) -> HostContext:
     if host.name not in _contexts:
         try:
             want = desired(ref(host), _converge_plan(layout_path(host)))
