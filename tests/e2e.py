@@ -206,6 +206,19 @@ class Deployment:
 
     # --- reading the real thing -----------------------------------------------------------
 
+    def botpool(self, *args: str, **env: str) -> tuple[int, str]:
+        """Run the `botpool` command as a user of this deployment would (from the repository,
+        with its layout and secrets; env adds variables): its exit code, stdout + stderr."""
+        proc = subprocess.run(
+            [str(VENV / "botpool"), *args],
+            cwd=REPO,
+            env={**self.environment(), **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return proc.returncode, proc.stdout + proc.stderr
+
     def ctl(self, pool: str, *args: str, check: bool = True) -> str:
         """`supervisorctl ARGS` inside one of its pools (by pool name)."""
         return docker("exec", self.container(pool), *CTL.split(), *args, check=check)

@@ -41,28 +41,12 @@ def checks(dep: Deployment) -> dict[str, str]:
 
 
 def drift(dep: Deployment, inventory: str = "inventory/local.py") -> tuple[int, str]:
-    proc = subprocess.run(
-        [str(VENV / "botpool"), "drift", inventory],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
+    return dep.botpool("drift", inventory)
 
 
 def status(dep: Deployment) -> tuple[int, str]:
     """`botpool status` as `make up` runs it: 0 every bot answers, 2 some do not, 1 error."""
-    proc = subprocess.run(
-        [str(VENV / "botpool"), "status", str(dep.layout)],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
+    return dep.botpool("status", str(dep.layout))
 
 
 def settle(dep: Deployment) -> None:
@@ -317,14 +301,8 @@ def test_a_stagnant_bot_is_named_with_its_reason(dep):
 def test_drift_exit_codes_for_errors(dep, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("users: {alice: {bots: [{name: Bad}]}}\n")
-    proc = subprocess.run(
-        [str(VENV / "botpool"), "drift", "inventory/local.py"],
-        cwd=REPO,
-        env={**dep.environment(), "BOTPOOL_LAYOUT": str(bad)},
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 1 and "is not a valid name" in proc.stderr
+    code, output = dep.botpool("drift", "inventory/local.py", BOTPOOL_LAYOUT=str(bad))
+    assert code == 1 and "is not a valid name" in output
     unreachable = tmp_path / "unreachable.py"
     unreachable.write_text(
         "hosts = [('127.0.0.1', {'ssh_port': 1, 'botpool_host': 'local'}),"

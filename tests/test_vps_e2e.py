@@ -29,7 +29,7 @@ import pytest
 from botpool.core.allocate import lock_path, read_lock
 from botpool.hosts.remote import RemoteError, RemoteHost
 
-from .e2e import REPO, VENV, Deployment, docker, finish, new_deployment, start_pyinfra, wait_for
+from .e2e import Deployment, docker, finish, new_deployment, start_pyinfra, wait_for
 from .harness import images
 from .harness.vps import (
     Vps,
@@ -114,15 +114,7 @@ def trades(dep: Deployment, vps: Vps, pool: str, bot: str) -> list[str]:
 
 
 def drift(dep: Deployment, inventory: Path | str) -> tuple[int, str]:
-    proc = subprocess.run(
-        [str(VENV / "botpool"), "drift", str(inventory)],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
+    return dep.botpool("drift", str(inventory))
 
 
 # --- the converge lock over SSH, on a bare host ------------------------------------------------
@@ -388,15 +380,8 @@ def test_a_pool_moves_to_another_host_with_its_trade_history(story):
         what="a dry-run trade of ann/one on h1",
     )
     dep.layout.write_text(dep.layout.read_text().replace("host: h1", "host: h2"))
-    proc = subprocess.run(  # `botpool plan` writes the lock: the pool's host and its old one
-        [str(VENV / "botpool"), "plan", str(dep.layout)],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    code, output = dep.botpool("plan", str(dep.layout))  # writes the lock: new host and old
+    assert code == 0, output
     moving = read_lock(lock_path(dep.layout)).pools["ann-pool-1"]
     assert (moving.host, moving.moved_from) == ("h2", "h1")
 
