@@ -178,6 +178,12 @@ def supervisor(pool: str, update: bool, restart: list[str], start: list[str]):
 
 
 @operation()
+def signal(container: str, supervisorctl: str, programs: list[str], name: str = "HUP"):
+    """Send a signal to programs under a container's supervisord (HUP: re-read config)."""
+    yield f"docker exec {shlex.quote(container)} {supervisorctl} signal {name} {q(*programs)}"
+
+
+@operation()
 def wait_running(pool: str, programs: list[str], timeout: int = 180):
     """Wait until every program of a pool is RUNNING, so pools are replaced one at a time."""
     want = len(programs)

@@ -17,7 +17,7 @@ from botpool.core.names import LEGACY_NETWORK
 
 MARK = "@@botpool "
 # Data that bots write: never hashed, never walked into (a database can be large).
-DATA_DIRS = ("user_data", "logs")
+DATA_DIRS = ("user_data", "logs", "data")
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def command(root: str) -> str:
     ours = (
         f"--filter label={names.MANAGED}=true --filter {shlex.quote(f'label={names.ROOT}={root}')}"
     )
-    find = f"cd {r} 2>/dev/null && find pools exchanges -mindepth 1"
+    find = f"cd {r} 2>/dev/null && find pools exchanges monitoring -mindepth 1"
     # ours (labelled with this root), and the unlabelled shared one of older versions
     networks = (
         f"docker network ls --filter label={names.MANAGED}=true "
@@ -128,6 +128,7 @@ def command(root: str) -> str:
             f"echo '{MARK}directories'",
             f"{find} -maxdepth 4 -type d -print0 2>/dev/null "
             "| xargs -0 -r stat -c '%a %u %g %n' 2>/dev/null",
+            f"cd {r} 2>/dev/null && stat -c '%a %u %g %n' monitoring 2>/dev/null",
             # supervisor of every running pool; a pool whose supervisord does not answer says so
             f"for c in $(docker ps {ours} --filter label={names.ROLE}=pool "
             "--format '{{.Names}}' 2>/dev/null); do "

@@ -21,10 +21,10 @@ from botpool.core.layout import (
     BotSettings,
     CheckSettings,
     ExchangeProfile,
-    MonitoringSettings,
     Host,
     ImageSettings,
     Layout,
+    MonitoringSettings,
     User,
     deep_merge,
 )
