@@ -91,6 +91,9 @@ class Deployment:
     # False: its layouts leave `defaults.project` out, as older releases' did (no such key),
     # and its project is the one botpool derives from the root
     names_project: bool = True
+    # its layouts' `monitoring:` section: off unless a test is about monitoring (deployments
+    # run side by side on one engine, and the monitoring ports are one set per host)
+    monitoring: str = "{enabled: false}"
 
     @property
     def root(self) -> Path:
@@ -138,6 +141,7 @@ class Deployment:
                 dry_run_wallet: 1000, timeframe: 1m, pairs: [BTC/USDT]}}
         exchanges:
           {self.name}: {{sandbox: true, step_seconds: 2, volatility: 0.002}}
+        monitoring: {self.monitoring}
         """
         text = textwrap.dedent(head).lstrip() + textwrap.dedent(extra_yaml)
         if not self.names_project:

@@ -84,8 +84,8 @@ def container_name(project: str) -> str:
 
 
 def prometheus_config(settings: MonitoringSettings, host: str, project: str) -> dict[str, Any]:
-    """Scrape the four programs; send alerts to this host's Alertmanager. The external
-    labels name the host and project on every alert that leaves Prometheus."""
+    """Scrape the four programs, each series labelled with the host; send alerts to this
+    host's Alertmanager, labelled with the project."""
     ports = settings.ports
     jobs = {
         "prometheus": ports["prometheus"],
@@ -97,7 +97,7 @@ def prometheus_config(settings: MonitoringSettings, host: str, project: str) -> 
         "global": {
             "scrape_interval": settings.scrape_interval,
             "evaluation_interval": settings.scrape_interval,
-            "external_labels": {"host": host, "project": project},
+            "external_labels": {"project": project},
         },
         "rule_files": ["rules.yml"],
         "alerting": {
@@ -106,14 +106,17 @@ def prometheus_config(settings: MonitoringSettings, host: str, project: str) -> 
             ]
         },
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+            {
+                "job_name": job,
+                "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": {"host": host}}],
+            }
             for job, port in jobs.items()
         ],
     }
 
 
 BOT = "{{ $labels.user }}/{{ $labels.bot }}"
-WHERE = "in pool {{ $labels.pool }} on host {{ $externalLabels.host }}"
+WHERE = "in pool {{ $labels.pool }} on host {{ $labels.host }}"
 
 
 def _rule(
@@ -129,7 +132,7 @@ def _rule(
 
 def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
     """The alert rules, thresholds from the layout. Every bot alert carries pool, user and
-    bot (from the exporter's labels) and host (Prometheus' external label)."""
+    bot (from the exporter's labels) and host (a label of every scraped series)."""
     share = settings.pool_memory_share
     rules = [
         _rule(
@@ -143,7 +146,7 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
         ),
         _rule(
             "BotApiDown",
-            "botpool_bot_api_up == 0 and on (pool, user, bot) botpool_bot_running == 1",
+            "botpool_bot_api_up == 0 and on (host, pool, user, bot) botpool_bot_running == 1",
             settings.api_down_for,
             f"bot {BOT} runs but its API does not answer {WHERE}",
             "look at the bot's log; `supervisorctl restart` the bot if it hangs",
@@ -164,7 +167,7 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             f"botpool_pool_memory_bytes / botpool_pool_memory_limit_bytes > {share:g}",
             settings.pool_memory_for,
             f"pool {{{{ $labels.pool }}}} uses {{{{ $value | humanizePercentage }}}} of its "
-            f"memory limit (above {share:.0%}) on host {{{{ $externalLabels.host }}}}",
+            f"memory limit (above {share:.0%}) on host {{{{ $labels.host }}}}",
             "give the pool fewer bots (max_bots_per_pool) or more memory "
             "(pool_memory_limit_mb) before the kernel kills a bot",
             "warning",
@@ -173,7 +176,7 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "HostOutOfSync",
             "botpool_host_out_of_sync_files > 0",
             settings.out_of_sync_for,
-            "{{ $value }} file(s) of the pools on host {{ $externalLabels.host }} differ from "
+            "{{ $value }} file(s) of the pools on host {{ $labels.host }} differ from "
             "what the last converge wrote",
             "`botpool drift` lists them; converge to restore them",
             "warning",
@@ -182,7 +185,7 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "MonitoringTargetDown",
             "up == 0",
             settings.target_down_for,
-            "{{ $labels.job }} on host {{ $externalLabels.host }} does not answer Prometheus",
+            "{{ $labels.job }} on host {{ $labels.host }} does not answer Prometheus",
             "look at the monitoring container's logs/ folder; a converge restarts it",
             "critical",
         ),
