@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import shlex
 import tempfile
 
@@ -201,7 +202,7 @@ def wait_running(pool: str, programs: list[str], timeout: int = 180):
 def archive(root: str, stamp: str, paths: list[str]):
     """Move data out of the way into archive/<UTC stamp>/<same path>; never delete it."""
     for path in paths:
-        target = f"{root}/archive/{stamp}/{path.rsplit('/', 1)[0]}"
+        target = f"{root}/archive/{stamp}/{posixpath.dirname(path)}".rstrip("/")
         yield q("mkdir", "-p", target) + " && " + q("mv", f"{root}/{path}", f"{target}/")
 
 

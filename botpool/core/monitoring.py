@@ -273,6 +273,7 @@ def supervisord_conf(settings: MonitoringSettings) -> str:
             f"--path.rootfs={HOST_ROOT}",
             f"--path.procfs={HOST_ROOT}/proc",
             f"--path.sysfs={HOST_ROOT}/sys",
+            "--no-collector.systemd",  # no systemd bus in the container
         ],
         "exporter": ["python3", f"{MOUNT}/exporter.py", f"{MOUNT}/exporter.json"],
     }
