@@ -176,8 +176,8 @@ def test_a_changed_threshold_reloads_prometheus_without_restarting_it(dep):
     dep.write(USERS)
     run = dep.converge()
     assert run.operations == [
-        f"{name}: write rules.yml",
-        f"{name}: reload prometheus (new configuration)",
+        f"tasks/monitoring.py | {name}: write rules.yml",
+        f"tasks/monitoring.py | {name}: reload prometheus (new configuration)",
     ], run.operations
     assert docker("inspect", "-f", "{{.Id}}", name) == before
     assert docker("exec", name, *monitoring.SUPERVISORCTL.split(), "pid", "prometheus") == pid
