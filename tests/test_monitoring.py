@@ -3,6 +3,8 @@ configs, the monitoring container and how a converge treats it (pure: no Docker 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from botpool.core import schema
@@ -307,3 +309,84 @@ def test_a_planned_bot_whose_pool_is_gone_counts_as_down(write_layout, secrets):
     assert up[("botpool_bot_running", "one")] == 1 and up[("botpool_bot_api_up", "one")] == 1
     assert up[("botpool_pool_memory_bytes", None)] == 100.0
     assert asked == [pool["bots"][0]["port"]]
+
+
+# --- botpool alerts ------------------------------------------------------------------------
+
+AMTOOL_JSON = """[{"annotations": {"summary": "bot alice/one is not running in pool alice-pool-1"},
+  "startsAt": "2026-11-27T17:00:00.000Z", "status": {"state": "active"},
+  "labels": {"alertname": "BotDown", "bot": "one", "host": "local", "pool": "alice-pool-1",
+             "severity": "critical", "user": "alice"}},
+ {"annotations": {}, "startsAt": "2026-11-27T16:00:00.000Z",
+  "labels": {"alertname": "HostOutOfSync", "host": "local", "severity": "warning"}}]"""
+
+
+def test_alerts_are_read_from_amtool_json():
+    from botpool.hosts.alerts import Alert, parse
+
+    assert parse(AMTOOL_JSON) == [
+        Alert(
+            "BotDown",
+            "critical",
+            "alice-pool-1",
+            "alice",
+            "one",
+            "bot alice/one is not running in pool alice-pool-1",
+            "2026-11-27T17:00:00.000Z",
+        ),
+        Alert("HostOutOfSync", "warning", "", "", "", "", "2026-11-27T16:00:00.000Z"),
+    ]
+    assert parse("") == [] and parse("[]") == []
+    with pytest.raises(ValueError):
+        parse('{"not": "a list"}')
+
+
+@pytest.mark.parametrize(
+    ("answers", "code"),
+    [([AMTOOL_JSON], 2), (["[]"], 0), (None, 1)],
+)
+def test_botpool_alerts_exits_by_what_fires(
+    write_layout, secrets, monkeypatch, capsys, answers, code
+):
+    from botpool.cli import main
+    from botpool.hosts import remote
+    from botpool.hosts.remote import RemoteError, RemoteHost
+
+    path = write_layout(MINIMAL)
+    host = RemoteHost("vps1", "local", str(path), {})
+    commands = []
+
+    def run(self, command, purpose):
+        commands.append(command)
+        if answers is None:
+            raise RemoteError("vps1: unreachable during reading its alerts: timed out")
+        return answers
+
+    monkeypatch.setattr(remote, "inventory_hosts", lambda _: [host])
+    monkeypatch.setattr(RemoteHost, "run", run)
+    assert main(["alerts", "inventory/local.py"]) == code
+    out, err = capsys.readouterr()
+    assert commands == [
+        "docker exec botpool_monitoring amtool alert query --output=json "
+        "--alertmanager.url=http://127.0.0.1:19091"
+    ]
+    if code == 2:
+        assert "BotDown" in out and "alice-pool-1" in out and "HostOutOfSync" in out
+    if code == 0:
+        assert "nothing firing on vps1" in out
+    if code == 1:
+        assert "error: vps1: unreachable" in err
+
+
+def test_botpool_alerts_says_when_monitoring_is_off(write_layout, secrets, monkeypatch, capsys):
+    from botpool.cli import main
+    from botpool.hosts import remote
+    from botpool.hosts.remote import RemoteHost
+
+    path = write_layout("monitoring: {enabled: false}\n" + MINIMAL.lstrip())
+    monkeypatch.setattr(
+        remote, "inventory_hosts", lambda _: [RemoteHost("vps1", "local", str(path), {})]
+    )
+    assert main(["alerts", "inventory/local.py", "--json"]) == 1
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["error"] == "vps1: monitoring is off in the layout"

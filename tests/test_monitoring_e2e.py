@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +22,7 @@ import pytest
 
 from botpool.core import monitoring
 
-from .e2e import Deployment, docker, new_deployment, wait_for
+from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=3)
 
@@ -116,6 +117,20 @@ def logs(dep: Deployment) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(folder.glob("*.log")))
 
 
+def alerts(dep: Deployment) -> tuple[int, list[dict[str, Any]]]:
+    """`botpool alerts inventory/local.py --json`: its exit code and report."""
+    proc = subprocess.run(
+        [str(VENV / "botpool"), "alerts", "inventory/local.py", "--json"],
+        cwd=REPO,
+        env=dep.environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 2), proc.stdout + proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
 def test_converge_deploys_monitoring_and_a_stopped_bot_alerts_its_owner(dep, sink):
     first = dep.converge()
     assert TOKEN not in first.output
@@ -154,6 +169,11 @@ def test_converge_deploys_monitoring_and_a_stopped_bot_alerts_its_owner(dep, sin
     assert {(a["labels"]["user"], a["labels"]["bot"]) for a in fired} == {("mona", "one")}
     assert fired[0]["labels"]["host"] == "local"
     assert "mona/one" in fired[0]["annotations"]["summary"]
+    code, listed = alerts(dep)
+    assert code == 2, listed
+    assert [(a["alertname"], a["user"], a["bot"]) for a in listed[0]["alerts"]] == [
+        ("BotDown", "mona", "one")
+    ]
 
     dep.ctl("mona-pool-1", "start", "mona-one")
     resolved = wait_for(
@@ -162,6 +182,7 @@ def test_converge_deploys_monitoring_and_a_stopped_bot_alerts_its_owner(dep, sin
         what=f"a resolved BotDown at the webhook\n{logs(dep)}",
     )
     assert resolved[0]["labels"]["bot"] == "one"
+    assert alerts(dep) == (0, [{"host": "@local", "alerts": [], "error": None}])
 
     again = dep.converge()
     assert again.operations == [], again.output[-3000:]
