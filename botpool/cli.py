@@ -201,7 +201,7 @@ def plan_tables(plan: Plan) -> str:
 
 
 def write_unit(directory: Path, files: Sequence[Artifact], container: ContainerSpec) -> None:
-    """One pool's or exchange's rendered files (with their modes) and its container spec."""
+    """One unit's rendered files (with their modes) and its container spec."""
     for artifact in files:
         path = directory / artifact.path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +229,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                 (directory / sub.path).mkdir(parents=True, exist_ok=True)
         for ex in want.exchanges:
             write_unit(out / host / "exchanges" / ex.exchange.profile.name, ex.files, ex.container)
+        if want.monitoring:
+            write_unit(out / host / "monitoring", want.monitoring.files, want.monitoring.container)
     print(f"rendered {len(plan.bots)} bots in {len(plan.pools)} pools into {out}")
     return OK
 

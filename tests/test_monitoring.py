@@ -390,3 +390,14 @@ def test_botpool_alerts_says_when_monitoring_is_off(write_layout, secrets, monke
     assert main(["alerts", "inventory/local.py", "--json"]) == 1
     (report,) = json.loads(capsys.readouterr().out)
     assert report["error"] == "vps1: monitoring is off in the layout"
+
+
+def test_render_writes_the_monitoring_files_with_their_modes(write_layout, secrets, tmp_path):
+    from botpool.cli import main
+
+    out = tmp_path / "out"
+    assert main(["render", str(write_layout(MINIMAL)), "--out", str(out)]) == 0
+    folder = out / "local" / "monitoring"
+    assert (folder / "rules.yml").read_text().count("- alert:") == 6
+    assert (folder / "alertmanager.yml").stat().st_mode & 0o777 == 0o600
+    assert json.loads((folder / "container.json").read_text())["spec"]["host_network"] is True
