@@ -203,10 +203,17 @@ def test_a_changed_threshold_reloads_prometheus_without_restarting_it(dep):
     assert docker("inspect", "-f", "{{.Id}}", name) == before
     assert docker("exec", name, *monitoring.SUPERVISORCTL.split(), "pid", "prometheus") == pid
     wait_for(
-        lambda: "7s" in httpx.get(f"http://127.0.0.1:{MONITORING_PORT}/api/v1/rules").text,
+        lambda: bot_down_for() == 7,
         timeout=30,
-        what="Prometheus to load the new rules",
+        what=f"Prometheus to load the new rules (BotDown for: {bot_down_for()} s)",
     )
+
+
+def bot_down_for() -> float | None:
+    """The `for` of the BotDown rule Prometheus runs, in seconds."""
+    answer = httpx.get(f"http://127.0.0.1:{MONITORING_PORT}/api/v1/rules", timeout=5).json()
+    rules = [r for g in answer["data"]["groups"] for r in g["rules"] if r["name"] == "BotDown"]
+    return rules[0]["duration"] if rules else None
 
 
 def test_turning_monitoring_off_removes_it_and_archives_its_data(dep):
