@@ -55,7 +55,7 @@ def if_missing(tag: str, known: bool) -> list[Callable[[], bool]]:
 
 
 def wanted_images() -> list[ImageSpec]:
-    """The pool images this host must have."""
+    """The pool images this host must have, and its monitoring image."""
     given = host.data.get("botpool_image")
     if given is not None:
         return [given] if isinstance(given, ImageSpec) else list(given)
@@ -63,7 +63,8 @@ def wanted_images() -> list[ImageSpec]:
     versions = {pool.freqtrade_version for pool in ctx.host.pools}
     if ctx.host.exchanges:  # sandbox exchanges run from the default version's image
         versions.add(ctx.plan.layout.freqtrade_version)
-    return [ctx.images[v] for v in sorted(versions)]
+    monitoring = [ctx.desired.monitoring.image] if ctx.desired.monitoring else []
+    return [ctx.images[v] for v in sorted(versions)] + monitoring
 
 
 @operation()
@@ -152,7 +153,7 @@ def build_on_host(specs: list[ImageSpec], docker: DockerState, build_dir: str) -
             _if=if_missing(spec.tag, known),
         )
         server.shell(
-            name=f"Build the pool image {spec.tag} (freqtrade {spec.freqtrade_version})",
+            name=f"Build the {spec.what}",
             commands=[spec.build_command(directory)],
             _if=if_missing(spec.tag, known),
         )
@@ -171,7 +172,7 @@ def ship_from_controller(
             _if=if_missing(spec.tag, docker.images_known),
         )
         load_archive(
-            name=f"Upload and load the pool image {spec.tag}",
+            name=f"Upload and load the {spec.what}",
             archive=archive,
             remote=f"{build_dir}/{spec.archive_name}",
             _if=if_missing(spec.tag, docker.images_known),

@@ -61,14 +61,15 @@ def converged(pools, exchanges) -> Snapshot:
     return snap
 
 
-def write_tree(root: Path, pools, exchanges) -> None:
+def write_tree(root: Path, pools, exchanges, monitoring=None) -> None:
     """What a converge leaves under a root: the marker, every folder and file as planned."""
     (root / ROOT_MARKER).write_text("botpool\n")
     for folder in ("pools", "exchanges"):
         (root / folder).mkdir(mode=0o755)
-    for unit, directory in [(p, f"pools/{p.pool.name}") for p in pools] + [
+    units = [(p, f"pools/{p.pool.name}") for p in pools] + [
         (e, f"exchanges/{e.exchange.profile.name}") for e in exchanges
-    ]:
+    ]
+    for unit, directory in units + [(monitoring, "monitoring")] * bool(monitoring):
         (root / directory).mkdir(mode=0o755)
         for sub in getattr(unit, "directories", ()):
             path = root / directory / sub.path

@@ -60,6 +60,14 @@ class ImageSpec:
     base: str  # "local" or the image reference the Dockerfile starts FROM
     base_tag: str | None  # the local Debian base to make first (base "local"), else None
     files: Mapping[str, str] = field(compare=False)  # build context: relative path -> text
+    role: str = "pool"  # pool | monitoring: the image's botpool.image label
+
+    @property
+    def what(self) -> str:
+        """How converge output names it."""
+        if self.role == "pool":
+            return f"pool image {self.tag} (freqtrade {self.freqtrade_version})"
+        return f"{self.role} image {self.tag}"
 
     @property
     def dockerfile(self) -> str:
@@ -68,9 +76,10 @@ class ImageSpec:
     @property
     def labels(self) -> dict[str, str]:
         """Labels given at build time; kept out of the Dockerfile so they do not change the tag."""
+        freqtrade = {"botpool.freqtrade": self.freqtrade_version} if self.role == "pool" else {}
         return {
-            IMAGE_LABEL: "pool",
-            "botpool.freqtrade": self.freqtrade_version,
+            IMAGE_LABEL: self.role,
+            **freqtrade,
             "botpool.inputs-hash": self.inputs_hash,
             "botpool.version": botpool.__version__,
         }
@@ -214,6 +223,38 @@ def image_spec(
         base=LOCAL if local else base.replace("{version}", freqtrade_version),
         base_tag=LOCAL_BASE if local else None,
         files=files,
+    )
+
+
+MONITORING_REPOSITORY = "botpool/monitoring"
+# Debian bookworm's packages: Prometheus 2.42, Alertmanager 0.25, node exporter 1.5,
+# prometheus_client and the Docker SDK for botpool's exporter, supervisor to run all four
+MONITORING_PACKAGES = (
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "python3-prometheus-client",
+    "python3-docker",
+    "supervisor",
+)
+
+
+def monitoring_image_spec() -> ImageSpec:
+    """The monitoring image: Debian's own packages on the local Debian base, no registry and
+    no pip (so no CA bundle or index either). Its tag hashes its Dockerfile."""
+    dockerfile = render_template(
+        "monitoring.Dockerfile.j2", base=LOCAL_BASE, packages=" ".join(MONITORING_PACKAGES)
+    )
+    files = {"Dockerfile": dockerfile}
+    digest = inputs_hash(files)
+    return ImageSpec(
+        freqtrade_version="",
+        tag=f"{MONITORING_REPOSITORY}:{DEBIAN_SUITE}-{digest[:12]}",
+        inputs_hash=digest,
+        base=LOCAL,
+        base_tag=LOCAL_BASE,
+        files=files,
+        role="monitoring",
     )
 
 

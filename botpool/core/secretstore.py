@@ -8,6 +8,7 @@
   which rotates that bot's credentials only.
 - `credentials/<name>.json`: exchange keys for live bots, `{"key": ..., "secret": ...}`
   (plus `password`/`uid` where an exchange needs them), referred to by `credentials: <name>`.
+- `alerts/<name>.url`: the URL of a webhook alerts are posted to (`monitoring.webhook: <name>`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ MASTER_KEY_BYTES = 32
 CREDENTIAL_KEYS = {"key", "secret", "password", "uid", "walletAddress", "privateKey"}
 CREDENTIALS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SECRET_FILE_MAX_BYTES = 64 * 1024
+WEBHOOK_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]{1,2000}")
 
 
 class SecretsError(Exception):
@@ -56,7 +58,7 @@ class SecretStore:
 
     def _check_directory(self) -> None:
         """The folder must be the user's own and closed to everyone else."""
-        for folder in (self.directory, self.directory / "credentials"):
+        for folder in (self.directory, self.directory / "credentials", self.directory / "alerts"):
             try:
                 info = folder.lstat()
             except FileNotFoundError:
@@ -188,6 +190,22 @@ class SecretStore:
             if not isinstance(value, str) or not value.isprintable() or len(value) > 4096:
                 raise SecretsError(f"{path}: {key} must be a string without control characters")
         return dict(data)
+
+    def alert_webhook_url(self, name: str) -> str:
+        """The URL of the webhook `monitoring.webhook: <name>` names (never shown: it often
+        holds a token, as Slack's and Telegram's do)."""
+        if not CREDENTIALS_NAME.fullmatch(name):
+            raise SecretsError(f"{name!r} is not a webhook name (letters, digits, _ . -)")
+        path = self._private_file(f"alerts/{name}.url")
+        if not path.exists():
+            raise SecretsError(
+                f"monitoring.webhook is {name!r} but {path} does not exist: write the webhook's "
+                f"URL into it (one line, chmod 600)"
+            )
+        url = self._read(path).strip()
+        if not WEBHOOK_URL.fullmatch(url):
+            raise SecretsError(f"{path} must hold one http:// or https:// URL on one line")
+        return url
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -19,7 +19,7 @@ from botpool.core.names import LEGACY_NETWORK
 
 MARK = "@@botpool "
 # Data that bots write: never hashed, never walked into (a database can be large).
-DATA_DIRS = ("user_data", "logs")
+DATA_DIRS = ("user_data", "logs", "data")
 
 
 @dataclass(frozen=True)
