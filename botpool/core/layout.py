@@ -105,6 +105,16 @@ class CheckSettings(Settings):
     host_min_available_mb: int
 
 
+class BackupSettings(Settings):
+    """Scheduled backups of every bot's trade database: every key of schema.BACKUPS."""
+
+    KEYS = schema.BACKUPS
+    enabled: bool
+    interval_minutes: int
+    hourly: int
+    daily: int
+
+
 @dataclass(frozen=True)
 class Bot:
     user: str
@@ -190,6 +200,7 @@ class Layout:
     users: tuple[User, ...]
     strategies: dict[str, Path] = field(default_factory=dict)  # class name -> file
     checks: CheckSettings = field(default_factory=CheckSettings)
+    backups: BackupSettings = field(default_factory=BackupSettings)
 
     @property
     def bots(self) -> tuple[Bot, ...]:

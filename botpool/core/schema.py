@@ -630,6 +630,23 @@ CHECKS: dict[str, Key] = {
     ),
 }
 
+BACKUPS: dict[str, Key] = {
+    "enabled": Key(
+        boolean,
+        True,
+        "back up every bot's trade database on its host, on a schedule (a job container)",
+    ),
+    "interval_minutes": Key(
+        integer(5, 1440), 60, "minutes between two scheduled backups of every bot"
+    ),
+    "hourly": Key(
+        integer(1, 10_000), 24, "keep the newest backup of each of this many most recent hours"
+    ),
+    "daily": Key(
+        integer(0, 10_000), 14, "keep the newest backup of each of this many most recent days"
+    ),
+}
+
 TOP: dict[str, Key] = {
     "defaults": Key(mapping, {}, "settings shared by everything below", keys=DEFAULTS),
     "hosts": Key(
@@ -638,6 +655,9 @@ TOP: dict[str, Key] = {
     "exchanges": Key(mapping, {}, "exchange profiles bots refer to by name", entries=EXCHANGE),
     "users": Key(mapping, REQUIRED, "users and their bots", entries=USER),
     "checks": Key(mapping, {}, "thresholds of `pytest checks/` (keys below)", keys=CHECKS),
+    "backups": Key(
+        mapping, {}, "scheduled trade-database backups on each host (keys below)", keys=BACKUPS
+    ),
 }
 ENTRY_NAMES = {"hosts": HOST_RE, "exchanges": NAME_RE, "users": NAME_RE}
 

@@ -19,6 +19,7 @@ from botpool.core import names, schema
 from botpool.core.layout import (
     Bot,
     BotSettings,
+    BackupSettings,
     CheckSettings,
     ExchangeProfile,
     Host,
@@ -143,6 +144,7 @@ class _Validator:
         defaults = filled(self.section(top.get("defaults"), ("defaults",), schema.DEFAULTS))
         image = self.section(defaults["image"], ("defaults", "image"), schema.IMAGE)
         checks = self.section(top.get("checks"), ("checks",), schema.CHECKS)
+        backups = self.section(top.get("backups"), ("backups",), schema.BACKUPS)
         base_port = defaults["base_port"]
         max_port = defaults["max_port"] or min(base_port + 999, 65535)
         if base_port > max_port or max_port > 65535:
@@ -182,6 +184,7 @@ class _Validator:
             users=users,
             strategies=strategies,
             checks=CheckSettings(**checks),
+            backups=BackupSettings(**backups),
         )
 
     def hosts(self, raw: dict[str, Any]) -> dict[str, Host]:
