@@ -17,9 +17,9 @@ from typing import Any
 
 from botpool.core import names, schema
 from botpool.core.layout import (
+    BackupSettings,
     Bot,
     BotSettings,
-    BackupSettings,
     CheckSettings,
     ExchangeProfile,
     Host,
