@@ -31,7 +31,7 @@ def host(write_layout, secrets, tmp_path, monkeypatch):
     monkeypatch.setattr("botpool.core.pipeline.pool_images", _images)
     want = desired(HostRef(str(path), "local"))
     root.mkdir()
-    write_tree(root, want.pools, want.exchanges)
+    write_tree(root, want.pools, want.exchanges, want.jobs)
     return RemoteHost("@local", "local", str(path), {}), root
 
 

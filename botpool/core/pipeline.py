@@ -21,7 +21,14 @@ from botpool.core import snapshot
 from botpool.core.image import ImageSpec, pool_images
 from botpool.core.plan import HostPlan, Plan, load_plan
 from botpool.core.reconcile import Difference, HostChanges, reconcile
-from botpool.core.render import Artifact, RenderedExchange, RenderedPool, render_host
+from botpool.core.render import (
+    Artifact,
+    RenderedExchange,
+    RenderedJob,
+    RenderedPool,
+    render_backup_job,
+    render_host,
+)
 from botpool.core.secretstore import SecretStore
 from botpool.core.source import LayoutError, Problem
 
@@ -75,6 +82,7 @@ class Desired:
     images: dict[str, ImageSpec]  # freqtrade version -> pool image
     pools: list[RenderedPool]
     exchanges: list[RenderedExchange]
+    jobs: list[RenderedJob]  # the backup job, unless backups are off or no bot runs here
 
     @property
     def root(self) -> str:
@@ -86,7 +94,7 @@ class Desired:
 
     def compare(self, snap: snapshot.Snapshot) -> HostChanges:
         """What a converge would change on a host that shows snap (drift is the same list)."""
-        return reconcile(snap, self.pools, self.exchanges)
+        return reconcile(snap, self.pools, self.exchanges, self.jobs)
 
 
 def desired(ref: HostRef, plan: Plan | None = None) -> Desired:
@@ -106,5 +114,7 @@ def desired(ref: HostRef, plan: Plan | None = None) -> Desired:
         )
     images = pool_images(plan.layout)
     tags = {version: spec.tag for version, spec in images.items()}
-    pools, exchanges = render_host(plan, plan.hosts[ref.host], tags, SecretStore.from_env())
-    return Desired(plan, plan.hosts[ref.host], images, pools, exchanges)
+    host = plan.hosts[ref.host]
+    pools, exchanges = render_host(plan, host, tags, SecretStore.from_env())
+    job = render_backup_job(plan, host, tags[plan.layout.freqtrade_version])
+    return Desired(plan, host, images, pools, exchanges, [job] if job else [])

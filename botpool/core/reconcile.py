@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from botpool.core.names import LEGACY_NETWORK, ROOT_MARKER
-from botpool.core.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
+from botpool.core.render import (
+    Artifact,
+    ContainerSpec,
+    Directory,
+    RenderedExchange,
+    RenderedJob,
+    RenderedPool,
+)
 from botpool.core.snapshot import ContainerState, Snapshot
 
 DOWN_STATES = {"STOPPED", "EXITED", "FATAL"}
@@ -95,6 +102,7 @@ class HostChanges:
     mark_root: bool = False  # write botpool's marker into the root (names.ROOT_MARKER)
     exchanges: list[UnitChanges] = field(default_factory=list)
     pools: list[UnitChanges] = field(default_factory=list)
+    jobs: list[UnitChanges] = field(default_factory=list)  # the backup job
     remove_containers: list[str] = field(default_factory=list)
     archive_pools: list[str] = field(default_factory=list)
     remove_directories: list[str] = field(default_factory=list)
@@ -106,10 +114,14 @@ class HostChanges:
 
 
 def reconcile(
-    snap: Snapshot, pools: list[RenderedPool], exchanges: list[RenderedExchange]
+    snap: Snapshot,
+    pools: list[RenderedPool],
+    exchanges: list[RenderedExchange],
+    jobs: Iterable[RenderedJob] = (),
 ) -> HostChanges:
     changes = HostChanges()
     report = changes.differences.append
+    jobs = list(jobs)
     specs = [p.container for p in pools] + [e.container for e in exchanges]
     _networks(changes, snap, specs, report)
     for path, folder in sorted(snap.host_folders.items()):
@@ -125,7 +137,14 @@ def reconcile(
         changes.exchanges.append(unit)
     for rendered in pools:
         changes.pools.append(_pool(rendered, snap, report))
+    for job in jobs:
+        unit = UnitChanges(job.name, job.directory, job.container)
+        _sync_directories(unit, (), job.files, snap, report)
+        _sync_files(unit, job.files, snap, report)
+        _converge_container(unit, snap, report)
+        changes.jobs.append(unit)
     wanted = {p.container.name for p in pools} | {e.container.name for e in exchanges}
+    wanted |= {j.container.name for j in jobs}
     pools_wanted = {p.pool.name for p in pools}
     exchanges_wanted = {e.exchange.profile.name for e in exchanges}
     for name, container in sorted(snap.containers.items()):
@@ -331,8 +350,9 @@ def _converge_container(unit: UnitChanges, snap: Snapshot, report: Report) -> No
 def _converge_networks(unit: UnitChanges, current: ContainerState, report: Report) -> None:
     """A kept container joins the networks it lacks and leaves the others, live."""
     wanted = set(unit.spec.networks)
-    unit.connect = sorted(wanted - current.networks)
-    unit.disconnect = sorted(current.networks - wanted)
+    have = current.networks - {"none"}  # a container without a network (the backup job)
+    unit.connect = sorted(wanted - have)
+    unit.disconnect = sorted(have - wanted)
     for name in unit.connect:
         report(Difference(f"container {unit.name}", "changed", f"not on network {name}: joins it"))
     for name in unit.disconnect:

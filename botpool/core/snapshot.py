@@ -92,7 +92,7 @@ def command(root: str) -> str:
     ours = (
         f"--filter label={names.MANAGED}=true --filter {shlex.quote(f'label={names.ROOT}={root}')}"
     )
-    find = f"cd {r} 2>/dev/null && find pools exchanges -mindepth 1"
+    find = f"cd {r} 2>/dev/null && find pools exchanges jobs -mindepth 1"
     # ours (labelled with this root), and the unlabelled shared one of older versions
     networks = (
         f"docker network ls --filter label={names.MANAGED}=true "
