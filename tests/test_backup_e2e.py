@@ -97,6 +97,9 @@ def test_a_backup_taken_while_the_bot_trades_is_checked_and_pulled(dep, tmp_path
     assert run.returncode == 0, run.stdout + run.stderr
     assert "local: ann/one backed-up" in run.stdout and "local: ann/two backed-up" in run.stdout
     assert dep.pids("ann-pool-1") == pids  # no bot stopped for it
+    job = names.backup_container(dep.project)
+    logs = docker("logs", job)
+    assert docker("inspect", "-f", "{{.RestartCount}}", job).strip() == "0", logs
     taken = taken_in(run.stdout, "ann/one")
     assert backups_of(dep, "one")[-1] == taken
     path = dep.root / "backups" / "ann" / "one" / taken
@@ -120,7 +123,7 @@ def test_a_backup_taken_while_the_bot_trades_is_checked_and_pulled(dep, tmp_path
 def taken_in(output: str, key: str) -> str:
     """The backup file `botpool backup` reports for one bot."""
     (line,) = [x for x in output.splitlines() if x.startswith(f"local: {key} backed-up ")]
-    return line.split()[-1]
+    return line.split()[3]
 
 
 def test_restore_brings_the_trades_back_after_a_bad_edit_restarting_that_bot_only(dep, tmp_path):
