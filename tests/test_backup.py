@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from botpool.core import names
 from botpool.payloads import backup
 
 WRITER = """
@@ -289,3 +290,68 @@ def test_a_copy_that_fails_integrity_check_is_no_backup(tmp_path):
     (outcome,) = backup.run_once(schedule_for([("alice", "one", 0)]), str(pools), str(backups))
     assert outcome.status == "failed" and "integrity_check" in outcome.detail, outcome
     assert os.listdir(backups / "alice" / "one") == []
+
+
+# --- restore, on a real tree through @local, with a docker that records what it is asked ---
+
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$BOTPOOL_FAKE_DOCKER_LOG"
+"""
+
+
+def test_restore_puts_the_backup_in_place_and_keeps_the_old_database_aside(
+    write_layout, secrets, tmp_path, monkeypatch
+):
+    from botpool.core.plan import load_plan
+    from botpool.hosts import backups as host_backups
+    from botpool.hosts.remote import RemoteHost
+
+    from .conftest import MINIMAL
+
+    root = tmp_path / "root"
+    path = write_layout(MINIMAL.replace("defaults:\n", f"defaults:\n  root: {root}\n"))
+    plan = load_plan(path)
+    (one,) = plan.bots
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").write_text(FAKE_DOCKER)
+    (fake / "docker").chmod(0o755)
+    log = tmp_path / "docker.log"
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    monkeypatch.setenv("BOTPOOL_FAKE_DOCKER_LOG", str(log))
+    pools = root / "pools"
+    database = pools / one.pool / "bots" / one.name / "user_data" / "tradesv3.sqlite"
+    database.parent.mkdir(parents=True)
+    make_database(database)
+    schedule = backup.Schedule(
+        60, 24, 14, (backup.BotEntry(one.user, one.name, 0, str(database.relative_to(pools))),)
+    )
+    (taken,) = backup.run_once(schedule, str(pools), str(root / "backups"))
+    db = sqlite3.connect(database)
+    db.execute("DELETE FROM account")  # the bad edit
+    db.commit()
+    db.close()
+    (database.parent / "tradesv3.sqlite-wal").write_bytes(b"stale")
+    located = host_backups.Located(one, RemoteHost("@local", "local", str(path), {}), plan)
+    assert host_backups.stamps(located) == [taken.detail.removesuffix(".sqlite.gz")]
+
+    kept = host_backups.restore(located, host_backups.stamps(located)[0])
+
+    data = database.parent
+    assert sqlite3.connect(database).execute("SELECT count(*) FROM account").fetchone() == (2,)
+    assert sqlite3.connect(data / kept).execute("SELECT count(*) FROM account").fetchone() == (0,)
+    assert (data / f"{kept}-wal").read_bytes() == b"stale"  # its WAL went aside with it
+    assert not (data / "tradesv3.sqlite-wal").exists()
+    assert (database.stat().st_uid, database.stat().st_mode & 0o777) == (one.uid, 0o600)
+    calls = log.read_text().splitlines()
+    container = names.pool_container(plan.layout.project, one.pool)
+    ctl = f"exec {container} {names.SUPERVISORCTL}"
+    assert calls[:2] == [f"{ctl} stop {one.program}", f"{ctl} start {one.program}"]
+    assert len(calls) == 3 and "/api/v1/ping" in calls[2]  # answered at once here
+
+
+def test_restore_refuses_a_stamp_it_does_not_have_before_touching_a_host(capsys):
+    from botpool.cli import main
+
+    assert main(["restore", "inventory/local.py", "alice/one", "--at", "yesterday"]) == 1
+    assert "use a stamp from the list" in capsys.readouterr().err
