@@ -104,3 +104,13 @@ def test_differing_keys_walks_nested_json_and_ini_without_values():
     ]
     ini = Artifact("programs/x.conf", "[program:x]\ncommand=a\nuser=b\n")
     assert differing_keys(ini, "[program:x]\ncommand=a\nuser=root\n") == ["program:x.user"]
+
+
+def test_an_edited_backup_schedule_is_drift_named_key_by_key(host):
+    remote, root = host
+    schedule = root / "jobs" / "backup" / "schedule.json"
+    data = json.loads(schedule.read_text())
+    data["hourly"] = 1  # someone trims the retention by hand
+    schedule.write_text(json.dumps(data))
+    detail = files_only(host_drift(remote).differences)
+    assert detail == {"file jobs/backup/schedule.json": "hourly differ (values not shown)"}

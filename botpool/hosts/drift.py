@@ -72,7 +72,7 @@ def host_drift(remote: RemoteHost) -> HostDrift:
 def explain(state: HostState) -> list[Difference]:
     """Name the keys behind every "content differs" (one more command, only if needed)."""
     wanted: dict[str, Artifact] = {}
-    for unit in state.changes.pools + state.changes.exchanges:
+    for unit in state.changes.pools + state.changes.exchanges + state.changes.jobs:
         for upload in unit.uploads:
             wanted[upload.dest] = upload.artifact
     changed = [
