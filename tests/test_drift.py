@@ -114,3 +114,19 @@ def test_an_edited_backup_schedule_is_drift_named_key_by_key(host):
     schedule.write_text(json.dumps(data))
     detail = files_only(host_drift(remote).differences)
     assert detail == {"file jobs/backup/schedule.json": "hourly differ (values not shown)"}
+
+
+def test_two_changed_files_without_a_final_newline_are_each_explained(host):
+    remote, root = host
+    bots = root / "pools" / "alice-pool-1" / "bots" / "one"
+    config = bots / "config.json"
+    data = json.loads(config.read_text())
+    data["stake_amount"] = 99
+    config.write_text(json.dumps(data))  # no newline at its end
+    schedule = root / "jobs" / "backup" / "schedule.json"
+    schedule.write_text(json.dumps({**json.loads(schedule.read_text()), "daily": 1}))
+    detail = files_only(host_drift(remote).differences)
+    assert detail == {
+        "file pools/alice-pool-1/bots/one/config.json": "stake_amount differ (values not shown)",
+        "file jobs/backup/schedule.json": "daily differ (values not shown)",
+    }

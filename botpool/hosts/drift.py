@@ -87,7 +87,9 @@ def explain(state: HostState) -> list[Difference]:
     root = state.plan.layout.root
     paths = [d.subject.removeprefix("file ") for d in changed]
     script = "; ".join(
-        f"echo {shlex.quote(FILE_MARK + p)}; cat {shlex.quote(root + '/' + p)}" for p in paths
+        # a newline first: a file that does not end in one must not swallow the next mark
+        f"echo; echo {shlex.quote(FILE_MARK + p)}; cat {shlex.quote(root + '/' + p)}"
+        for p in paths
     )
     current: dict[str, list[str]] = {}
     name = ""
