@@ -14,4 +14,5 @@ local.include("tasks/moves.py")  # pools moved to another host: their data goes 
 local.include("tasks/cleanup.py")  # containers and pools the layout dropped: archived
 local.include("tasks/pools.py")  # pool files, containers, supervisor programs
 local.include("tasks/monitoring.py")  # Prometheus, Alertmanager, exporters: one container
+local.include("tasks/backups.py")  # the host's backup job (scheduled trade-database backups)
 local.include("tasks/lock.py")  # the allocation lock, written once applied

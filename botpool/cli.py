@@ -369,6 +369,61 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return CHANGES if any(r.alerts for r in results) else OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A backup of every bot on every host now; with --pull, the newest copied here."""
+    from botpool.hosts import backups
+    from botpool.hosts.remote import RemoteError, inventory_hosts
+
+    failed = False
+    for remote in inventory_hosts(args.inventory):
+        try:
+            for line in backups.take(remote):
+                print(f"{remote.layout_host}: {printable(line)}")
+            if args.pull:
+                for path in backups.pull(remote, Path(args.pull)):
+                    print(f"{remote.layout_host}: pulled {path}")
+        except (RemoteError, LayoutError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed = True
+    return ERROR if failed else OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Without --at: list the bot's backups. With --at STAMP (or latest): restore it."""
+    from botpool.hosts import backups
+    from botpool.hosts.remote import RemoteError, inventory_hosts
+
+    if args.at and args.at != "latest" and not backups.STAMP_RE.fullmatch(args.at):
+        print(
+            f"--at {args.at!r}: use a stamp from the list (e.g. 20261127T160000Z) or latest",
+            file=sys.stderr,
+        )
+        return ERROR
+    try:
+        located = backups.locate(inventory_hosts(args.inventory), args.bot)
+        have = backups.stamps(located)
+        if not args.at:
+            where = f"{located.remote.layout_host}:{located.folder}"
+            print(f"backups of {args.bot} in {where} (restore one with --at STAMP):")
+            print("\n".join(have) if have else "none yet")
+            return OK
+        stamp = have[-1] if args.at == "latest" and have else args.at
+        if stamp not in have:
+            print(
+                f"no backup {stamp} of {args.bot}: run without --at to list them", file=sys.stderr
+            )
+            return ERROR
+        kept = backups.restore(located, stamp)
+    except RemoteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ERROR
+    print(
+        f"{args.bot} restored from {stamp} and answering; its previous database is kept "
+        f"beside it as {kept}"
+    )
+    return OK
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on a usage error, which this CLI's contract reserves for drift."""
 
@@ -422,6 +477,19 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
     a.add_argument("--json", action="store_true", help="machine-readable output")
     a.set_defaults(func=cmd_alerts)
+    b = sub.add_parser("backup", help="back up every bot on every host now")
+    b.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
+    b.add_argument(
+        "--pull", metavar="DIR", help="copy each bot's newest backup into DIR (new ones only)"
+    )
+    b.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="list one bot's backups, or restore one (--at)")
+    rs.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
+    rs.add_argument("bot", help="USER/BOT")
+    rs.add_argument(
+        "--at", metavar="STAMP", help="the backup to restore (a listed stamp, or latest)"
+    )
+    rs.set_defaults(func=cmd_restore)
     sc = sub.add_parser("schema", help="print the layout's JSON Schema (for editors)")
     sc.set_defaults(func=cmd_schema)
     s = sub.add_parser("rotate", help="give one bot new API credentials on the next converge")

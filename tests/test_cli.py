@@ -82,6 +82,7 @@ def test_the_readme_documents_every_layout_key():
         schema.EXCHANGE,
         schema.USER,
         schema.MONITORING,
+        schema.BACKUPS,
     ):
         for key in section:
             assert f"| `{key}` |" in readme, f"README does not document {key}"

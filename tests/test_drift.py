@@ -31,7 +31,7 @@ def host(write_layout, secrets, tmp_path, monkeypatch):
     monkeypatch.setattr("botpool.core.pipeline.pool_images", _images)
     want = desired(HostRef(str(path), "local"))
     root.mkdir()
-    write_tree(root, want.pools, want.exchanges, want.monitoring)
+    write_tree(root, want.pools, want.exchanges, want.monitoring, want.jobs)
     return RemoteHost("@local", "local", str(path), {}), root
 
 
@@ -121,3 +121,29 @@ def test_differing_keys_walks_nested_json_and_ini_without_values():
     ]
     ini = Artifact("programs/x.conf", "[program:x]\ncommand=a\nuser=b\n")
     assert differing_keys(ini, "[program:x]\ncommand=a\nuser=root\n") == ["program:x.user"]
+
+
+def test_an_edited_backup_schedule_is_drift_named_key_by_key(host):
+    remote, root = host
+    schedule = root / "jobs" / "backup" / "schedule.json"
+    data = json.loads(schedule.read_text())
+    data["hourly"] = 1  # someone trims the retention by hand
+    schedule.write_text(json.dumps(data))
+    detail = files_only(host_drift(remote).differences)
+    assert detail == {"file jobs/backup/schedule.json": "hourly differ (values not shown)"}
+
+
+def test_two_changed_files_without_a_final_newline_are_each_explained(host):
+    remote, root = host
+    bots = root / "pools" / "alice-pool-1" / "bots" / "one"
+    config = bots / "config.json"
+    data = json.loads(config.read_text())
+    data["stake_amount"] = 99
+    config.write_text(json.dumps(data))  # no newline at its end
+    schedule = root / "jobs" / "backup" / "schedule.json"
+    schedule.write_text(json.dumps({**json.loads(schedule.read_text()), "daily": 1}))
+    detail = files_only(host_drift(remote).differences)
+    assert detail == {
+        "file pools/alice-pool-1/bots/one/config.json": "stake_amount differ (values not shown)",
+        "file jobs/backup/schedule.json": "daily differ (values not shown)",
+    }

@@ -453,3 +453,35 @@ def test_owned_keys_are_refused_at_every_level(write_layout):
         "defaults.bot.freqtrade.dry_run",
         "users.alice.freqtrade.bot_name",
     ], found
+
+
+def test_backups_default_to_hourly_for_a_day_and_daily_for_two_weeks(write_layout):
+    backups = load_layout(write_layout(MINIMAL)).backups
+    assert (backups.enabled, backups.interval_minutes, backups.hourly, backups.daily) == (
+        True,
+        60,
+        24,
+        14,
+    )
+    path = write_layout(MINIMAL + "backups: {hourly: 6, daily: 0, enabled: false}\n")
+    backups = load_layout(path).backups
+    assert (backups.enabled, backups.hourly, backups.daily) == (False, 6, 0)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("backups: {hourly: 0}", "backups.hourly: must be between 1 and 10000, got 0"),
+        ("backups: {daily: -1}", "backups.daily: must be between 0 and 10000, got -1"),
+        ("backups: {interval_minutes: 1}", "backups.interval_minutes: must be between 5 and"),
+        ("backups: {enabled: 'yes'}", "backups.enabled: expected true or false, got 'yes'"),
+        ("backups: {dayly: 3}", "backups.dayly: unknown key 'dayly': did you mean daily?"),
+        ("backups: [hourly]", "backups: expected a mapping, got a list"),
+    ],
+)
+def test_a_bad_backups_section_is_reported_with_its_line(write_layout, section, expected):
+    path = write_layout(MINIMAL + section + "\n")
+    problem = one_problem(path)
+    line = len(path.read_text().splitlines())  # the section is the last line
+    assert problem.startswith(f"{path}:{line}: "), problem
+    assert expected in problem

@@ -77,41 +77,9 @@ def _host(write_layout, secrets, monitoring="{}"):
 
 def _converged(want, tmp_path):
     """What a host shows once it runs exactly `want` (files really written and read back)."""
-    import subprocess
+    from .test_reconcile import converged
 
-    from botpool.core import snapshot
-    from botpool.core.snapshot import ContainerState
-
-    from .test_reconcile import write_tree
-
-    root = tmp_path / "root"
-    root.mkdir()
-    write_tree(root, want.pools, want.exchanges, want.monitoring)
-    out = subprocess.run(
-        ["sh", "-c", snapshot.command(str(root))], capture_output=True, text=True, check=True
-    )
-    snap = snapshot.parse(out.stdout.splitlines())
-    snap.networks, snap.network_users = set(), {}
-    for unit in [*want.pools, *want.exchanges]:
-        networks = frozenset(unit.container.networks)
-        snap.containers[unit.container.name] = ContainerState(
-            unit.container.name, True, "pool", unit.container.hash, networks=networks
-        )
-        snap.networks |= networks
-        for network in networks:
-            snap.network_users.setdefault(network, set()).add(unit.container.name)
-    spec = want.monitoring.container
-    snap.containers[spec.name] = ContainerState(
-        spec.name, True, "monitoring", spec.hash, networks=frozenset({"host"})
-    )
-    for rendered in want.pools:
-        from botpool.core.snapshot import ProgramState
-
-        snap.programs[rendered.container.name] = {
-            n: ProgramState(n, "RUNNING", 100 + i, 60)
-            for i, n in enumerate(sorted(rendered.programs))
-        }
-    return snap
+    return converged(want.pools, want.exchanges, want.jobs, want.monitoring)
 
 
 def test_the_monitoring_container_listens_on_loopback_only_and_holds_no_capability(

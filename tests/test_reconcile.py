@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import tempfile
@@ -14,7 +15,7 @@ from botpool.core import snapshot
 from botpool.core.names import ROOT_MARKER
 from botpool.core.plan import load_plan
 from botpool.core.reconcile import reconcile
-from botpool.core.render import render_host
+from botpool.core.render import render_backup_job, render_host
 from botpool.core.snapshot import ContainerState, DirectoryState, FileState, ProgramState, Snapshot
 
 from .conftest import MINIMAL
@@ -28,7 +29,7 @@ def desired(path, secrets):
     return render_host(plan, plan.hosts["local"], IMAGES, secrets)
 
 
-def converged(pools, exchanges) -> Snapshot:
+def converged(pools, exchanges, jobs=(), monitoring=None) -> Snapshot:
     """The snapshot of a host that runs exactly what was rendered.
 
     Files and folders are really written (content, owner, group, mode) into a folder and
@@ -37,22 +38,27 @@ def converged(pools, exchanges) -> Snapshot:
     Docker engine, are added as a converged host shows them.
     """
     with tempfile.TemporaryDirectory() as root:
-        write_tree(Path(root), pools, exchanges)
+        write_tree(Path(root), pools, exchanges, monitoring, jobs)
         out = subprocess.run(
             ["sh", "-c", snapshot.command(root)], capture_output=True, text=True, check=True
         )
         snap = snapshot.parse(out.stdout.splitlines())
     snap.engine, snap.images = "20.10", {IMAGES["2026.9"]}
     snap.networks, snap.network_users, snap.containers, snap.programs = set(), {}, {}, {}
-    for unit in [*pools, *exchanges]:
+    for unit in [*pools, *exchanges, *jobs]:
         spec = unit.container
-        networks = frozenset(spec.networks)
+        networks = frozenset(spec.networks or ("none",))  # as docker shows no network
         snap.containers[spec.name] = ContainerState(
             spec.name, True, "pool", spec.hash, networks=networks
         )
-        snap.networks |= networks
-        for network in networks:
+        snap.networks |= set(spec.networks)  # "none" is never botpool's
+        for network in spec.networks:
             snap.network_users.setdefault(network, set()).add(spec.name)
+    if monitoring:  # on the host's network
+        spec = monitoring.container
+        snap.containers[spec.name] = ContainerState(
+            spec.name, True, "monitoring", spec.hash, networks=frozenset({"host"})
+        )
     for pool in pools:
         snap.programs[pool.container.name] = {
             name: ProgramState(name, "RUNNING", 100 + i, 60)
@@ -61,16 +67,18 @@ def converged(pools, exchanges) -> Snapshot:
     return snap
 
 
-def write_tree(root: Path, pools, exchanges, monitoring=None) -> None:
+def write_tree(root: Path, pools, exchanges, monitoring=None, jobs=()) -> None:
     """What a converge leaves under a root: the marker, every folder and file as planned."""
     (root / ROOT_MARKER).write_text("botpool\n")
     for folder in ("pools", "exchanges"):
         (root / folder).mkdir(mode=0o755)
-    units = [(p, f"pools/{p.pool.name}") for p in pools] + [
-        (e, f"exchanges/{e.exchange.profile.name}") for e in exchanges
-    ]
-    for unit, directory in units + [(monitoring, "monitoring")] * bool(monitoring):
-        (root / directory).mkdir(mode=0o755)
+    for unit, directory in (
+        [(p, f"pools/{p.pool.name}") for p in pools]
+        + [(e, f"exchanges/{e.exchange.profile.name}") for e in exchanges]
+        + [(monitoring, "monitoring")] * bool(monitoring)
+        + [(j, j.directory) for j in jobs]
+    ):
+        (root / directory).mkdir(mode=0o755, parents=True)
         for sub in getattr(unit, "directories", ()):
             path = root / directory / sub.path
             path.mkdir(parents=True, exist_ok=True)
@@ -481,3 +489,39 @@ def test_the_folder_commands_make_a_tree_its_owners_and_rid_roots_folders_of_lin
     assert (data / "mine").is_symlink() and access("/etc/hostname")[0] == 0  # not followed
     for folder in (pool / "bots" / "b" / "logs", pool / "strategies"):
         assert not folder.is_symlink() and access(folder) == (0, 0, 0o755)
+
+
+def test_the_backup_job_lists_the_hosts_bots_and_changes_alone(write_layout, secrets):
+    path = write_layout(THREE)
+    plan = load_plan(path)
+    pools, exchanges = desired(path, secrets)
+    job = render_backup_job(plan, plan.hosts["local"], IMAGES["2026.9"])
+    schedule = json.loads({f.path: f.text for f in job.files}["schedule.json"])
+    assert (schedule["hourly"], schedule["daily"], schedule["interval_minutes"]) == (24, 14, 60)
+    assert schedule["bots"][0] == {
+        "user": "alice",
+        "bot": "one",
+        "uid": 209000,
+        "database": "alice-pool-1/bots/one/user_data/tradesv3.sqlite",
+    }
+    assert len(schedule["bots"]) == 3
+    args = job.container.run_args()
+    assert args[args.index("--network") + 1] == "none"
+    fresh = reconcile(converged(pools, exchanges), pools, exchanges, jobs=[job])
+    (unit,) = fresh.jobs
+    assert unit.container == "create" and len(unit.uploads) == 2
+    assert reconcile(converged(pools, exchanges, [job]), pools, exchanges, jobs=[job]).empty
+
+    path.write_text(path.read_text() + "backups: {hourly: 6}\n")
+    plan = load_plan(path)
+    kept = render_backup_job(plan, plan.hosts["local"], IMAGES["2026.9"])
+    changes = reconcile(converged(pools, exchanges, [job]), pools, exchanges, jobs=[kept])
+    assert changes.jobs[0].container == "recreate"
+    assert [u.dest for u in changes.jobs[0].uploads] == ["jobs/backup/schedule.json"]
+    assert all(p.empty for p in changes.pools)  # no pool, no bot restarts
+
+    path.write_text(path.read_text().replace("hourly: 6", "enabled: false"))
+    plan = load_plan(path)
+    assert render_backup_job(plan, plan.hosts["local"], IMAGES["2026.9"]) is None
+    changes = reconcile(converged(pools, exchanges, [job]), pools, exchanges, jobs=[])
+    assert changes.remove_containers == [job.container.name]

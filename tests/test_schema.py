@@ -28,6 +28,7 @@ SHIPPED = REPO / "inventory" / "layout.schema.json"
         (layout.BotSettings, schema.BOT_SETTINGS),
         (layout.CheckSettings, schema.CHECKS),
         (layout.MonitoringSettings, schema.MONITORING),
+        (layout.BackupSettings, schema.BACKUPS),
     ],
 )
 def test_typed_settings_read_only_schema_keys(model, keys):

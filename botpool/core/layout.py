@@ -133,6 +133,16 @@ class MonitoringSettings(Settings):
         return {p: self.base_port + i for i, p in enumerate(schema.MONITORING_PORTS)}
 
 
+class BackupSettings(Settings):
+    """Scheduled backups of every bot's trade database: every key of schema.BACKUPS."""
+
+    KEYS = schema.BACKUPS
+    enabled: bool
+    interval_minutes: int
+    hourly: int
+    daily: int
+
+
 @dataclass(frozen=True)
 class Bot:
     user: str
@@ -219,6 +229,7 @@ class Layout:
     strategies: dict[str, Path] = field(default_factory=dict)  # class name -> file
     checks: CheckSettings = field(default_factory=CheckSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    backups: BackupSettings = field(default_factory=BackupSettings)
 
     @property
     def bots(self) -> tuple[Bot, ...]:

@@ -35,6 +35,11 @@ IMAGE = "botpool.image"  # on images botpool built (never MANAGED: containers in
 # without it (a root set by mistake to a folder of other things loses nothing)
 ROOT_MARKER = ".botpool-root"
 
+# under the root: the backup job's program and schedule, and the backups it takes
+BACKUP_JOB_DIR = "jobs/backup"
+BACKUPS_DIR = "backups"  # <root>/backups/<user>/<bot>/<UTC stamp>.sqlite.gz
+DATABASE = "tradesv3.sqlite"  # a bot's trade database, in its user_data folder
+
 # inside a pool container
 MOUNT = "/botpool"  # the pool's folder on the host
 SUPERVISOR_CONF = f"{MOUNT}/supervisord.conf"
@@ -66,6 +71,11 @@ def pool_container(project_name: str, pool: str) -> str:
 
 def exchange_container(project_name: str, profile: str) -> str:
     return f"{project_name}_exchange_{profile}"
+
+
+def backup_container(project_name: str) -> str:
+    """The host's backup job (botpool/payloads/backup.py): one per deployment and host."""
+    return f"{project_name}_backup"
 
 
 def user_network(project_name: str, user: str) -> str:

@@ -22,7 +22,14 @@ from botpool.core.image import ImageSpec, pool_images
 from botpool.core.monitoring import RenderedMonitoring, render_monitoring
 from botpool.core.plan import HostPlan, Plan, load_plan
 from botpool.core.reconcile import Difference, HostChanges, reconcile
-from botpool.core.render import Artifact, RenderedExchange, RenderedPool, render_host
+from botpool.core.render import (
+    Artifact,
+    RenderedExchange,
+    RenderedJob,
+    RenderedPool,
+    render_backup_job,
+    render_host,
+)
 from botpool.core.secretstore import SecretStore
 from botpool.core.source import LayoutError, Problem
 
@@ -77,6 +84,7 @@ class Desired:
     images: dict[str, ImageSpec]  # freqtrade version -> pool image
     pools: list[RenderedPool]
     exchanges: list[RenderedExchange]
+    jobs: list[RenderedJob]  # the backup job, unless backups are off or no bot runs here
     monitoring: RenderedMonitoring | None = None  # None: monitoring is off
 
     @property
@@ -89,7 +97,9 @@ class Desired:
 
     def compare(self, snap: snapshot.Snapshot) -> HostChanges:
         """What a converge would change on a host that shows snap (drift is the same list)."""
-        return reconcile(snap, self.pools, self.exchanges, self.monitoring)
+        return reconcile(
+            snap, self.pools, self.exchanges, jobs=self.jobs, monitoring=self.monitoring
+        )
 
 
 def desired(ref: HostRef, plan: Plan | None = None) -> Desired:
@@ -113,4 +123,5 @@ def desired(ref: HostRef, plan: Plan | None = None) -> Desired:
     host = plan.hosts[ref.host]
     pools, exchanges = render_host(plan, host, tags, secrets)
     monitoring = render_monitoring(plan, host, pools, secrets)
-    return Desired(plan, host, images, pools, exchanges, monitoring)
+    job = render_backup_job(plan, host, tags[plan.layout.freqtrade_version])
+    return Desired(plan, host, images, pools, exchanges, [job] if job else [], monitoring)

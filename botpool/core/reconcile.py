@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 
 from botpool.core.monitoring import RenderedMonitoring
 from botpool.core.names import LEGACY_NETWORK, ROOT_MARKER
-from botpool.core.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
+from botpool.core.render import (
+    Artifact,
+    ContainerSpec,
+    Directory,
+    RenderedExchange,
+    RenderedJob,
+    RenderedPool,
+)
 from botpool.core.snapshot import ContainerState, Snapshot
 
 DOWN_STATES = {"STOPPED", "EXITED", "FATAL"}
@@ -101,6 +108,7 @@ class HostChanges:
     pools: list[UnitChanges] = field(default_factory=list)
     monitoring: UnitChanges | None = None
     archive_monitoring: bool = False  # monitoring was turned off: its data is archived
+    jobs: list[UnitChanges] = field(default_factory=list)  # the backup job
     remove_containers: list[str] = field(default_factory=list)
     archive_pools: list[str] = field(default_factory=list)
     remove_directories: list[str] = field(default_factory=list)
@@ -115,10 +123,13 @@ def reconcile(
     snap: Snapshot,
     pools: list[RenderedPool],
     exchanges: list[RenderedExchange],
+    *,
+    jobs: Iterable[RenderedJob] = (),
     monitoring: RenderedMonitoring | None = None,
 ) -> HostChanges:
     changes = HostChanges()
     report = changes.differences.append
+    jobs = list(jobs)
     specs = [p.container for p in pools] + [e.container for e in exchanges]
     _networks(changes, snap, specs, report)
     for path, folder in sorted(snap.host_folders.items()):
@@ -139,7 +150,14 @@ def reconcile(
     elif MONITORING in snap.directories:
         changes.archive_monitoring = True
         report(Difference("monitoring", "extra", "monitoring is off: its data will be archived"))
+    for job in jobs:
+        unit = UnitChanges(job.name, job.directory, job.container)
+        _sync_directories(unit, (), job.files, snap, report)
+        _sync_files(unit, job.files, snap, report)
+        _converge_container(unit, snap, report)
+        changes.jobs.append(unit)
     wanted = {p.container.name for p in pools} | {e.container.name for e in exchanges}
+    wanted |= {j.container.name for j in jobs}
     wanted |= {monitoring.container.name} if monitoring else set()
     pools_wanted = {p.pool.name for p in pools}
     exchanges_wanted = {e.exchange.profile.name for e in exchanges}
@@ -367,8 +385,9 @@ def _converge_container(unit: UnitChanges, snap: Snapshot, report: Report) -> No
 def _converge_networks(unit: UnitChanges, current: ContainerState, report: Report) -> None:
     """A kept container joins the networks it lacks and leaves the others, live."""
     wanted = set(unit.spec.networks)
-    unit.connect = sorted(wanted - current.networks)
-    unit.disconnect = sorted(current.networks - wanted)
+    have = current.networks - {"none"}  # a container without a network (the backup job)
+    unit.connect = sorted(wanted - have)
+    unit.disconnect = sorted(have - wanted)
     for name in unit.connect:
         report(Difference(f"container {unit.name}", "changed", f"not on network {name}: joins it"))
     for name in unit.disconnect:

@@ -38,9 +38,10 @@ from botpool.core.plan import (
 )
 from botpool.core.secretstore import SecretStore
 from botpool.core.templating import render_template
-from botpool.payloads import sandbox
+from botpool.payloads import backup, sandbox
 
 SANDBOX_SOURCE = Path(sandbox.__file__).resolve().parent
+BACKUP_SOURCE = Path(backup.__file__).resolve()
 PROGRAM_TIMING = {"startsecs": 10, "startretries": 5, "stopwaitsecs": 30}
 
 
@@ -140,7 +141,7 @@ class ContainerSpec:
             "--memory",
             f"{self.memory_limit_mb}m",
             "--network",
-            "host" if self.host_network else self.networks[0],
+            "host" if self.host_network else self.networks[0] if self.networks else "none",
             "--user",
             self.user,
             "--cap-drop",
@@ -189,6 +190,16 @@ class RenderedPool:
             for a in self.files
             if a.path.startswith("programs/")
         }
+
+
+@dataclass(frozen=True)
+class RenderedJob:
+    """A host job: files in `directory` (relative to the root) and the container running them."""
+
+    name: str
+    directory: str
+    files: tuple[Artifact, ...]
+    container: ContainerSpec
 
 
 @dataclass(frozen=True)
@@ -349,6 +360,66 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
         ),
     )
     return RenderedExchange(exchange, files, container)
+
+
+def backup_schedule(plan: Plan, host: HostPlan) -> str:
+    """What the host's backup job backs up and keeps (read by botpool/payloads/backup.py)."""
+    settings = plan.layout.backups
+    bots = [
+        {
+            "user": bot.user,
+            "bot": bot.name,
+            "uid": bot.uid,
+            "database": f"{bot.pool}/bots/{bot.name}/user_data/{names.DATABASE}",
+        }
+        for bot in host.bots
+    ]
+    schedule = {
+        "interval_minutes": settings.interval_minutes,
+        "hourly": settings.hourly,
+        "daily": settings.daily,
+        "bots": bots,
+    }
+    return json.dumps(schedule, indent=2) + "\n"
+
+
+def render_backup_job(plan: Plan, host: HostPlan, image: str) -> RenderedJob | None:
+    """The host's backup job: a container that survives reboots by Docker's restart policy
+    (with or without systemd), running the backup program on the layout's schedule.
+
+    It runs as root with SETUID and SETGID only (to read each bot's database as that bot,
+    through setpriv) and KILL (to end a copy that hangs); no network; the program and its
+    schedule read-only. None when backups are off, or the host runs no bot.
+    """
+    if not plan.layout.backups.enabled or not host.bots:
+        return None
+    files = (
+        Artifact("backup.py", BACKUP_SOURCE.read_text()),
+        Artifact("schedule.json", backup_schedule(plan, host)),
+    )
+    root = plan.layout.root
+    container = ContainerSpec(
+        name=names.backup_container(plan.layout.project),
+        hostname="backup",
+        image=image,
+        command=("python3", "/job/backup.py", "loop"),
+        ports=(),
+        capabilities=("SETUID", "SETGID", "KILL"),
+        mounts=(
+            (f"{root}/{names.BACKUP_JOB_DIR}", "/job", "ro"),
+            (f"{root}/pools", "/pools", "rw"),
+            (f"{root}/{names.BACKUPS_DIR}", "/backups", "rw"),
+        ),
+        memory_limit_mb=256,
+        environment=(("PYTHONUNBUFFERED", "1"),),
+        inputs=tuple((f.path, f.hash) for f in files),
+        labels=(
+            (names.ROLE, "backup"),
+            (names.ROOT, root),
+            (names.PROJECT, plan.layout.project),
+        ),
+    )
+    return RenderedJob(container.name, names.BACKUP_JOB_DIR, files, container)
 
 
 def render_host(

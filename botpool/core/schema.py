@@ -691,6 +691,23 @@ MONITORING: dict[str, Key] = {
     "repeat_interval": Key(duration, "4h", "a still-firing alert is sent again this often"),
 }
 
+BACKUPS: dict[str, Key] = {
+    "enabled": Key(
+        boolean,
+        True,
+        "back up every bot's trade database on its host, on a schedule (a job container)",
+    ),
+    "interval_minutes": Key(
+        integer(5, 1440), 60, "minutes between two scheduled backups of every bot"
+    ),
+    "hourly": Key(
+        integer(1, 10_000), 24, "keep the newest backup of each of this many most recent hours"
+    ),
+    "daily": Key(
+        integer(0, 10_000), 14, "keep the newest backup of each of this many most recent days"
+    ),
+}
+
 TOP: dict[str, Key] = {
     "defaults": Key(mapping, {}, "settings shared by everything below", keys=DEFAULTS),
     "hosts": Key(
@@ -701,6 +718,9 @@ TOP: dict[str, Key] = {
     "checks": Key(mapping, {}, "thresholds of `pytest checks/` (keys below)", keys=CHECKS),
     "monitoring": Key(
         mapping, {}, "metrics and alerts on every host (keys below)", keys=MONITORING
+    ),
+    "backups": Key(
+        mapping, {}, "scheduled trade-database backups on each host (keys below)", keys=BACKUPS
     ),
 }
 ENTRY_NAMES = {"hosts": HOST_RE, "exchanges": NAME_RE, "users": NAME_RE}

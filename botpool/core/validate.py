@@ -17,6 +17,7 @@ from typing import Any
 
 from botpool.core import names, schema
 from botpool.core.layout import (
+    BackupSettings,
     Bot,
     BotSettings,
     CheckSettings,
@@ -145,6 +146,7 @@ class _Validator:
         image = self.section(defaults["image"], ("defaults", "image"), schema.IMAGE)
         checks = self.section(top.get("checks"), ("checks",), schema.CHECKS)
         monitoring = self.section(top.get("monitoring"), ("monitoring",), schema.MONITORING)
+        backups = self.section(top.get("backups"), ("backups",), schema.BACKUPS)
         base_port = defaults["base_port"]
         max_port = defaults["max_port"] or min(base_port + 999, 65535)
         if base_port > max_port or max_port > 65535:
@@ -186,6 +188,7 @@ class _Validator:
             strategies=strategies,
             checks=CheckSettings(**checks),
             monitoring=MonitoringSettings(**monitoring),
+            backups=BackupSettings(**backups),
         )
 
     def check_monitoring_ports(

@@ -72,7 +72,7 @@ def host_drift(remote: RemoteHost) -> HostDrift:
 def explain(state: HostState) -> list[Difference]:
     """Name the keys behind every "content differs" (one more command, only if needed)."""
     wanted: dict[str, Artifact] = {}
-    for unit in state.changes.pools + state.changes.exchanges:
+    for unit in state.changes.pools + state.changes.exchanges + state.changes.jobs:
         for upload in unit.uploads:
             wanted[upload.dest] = upload.artifact
     changed = [
@@ -86,9 +86,10 @@ def explain(state: HostState) -> list[Difference]:
         return state.changes.differences
     root = state.plan.layout.root
     paths = [d.subject.removeprefix("file ") for d in changed]
-    # a newline before each mark: a file without a final newline must not swallow the next one
     script = "; ".join(
-        f"echo; echo {shlex.quote(FILE_MARK + p)}; cat {shlex.quote(root + '/' + p)}" for p in paths
+        # a newline first: a file that does not end in one must not swallow the next mark
+        f"echo; echo {shlex.quote(FILE_MARK + p)}; cat {shlex.quote(root + '/' + p)}"
+        for p in paths
     )
     current: dict[str, list[str]] = {}
     name = ""

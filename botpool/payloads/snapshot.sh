@@ -45,11 +45,11 @@ docker ps -a --filter "label=$managed=true" --filter "label=$root_label=$root" \
 
 # everything but folders, links included (%f: the raw mode, file type and all)
 section files
-(cd "$root" 2>/dev/null && find pools exchanges monitoring -mindepth 1 \( "$@" \) -prune -o ! -type d \
+(cd "$root" 2>/dev/null && find pools exchanges monitoring jobs -mindepth 1 \( "$@" \) -prune -o ! -type d \
   -print0 2>/dev/null | xargs -0 -r stat -c '%f %u %g %n' 2>/dev/null)
 
 section hashes
-(cd "$root" 2>/dev/null && find pools exchanges monitoring -mindepth 1 \( "$@" \) -prune -o -type f \
+(cd "$root" 2>/dev/null && find pools exchanges monitoring jobs -mindepth 1 \( "$@" \) -prune -o -type f \
   -print0 2>/dev/null | xargs -0 -r sha256sum 2>/dev/null)
 
 section marker
@@ -59,7 +59,7 @@ section host-folders # followed: an operator may link pools to a disk
 (cd "$root" 2>/dev/null && stat -L -c '%a %u %g %n' . pools exchanges 2>/dev/null)
 
 section directories
-(cd "$root" 2>/dev/null && find pools exchanges monitoring -mindepth 1 -maxdepth 4 -type d \
+(cd "$root" 2>/dev/null && find pools exchanges monitoring jobs -mindepth 1 -maxdepth 4 -type d \
   -print0 2>/dev/null | xargs -0 -r stat -c '%a %u %g %n' 2>/dev/null)
 (cd "$root" 2>/dev/null && stat -c '%a %u %g %n' monitoring 2>/dev/null)
 
