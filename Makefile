@@ -6,8 +6,8 @@ SHELL := /bin/bash
 VENV := .venv/bin
 LAYOUT ?= inventory/layout.yaml
 PYTEST_ARGS ?=
-# end-to-end modules run on this many workers at once, a whole module each (on 2 cores, 2)
-E2E_WORKERS ?= 2
+# tests run on this many workers at once (on 2 cores, 2); end-to-end ones a whole module each
+WORKERS ?= 2
 
 .PHONY: bootstrap up status test test-fast test-e2e lint bench mutants clean-local
 
@@ -29,14 +29,14 @@ lint:
 	$(VENV)/mypy
 
 test-fast: bootstrap lint
-	$(VENV)/pytest -m "not e2e" $(PYTEST_ARGS)
+	$(VENV)/pytest -m "not e2e" -n $(WORKERS) $(PYTEST_ARGS)
 
 test: test-fast
 	$(MAKE) --no-print-directory test-e2e
 
 # the slowest modules start first (tests/conftest.py), each whole on one worker
 test-e2e: bootstrap
-	$(VENV)/pytest -m e2e -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder \
+	$(VENV)/pytest -m e2e -n $(WORKERS) --dist loadfile --no-loadscope-reorder \
 		--durations=15 $(PYTEST_ARGS)
 
 # break the lines that matter, one at a time: each must make a fast test fail
