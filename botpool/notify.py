@@ -439,7 +439,7 @@ def default_payload(message: str) -> dict[str, str]:
     and a line of text."""
     payload = {"bot": "{bot_name}", "event": "{type}"}
     if "trade_id" in FIELDS[message]:
-        payload.update(pair="{pair}", trade_id="{trade_id}")
+        payload.update(pair="{base_currency}", trade_id="{trade_id}")
     return {**payload, "text": TEXTS[message]}
 
 

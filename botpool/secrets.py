@@ -34,7 +34,7 @@ SECRET_FILE_MAX_BYTES = 64 * 1024
 # what a notification credentials file holds, per service: (required, optional) keys, each
 # with the pattern its value must match in full (described for the message; never shown)
 _HTTP_URL = re.compile(
-    r"https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?"
+    r"https?://[A-Za-z0-9]([A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?"
     r"(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?(\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?"
 )
 NOTIFY_VALUES: dict[str, tuple[re.Pattern[str], str]] = {

@@ -87,6 +87,7 @@ class Deployment:
     env: dict[str, str] = field(default_factory=dict)
     inventory: str = "inventory/local.py"
     runtime: str = "zygote"  # defaults.runtime of every layout it writes
+    project: str | None = None  # defaults.project (else derived from the root)
 
     @property
     def root(self) -> Path:
@@ -115,6 +116,8 @@ class Deployment:
           {self.name}: {{sandbox: true, step_seconds: 2, volatility: 0.002}}
         """
         text = textwrap.dedent(head).lstrip() + textwrap.dedent(extra_yaml)
+        if self.project:
+            text = text.replace("defaults:\n", f"defaults:\n  project: {self.project}\n", 1)
         self.layout.write_text(
             text + "users:\n" + textwrap.indent(textwrap.dedent(users_yaml), "  ")
         )
