@@ -1,12 +1,15 @@
 # The two quick-start commands, and a few more for development.
 #   make up    converge the embedded default (inventory/layout.yaml) onto this machine
-#   make test  install what is missing, then lint, unit and end-to-end tests
+#   make test  install what is missing, then lint, unit tests, and end-to-end tests (each
+#              step only once the one before passed)
 SHELL := /bin/bash
 VENV := .venv/bin
 LAYOUT ?= inventory/layout.yaml
 PYTEST_ARGS ?=
+# end-to-end modules run on this many workers at once, a whole module each (on 2 cores, 2)
+E2E_WORKERS ?= 2
 
-.PHONY: bootstrap up status test test-fast lint bench mutants clean-local
+.PHONY: bootstrap up status test test-fast test-e2e lint bench mutants clean-local
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -26,8 +29,13 @@ lint:
 test-fast: bootstrap lint
 	$(VENV)/pytest -m "not e2e" $(PYTEST_ARGS)
 
-test: bootstrap lint
-	$(VENV)/pytest --durations=15 $(PYTEST_ARGS)
+test: test-fast
+	$(MAKE) --no-print-directory test-e2e
+
+# the slowest modules start first (tests/conftest.py), each whole on one worker
+test-e2e: bootstrap
+	$(VENV)/pytest -m e2e -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--durations=15 $(PYTEST_ARGS)
 
 # break the lines that matter, one at a time: each must make a fast test fail
 mutants: bootstrap

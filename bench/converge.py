@@ -69,14 +69,15 @@ def compose_reference(dep: Deployment, image: str) -> tuple[float, float]:
             "command": "freqtrade trade --config config.json --userdir user_data",
             "volumes": [f"{dst}:/bot", f"{dep.root}/pools/{bot.pool}/strategies:/strategies:ro"],
             "ports": [f"127.0.0.1:{bot.host_port + 1000}:{bot.container_port}"],
-            "networks": ["botpool"],
+            "networks": [dep.network(bot.user)],  # where its exchange is, by name
             "restart": "unless-stopped",
         }
     for service in services.values():  # its strategies folder moved next to it
         config = Path(service["volumes"][0].split(":")[0]) / "config.json"
         config.write_text(config.read_text().replace('"../../strategies"', '"/strategies"'))
     subprocess.run(["chown", "-R", "1000:1000", str(directory)], check=True)
-    compose = {"version": "2.4", "services": services, "networks": {"botpool": {"external": True}}}
+    networks = {dep.network(user): {"external": True} for user in {b.user for b in plan.bots}}
+    compose = {"version": "2.4", "services": services, "networks": networks}
     (directory / "docker-compose.yml").write_text(yaml.safe_dump(compose))
     up = ["docker-compose", "-p", "botpoolbench", "up", "-d"]
     cold, _ = timed(
@@ -198,8 +199,8 @@ def main() -> None:
                     ("  failed: " + test["test"].rsplit("::", 1)[-1], test["message"][:200])
                 )
 
-        pools = sorted({b.pool for b in dep.plan().bots})
-        per_pool = {p: pool_memory(p) for p in pools}
+        pools = sorted(dep.plan().pools, key=lambda pool: pool.name)
+        per_pool = {p.name: pool_memory(p.container) for p in pools}
         bots = [kib for memory in per_pool.values() for kib in memory.bots]
         rows.append(
             (
@@ -216,7 +217,7 @@ def main() -> None:
         )
 
         if not args.skip_compose:
-            image = docker("inspect", "-f", "{{.Config.Image}}", pools[0]).strip()
+            image = docker("inspect", "-f", "{{.Config.Image}}", pools[0].container).strip()
             cold_c, noop_c = compose_reference(dep, image)
             rows.append(
                 (

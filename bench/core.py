@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from botpool.allocate import Allocation
-from botpool.plan import make_plan
-from botpool.render import render_host
-from botpool.secrets import SecretStore
-from botpool.validate import load_layout
+from botpool.core.allocate import Allocation
+from botpool.core.plan import make_plan
+from botpool.core.render import render_host
+from botpool.core.secretstore import SecretStore
+from botpool.core.validate import load_layout
 
 REPO = Path(__file__).resolve().parent.parent
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT"]

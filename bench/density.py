@@ -100,8 +100,10 @@ def memory_rows(label: str, pools: dict[str, PoolMemory]) -> list[tuple[str, ...
     return rows
 
 
-def measure(pools: list[str]) -> dict[str, PoolMemory]:
-    return {p: pool_memory(p) for p in pools}
+def measure(dep: Deployment) -> dict[str, PoolMemory]:
+    """Each pool's memory, by pool name (read from its container, <project>_<pool>)."""
+    pools = sorted(dep.plan().pools, key=lambda pool: pool.name)
+    return {p.name: pool_memory(p.container) for p in pools}
 
 
 def ping(port: int) -> bool:
@@ -111,11 +113,11 @@ def ping(port: int) -> bool:
         return False
 
 
-def restart_seconds(pool: str, program: str, port: int) -> float:
+def restart_seconds(container: str, program: str, port: int) -> float:
     """From `supervisorctl restart` until /ping answers from the new process."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        ["docker", "exec", pool, *CTL.split(), "restart", program],
+        ["docker", "exec", container, *CTL.split(), "restart", program],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -173,12 +175,12 @@ def main() -> None:
         traffic = Traffic(dep)
         traffic.start()
         started = time.monotonic()
-        pools = sorted({b.pool for b in dep.plan().bots})
         time.sleep(60)
-        memory += memory_rows("60 s", measure(pools))
+        memory += memory_rows("60 s", measure(dep))
         for runtime, prefix in (("process", "p"), ("zygote", "z")):
             bot = next(b for b in dep.plan().bots if b.key == f"{prefix}10/b3")
-            runs = [restart_seconds(bot.pool, bot.program, bot.host_port) for _ in range(3)]
+            container = dep.container(bot.pool)
+            runs = [restart_seconds(container, bot.program, bot.host_port) for _ in range(3)]
             timing.append(
                 (
                     runtime,
@@ -187,7 +189,7 @@ def main() -> None:
                 )
             )
         time.sleep(max(0.0, args.minutes * 60 - (time.monotonic() - started)))
-        memory += memory_rows(f"{args.minutes:g} min", measure(pools))
+        memory += memory_rows(f"{args.minutes:g} min", measure(dep))
         traffic.stop.set()
         trades = {
             prefix: sum(
@@ -224,7 +226,7 @@ def main() -> None:
                     )
                 )
                 time.sleep(60)
-                pools = measure(sorted({b.pool for b in dep.plan().bots}))
+                pools = measure(dep)
                 memory += memory_rows("36-bot example, 60 s", pools)
                 total = sum(m.total for m in pools.values()) / 1024
                 memory.append(
@@ -254,7 +256,7 @@ def main() -> None:
                 )
             )
             time.sleep(60)
-            pools = measure(sorted({b.pool for b in dep.plan().bots}))
+            pools = measure(dep)
             total = sum(m.total for m in pools.values()) / 1024
             memory.append(
                 (

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from botpool import freqtrade_validation, names, schema
-from botpool.allocate import lock_path, write_lock
-from botpool.pipeline import Artifact, HostRef, desired
-from botpool.plan import Plan, load_plan
-from botpool.render import ContainerSpec
-from botpool.secrets import SecretsError, SecretStore
-from botpool.source import LayoutError, printable
-from botpool.tunnel import TunnelError, local_url
+from botpool.core import freqtrade_validation, names, schema
+from botpool.core.allocate import lock_path, write_lock
+from botpool.core.pipeline import Artifact, HostRef, desired
+from botpool.core.plan import Plan, load_plan
+from botpool.core.render import ContainerSpec
+from botpool.core.secretstore import SecretsError, SecretStore
+from botpool.core.source import LayoutError, printable
+from botpool.hosts.tunnel import TunnelError, local_url
 
 OK, ERROR, CHANGES = 0, 1, 2
 
@@ -93,6 +93,10 @@ def plan_as_json(plan: Plan) -> dict[str, Any]:
                 "usable_mb": h.host.usable_mb,
                 "memory_mb": h.host.memory_mb,
                 "labels": h.host.labels,
+                "bots_per_exchange": {
+                    name: {"bots": n, "max": plan.layout.exchanges[name].max_bots_per_host}
+                    for name, n in h.bots_per_profile().items()
+                },
             }
             for h in plan.hosts.values()
         ],
@@ -121,6 +125,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     write_lock(lock, wanted)
     print(f"wrote {lock}", file=sys.stderr)
     return OK
+
+
+HOST_COLUMNS = ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE", "LABELS", "BOTS/EXCHANGE")
 
 
 def plan_tables(plan: Plan) -> str:
@@ -158,6 +165,10 @@ def plan_tables(plan: Plan) -> str:
             f"{h.host.usable_mb} MiB",
             f"{100 * h.projected_mb // max(h.host.usable_mb, 1)}%",
             " ".join(f"{k}={v}" for k, v in sorted(h.host.labels.items())),
+            ", ".join(
+                f"{name} {n}/{plan.layout.exchanges[name].max_bots_per_host or '-'}"
+                for name, n in h.bots_per_profile().items()
+            ),
         )
         for h in plan.hosts.values()
     ]
@@ -171,7 +182,21 @@ def plan_tables(plan: Plan) -> str:
             table(bots, ("HOST", "POOL", "BOT", "API", "STRATEGY", "DRY-RUN", "MEMORY", "NOTIFY")),
             table(pools, ("POOL", "HOST", "RUNTIME", "BOTS", "PROJECTED", "LIMIT")),
             "\n".join(
-                [table(hosts, ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE", "LABELS"))]
+                [
+                    table(
+                        hosts,
+                        (
+                            "HOST",
+                            "POOLS",
+                            "BOTS",
+                            "PROJECTED",
+                            "USABLE",
+                            "USE",
+                            "LABELS",
+                            "BOTS/EXCHANGE",
+                        ),
+                    )
+                ]
                 + moves
             ),
         ]
@@ -266,7 +291,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Every bot of this machine: supervisor state, API URL, whether it answers, trades."""
-    from botpool.status import host_status
+    from botpool.hosts.status import host_status
 
     plan = _plan(args)
     if args.host not in plan.hosts:
@@ -305,8 +330,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
     """Compare every host of a pyinfra inventory with its layout: 0 same, 2 drift, 1 error."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from botpool.drift import host_drift
-    from botpool.remote import inventory_hosts
+    from botpool.hosts.drift import host_drift
+    from botpool.hosts.remote import inventory_hosts
 
     hosts = inventory_hosts(args.inventory)
     with ThreadPoolExecutor(max_workers=16) as pool:  # hosts are read in parallel
@@ -335,9 +360,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
 def cmd_tunnel(args: argparse.Namespace) -> int:
     """One `ssh -L` per host of a pyinfra inventory, forwarding every bot's API (and FreqUI)
     to this machine; --run runs them until Ctrl-C."""
-    from botpool import tunnel
-    from botpool.pipeline import plan_of
-    from botpool.remote import inventory_hosts
+    from botpool.core.pipeline import plan_of
+    from botpool.hosts import tunnel
+    from botpool.hosts.remote import inventory_hosts
 
     try:
         hosts = inventory_hosts(args.inventory) if Path(args.inventory).is_file() else []

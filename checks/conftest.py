@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from botpool import health, probe
-from botpool.drift import explain, read_host
-from botpool.health import Finding
-from botpool.reconcile import Difference
-from botpool.remote import RemoteError, RemoteHost, inventory_hosts
-from botpool.source import LayoutError
+from botpool.core import health
+from botpool.core.health import Finding
+from botpool.core.reconcile import Difference
+from botpool.core.source import LayoutError
+from botpool.hosts import probe
+from botpool.hosts.drift import explain, read_host
+from botpool.hosts.remote import RemoteError, RemoteHost, inventory_hosts
 
 
 @dataclass
@@ -52,9 +53,8 @@ def read(remote: RemoteHost) -> HostResult:
             {"program": b.program, "pool": b.pool, "bot": b.name, "port": b.host_port}
             for b in host.bots
         ]
-        image = probe_image(
-            state.pools[0].container.image if state.pools else "", state.snapshot.images
-        )
+        pools = state.desired.pools
+        image = probe_image(pools[0].container.image if pools else "", state.snapshot.images)
         probing = probe.command(state.plan.layout.root, image, targets)
         seen = health.parse(remote.run(probing, "the bot probe"))
         findings = health.evaluate(host, state.snapshot, seen, state.plan.layout.checks)

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("botpool", "tests", "templates", "checks", "inventory", "pyproject.toml", "README.md")
+COPIED = (
+    "botpool",
+    "tasks",
+    "tests",
+    "templates",
+    "checks",
+    "inventory",
+    "pyproject.toml",
+    "README.md",
+)
 
 
 @dataclass(frozen=True)
@@ -34,42 +43,112 @@ class Mutant:
 MUTANTS = (
     Mutant(
         "a moved pool never keeps its port block",
-        "botpool/allocate.py",
+        "botpool/core/allocate.py",
         "first = _free_block(layout, host, block.size, pools, prefer=block.first_port)",
         "first = _free_block(layout, host, block.size, pools)",
         ("tests/test_allocate.py",),
     ),
     Mutant(
         "the stake check uses the wallet, not wallet x tradable_balance_ratio",
-        "botpool/validate.py",
+        "botpool/core/validate.py",
         "available = wallet * s.tradable_balance_ratio",
         "available = wallet",
         ("tests/test_layout.py",),
     ),
     Mutant(
         "an off-by-one in the stake check",
-        "botpool/validate.py",
+        "botpool/core/validate.py",
         "elif s.stake_amount * s.max_open_trades > available * (1 + 1e-9):",
         "elif s.stake_amount * (s.max_open_trades + 1) > available * (1 + 1e-9):",
         ("tests/test_layout.py",),
     ),
     Mutant(
         "the secret type prints its secrets",
-        "botpool/secrets.py",
+        "botpool/core/secretstore.py",
         "    def __repr__(self) -> str:  # never print a secret by accident",
         "    def __repr_off__(self) -> str:  # never print a secret by accident",
         ("tests/test_secrets.py",),
     ),
     Mutant(
         "a lock's port blocks may overlap",
-        "botpool/allocate.py",
+        "botpool/core/allocate.py",
         "if after.first_port < before.first_port + before.size:",
         "if after.first_port < before.first_port:",
         ("tests/test_hostile_inputs.py", "-k", "lock"),
     ),
     Mutant(
+        "the spec hash ignores the memory limit",
+        "botpool/core/render.py",
+        '        spec.pop("labels")\n',
+        '        spec.pop("labels")\n        spec.pop("memory_limit_mb")\n',
+        ("tests/test_render.py", "tests/test_reconcile.py"),
+    ),
+    Mutant(
+        "the spec hash ignores supervisord.conf",
+        "botpool/core/render.py",
+        'inputs=(("supervisord.conf", sha256(supervisord)),),',
+        "inputs=(),",
+        ("tests/test_render.py", "tests/test_reconcile.py"),
+    ),
+    Mutant(
+        "a strategy edit restarts none of its bots",
+        "botpool/core/render.py",
+        "inputs = sha256(config.hash + strategy_hash[bot.settings.strategy])[:16]",
+        "inputs = sha256(config.hash)[:16]",
+        ("tests/test_render.py", "tests/test_reconcile.py"),
+    ),
+    Mutant(
+        "a stopped container is never started",
+        "botpool/core/reconcile.py",
+        "        if not current.running:",
+        "        if False:",
+        ("tests/test_reconcile.py",),
+    ),
+    Mutant(
+        "FATAL is not counted as down",
+        "botpool/core/reconcile.py",
+        'DOWN_STATES = {"STOPPED", "EXITED", "FATAL"}',
+        'DOWN_STATES = {"STOPPED", "EXITED"}',
+        ("tests/test_reconcile.py",),
+    ),
+    Mutant(
+        "the snapshot sees every container running",
+        "botpool/core/snapshot.py",
+        'seen["state"] == "running",',
+        "True,",
+        ("tests/test_snapshot.py", "tests/test_reconcile.py"),
+    ),
+    Mutant(
+        "the crash-loop check ignores the exit count",
+        "botpool/core/health.py",
+        'bot.state not in ("FATAL", "BACKOFF") and exits <= limit,',
+        'bot.state not in ("FATAL", "BACKOFF"),',
+        ("tests/test_health.py",),
+    ),
+    Mutant(
+        "FATAL is no crash loop",
+        "botpool/core/health.py",
+        'bot.state not in ("FATAL", "BACKOFF") and exits <= limit,',
+        'bot.state not in ("BACKOFF",) and exits <= limit,',
+        ("tests/test_health.py",),
+    ),
+    Mutant(
+        "drift shows the values that differ",
+        "botpool/hosts/drift.py",
+        'return [] if a == b else [prefix.rstrip(".")]',
+        "return [] if a == b else [f\"{prefix.rstrip('.')}={b}\"]",
+        ("tests/test_drift.py",),
+    ),
+    Mutant(
+        "a root without botpool's marker has its folders deleted",
+        "botpool/core/reconcile.py",
+        "    if not snap.marked:\n        _hold_deletions(changes, report)",
+        "    if False:\n        _hold_deletions(changes, report)",
+        ("tests/test_reconcile.py",),
+    ),
+    Mutant(
         "a pattern accepts a trailing newline again",
-        "botpool/schema.py",
+        "botpool/core/schema.py",
         "if isinstance(value, str) and NAME_RE.fullmatch(value):",
         "if isinstance(value, str) and re.match(NAME_RE.pattern + '$', value):",
         ("tests/test_hostile_inputs.py", "-k", "newline"),

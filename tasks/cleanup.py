@@ -6,7 +6,7 @@ Only containers labelled botpool.managed=true are ever touched.
 
 from pyinfra import host
 
-from botpool import names
+from botpool.core import names
 from tasks import context, operations
 
 ctx = context.for_host(host)

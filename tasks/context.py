@@ -1,6 +1,6 @@
 """What one host should run and what it runs now: computed once per host, shared by tasks.
 
-The desired state comes from botpool.pipeline (the same one drift and checks use): the
+The desired state comes from botpool.core.pipeline (the same one drift and checks use): the
 layout of `BOTPOOL_LAYOUT`, else the inventory's `botpool_layout` host data, else
 inventory/layout.yaml, and the layout host named by `botpool_host` (default: the
 inventory name). The snapshot is one pyinfra fact (one command on the host).
@@ -16,13 +16,13 @@ from functools import cache
 from pyinfra import inventory
 from pyinfra.api.host import Host
 
-from botpool import freqtrade_validation
-from botpool.allocate import Allocation
-from botpool.image import ImageSpec
-from botpool.pipeline import Desired, HostChanges, HostRef, desired, host_ref, plan_of
-from botpool.plan import HostPlan, Plan
-from botpool.snapshot import Snapshot
-from botpool.source import LayoutError
+from botpool.core import freqtrade_validation
+from botpool.core.allocate import Allocation
+from botpool.core.image import ImageSpec
+from botpool.core.pipeline import Desired, HostChanges, HostRef, desired, host_ref, plan_of
+from botpool.core.plan import HostPlan, Plan
+from botpool.core.snapshot import Snapshot
+from botpool.core.source import LayoutError
 from tasks.facts import BotpoolSnapshot
 
 STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")  # one archive folder per converge

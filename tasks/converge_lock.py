@@ -1,4 +1,4 @@
-"""Take and release the converge lock of every host of a run (botpool.hostlock: what it is).
+"""Take and release the converge lock of every host of a run (botpool.hosts.hostlock: what it is).
 
 Where: pyinfra 3 reads facts while it plans (`host.get_fact` runs a command at once), so the
 lock must be taken while deploy.py loads, before the first task reads a host's snapshot:
@@ -37,7 +37,7 @@ from pyinfra.connectors.local import LocalConnector
 from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.connectors.util import make_unix_command_for_host
 
-from botpool import hostlock
+from botpool.hosts import hostlock
 from tasks import context
 
 GRACE = 30  # seconds beyond botpool_lock_wait for the holder's answer (a slow host, sudo)

@@ -1,6 +1,6 @@
 """The Docker engine: installed and answering, on Debian or Ubuntu, with or without systemd.
 
-Decided from one cheap command (botpool.image.DOCKER_STATE_COMMAND: is dockerd installed,
+Decided from one cheap command (botpool.core.image.DOCKER_STATE_COMMAND: is dockerd installed,
 does the engine answer, which botpool images exist). A host whose engine answers gets no
 operation at all. The answer is kept in `host.data.botpool_docker` so that tasks/image.py
 decides from the same command instead of asking again.
@@ -19,7 +19,7 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import apt, server
 
-from botpool.image import DOCKER_STATE_COMMAND, DockerState, parse_docker_state
+from botpool.core.image import DOCKER_STATE_COMMAND, DockerState, parse_docker_state
 from tasks import context
 
 

@@ -1,10 +1,10 @@
-"""pyinfra facts botpool reads from a host: everything in one command (botpool.snapshot)."""
+"""pyinfra facts botpool reads from a host: everything in one command (botpool.core.snapshot)."""
 
 from __future__ import annotations
 
 from pyinfra.api import FactBase
 
-from botpool import snapshot
+from botpool.core import snapshot
 
 
 class BotpoolSnapshot(FactBase[snapshot.Snapshot]):

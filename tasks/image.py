@@ -1,6 +1,6 @@
 """Pool images on the host: nothing happens when their tags are there; otherwise they get there.
 
-Which images: `host.data.botpool_image` (an ImageSpec from botpool.image, or a list of them);
+Which images: `host.data.botpool_image` (an ImageSpec from botpool.core.image, or a list of them);
 without it, the images the layout's pools on this host need (tasks/context.py).
 Whether they are there: `host.data.botpool_docker`, read by tasks/engine.py (include it
 first), so a converged host costs no command here. An engine that was stopped when it was
@@ -37,7 +37,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.operations import apt, python, server
 
-from botpool.image import DockerState, ImageSpec, base_build_command
+from botpool.core.image import DockerState, ImageSpec, base_build_command
 from tasks import context
 
 BUILD_MODES = ("host", "controller")

@@ -5,8 +5,8 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.operations import python
 
-from botpool.allocate import lock_path, write_lock
-from botpool.plan import Plan
+from botpool.core.allocate import lock_path, write_lock
+from botpool.core.plan import Plan
 from tasks import context
 
 

@@ -11,7 +11,7 @@ received. A converge that stops half-way repeats the move: the new host still ha
 
 from pyinfra import host
 
-from botpool import names
+from botpool.core import names
 from tasks import context, operations
 
 moves = context.moves()

@@ -13,6 +13,12 @@ from tasks import context, operations
 
 ctx = context.for_host(host)
 
+if ctx.changes.mark_root:
+    operations.mark_root(
+        name=f"Mark {ctx.root} as botpool's (nothing is deleted in an unmarked root)",
+        root=ctx.root,
+        project=ctx.plan.layout.project,
+    )
 if ctx.changes.host_folders:
     operations.own_host_folders(
         name=f"Give {', '.join(ctx.changes.host_folders)} of {ctx.root} back to root",

@@ -1,6 +1,6 @@
 """The few pyinfra operations botpool needs beyond pyinfra's own, each one small.
 
-Decisions are made beforehand (botpool.reconcile); these only carry them out. Files that
+Decisions are made beforehand (botpool.core.reconcile); these only carry them out. Files that
 hold secrets are uploaded into a root-only staging folder and moved into place, so they
 are never readable by others, never half-written, and never printed (not even by --diff).
 """
@@ -15,9 +15,9 @@ import tempfile
 from pyinfra.api import FileUploadCommand, FunctionCommand, StringCommand, operation
 from pyinfra.api.host import Host
 
-from botpool.names import MANAGED, ROOT, SUPERVISORCTL, USER
-from botpool.reconcile import Folder, Upload
-from botpool.render import ContainerSpec
+from botpool.core.names import MANAGED, ROOT, ROOT_MARKER, SUPERVISORCTL, USER
+from botpool.core.reconcile import Folder, Upload
+from botpool.core.render import ContainerSpec
 
 SUDO_ARGUMENTS = ("_sudo", "_sudo_user", "_su_user", "_use_sudo_password")
 
@@ -57,6 +57,14 @@ def own_host_folders(root: str, paths: list[str]):
     (links followed: an operator may have put them on another disk)."""
     full = [f"{root}/{p}" for p in paths]
     yield q("chown", "0:0", *full) + " && " + q("chmod", "go-w", *full)
+
+
+@operation()
+def mark_root(root: str, project: str):
+    """botpool's marker in the root: only a marked root has anything deleted or archived."""
+    marker = f"{root}/{ROOT_MARKER}"
+    text = f"botpool converges this folder (project {project}); do not delete this file\n"
+    yield q("install", "-d", "-m", "0755", root) + " && " + f"printf %s {q(text)} > {q(marker)}"
 
 
 @operation()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from botpool.secrets import SecretStore
+from botpool.core.secretstore import SecretStore
 
 STRATEGIES = """
 from freqtrade.strategy import IStrategy
@@ -74,3 +74,34 @@ def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SecretStore:
     directory = tmp_path / "secrets"
     monkeypatch.setenv("BOTPOOL_SECRETS_DIR", str(directory))
     return SecretStore(directory)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest end-to-end modules first (each says about how long it takes, in its
+    `pytest.mark.e2e(minutes=N)`), the rest in file order: `make test` hands modules to two
+    workers in this order (xdist --dist loadfile --no-loadscope-reorder), so the longest
+    start at once and the short ones fill in, and both workers finish at about the same
+    time."""
+    items.sort(key=lambda item: -_e2e_minutes(item))  # stable: a module's tests keep their order
+
+
+def _e2e_minutes(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("e2e")
+    return float(marker.kwargs.get("minutes", 0)) if marker else 0.0
+
+
+_SECONDS: dict[str, float] = {}  # test module -> its tests' setup, call and teardown
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = report.nodeid.split("::", 1)[0]
+    _SECONDS[module] = _SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How long each module took on its worker (end-to-end runs: where the time goes)."""
+    slow = sorted(((s, m) for m, s in _SECONDS.items() if s >= 30), reverse=True)
+    if slow:
+        terminalreporter.section("module times (setup + tests + teardown)")
+        for seconds, module in slow:
+            terminalreporter.write_line(f"{seconds / 60:5.1f} min  {module}")

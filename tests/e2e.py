@@ -20,12 +20,13 @@ from pathlib import Path
 
 import httpx
 
-from botpool.plan import Plan, load_plan
-from botpool.secrets import SecretStore
+from botpool.core import names
+from botpool.core.plan import Plan, load_plan
+from botpool.core.secretstore import SecretStore
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv" / "bin"
-CTL = "supervisorctl -c /botpool/supervisord.conf"
+CTL = names.SUPERVISORCTL
 
 
 @dataclass
@@ -81,13 +82,15 @@ class CheckRun:
 
 @dataclass
 class Deployment:
-    name: str  # also the sandbox exchange profile name
+    name: str  # also its project (so its containers' and networks' prefix) and exchange profile
     directory: Path
     base_port: int
     env: dict[str, str] = field(default_factory=dict)
     inventory: str = "inventory/local.py"
     runtime: str = "zygote"  # defaults.runtime of every layout it writes
-    project: str | None = None  # defaults.project (else derived from the root)
+    # False: its layouts leave `defaults.project` out, as older releases' did (no such key),
+    # and its project is the one botpool derives from the root
+    names_project: bool = True
 
     @property
     def root(self) -> Path:
@@ -101,11 +104,32 @@ class Deployment:
     def secrets(self) -> SecretStore:
         return SecretStore(self.directory / "secrets")
 
+    # --- the names it has on a host (botpool.core.names): no test spells one by hand --------------
+
+    @property
+    def project(self) -> str:
+        """Its project: its name, which every layout it writes sets as `defaults.project`
+        (unless names_project is False: then the one botpool derives from its root)."""
+        return names.project(str(self.root), self.name if self.names_project else None)
+
+    def container(self, pool: str) -> str:
+        """The container of one of its pools (`ann-pool-1` -> `e2econv_ann-pool-1`)."""
+        return names.pool_container(self.project, pool)
+
+    def exchange_container(self, profile: str | None = None) -> str:
+        """The container of a sandbox exchange (default: its own profile)."""
+        return names.exchange_container(self.project, profile or self.name)
+
+    def network(self, user: str) -> str:
+        """The Docker network of one user's pools."""
+        return names.user_network(self.project, user)
+
     def write(self, users_yaml: str, extra_yaml: str = "") -> None:
-        """A layout with this deployment's root, ports and exchange, extra top-level keys, users."""
+        """A layout with this deployment's root, project, ports, exchange, extra keys and users."""
         head = f"""
         defaults:
           root: {self.root}
+          project: {self.project}
           runtime: {self.runtime}
           base_port: {self.base_port}
           strategies_dir: {REPO / "inventory" / "strategies"}
@@ -116,8 +140,8 @@ class Deployment:
           {self.name}: {{sandbox: true, step_seconds: 2, volatility: 0.002}}
         """
         text = textwrap.dedent(head).lstrip() + textwrap.dedent(extra_yaml)
-        if self.project:
-            text = text.replace("defaults:\n", f"defaults:\n  project: {self.project}\n", 1)
+        if not self.names_project:
+            text = text.replace(f"  project: {self.project}\n", "", 1)
         self.layout.write_text(
             text + "users:\n" + textwrap.indent(textwrap.dedent(users_yaml), "  ")
         )
@@ -182,9 +206,13 @@ class Deployment:
 
     # --- reading the real thing -----------------------------------------------------------
 
+    def ctl(self, pool: str, *args: str, check: bool = True) -> str:
+        """`supervisorctl ARGS` inside one of its pools (by pool name)."""
+        return docker("exec", self.container(pool), *CTL.split(), *args, check=check)
+
     def programs(self, pool: str) -> dict[str, tuple[str, int | None]]:
-        """supervisor's view inside a pool: program -> (state, pid)."""
-        out = docker("exec", pool, *CTL.split(), "status", check=False)
+        """supervisor's view inside a pool (by pool name): program -> (state, pid)."""
+        out = self.ctl(pool, "status", check=False)
         result = {}
         for line in out.splitlines():
             parts = line.split()
@@ -234,11 +262,54 @@ class Deployment:
         raise AssertionError(f"bots not answering after {timeout}s: {silent}")
 
 
+def start_pyinfra(dep: Deployment, *args: str, deploy: str = "deploy.py") -> subprocess.Popen[str]:
+    """`pyinfra INVENTORY DEPLOY -vv ARGS` in the background (stdin: a pipe). Without -y it
+    stops at pyinfra's "Press enter to execute..." once it has planned, holding its converge
+    lock: a person reading the changes, for as long as a test needs, without sleeping."""
+    return subprocess.Popen(
+        [str(VENV / "pyinfra"), dep.inventory, deploy, "-vv", *args],
+        cwd=REPO,
+        env=dep.environment(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(run: subprocess.Popen[str], confirm: bool = False, seen: str = "") -> tuple[int, str]:
+    """Its exit code and output (pressing enter first, if it waits at the prompt)."""
+    output, _ = run.communicate("\n" if confirm else None, timeout=600)
+    return run.returncode, seen + output
+
+
+def read_until(run: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
+    """Its output up to the line holding `text` (which it prints before it blocks)."""
+    assert run.stdout is not None
+    seen, deadline = "", time.monotonic() + timeout
+    while text not in seen:
+        line = run.stdout.readline()
+        assert line and time.monotonic() < deadline, f"no {text!r} in:\n{seen[-3000:]}"
+        seen += line
+    return seen
+
+
 def docker(*args: str, check: bool = True) -> str:
     proc = subprocess.run(["docker", *args], capture_output=True, text=True)
     if check and proc.returncode:
         raise AssertionError(f"docker {' '.join(args)}: {proc.stderr}")
     return proc.stdout
+
+
+def mode_of(path: Path) -> tuple[int, int, int]:
+    """Owner, group and mode of a path (of a link itself, not what it points to)."""
+    st = path.lstat()
+    return st.st_uid, st.st_gid, st.st_mode & 0o7777
+
+
+def container_names() -> set[str]:
+    """The name of every container on this engine, running or not."""
+    return set(docker("ps", "-a", "--format", "{{.Names}}").split())
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 1.0, what: str = "condition"):  # noqa: ANN001, ANN201

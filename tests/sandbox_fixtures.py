@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from botpool.sandbox import freqtrade_exchange_overrides, serve
+from botpool.payloads.sandbox import freqtrade_exchange_overrides, serve
 
 REPO = Path(__file__).resolve().parent.parent
 FREQTRADE = REPO / ".venv" / "bin" / "freqtrade"

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from botpool.allocate import Allocation, allocate, lock_path, read_lock
-from botpool.layout import Bot, BotSettings, Host, Layout, User
-from botpool.plan import load_plan, make_plan
-from botpool.source import LayoutError
-from botpool.validate import load_layout
+from botpool.core.allocate import Allocation, allocate, lock_path, read_lock
+from botpool.core.layout import Bot, BotSettings, Host, Layout, User
+from botpool.core.plan import load_plan, make_plan
+from botpool.core.source import LayoutError
+from botpool.core.validate import load_layout
 
 from .conftest import MINIMAL
 
@@ -306,3 +306,41 @@ def test_removing_a_host_that_still_runs_pools_is_refused(write_layout):
     path.write_text(path.read_text().replace("  alice:\n", "  alice:\n    host: h0\n"))
     with pytest.raises(LayoutError, match="pool alice-pool-1 is still moving from host h1"):
         load_plan(path)
+
+
+RATE_LIMITED = """
+defaults:
+  bot: {exchange: real, strategy: SampleStrategy, stake_amount: 10, dry_run_wallet: 1000,
+        pairs: [BTC/USDT]}
+hosts:
+  h0: {memory_mb: 8000}
+  h1: {memory_mb: 7000}
+exchanges:
+  real: {exchange: binance, max_bots_per_host: 2}
+users:
+  alice:
+    bots: [{name: a}, {name: b}, {name: c}]
+"""
+
+
+def test_bots_of_a_rate_limited_exchange_spread_over_hosts(write_layout):
+    plan = load_plan(write_layout(RATE_LIMITED))
+    hosts = {b.name: b.host for b in plan.bots}
+    assert hosts == {"a": "h0", "b": "h0", "c": "h1"}  # c opens alice-pool-2 on h1
+    assert {h.name: h.bots_per_profile() for h in plan.hosts.values()} == {
+        "h0": {"real": 2},
+        "h1": {"real": 1},
+    }
+
+
+def test_a_pin_beyond_an_exchanges_limit_is_refused(write_layout):
+    path = write_layout(RATE_LIMITED.replace("  alice:\n", "  alice:\n    host: h1\n"))
+    with pytest.raises(LayoutError, match="host h1 would run 3 bots of exchange profile real"):
+        load_plan(path)
+
+
+def test_a_real_exchange_defaults_to_four_bots_per_host_and_the_sandbox_to_none(write_layout):
+    text = RATE_LIMITED.replace("binance, max_bots_per_host: 2}", "binance}")
+    layout = load_layout(write_layout(text))
+    assert layout.exchanges["real"].max_bots_per_host == 4
+    assert layout.exchanges["sandbox"].max_bots_per_host is None

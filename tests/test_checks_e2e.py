@@ -1,5 +1,6 @@
 """checks/ and `botpool drift` on the real engine: break the real thing, see the right message,
-converge, see it pass again.
+converge, see it pass again. One deployment, each runtime side by side: cat's pool forks its
+bots from a zygote, dog's runs one freqtrade process a bot; every fault is done to both.
 """
 
 from __future__ import annotations
@@ -13,25 +14,20 @@ import subprocess
 import pytest
 import yaml
 
-from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
+from .e2e import REPO, VENV, Deployment, container_names, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e(minutes=4)
 
-USERS = """
-cat:
-  bots:
-    - name: a
-    - {name: b, pairs: [ETH/USDT]}
-    - {name: stag, pairs: [SOL/USDT]}
-"""
+RUNTIMES = {"cat": "zygote", "dog": "process"}  # user -> the runtime of its pool
+BOTS = "    - name: a\n    - {name: b, pairs: [ETH/USDT]}\n    - {name: stag, pairs: [SOL/USDT]}\n"
+USERS = "".join(f"{u}:\n  runtime: {r}\n  bots:\n{BOTS}" for u, r in RUNTIMES.items())
+POOLS = [f"{user}-pool-1" for user in RUNTIMES]
 THRESHOLDS = "checks:\n  stagnant_after_minutes: 1\n"
 
 
-@pytest.fixture(scope="module", params=["zygote", "process"])
-def dep(tmp_path_factory, request) -> Deployment:
-    """Every check under each runtime (the module runs twice, one deployment at a time)."""
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory) -> Deployment:
     deployment = new_deployment(tmp_path_factory.mktemp("checks"), "e2echk", 19500)
-    deployment.runtime = request.param
     deployment.write(USERS, extra_yaml=THRESHOLDS)
     deployment.converge()
     deployment.wait_answering()
@@ -59,7 +55,7 @@ def drift(dep: Deployment, inventory: str = "inventory/local.py") -> tuple[int, 
 def settle(dep: Deployment) -> None:
     dep.converge()
     dep.wait_answering()
-    dep.pids("cat-pool-1")
+    dep.pids(*POOLS)
 
 
 def test_a_converged_host_passes_every_check_and_has_no_drift(dep):
@@ -147,41 +143,41 @@ def test_the_ci_workflow_steps_pass_against_this_machine(dep, tmp_path):
     assert (dep.directory / "reports" / "checks.xml").exists()
 
     # drift: the readable table in the log, the JSON in reports/, and the step exits 2
-    docker(
-        "exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf", "stop", "cat-b"
-    )
+    for user in RUNTIMES:
+        dep.ctl(f"{user}-pool-1", "stop", f"{user}-b")
     proc = run_step(steps["Drift"], dep.directory, env)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stdout.startswith("HOST ") and re.search(r"@local +bot cat/b +stopped", proc.stdout)
+    assert proc.stdout.startswith("HOST ")
+    for user in RUNTIMES:
+        assert re.search(rf"@local +bot {user}/b +stopped", proc.stdout), proc.stdout
     (host,) = json.loads(report.read_text())
-    assert {d["subject"] for d in host["differences"]} == {"bot cat/b"}, host
+    assert {d["subject"] for d in host["differences"]} == {f"bot {u}/b" for u in RUNTIMES}, host
     settle(dep)
 
 
 def test_a_stopped_program(dep):
-    docker(
-        "exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf", "stop", "cat-a"
-    )
+    for user in RUNTIMES:
+        dep.ctl(f"{user}-pool-1", "stop", f"{user}-a")
     failed = checks(dep)
-    assert (
-        "program cat-a in cat-pool-1 is STOPPED" in failed["test_check[@local|bot cat/a|running]"]
-    )
     code, output = drift(dep)
-    assert code == 2 and re.search(r"bot cat/a\s+stopped", output), output
+    for user in RUNTIMES:
+        stopped = f"program {user}-a in {user}-pool-1 is STOPPED"
+        assert stopped in failed[f"test_check[@local|bot {user}/a|running]"]
+        assert code == 2 and re.search(rf"bot {user}/a\s+stopped", output), output
     settle(dep)
     assert checks(dep) == {}
 
 
 def test_a_stopped_zygote_is_named_with_every_bot_it_leaves_down(dep):
-    if dep.runtime != "zygote":
-        pytest.skip("only a zygote pool has a zygote")
-    ctl = ["exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf"]
-    docker(*ctl, "stop", "zygote")  # its bots stop with it; their launchers wait for it
+    """Only a zygote pool has a zygote (and its check: CheckRun.failures proves the process
+    pool has none)."""
+    dep.ctl("cat-pool-1", "stop", "zygote")  # its bots stop with it; their launchers wait for it
     failed = checks(dep)
     assert (
         "the zygote of cat-pool-1 is STOPPED" in failed["test_check[@local|pool cat-pool-1|zygote]"]
     )
     assert "does not answer" in failed["test_check[@local|bot cat/a|api]"]
+    assert not [name for name in failed if "dog" in name], failed  # the other pool: untouched
     code, output = drift(dep)
     assert code == 2 and "program cat-pool-1:zygote" in output, output
     settle(dep)
@@ -189,24 +185,27 @@ def test_a_stopped_zygote_is_named_with_every_bot_it_leaves_down(dep):
 
 
 def test_a_killed_container(dep):
-    docker("kill", "cat-pool-1")
+    for name in POOLS:
+        docker("kill", dep.container(name))
     failed = checks(dep)
-    assert (
-        "container cat-pool-1 is stopped" in failed["test_check[@local|pool cat-pool-1|container]"]
-    )
-    assert "does not answer" in failed["test_check[@local|bot cat/b|api]"]
+    for user in RUNTIMES:
+        name = f"{user}-pool-1"
+        stopped = f"container {dep.container(name)} is stopped"
+        assert stopped in failed[f"test_check[@local|pool {name}|container]"]
+        assert "does not answer" in failed[f"test_check[@local|bot {user}/b|api]"]
     assert drift(dep)[0] == 2
     settle(dep)
     assert checks(dep) == {}
 
 
 def test_a_stray_container_with_botpool_labels(dep):
+    stray = f"{dep.project}_stray"
     docker(
         "run",
         "-d",
         "--init",  # sleep as PID 1 would ignore the converge's SIGTERM for 45 s
         "--name",
-        "e2echk-stray",
+        stray,
         "--label",
         "botpool.managed=true",
         "--label",
@@ -218,61 +217,78 @@ def test_a_stray_container_with_botpool_labels(dep):
         "600",
     )
     failed = checks(dep)
-    assert "container e2echk-stray: extra" in failed["test_host_runs_exactly_the_plan[@local]"]
+    assert f"container {stray}: extra" in failed["test_host_runs_exactly_the_plan[@local]"]
     settle(dep)
-    assert "e2echk-stray" not in docker("ps", "-a", "--format", "{{.Names}}").split()
+    assert stray not in container_names()
     assert checks(dep) == {}
 
 
 def test_a_stray_program_file(dep):
-    stray = dep.root / "pools" / "cat-pool-1" / "programs" / "cat-ghost.conf"
-    stray.write_text("[program:cat-ghost]\ncommand=sleep 1000\n")
+    strays = {}
+    for user in RUNTIMES:
+        strays[user] = dep.root / "pools" / f"{user}-pool-1" / "programs" / f"{user}-ghost.conf"
+        strays[user].write_text(f"[program:{user}-ghost]\ncommand=sleep 1000\n")
     code, output = drift(dep)
-    assert code == 2 and "file pools/cat-pool-1/programs/cat-ghost.conf" in output
-    assert "extra" in output
+    assert code == 2 and "extra" in output
+    for user in RUNTIMES:
+        assert f"file pools/{user}-pool-1/programs/{user}-ghost.conf" in output
     settle(dep)
-    assert not stray.exists() and drift(dep)[0] == 0
+    assert not any(stray.exists() for stray in strays.values()) and drift(dep)[0] == 0
 
 
 def test_a_config_edited_on_the_host(dep):
-    config = dep.root / "pools" / "cat-pool-1" / "bots" / "b" / "config.json"
-    data = json.loads(config.read_text())
-    data["stake_amount"] = 99
-    config.write_text(json.dumps(data))
+    configs, passwords = [], []
+    for name in POOLS:
+        config = dep.root / "pools" / name / "bots" / "b" / "config.json"
+        data = json.loads(config.read_text())
+        data["stake_amount"] = 99
+        config.write_text(json.dumps(data))
+        configs.append(config)
+        passwords.append(data["api_server"]["password"])
     code, output = drift(dep)
     assert code == 2
-    assert "stake_amount differ (values not shown)" in output
-    assert data["api_server"]["password"] not in output
+    for name in POOLS:
+        assert f"file pools/{name}/bots/b/config.json" in output, output
+    assert output.count("stake_amount differ (values not shown)") == len(POOLS), output
+    assert not [password for password in passwords if password in output]
     failed = checks(dep)
     assert "stake_amount differ" in failed["test_host_runs_exactly_the_plan[@local]"]
     settle(dep)
-    assert json.loads(config.read_text())["stake_amount"] == 10 and checks(dep) == {}
+    assert all(json.loads(c.read_text())["stake_amount"] == 10 for c in configs)
+    assert checks(dep) == {}
 
 
 def test_a_stagnant_bot_is_named_with_its_reason(dep):
     """The stagnant-bot fixture of the sandbox issue, made on a deployed bot: a stake its
     wallet cannot cover (validation would refuse it; the host is edited behind its back)."""
-    ctl = ["exec", "cat-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf"]
-    docker(*ctl, "stop", "cat-stag")
-    bot = dep.root / "pools" / "cat-pool-1" / "bots" / "stag"
-    data = json.loads((bot / "config.json").read_text())
-    data.update(dry_run_wallet=100, stake_amount=500)
-    (bot / "config.json").write_text(json.dumps(data))
-    for database in (bot / "user_data").glob("tradesv3.sqlite*"):
-        database.unlink()
-    docker(*ctl, "start", "cat-stag")
-    stagnant = "test_check[@local|bot cat/stag|stagnant]"
-    # checks.stagnant_after_minutes is 1: the finding must appear once the bot ran a minute
-    message = wait_for(lambda: checks(dep).get(stagnant), 150, 10, "the stagnant finding")
-    assert re.match(r"cat-stag has run [12] min with 0 trades", message), message
-    assert (
-        "wallet 100.0 USDT free of 100.0" in message
-        and "stake 500" in message
-        and "free trade slots 3 of 3" in message
-    )
-    assert "lower than stake amount (500 USDT)" in message
+    for user in RUNTIMES:
+        dep.ctl(f"{user}-pool-1", "stop", f"{user}-stag")
+        bot = dep.root / "pools" / f"{user}-pool-1" / "bots" / "stag"
+        data = json.loads((bot / "config.json").read_text())
+        data.update(dry_run_wallet=100, stake_amount=500)
+        (bot / "config.json").write_text(json.dumps(data))
+        for database in (bot / "user_data").glob("tradesv3.sqlite*"):
+            database.unlink()
+        dep.ctl(f"{user}-pool-1", "start", f"{user}-stag")
+    stagnant = {user: f"test_check[@local|bot {user}/stag|stagnant]" for user in RUNTIMES}
+
+    def findings() -> dict[str, str] | None:
+        failed = checks(dep)
+        found = {user: failed.get(test) for user, test in stagnant.items()}
+        return found if all(found.values()) else None
+
+    # checks.stagnant_after_minutes is 1: the findings must appear once the bots ran a minute
+    messages = wait_for(findings, 150, 10, "the stagnant finding of each runtime")
+    for user, message in messages.items():
+        assert re.match(rf"{user}-stag has run [12] min with 0 trades", message), message
+        assert (
+            "wallet 100.0 USDT free of 100.0" in message
+            and "stake 500" in message
+            and "free trade slots 3 of 3" in message
+        )
+        assert "lower than stake amount (500 USDT)" in message
     settle(dep)
-    assert "test_check[@local|bot cat/stag|stagnant]" not in checks(dep)
+    assert not set(stagnant.values()) & set(checks(dep))
 
 
 def test_drift_exit_codes_for_errors(dep, tmp_path):

@@ -7,10 +7,10 @@ import re
 import subprocess
 import sys
 
-from botpool import schema
-from botpool.allocate import lock_path
 from botpool.cli import main
-from botpool.runtimes import ZYGOTE
+from botpool.core import schema
+from botpool.core.allocate import lock_path
+from botpool.core.runtimes import ZYGOTE
 
 from .conftest import MINIMAL
 from .e2e import REPO
@@ -92,7 +92,7 @@ def test_plan_shows_host_labels_and_pending_moves(write_layout, secrets, capsys)
         MINIMAL.replace("users:", hosts).replace("  alice:\n", "  alice:\n    host: h0\n")
     )
     assert main(["plan", str(path)]) == 0
-    assert re.search(r"^h0 .* region=eu$", capsys.readouterr().out, re.M)
+    assert re.search(r"^h0 .* region=eu  sandbox 1/-$", capsys.readouterr().out, re.M)
     path.write_text(path.read_text().replace("host: h0", "host: h1"))
     assert main(["plan", str(path)]) == 0
     assert "alice-pool-1 moves from h0 to h1 with its data at the next converge" in (

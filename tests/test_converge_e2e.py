@@ -1,7 +1,10 @@
 """Converge semantics on the real engine: real supervisord, real freqtrade, real pyinfra.
 
 One deployment evolves through the module, test by test (in file order), and every step
-compares supervisor pids and container ids before and after.
+compares supervisor pids and container ids before and after. It runs the story twice side
+by side, once per runtime: ann (three bots) and ben (one) have zygote pools, cid and dot
+the same bots in process pools. Every step changes both sides in the same converge, and
+every assertion is made for each.
 """
 
 from __future__ import annotations
@@ -11,36 +14,64 @@ import stat
 
 import pytest
 
-from .e2e import Deployment, docker, new_deployment, wait_for
+from .e2e import Deployment, container_names, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e(minutes=4)
 
-USERS = """
-ann:
-  bots:
-    - name: one
-    - name: two
-      pairs: [ETH/USDT]
-    - name: three
-      stake_amount: 20
-ben:
-  bots:
-    - name: solo
-      pairs: [SOL/USDT]
-"""
-CURRENT = (
-    USERS.replace("    - name: two\n      pairs: [ETH/USDT]\n", "")
-    .replace("stake_amount: 20", "stake_amount: 25")
-    .replace("      stake_amount: 25\n", "      stake_amount: 25\n    - name: four\n")
-)
+SIDES = {"zygote": ("ann", "ben"), "process": ("cid", "dot")}  # runtime -> (main, solo) users
+OTHER = {"zygote": "process", "process": "zygote"}
+SOLO = "{name: solo, pairs: [SOL/USDT]}"
+WHEEL = "image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt, pip_packages: [wheel]}"
 
 
-@pytest.fixture(scope="module", params=["zygote", "process"])
-def dep(tmp_path_factory, request) -> Deployment:
-    """The same story under each runtime (every test runs twice, one deployment at a time)."""
+def users(
+    *,
+    stake: int = 20,
+    two: bool = True,
+    four: bool = False,
+    solo: bool = True,
+    switched: bool = False,
+) -> str:
+    """The layout's users at one step of the story, both sides alike."""
+    text = ""
+    for runtime, (main, alone) in SIDES.items():
+        runtime = OTHER[runtime] if switched else runtime
+        bots = ["- name: one"]
+        if two:
+            bots.append("- {name: two, pairs: [ETH/USDT]}")
+        bots.append(f"- {{name: three, stake_amount: {stake}}}")
+        if four:
+            bots.append("- name: four")
+        text += f"{main}:\n  runtime: {runtime}\n  bots:\n" + "".join(f"    {b}\n" for b in bots)
+        if solo:
+            text += f"{alone}:\n  runtime: {runtime}\n  bots:\n    - {SOLO}\n"
+    return text
+
+
+def write(dep: Deployment, wheel: bool = False, **step: bool | int) -> None:
+    """Write one step; wheel: an extra package in the image (a new image, new containers)."""
+    dep.write(users(**step))
+    if wheel:
+        text = dep.layout.read_text()
+        dep.layout.write_text(
+            text.replace("image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt}", WHEEL)
+        )
+        assert WHEEL in dep.layout.read_text()
+
+
+def pool(user: str) -> str:
+    return f"{user}-pool-1"
+
+
+MAINS = [main for main, _ in SIDES.values()]
+RUNTIME = {pool(user): runtime for runtime, side in SIDES.items() for user in side}
+ALL_POOLS = sorted(RUNTIME)
+
+
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory) -> Deployment:
     deployment = new_deployment(tmp_path_factory.mktemp("converge"), "e2econv", 19100)
-    deployment.runtime = request.param
-    deployment.write(USERS)
+    write(deployment)
     yield deployment
     deployment.teardown()
 
@@ -52,172 +83,188 @@ def container_id(name: str) -> str:
 def test_cold_converge_runs_every_bot_and_each_api_answers(dep):
     dep.converge()
     dep.wait_answering()
-    for user, bot, stake in (("ann", "three", 20), ("ben", "solo", 10)):
-        config = dep.api(user, bot, "show_config").json()
-        assert config["bot_name"] == f"{user}-{bot}"
-        assert (config["dry_run"], config["strategy"], float(config["stake_amount"])) == (
-            True,
-            "SandboxScalper",
-            stake,
-        )
-        assert config["exchange"] == "binance"  # the sandbox imitates binance
-    assert dep.api("ann", "one", "count", auth=False).status_code == 401  # auth required
-    ports = docker("port", "ann-pool-1")
-    assert "127.0.0.1:19100" in ports and "0.0.0.0" not in ports
-    config = dep.root / "pools" / "ann-pool-1" / "bots" / "one" / "config.json"
-    assert stat.S_IMODE(config.stat().st_mode) == 0o640  # root and the bot's own group
+    for runtime, (main, alone) in SIDES.items():
+        assert ("zygote" in dep.programs(pool(main))) == (runtime == "zygote")
+        for user, bot, stake in ((main, "three", 20), (alone, "solo", 10)):
+            config = dep.api(user, bot, "show_config").json()
+            assert config["bot_name"] == f"{user}-{bot}"
+            assert (config["dry_run"], config["strategy"], float(config["stake_amount"])) == (
+                True,
+                "SandboxScalper",
+                stake,
+            )
+            assert config["exchange"] == "binance"  # the sandbox imitates binance
+        assert dep.api(main, "one", "count", auth=False).status_code == 401  # auth required
+        ports = docker("port", dep.container(pool(main)))
+        assert "127.0.0.1:" in ports and "0.0.0.0" not in ports
+        config = dep.root / "pools" / pool(main) / "bots" / "one" / "config.json"
+        assert stat.S_IMODE(config.stat().st_mode) == 0o640  # root and the bot's own group
+    assert "127.0.0.1:19100" in docker("port", dep.container("ann-pool-1"))
 
 
 def test_bots_trade_on_the_sandbox(dep):
-    wait_for(
-        lambda: (
-            dep.api("ann", "one", "count").json()["current"] > 0
-            or dep.api("ann", "one", "profit").json()["trade_count"] > 0
-        ),
-        timeout=120,
-        what="a dry-run trade on ann/one",
-    )
+    for main in MAINS:
+        wait_for(
+            lambda main=main: (
+                dep.api(main, "one", "count").json()["current"] > 0
+                or dep.api(main, "one", "profit").json()["trade_count"] > 0
+            ),
+            timeout=120,
+            what=f"a dry-run trade on {main}/one",
+        )
 
 
 def test_a_second_converge_changes_nothing(dep):
-    before = dep.pids("ann-pool-1", "ben-pool-1")
+    before = dep.pids(*ALL_POOLS)
     run = dep.converge()
     assert run.operations == []
-    assert dep.pids("ann-pool-1", "ben-pool-1") == before
+    assert dep.pids(*ALL_POOLS) == before
 
 
 def test_adding_a_bot_to_a_free_slot_starts_exactly_one_process(dep):
-    before, cid = dep.pids("ann-pool-1"), container_id("ann-pool-1")
-    dep.write(
-        USERS.replace("      stake_amount: 20\n", "      stake_amount: 20\n    - name: four\n")
-    )
+    mains = [pool(m) for m in MAINS]
+    before = dep.pids(*mains)
+    ids = {p: container_id(dep.container(p)) for p in mains}
+    write(dep, four=True)
     dep.converge()
-    after = dep.pids("ann-pool-1")
-    assert set(after) - set(before) == {"ann-four"}
+    after = dep.pids(*mains)
+    assert set(after) - set(before) == {f"{m}-four" for m in MAINS}
     assert {k: after[k] for k in before} == before
-    assert container_id("ann-pool-1") == cid
+    assert {p: container_id(dep.container(p)) for p in mains} == ids
     dep.wait_answering()
 
 
 def test_changing_one_bot_restarts_only_that_bot(dep):
-    before = dep.pids("ann-pool-1", "ben-pool-1")
-    dep.write(
-        USERS.replace("stake_amount: 20", "stake_amount: 25").replace(
-            "      stake_amount: 25\n", "      stake_amount: 25\n    - name: four\n"
-        )
-    )
+    before = dep.pids(*ALL_POOLS)
+    write(dep, four=True, stake=25)
     run = dep.converge(args=("--diff", "-vvv"))  # the most a person could ask it to print
-    after = dep.pids("ann-pool-1", "ben-pool-1")
-    assert {k for k in before if before[k] != after[k]} == {"ann-three"}
-    creds = dep.secrets.api_credentials("ann/three")
-    for secret in (creds.password, creds.jwt_secret_key, creds.ws_token):
-        assert secret not in run.output
+    after = dep.pids(*ALL_POOLS)
+    assert {k for k in before if before[k] != after[k]} == {f"{m}-three" for m in MAINS}
+    for main in MAINS:
+        creds = dep.secrets.api_credentials(f"{main}/three")
+        for secret in (creds.password, creds.jwt_secret_key, creds.ws_token):
+            assert secret not in run.output
     dep.wait_answering()
-    assert float(dep.api("ann", "three", "show_config").json()["stake_amount"]) == 25
+    for main in MAINS:
+        assert float(dep.api(main, "three", "show_config").json()["stake_amount"]) == 25
 
 
 def test_removing_a_bot_archives_its_data_and_keeps_its_neighbours(dep):
-    database = dep.root / "pools" / "ann-pool-1" / "bots" / "two" / "user_data" / "tradesv3.sqlite"
-    assert database.exists()
-    before = dep.pids("ann-pool-1")
-    dep.write(CURRENT)
+    mains = [pool(m) for m in MAINS]
+    databases = {
+        p: dep.root / "pools" / p / "bots" / "two" / "user_data" / "tradesv3.sqlite" for p in mains
+    }
+    assert all(database.exists() for database in databases.values())
+    before = dep.pids(*mains)
+    write(dep, four=True, stake=25, two=False)
     dep.converge()
-    after = dep.pids("ann-pool-1")
-    assert "ann-two" not in after
-    assert {k: after[k] for k in after} == {k: before[k] for k in after}
-    archived = list((dep.root / "archive").glob("*/pools/ann-pool-1/bots/two"))
-    assert len(archived) == 1, archived
-    assert (archived[0] / "user_data" / "tradesv3.sqlite").exists()
-    assert (archived[0] / "config.json").exists() and (archived[0] / "logs").is_dir()
-    assert not database.parent.exists()
+    after = dep.pids(*mains)
+    assert not {f"{m}-two" for m in MAINS} & set(after)
+    assert after == {k: before[k] for k in after}
+    for name, database in databases.items():
+        archived = list((dep.root / "archive").glob(f"*/pools/{name}/bots/two"))
+        assert len(archived) == 1, archived
+        assert (archived[0] / "user_data" / "tradesv3.sqlite").exists()
+        assert (archived[0] / "config.json").exists() and (archived[0] / "logs").is_dir()
+        assert not database.parent.exists()
 
 
 def test_damage_done_by_hand_is_repaired(dep):
-    pool = dep.root / "pools" / "ann-pool-1"
-    (pool / "programs" / "ann-one.conf").unlink()
-    config = pool / "bots" / "three" / "config.json"
-    edited = json.loads(config.read_text()) | {"stake_amount": 1}
-    config.write_text(json.dumps(edited))
-    docker(
-        "exec", "ann-pool-1", "supervisorctl", "-c", "/botpool/supervisord.conf", "stop", "ann-four"
-    )
-    docker("rm", "-f", "ben-pool-1")
-    before = dep.pids("ann-pool-1")
+    mains = [pool(m) for m in MAINS]
+    configs = {}
+    for main in MAINS:
+        directory = dep.root / "pools" / pool(main)
+        (directory / "programs" / f"{main}-one.conf").unlink()
+        configs[main] = config = directory / "bots" / "three" / "config.json"
+        config.write_text(json.dumps(json.loads(config.read_text()) | {"stake_amount": 1}))
+        dep.ctl(pool(main), "stop", f"{main}-four")
+    for _, alone in SIDES.values():
+        docker("rm", "-f", dep.container(pool(alone)))
+    before = dep.pids(*mains)
     dep.converge()
-    after = dep.pids("ann-pool-1")
-    assert (pool / "programs" / "ann-one.conf").exists()
-    assert json.loads(config.read_text())["stake_amount"] == 25
-    assert after["ann-one"] == before["ann-one"]  # its file came back; it never stopped
-    assert after["ann-three"] != before["ann-three"]  # restarted on the restored config
-    assert dep.programs("ann-pool-1")["ann-four"][0] in ("STARTING", "RUNNING")
-    assert dep.programs("ben-pool-1")["ben-solo"][0] == "RUNNING"
+    after = dep.pids(*mains)
+    for main, alone in SIDES.values():
+        assert (dep.root / "pools" / pool(main) / "programs" / f"{main}-one.conf").exists()
+        assert json.loads(configs[main].read_text())["stake_amount"] == 25
+        assert after[f"{main}-one"] == before[f"{main}-one"]  # its file came back; never stopped
+        assert after[f"{main}-three"] != before[f"{main}-three"]  # restarted on its config
+        assert dep.programs(pool(main))[f"{main}-four"][0] in ("STARTING", "RUNNING")
+        assert dep.programs(pool(alone))[f"{alone}-solo"][0] == "RUNNING"
     dep.wait_answering()
-    assert float(dep.api("ann", "three", "show_config").json()["stake_amount"]) == 25
+    for main in MAINS:
+        assert float(dep.api(main, "three", "show_config").json()["stake_amount"]) == 25
     assert dep.converge().operations == []
 
 
 def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
-    trades = wait_for(
-        lambda: dep.api("ann", "one", "trades").json()["total_trades"],
-        timeout=120,
-        what="a trade before the image change",
-    )
-    before = {name: container_id(name) for name in ("ann-pool-1", "ben-pool-1")}
-    dep.write(CURRENT)  # any change to the image (here an extra package) means new containers
-    text = dep.layout.read_text().replace(
-        "image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt}",
-        "image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt, pip_packages: [wheel]}",
-    )
-    dep.layout.write_text(text)
+    trades = {
+        main: wait_for(
+            lambda main=main: dep.api(main, "one", "trades").json()["total_trades"],
+            timeout=120,
+            what=f"a trade of {main}/one before the image change",
+        )
+        for main in MAINS
+    }
+    before = {p: container_id(dep.container(p)) for p in ALL_POOLS}
+    write(dep, four=True, stake=25, two=False, wheel=True)  # an extra package: a new image
     run = dep.converge()
     recreated = [op for op in run.operations if "recreate the pool" in op or "wait until" in op]
-    zygote = dep.runtime == "zygote"  # a zygote pool has one more program: its zygote
-    assert recreated == [
-        "tasks/pools.py | ann-pool-1: recreate the pool container",
-        f"tasks/pools.py | ann-pool-1: wait until its {3 + zygote} programs run",
-        "tasks/pools.py | ben-pool-1: recreate the pool container",
-        f"tasks/pools.py | ben-pool-1: wait until its {1 + zygote} programs run",
-    ], run.operations
-    assert all(container_id(n) != cid for n, cid in before.items())
+    expected = []
+    for name in ALL_POOLS:  # one pool after another, each waited for
+        bots = 3 if name in [pool(m) for m in MAINS] else 1
+        programs = bots + (RUNTIME[name] == "zygote")  # a zygote pool has one more: its zygote
+        expected += [
+            f"tasks/pools.py | {dep.container(name)}: recreate the pool container",
+            f"tasks/pools.py | {dep.container(name)}: wait until its {programs} programs run",
+        ]
+    assert recreated == expected, run.operations
+    assert all(container_id(dep.container(p)) != cid for p, cid in before.items())
     dep.wait_answering()
-    assert dep.api("ann", "one", "trades").json()["total_trades"] >= trades
+    for main in MAINS:
+        assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
 
 
 def test_removing_a_users_last_bot_removes_only_its_pool(dep):
-    foreign = docker(
-        "run",
-        "-d",
-        "--label",
-        "botpool.pool=ben-pool-1",
-        "--name",
-        "e2econv-foreign",
-        "botpool/debian:bookworm",
-        "sleep",
-        "600",
-    ).strip()
+    mains = [pool(m) for m in MAINS]
+    alone = [pool(a) for _, a in SIDES.values()]
+    foreign = [  # not managed, but labelled as the pools about to go: never touched
+        docker(
+            "run",
+            "-d",
+            "--label",
+            f"botpool.pool={name}",
+            "--name",
+            f"{dep.project}_foreign-{index}",
+            "botpool/debian:bookworm",
+            "sleep",
+            "600",
+        ).strip()
+        for index, name in enumerate(alone)
+    ]
     try:
-        before = dep.pids("ann-pool-1")
-        text = dep.layout.read_text()
-        dep.layout.write_text(text[: text.index("  ben:")])
+        before = dep.pids(*mains)
+        write(dep, four=True, stake=25, two=False, wheel=True, solo=False)
         dep.converge()
-        assert "ben-pool-1" not in docker("ps", "-a", "--format", "{{.Names}}").split()
-        assert list((dep.root / "archive").glob("*/pools/ben-pool-1/bots/solo/user_data"))
-        assert dep.pids("ann-pool-1") == before
-        assert docker("inspect", "-f", "{{.State.Running}}", foreign).strip() == "true"
+        for name in alone:
+            assert dep.container(name) not in container_names()
+            assert list((dep.root / "archive").glob(f"*/pools/{name}/bots/solo/user_data"))
+        assert dep.pids(*mains) == before
+        for container in foreign:
+            assert docker("inspect", "-f", "{{.State.Running}}", container).strip() == "true"
     finally:
-        docker("rm", "-f", foreign, check=False)
+        for container in foreign:
+            docker("rm", "-f", container, check=False)
 
 
 def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
-    trades = dep.api("ann", "one", "trades").json()["total_trades"]
-    other = {"zygote": "process", "process": "zygote"}[dep.runtime]
-    text = dep.layout.read_text()
-    dep.layout.write_text(text.replace(f"runtime: {dep.runtime}", f"runtime: {other}", 1))
-    dep.runtime = other
+    trades = {main: dep.api(main, "one", "trades").json()["total_trades"] for main in MAINS}
+    write(dep, four=True, stake=25, two=False, wheel=True, solo=False, switched=True)
     dep.converge()
-    programs = dep.programs("ann-pool-1")
-    assert ("zygote" in programs) == (other == "zygote")
-    assert all(state == "RUNNING" for state, _ in programs.values()), programs
+    for runtime, (main, _) in SIDES.items():  # each side now runs the other runtime
+        programs = dep.programs(pool(main))
+        assert ("zygote" in programs) == (OTHER[runtime] == "zygote")
+        assert all(state == "RUNNING" for state, _ in programs.values()), programs
     dep.wait_answering()
-    assert dep.api("ann", "one", "trades").json()["total_trades"] >= trades
+    for main in MAINS:
+        assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
     assert dep.converge().operations == []

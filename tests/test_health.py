@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from botpool.health import STARTING_GRACE_SECONDS, STARTSECS, Health, evaluate, parse
-from botpool.layout import CheckSettings
-from botpool.plan import load_plan
-from botpool.snapshot import ContainerState, ProgramState, Snapshot
+from botpool.core.health import STARTING_GRACE_SECONDS, STARTSECS, Health, evaluate, parse
+from botpool.core.layout import CheckSettings
+from botpool.core.plan import load_plan
+from botpool.core.snapshot import ContainerState, ProgramState, Snapshot
 
 from .conftest import MINIMAL
 

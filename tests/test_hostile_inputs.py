@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from botpool.cli import main
-from botpool.secrets import SecretsError, SecretStore
+from botpool.core.secretstore import SecretsError, SecretStore
 
 REPO = Path(__file__).resolve().parent.parent
 LOCATED = re.compile(r"^\S.*:\d+: ")  # FILE:LINE: ...

@@ -1,4 +1,4 @@
-"""botpool.hostlock: the holder's bash run for real on this machine (bash, flock), its
+"""botpool.hosts.hostlock: the holder's bash run for real on this machine (bash, flock), its
 answers parsed, and the messages. Converges racing for real: test_hostlock_e2e.py."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from botpool.hostlock import (
+from botpool.hosts.hostlock import (
     Holder,
     check_command,
     describe_me,

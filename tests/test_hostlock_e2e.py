@@ -1,6 +1,6 @@
 """The converge lock for real: converges of one small deployment started at once on this
-machine, one killed while it holds the lock, and --dry beside them; and over SSH, where a
-killed converge's lock must end with its connection.
+machine, one killed while it holds the lock, and --dry beside them (over SSH, where a killed
+converge's lock must end with its connection: tests/test_vps_e2e.py).
 
 A converge started without -y stops at pyinfra's "Press enter to execute..." once it has
 planned, holding its lock: the tests use that pause (a person reading the changes) to hold
@@ -14,17 +14,14 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .e2e import REPO, VENV, Deployment, new_deployment, wait_for
-from .harness.vps import write_inventory
+from .e2e import REPO, VENV, Deployment, finish, new_deployment, read_until, start_pyinfra, wait_for
 
-pytestmark = pytest.mark.e2e
-pytest_plugins = ["tests.harness.vps"]  # the ssh_key and vps_factory fixtures
+pytestmark = pytest.mark.e2e(minutes=2)
 
 ONE = "lee:\n  bots:\n    - name: one\n"
 TWO = ONE + "    - {name: two, pairs: [ETH/USDT]}\n"
@@ -32,40 +29,10 @@ TWO = ONE + "    - {name: two, pairs: [ETH/USDT]}\n"
 
 @pytest.fixture(scope="module")
 def dep(tmp_path_factory) -> Iterator[Deployment]:
-    deployment = new_deployment(tmp_path_factory.mktemp("hostlock"), "e2elock", 19700)
+    deployment = new_deployment(tmp_path_factory.mktemp("hostlock"), "e2elock", 19800)
     deployment.write(ONE)
     yield deployment
     deployment.teardown()
-
-
-def start(dep: Deployment, *args: str, deploy: str = "deploy.py") -> subprocess.Popen[str]:
-    """`pyinfra INVENTORY DEPLOY -vv ARGS` in the background (stdin: a pipe)."""
-    return subprocess.Popen(
-        [str(VENV / "pyinfra"), dep.inventory, deploy, "-vv", *args],
-        cwd=REPO,
-        env=dep.environment(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(run: subprocess.Popen[str], confirm: bool = False, seen: str = "") -> tuple[int, str]:
-    """Its exit code and output (pressing enter first, if it waits at the prompt)."""
-    output, _ = run.communicate("\n" if confirm else None, timeout=600)
-    return run.returncode, seen + output
-
-
-def read_until(run: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
-    """Its output up to the line holding `text` (which it prints before it blocks)."""
-    assert run.stdout is not None
-    seen, deadline = "", time.monotonic() + timeout
-    while text not in seen:
-        line = run.stdout.readline()
-        assert line and time.monotonic() < deadline, f"no {text!r} in:\n{seen[-3000:]}"
-        seen += line
-    return seen
 
 
 def lock_file(dep: Deployment) -> Path:
@@ -80,7 +47,7 @@ def holds_lock(dep: Deployment, run: subprocess.Popen[str]) -> bool:
 
 def hold(dep: Deployment, deploy: str = "deploy.py") -> subprocess.Popen[str]:
     """A converge that holds the lock, waiting at the prompt with every change planned."""
-    run = start(dep, deploy=deploy)
+    run = start_pyinfra(dep, deploy=deploy)
     wait_for(lambda: holds_lock(dep, run), timeout=120, interval=0.2, what="the lock taken")
     return run
 
@@ -102,15 +69,15 @@ def drift(dep: Deployment) -> int:
 
 
 def test_dry_on_a_host_never_converged_writes_nothing(dep):
-    code, output = finish(start(dep, "--dry"))
+    code, output = finish(start_pyinfra(dep, "--dry"))
     assert code == 0, output[-3000:]
     assert not dep.root.exists()  # not even the lock file's folder
 
 
 def test_converges_at_once_wait_or_refuse_never_both_act(dep):
     first = hold(dep)
-    refused = start(dep, "-y", "--data", "botpool_lock_wait=1")
-    waiting = start(dep, "-y", "--data", "botpool_lock_wait=600")
+    refused = start_pyinfra(dep, "-y", "--data", "botpool_lock_wait=1")
+    waiting = start_pyinfra(dep, "-y", "--data", "botpool_lock_wait=600")
 
     code, output = finish(refused)
     assert code == 1, output[-3000:]
@@ -120,7 +87,7 @@ def test_converges_at_once_wait_or_refuse_never_both_act(dep):
     assert "this converge changed nothing on any host" in output
     assert operations(output) == []
 
-    dry, output = finish(start(dep, "--dry"))  # --dry neither waits nor takes the lock
+    dry, output = finish(start_pyinfra(dep, "--dry"))  # --dry neither waits nor takes the lock
     assert dry == 0 and f"(pid {first.pid})" in output and "--dry takes no lock" in output
     assert holds_lock(dep, first)
 
@@ -143,33 +110,9 @@ def test_a_killed_converge_does_not_block_the_next(dep):
     os.kill(killed.pid, signal.SIGKILL)  # the controller dies; its lock holder is left behind
     killed.wait(timeout=30)
 
-    code, output = finish(start(dep, "-y", "--data", "botpool_lock_wait=20"))
+    code, output = finish(start_pyinfra(dep, "-y", "--data", "botpool_lock_wait=20"))
     assert code == 0, output[-3000:]
     assert "waiting" not in output  # the lock went with the killed converge's connection
     assert f"(pid {killed.pid})" in output and "did not finish (it failed or was killed)" in output
     assert any("lee-two" in op for op in operations(output)), output[-3000:]
     assert drift(dep) == 0
-
-
-def test_over_ssh_a_killed_converges_lock_ends_with_its_connection(vps_factory, tmp_path):
-    """On a bare VPS, with a deploy that only locks (tests/harness/lock_deploy.py)."""
-    vps = vps_factory()
-    dep = new_deployment(tmp_path, "sshlock", 9000)
-    dep.write(ONE, extra_yaml="hosts:\n  vps1: {memory_mb: 4096}\n")
-    dep.inventory = str(write_inventory(tmp_path / "inventory.py", [vps], botpool_host="vps1"))
-    lock_deploy = "tests/harness/lock_deploy.py"
-    text = lambda: vps.exec(f"cat {lock_file(dep)} 2>/dev/null || true")  # noqa: E731
-
-    first = start(dep, deploy=lock_deploy)
-    wait_for(lambda: f"pid={first.pid}\n" in text(), timeout=120, interval=0.2, what="lock")
-    code, output = finish(start(dep, "-y", "--data", "botpool_lock_wait=1", deploy=lock_deploy))
-    assert code == 1 and f"(pid {first.pid})" in output, output[-3000:]
-    assert "Say hello" not in output.split("Preparing operation files")[-1]
-
-    os.kill(first.pid, signal.SIGKILL)  # its SSH connection drops with it
-    first.wait(timeout=30)
-    code, output = finish(start(dep, "-y", "--data", "botpool_lock_wait=30", deploy=lock_deploy))
-    assert code == 0, output[-3000:]
-    assert f"(pid {first.pid})" in output and "did not finish (it failed or was killed)" in output
-    assert text() == ""  # this one ended well: its holder cleared the description
-    assert vps.exec("pgrep -f '[b]otpool-lock' || true").strip() == ""  # no holder left

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from botpool.image import (
+from botpool.core.image import (
     BUILD_TIME_DIR,
     CA_BUNDLE,
     PIP_CONF,
@@ -18,7 +18,7 @@ from botpool.image import (
     parse_docker_state,
     pool_images,
 )
-from botpool.validate import load_layout
+from botpool.core.validate import load_layout
 
 OFFICIAL = "freqtradeorg/freqtrade:{version}"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -225,7 +225,7 @@ def test_frequi_is_installed_in_the_builder_stage_of_a_local_image_only_when_ask
 
 
 def test_frequi_with_the_official_base_is_refused(write_layout):
-    from botpool.source import LayoutError
+    from botpool.core.source import LayoutError
 
     from .conftest import MINIMAL
 

@@ -5,8 +5,8 @@ One deployment, two users, one per runtime: ivy's pool forks its bots from a zyg
 runs one freqtrade process per bot. Inside each running pool, as each bot's own uid (the way
 `docker exec -u UID:GID` enters), the bot tries everything the issue names; the processes
 are read from /proc; the networks are tried from inside the pools. Then drift and the
-converge meet owners and modes changed by hand, and a host of an older botpool (uid 1000
-owning everything) is migrated without losing a trade.
+converge meet owners and modes changed by hand. (A host of an older botpool, uid 1000 owning
+everything, migrated without losing a trade: tests/test_migration_e2e.py.)
 """
 
 from __future__ import annotations
@@ -14,17 +14,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from botpool import names
-from botpool.names import BOT_UID_BASE
-from botpool.plan import BotPlan
+from botpool.core.names import BOT_UID_BASE
+from botpool.core.plan import BotPlan
 
-from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
+from .e2e import REPO, VENV, Deployment, docker, mode_of, new_deployment
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e(minutes=3)
 
 USERS = """
 ivy:
@@ -41,7 +39,6 @@ kai:
 """
 LEV = "lev:\n  runtime: process\n  bots:\n    - name: third\n"
 POOLS = {"ivy": "ivy-pool-1", "kai": "kai-pool-1"}
-EXCHANGE = "botpool-exchange-e2eiso"
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +57,10 @@ def bots_of(dep: Deployment, user: str) -> list[BotPlan]:
     return [b for b in dep.plan().bots if b.user == user]
 
 
-def in_pool(pool: str, script: str, *args: str, uid: int | None = None) -> object:
+def in_pool(dep: Deployment, pool: str, script: str, *args: str, uid: int | None = None) -> object:
     """Run a Python script inside a pool (as root, or as a bot's uid and gid); its JSON."""
     user = ["-u", f"{uid}:{uid}"] if uid is not None else []
-    return json.loads(docker("exec", *user, pool, "python3", "-c", script, *args))
+    return json.loads(docker("exec", *user, dep.container(pool), "python3", "-c", script, *args))
 
 
 # --- what a bot may do with files ------------------------------------------------------------
@@ -125,7 +122,7 @@ def test_a_bot_changes_nothing_root_reads_and_reads_no_other_bots_secrets(dep, u
     assert ("/botpool/runtime/zygote.py" in root_reads) == (user == "ivy")
     for bot in bots:
         others = [b.name for b in bots if b != bot]
-        result = in_pool(pool, ATTEMPTS, bot.name, *others, uid=bot.uid)
+        result = in_pool(dep, pool, ATTEMPTS, bot.name, *others, uid=bot.uid)
         home = f"/botpool/bots/{bot.name}"
         allowed = {what for what, outcome in result.items() if outcome == "allowed"}
         assert allowed == {f"read {home}/config.json", f"write {home}/user_data"}, result
@@ -164,7 +161,7 @@ print(json.dumps({"processes": rows, "listening": listening}))
 @pytest.mark.parametrize("user", ["ivy", "kai"])
 def test_each_bot_runs_as_its_own_uid_without_capabilities(dep, user):
     pool = POOLS[user]
-    seen = in_pool(pool, PS)
+    seen = in_pool(dep, pool, PS)
     processes = {p["pid"]: p for p in seen["processes"]}
     programs = dep.programs(pool)
     for bot in bots_of(dep, user):
@@ -206,8 +203,8 @@ except Exception as error:
 """
 
 
-def call_from(pool: str, uid: int, url: str) -> dict[str, object]:
-    result = in_pool(pool, CALL, url, uid=uid)
+def call_from(dep: Deployment, pool: str, uid: int, url: str) -> dict[str, object]:
+    result = in_pool(dep, pool, CALL, url, uid=uid)
     assert isinstance(result, dict)
     return result
 
@@ -222,21 +219,23 @@ def address(container: str, network: str) -> str:
 
 
 def test_a_bot_reaches_its_exchange_but_no_other_users_bot(dep):
+    exchange = dep.exchange_container()
     for user, other in (("ivy", "kai"), ("kai", "ivy")):
         bot = bots_of(dep, user)[0]
-        exchange = call_from(POOLS[user], bot.uid, f"http://{EXCHANGE}:8000/api/v3/ping")
-        assert exchange == {"status": 200}
-        by_name = call_from(POOLS[user], bot.uid, f"http://{POOLS[other]}:8080/api/v1/ping")
-        unknown = ("Name or service not known", "Temporary failure in name resolution")
-        assert any(reason in str(by_name.get("error")) for reason in unknown), by_name
+        reply = call_from(dep, POOLS[user], bot.uid, f"http://{exchange}:8000/api/v3/ping")
+        assert reply == {"status": 200}
+        for name in (POOLS[other], dep.container(POOLS[other])):  # hostname, container name
+            by_name = call_from(dep, POOLS[user], bot.uid, f"http://{name}:8080/api/v1/ping")
+            unknown = ("Name or service not known", "Temporary failure in name resolution")
+            assert any(reason in str(by_name.get("error")) for reason in unknown), by_name
         # not by address either (the pools are on different bridges, isolated by Docker)
-        target = address(POOLS[other], names.user_network(dep.plan().layout.project, other))
+        target = address(dep.container(POOLS[other]), dep.network(other))
         assert target
-        by_address = call_from(POOLS[user], bot.uid, f"http://{target}:8080/api/v1/ping")
+        by_address = call_from(dep, POOLS[user], bot.uid, f"http://{target}:8080/api/v1/ping")
         assert "error" in by_address, by_address
-    assert set(networks_of(POOLS["ivy"])) == {"botpool-ivy"}
-    assert set(networks_of(POOLS["kai"])) == {"botpool-kai"}
-    assert set(networks_of(EXCHANGE)) == {"botpool-ivy", "botpool-kai"}
+    assert set(networks_of(dep.container(POOLS["ivy"]))) == {dep.network("ivy")}
+    assert set(networks_of(dep.container(POOLS["kai"]))) == {dep.network("kai")}
+    assert set(networks_of(exchange)) == {dep.network("ivy"), dep.network("kai")}
 
 
 def networks_of(container: str) -> list[str]:
@@ -249,22 +248,24 @@ def container_id(name: str) -> str:
 
 
 def test_a_new_user_joins_the_exchange_live_and_leaves_no_network_behind(dep):
-    before = container_id(EXCHANGE)
+    exchange = dep.exchange_container()
+    before = container_id(exchange)
     dep.write(USERS + LEV)
     dep.converge()
     dep.wait_answering()
-    assert container_id(EXCHANGE) == before  # joined live, never recreated
-    assert set(networks_of(EXCHANGE)) == {"botpool-ivy", "botpool-kai", "botpool-lev"}
+    assert container_id(exchange) == before  # joined live, never recreated
+    users = {dep.network("ivy"), dep.network("kai")}
+    assert set(networks_of(exchange)) == users | {dep.network("lev")}
     (third,) = bots_of(dep, "lev")
-    assert call_from("lev-pool-1", third.uid, f"http://{EXCHANGE}:8000/api/v3/ping") == {
-        "status": 200
-    }
-    assert "error" in call_from("lev-pool-1", third.uid, "http://ivy-pool-1:8080/api/v1/ping")
+    ping = f"http://{exchange}:8000/api/v3/ping"
+    assert call_from(dep, "lev-pool-1", third.uid, ping) == {"status": 200}
+    ivy = f"http://{dep.container('ivy-pool-1')}:8080/api/v1/ping"
+    assert "error" in call_from(dep, "lev-pool-1", third.uid, ivy)
     dep.write(USERS)
     dep.converge()
-    assert container_id(EXCHANGE) == before
-    assert set(networks_of(EXCHANGE)) == {"botpool-ivy", "botpool-kai"}
-    gone = subprocess.run(["docker", "network", "inspect", "botpool-lev"], capture_output=True)
+    assert container_id(exchange) == before
+    assert set(networks_of(exchange)) == users
+    gone = subprocess.run(["docker", "network", "inspect", dep.network("lev")], capture_output=True)
     assert gone.returncode != 0, "the network of a user who left is still there"
     assert dep.converge().operations == []
 
@@ -308,83 +309,3 @@ def test_drift_reports_an_owner_or_mode_changed_by_hand_and_converge_repairs_it(
     assert mode_of(program) == (0, 0, 0o644) and mode_of(config) == (0, duo.uid, 0o640)
     assert dep.pids("kai-pool-1") == before  # an owner or a mode restarts no bot
     assert drift(dep) == (0, [])
-
-
-def mode_of(path: Path) -> tuple[int, int, int]:
-    st = path.lstat()
-    return st.st_uid, st.st_gid, st.st_mode & 0o7777
-
-
-# --- migration from an older botpool ----------------------------------------------------------
-
-
-def trades(dep: Deployment, bot: BotPlan) -> set[tuple[int, str]]:
-    return {
-        (t["trade_id"], t["open_date"])
-        for t in dep.api(bot.user, bot.name, "trades").json()["trades"]
-    }
-
-
-def test_a_host_of_an_older_botpool_is_migrated_and_keeps_every_trade(dep):
-    """Older hosts: uid 1000 owns the whole pools folder, configs are 0600, and a bot could
-    plant files and links where root reads and writes. One converge (which also recreates
-    the pools, as the new container spec does) makes it all root's again."""
-    bots = dep.plan().bots
-    before = {
-        b.key: wait_for(lambda b=b: trades(dep, b), timeout=180, what=f"a trade of {b.key}")
-        for b in bots
-    }
-    pools = dep.root / "pools"
-    subprocess.run(["chown", "-R", "1000:1000", str(pools)], check=True)
-    for bot in bots:
-        (pools / bot.pool / "bots" / bot.name / "config.json").chmod(0o600)
-    ivy = pools / "ivy-pool-1"
-    planted = ivy / "bots" / "one" / "logs" / "planted.log"  # supervisord would follow it
-    planted.symlink_to("/botpool/programs/planted.conf")
-    evil = ivy / "programs" / "evil.conf"  # the issue's own repro
-    evil.write_text("[program:evil]\ncommand=id\nuser=root\n")
-    os.chown(evil, 1000, 1000)
-    os.lchown(planted, 1000, 1000)
-    ids = {pool: container_id(pool) for pool in POOLS.values()}
-    text = dep.layout.read_text()  # a new spec, as the upgrade brings: every pool recreated
-    dep.layout.write_text(
-        text.replace("defaults:\n", "defaults:\n  pool_memory_limit_mb: 2500\n", 1)
-    )
-    run = dep.converge()
-    assert all(container_id(p) != cid for p, cid in ids.items()), run.operations
-    dep.wait_answering()
-    for bot in bots:
-        assert before[bot.key] <= trades(dep, bot), bot.key  # the same trades, and more
-    assert not planted.is_symlink() and not evil.exists()
-    assert not (ivy / "programs" / "planted.conf").exists()
-    problems = [f"{path}: {what}" for path, what in writable_by_bots(dep)]
-    assert problems == [], "\n".join(problems)
-    assert mode_of(pools)[0] == 0 and not mode_of(pools)[2] & 0o022  # the folder of them all
-    assert dep.converge().operations == []
-    assert drift(dep) == (0, [])
-
-
-def writable_by_bots(dep: Deployment):  # noqa: ANN201
-    """Every path of the pools folder whose owner, group or mode is not the plan's rule."""
-    uid_of = {(b.pool, b.name): b.uid for b in dep.plan().bots}
-    for pool in sorted((dep.root / "pools").iterdir()):
-        for folder, dirs, files in os.walk(pool):
-            here = Path(folder)
-            rel = here.relative_to(pool).parts
-            bot_uid = (
-                uid_of.get((pool.name, rel[1])) if len(rel) >= 2 and rel[0] == "bots" else None
-            )
-            if len(rel) >= 3 and rel[2] == "user_data":  # the bot's own data: its alone
-                for path in [here, *(here / n for n in dirs + files)]:
-                    if path.lstat().st_uid != bot_uid:
-                        yield path, f"owner {path.lstat().st_uid}, want the bot's {bot_uid}"
-                continue
-            for path in [here, *(here / n for n in files)]:
-                uid, gid, mode = mode_of(path)
-                want_gid = (
-                    bot_uid if path.name == "config.json" or len(rel) == 2 and path == here else 0
-                )
-                if path.is_symlink():
-                    yield path, "a link"
-                elif uid != 0 or mode & 0o022 or gid != want_gid:
-                    yield path, f"owner {uid}:{gid} mode {mode:04o}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from botpool.plan import load_plan
-from botpool.source import LayoutError
-from botpool.validate import load_layout, read_layout
+from botpool.core.plan import load_plan
+from botpool.core.source import LayoutError
+from botpool.core.validate import load_layout, read_layout
 
 from .conftest import MINIMAL
 

@@ -1,4 +1,6 @@
-"""The old system's load test, done right: 3 users x 12 bots, every bot answering."""
+"""The old system's load test, done right: 3 users x 12 bots, every bot answering, both runtimes
+side by side (dave's pools run one freqtrade process a bot, carol's and erin's fork theirs
+from a zygote)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,17 @@ import yaml
 
 from .e2e import REPO, new_deployment
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e(minutes=4)
+
+RUNTIMES = {"carol": "zygote", "dave": "process", "erin": "zygote"}
 
 
-@pytest.mark.parametrize("runtime", ["zygote", "process"])
-def test_the_36_bot_example_converges_and_every_bot_answers(tmp_path, runtime):
+def test_the_36_bot_example_converges_and_every_bot_answers(tmp_path):
     dep = new_deployment(tmp_path, "e2eload", 19300)
-    dep.runtime = runtime
     users = yaml.safe_load((REPO / "inventory" / "loadtest.yaml").read_text())["users"]
+    assert set(users) == set(RUNTIMES)
+    for user, runtime in RUNTIMES.items():
+        users[user] = {"runtime": runtime, **users[user]}
     dep.write(
         yaml.safe_dump(users, default_flow_style=None, sort_keys=False),
         extra_yaml="hosts:\n  local: {memory_mb: 16384}\n",
@@ -23,15 +28,19 @@ def test_the_36_bot_example_converges_and_every_bot_answers(tmp_path, runtime):
         dep.converge()
         plan = dep.plan()
         assert len(plan.bots) == 36
-        assert sorted((p.name, len(p.bots)) for p in plan.pools) == [
-            (f"{u}-pool-{n}", size)
+        assert sorted((p.name, p.runtime, len(p.bots)) for p in plan.pools) == [
+            (f"{u}-pool-{n}", RUNTIMES[u], size)
             for u in ("carol", "dave", "erin")
             for n, size in ((1, 10), (2, 2))
         ]
+        for pool in plan.pools:  # each pool runs its runtime's programs, every one running
+            programs = dep.programs(pool.name)
+            assert ("zygote" in programs) == (pool.runtime == "zygote"), programs
         dep.wait_answering(timeout=600)
-        for bot in plan.bots[::7]:
-            config = dep.api(bot.user, bot.name, "show_config").json()
-            assert config["bot_name"] == bot.program and config["dry_run"] is True
+        for user in RUNTIMES:  # a few bots of each user, so of each runtime
+            for bot in [b for b in plan.bots if b.user == user][::5]:
+                config = dep.api(bot.user, bot.name, "show_config").json()
+                assert config["bot_name"] == bot.program and config["dry_run"] is True
         assert dep.converge().operations == []
     finally:
         dep.teardown()

@@ -9,13 +9,13 @@ import typing
 
 import pytest
 
-from botpool import notify
 from botpool.cli import main
-from botpool.drift import differing_keys
-from botpool.freqtrade_validation import refusal
-from botpool.plan import load_plan
-from botpool.render import Artifact, render_pool
-from botpool.secrets import SecretsError, SecretStore
+from botpool.core import notify
+from botpool.core.freqtrade_validation import refusal
+from botpool.core.plan import load_plan
+from botpool.core.render import Artifact, render_pool
+from botpool.core.secretstore import SecretsError, SecretStore
+from botpool.hosts.drift import differing_keys
 
 from .conftest import MINIMAL
 

@@ -15,8 +15,8 @@ import subprocess
 import httpx
 import pytest
 
-from botpool import names
-from botpool.image import pool_images
+from botpool.core import names
+from botpool.core.image import pool_images
 
 from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from botpool import probe
-from botpool.health import STARTING_GRACE_SECONDS, evaluate, parse
-from botpool.layout import CheckSettings
-from botpool.plan import load_plan
-from botpool.snapshot import ContainerState, ProgramState, Snapshot
+from botpool.core.health import STARTING_GRACE_SECONDS, evaluate, parse
+from botpool.core.layout import CheckSettings
+from botpool.core.plan import load_plan
+from botpool.core.snapshot import ContainerState, ProgramState, Snapshot
+from botpool.hosts import probe
 
 from .freqtrade_double import FreqtradeDouble
 

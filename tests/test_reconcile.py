@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import posixpath
+import os
+import subprocess
+import tempfile
+from pathlib import Path
 
-from botpool.plan import load_plan
-from botpool.reconcile import reconcile
-from botpool.render import render_host
-from botpool.snapshot import ContainerState, DirectoryState, FileState, ProgramState, Snapshot
+import pytest
+
+from botpool.core import snapshot
+from botpool.core.names import ROOT_MARKER
+from botpool.core.plan import load_plan
+from botpool.core.reconcile import reconcile
+from botpool.core.render import render_host
+from botpool.core.snapshot import ContainerState, DirectoryState, FileState, ProgramState, Snapshot
 
 from .conftest import MINIMAL
 
@@ -22,11 +29,22 @@ def desired(path, secrets):
 
 
 def converged(pools, exchanges) -> Snapshot:
-    """The snapshot of a host that runs exactly what was rendered."""
-    snap = Snapshot(engine="20.10", images={IMAGES["2026.9"]})
-    for unit, directory in [(p, f"pools/{p.pool.name}") for p in pools] + [
-        (e, f"exchanges/{e.exchange.profile.name}") for e in exchanges
-    ]:
+    """The snapshot of a host that runs exactly what was rendered.
+
+    Files and folders are really written (content, owner, group, mode) into a folder and
+    read back by the real snapshot command (find, stat, sha256sum), so a hash or a mode that
+    differs from what a host reports cannot pass. Containers and programs, which need a
+    Docker engine, are added as a converged host shows them.
+    """
+    with tempfile.TemporaryDirectory() as root:
+        write_tree(Path(root), pools, exchanges)
+        out = subprocess.run(
+            ["sh", "-c", snapshot.command(root)], capture_output=True, text=True, check=True
+        )
+        snap = snapshot.parse(out.stdout.splitlines())
+    snap.engine, snap.images = "20.10", {IMAGES["2026.9"]}
+    snap.networks, snap.network_users, snap.containers, snap.programs = set(), {}, {}, {}
+    for unit in [*pools, *exchanges]:
         spec = unit.container
         networks = frozenset(spec.networks)
         snap.containers[spec.name] = ContainerState(
@@ -35,25 +53,34 @@ def converged(pools, exchanges) -> Snapshot:
         snap.networks |= networks
         for network in networks:
             snap.network_users.setdefault(network, set()).add(spec.name)
-        root_folder = DirectoryState(0o755, 0, 0)
-        snap.directories[directory] = root_folder
-        for sub in getattr(unit, "directories", ()):
-            path = posixpath.join(directory, sub.path) if sub.path else directory
-            snap.directories[path] = DirectoryState(sub.mode, sub.uid, sub.gid)
-        for artifact in unit.files:
-            snap.files[f"{directory}/{artifact.path}"] = FileState(
-                artifact.hash, artifact.mode, artifact.uid, artifact.gid
-            )
-            parent = f"{directory}/{artifact.path}".rsplit("/", 1)[0]
-            while parent != directory:
-                snap.directories.setdefault(parent, root_folder)
-                parent = parent.rsplit("/", 1)[0]
     for pool in pools:
         snap.programs[pool.container.name] = {
             name: ProgramState(name, "RUNNING", 100 + i, 60)
             for i, name in enumerate(sorted(pool.programs))
         }
     return snap
+
+
+def write_tree(root: Path, pools, exchanges) -> None:
+    """What a converge leaves under a root: the marker, every folder and file as planned."""
+    (root / ROOT_MARKER).write_text("botpool\n")
+    for folder in ("pools", "exchanges"):
+        (root / folder).mkdir(mode=0o755)
+    for unit, directory in [(p, f"pools/{p.pool.name}") for p in pools] + [
+        (e, f"exchanges/{e.exchange.profile.name}") for e in exchanges
+    ]:
+        (root / directory).mkdir(mode=0o755)
+        for sub in getattr(unit, "directories", ()):
+            path = root / directory / sub.path
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, sub.uid, sub.gid)
+            path.chmod(sub.mode)
+        for artifact in unit.files:
+            path = root / directory / artifact.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(artifact.text)
+            os.chown(path, artifact.uid, artifact.gid)
+            path.chmod(artifact.mode)
 
 
 def test_fresh_host_gets_everything(write_layout, secrets):
@@ -109,6 +136,28 @@ def test_removing_a_bot_stops_it_and_archives_its_data(write_layout, secrets):
     assert "bot alice/two: extra" in "\n".join(map(str, changes.differences))
 
 
+def test_a_root_without_botpools_marker_has_nothing_deleted_or_archived(write_layout, secrets):
+    """A root set by mistake to a folder of other things: botpool marks it, and removes
+    nothing there until a later converge finds the mark."""
+    path = write_layout(THREE)
+    snap = converged(*desired(path, secrets))
+    path.write_text(THREE.replace("      - name: two\n", ""))
+    snap.directories["exchanges/someone-elses"] = DirectoryState(0o755, 0, 0)
+    snap.marked = False
+    changes = reconcile(snap, *desired(path, secrets))
+    assert changes.mark_root
+    (pool,) = changes.pools
+    assert (pool.removals, pool.archive_bots, changes.remove_directories) == ([], [], [])
+    held = {str(d) for d in changes.differences if d.kind == "held"}
+    assert "exchanges/someone-elses: held: not removed: the root has no .botpool-root yet" in (
+        "\n".join(held)
+    )
+    snap.marked = True  # the next converge finds the mark and removes them
+    changes = reconcile(snap, *desired(path, secrets))
+    assert changes.remove_directories == ["exchanges/someone-elses"] and not changes.mark_root
+    assert changes.pools[0].archive_bots == ["two"]
+
+
 def test_removing_the_last_bot_removes_the_pool_container_and_archives_the_pool(
     write_layout, secrets
 ):
@@ -142,14 +191,27 @@ def test_deleted_program_file_is_put_back_without_restarting_anyone(write_layout
     assert pool.restart == [] and pool.container is None
 
 
-def test_stopped_program_is_started(write_layout, secrets):
+@pytest.mark.parametrize("state", ["STOPPED", "EXITED", "FATAL"])
+def test_a_program_down_in_any_way_is_started(write_layout, secrets, state):
     pools, exchanges = desired(write_layout(THREE), secrets)
     snap = converged(pools, exchanges)
     snap.programs["botpool_alice-pool-1"]["alice-three"] = ProgramState(
-        "alice-three", "STOPPED", None, None
+        "alice-three", state, None, None
     )
     (pool,) = reconcile(snap, pools, exchanges).pools
     assert pool.start == ["alice-three"] and not pool.supervisor_update and pool.uploads == []
+
+
+def test_a_stopped_container_is_started_not_recreated(write_layout, secrets):
+    pools, exchanges = desired(write_layout(THREE), secrets)
+    snap = converged(pools, exchanges)
+    name = "botpool_alice-pool-1"
+    snap.containers[name] = dataclasses.replace(snap.containers[name], running=False)
+    (pool,) = reconcile(snap, pools, exchanges).pools
+    assert pool.container == "start"
+    assert f"container {name}: stopped: will be started" in map(
+        str, reconcile(snap, pools, exchanges).differences
+    )
 
 
 def test_a_stopped_zygote_is_started_before_its_bots(write_layout, secrets):
@@ -357,8 +419,8 @@ def test_the_folder_commands_make_a_tree_its_owners_and_rid_roots_folders_of_lin
     import os
     import subprocess
 
-    from botpool.reconcile import Folder
-    from botpool.render import Directory
+    from botpool.core.reconcile import Folder
+    from botpool.core.render import Directory
     from tasks.operations import folder_commands
 
     pool = tmp_path / "pools" / "p-pool-1"

@@ -1,4 +1,4 @@
-"""botpool.remote without a network: which known_hosts files, which policy, which messages;
+"""botpool.hosts.remote without a network: which known_hosts files, which policy, which messages;
 hung commands on this machine (@local). Over real SSH: test_remote_e2e.py."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from botpool.remote import (
+from botpool.hosts.remote import (
     BoundedLocalBackend,
     CommandTimeout,
     RemoteError,

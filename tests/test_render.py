@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from botpool.cli import main
-from botpool.plan import load_plan
-from botpool.render import render_host, render_pool
-from botpool.zygote import __file__ as ZYGOTE_FILE
+from botpool.core import render as render_module
+from botpool.core.plan import load_plan
+from botpool.core.render import render_host, render_pool
+from botpool.payloads.zygote import __file__ as ZYGOTE_FILE
 
 from .conftest import MINIMAL
 
@@ -299,3 +300,40 @@ def test_render_writes_secret_files_0600_and_plan_shows_no_secret(
     printed = capsys.readouterr()
     assert password not in printed.out + printed.err
     assert secrets.master_key().hex() not in printed.out + printed.err
+
+
+def test_the_spec_hash_covers_the_memory_limit_and_supervisords_config(
+    write_layout, secrets, monkeypatch
+):
+    """Both are baked into the running container: a change must recreate it."""
+    _, pool = rendered(write_layout(TWO_BOTS), secrets)
+    _, bigger = rendered(
+        write_layout(TWO_BOTS.replace("defaults:\n", "defaults:\n  pool_memory_limit_mb: 4096\n")),
+        secrets,
+    )
+    assert bigger.container.memory_limit_mb == 4096
+    assert bigger.container.hash != pool.container.hash
+
+    real = render_module.render_template
+
+    def reworded(name, **values):
+        text = real(name, **values)
+        return text + "; a new line\n" if name == "supervisord.conf.j2" else text
+
+    monkeypatch.setattr(render_module, "render_template", reworded)
+    _, changed = rendered(write_layout(TWO_BOTS), secrets)
+    assert changed.container.hash != pool.container.hash
+
+
+def test_a_strategy_edit_restarts_exactly_the_bots_that_use_it(write_layout, layout_dir, secrets):
+    (layout_dir / "strategies" / "other.py").write_text(
+        "from sample import SampleStrategy\n\n\nclass Other(SampleStrategy):\n    pass\n"
+    )
+    path = write_layout(TWO_BOTS.replace("{name: two,", "{name: two, strategy: Other,"))
+    _, before = rendered(path, secrets)
+    (layout_dir / "strategies" / "other.py").write_text(
+        "from sample import SampleStrategy\n\n\nclass Other(SampleStrategy):\n    stoploss = -0.2\n"
+    )
+    _, after = rendered(path, secrets)
+    changed = {a.path for a in after.files if a.text != files_of(before).get(a.path)}
+    assert changed == {"strategies/other.py", "programs/alice-two.conf"}

@@ -25,16 +25,16 @@ from urllib.error import HTTPError
 import ccxt
 import pytest
 
-from botpool.sandbox import SANDBOX_EXCHANGE, freqtrade_exchange_overrides, serve
-from botpool.sandbox.httpd import ApiError, Limits
-from botpool.sandbox.market import DEFAULT_PAIRS, LISTINGS, USD_PRICES, Market
-from botpool.sandbox.server import Exchange
+from botpool.payloads.sandbox import SANDBOX_EXCHANGE, freqtrade_exchange_overrides, serve
+from botpool.payloads.sandbox.httpd import ApiError, Limits
+from botpool.payloads.sandbox.market import DEFAULT_PAIRS, LISTINGS, USD_PRICES, Market
+from botpool.payloads.sandbox.server import Exchange
 
 NOW = 1_790_000_123.456  # a fixed clock: every test sees the same market
 PAIRS = ("BTC/USDT", "DOGE/USDT", "ETH/BTC", "NEW/USDT")  # NEW: an asset of unknown price
 EVERY_PAIR = tuple(dict.fromkeys(PAIRS + DEFAULT_PAIRS))
 REPO = Path(__file__).resolve().parent.parent
-SANDBOX = REPO / "botpool" / "sandbox"
+SANDBOX = REPO / "botpool" / "payloads" / "sandbox"
 DEFAULT_LIMITS = Limits()
 
 
@@ -793,7 +793,7 @@ def test_sigterm_stops_the_command_line_cleanly_with_every_request_logged(tmp_pa
 
 def test_the_command_line_documents_its_knobs():
     result = subprocess.run(
-        [sys.executable, "-m", "botpool.sandbox", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "botpool.payloads.sandbox", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
     for knob in ("--listen", "--port", "--pairs", "--seed", "--step-seconds", "--volatility"):
@@ -802,7 +802,7 @@ def test_the_command_line_documents_its_knobs():
 
 
 def test_the_command_line_refuses_an_empty_pair_list_clearly():
-    command = [sys.executable, "-m", "botpool.sandbox", "--port", "0", "--pairs", " , "]
+    command = [sys.executable, "-m", "botpool.payloads.sandbox", "--port", "0", "--pairs", " , "]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no pairs to serve: give at least one, or none for the fixed list" in result.stderr

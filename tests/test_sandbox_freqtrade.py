@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from botpool.sandbox.market import DEFAULT_PAIRS, Market
+from botpool.payloads.sandbox.market import DEFAULT_PAIRS, Market
 
 from .sandbox_fixtures import (
     FREQTRADE,
@@ -24,7 +24,7 @@ from .sandbox_fixtures import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e(minutes=1)
 
 SERVED = {
     "/api/v3/ping",

@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 import yaml
 
-from botpool import layout, schema
 from botpool.cli import main
-from botpool.source import LayoutError
-from botpool.validate import load_layout
+from botpool.core import layout, schema
+from botpool.core.source import LayoutError
+from botpool.core.validate import load_layout
 
 from .conftest import MINIMAL
 

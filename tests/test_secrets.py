@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from botpool.cli import main
-from botpool.secrets import SecretStore
+from botpool.core.secretstore import SecretStore
 
 from .conftest import MINIMAL
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from botpool.snapshot import parse, parse_program
+from botpool.core.snapshot import parse, parse_program
 
 
 def test_supervisor_status_lines_are_parsed():
@@ -24,7 +24,7 @@ def test_supervisor_status_lines_are_parsed():
 
 
 def test_the_command_reads_files_modes_and_directories_of_a_real_tree(tmp_path):
-    from botpool import snapshot
+    from botpool.core import snapshot
 
     bot = tmp_path / "pools" / "p-pool-1" / "bots" / "b"
     (bot / "user_data").mkdir(parents=True)
@@ -118,7 +118,7 @@ def test_the_command_reads_owners_groups_and_links_of_files_and_folders(tmp_path
     and folder, and a link planted where a file belongs."""
     import os
 
-    from botpool import snapshot
+    from botpool.core import snapshot
 
     bot = tmp_path / "pools" / "p-pool-1" / "bots" / "b"
     (bot / "user_data").mkdir(parents=True)
@@ -178,7 +178,7 @@ def test_networks_and_who_is_on_them_are_parsed():
 
 def test_only_this_roots_networks_and_the_old_shared_one_are_seen(tmp_path):
     """Another root's networks are not ours to remove; a stand-in docker prints them all."""
-    from botpool import snapshot
+    from botpool.core import snapshot
 
     fake = tmp_path / "bin" / "docker"
     fake.parent.mkdir()

@@ -203,9 +203,9 @@ def test_credentials_of_every_bot_of_a_user_as_text_and_json(fleet, secrets, cap
 
 
 def test_frequi_origins_are_every_bots_cors_origins(write_layout, secrets):
-    from botpool.freqtrade_validation import refusal
-    from botpool.plan import load_plan
-    from botpool.render import bot_config
+    from botpool.core.freqtrade_validation import refusal
+    from botpool.core.plan import load_plan
+    from botpool.core.render import bot_config
 
     origins = "[http://127.0.0.1:9000, https://frequi.example.com]"
     path = write_layout(MINIMAL.replace("defaults:\n", f"defaults:\n  frequi_origins: {origins}\n"))

@@ -26,10 +26,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from botpool import zygote
+from botpool.payloads import zygote
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "botpool" / "zygote.py"
+SCRIPT = REPO / "botpool" / "payloads" / "zygote.py"
 APPS = REPO / "tests" / "zygote_apps.py"
 BOT_A, BOT_B = 209001, 209002  # uids as a pool gives its bots: 200000 + the bot's host port
 MIN_UID = 200000

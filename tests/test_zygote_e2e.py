@@ -11,11 +11,11 @@ import time
 import httpx
 import pytest
 
-from botpool.names import BOT_UID_BASE
+from botpool.core.names import BOT_UID_BASE
 
 from .e2e import CTL, Deployment, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.e2e(minutes=2)
 
 USERS = """
 zed:
@@ -53,14 +53,12 @@ print(json.dumps(rows))
 """
 
 
-def processes() -> list[tuple[int, int, int, str, str]]:
+def processes(dep: Deployment) -> list[tuple[int, int, int, str, str]]:
     """(pid, ppid, uid, args, bot) of the pool's processes (it has no ps); bot: the bot whose
     uid the process runs as (each bot has its own, BotPlan.uid), "" for root's."""
-    bots = {BOT_UID_BASE + 19700 + slot: bot for slot, bot in enumerate("abc")}
-    return [
-        (pid, ppid, uid, args, bots.get(uid, ""))
-        for pid, ppid, uid, args in json.loads(docker("exec", POOL, "python3", "-c", PS))
-    ]
+    bots = {BOT_UID_BASE + dep.base_port + slot: bot for slot, bot in enumerate("abc")}
+    rows = json.loads(docker("exec", dep.container(POOL), "python3", "-c", PS))
+    return [(pid, ppid, uid, args, bots.get(uid, "")) for pid, ppid, uid, args in rows]
 
 
 def zygote_pid(dep: Deployment) -> int:
@@ -73,7 +71,7 @@ def bot_children(dep: Deployment) -> dict[str, int]:
     """Bot processes forked by the zygote, by the bot whose uid each runs as."""
     parent = zygote_pid(dep)
     found: dict[str, int] = {}
-    for pid, ppid, _, _, bot in processes():
+    for pid, ppid, _, _, bot in processes(dep):
         if ppid == parent and bot:
             assert bot not in found, f"two processes for {bot}"
             found[f"zed/{bot}"] = pid
@@ -85,8 +83,9 @@ def test_every_bot_is_a_child_of_the_single_threaded_zygote(dep):
     assert set(programs) == {*BOTS, "zygote"}
     children = bot_children(dep)
     assert sorted(children) == ["zed/a", "zed/b", "zed/c"]
-    users = {pid: uid for pid, _, uid, _, _ in processes()}
-    assert {users[pid] for pid in children.values()} == {BOT_UID_BASE + 19700 + s for s in range(3)}
+    users = {pid: uid for pid, _, uid, _, _ in processes(dep)}
+    uids = {BOT_UID_BASE + dep.base_port + slot for slot in range(3)}
+    assert {users[pid] for pid in children.values()} == uids
     log = (dep.root / "pools" / POOL / "logs" / "zygote.log").read_text()
     assert "one thread; serving /run/zygote.sock" in log
     for slot, bot in enumerate("abc"):  # each child has its own config, port and log
@@ -111,7 +110,7 @@ def test_a_bot_restart_answers_before_freqtrade_could_even_be_imported(dep):
     before = bot_children(dep)["zed/a"]
     start = time.monotonic()
     restart = subprocess.Popen(
-        ["docker", "exec", POOL, *CTL.split(), "restart", "zed-a"],
+        ["docker", "exec", dep.container(POOL), *CTL.split(), "restart", "zed-a"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -123,7 +122,7 @@ def test_a_bot_restart_answers_before_freqtrade_could_even_be_imported(dep):
     after = bot_children(dep)
     assert after["zed/a"] != before and len(after) == 3  # a new child of the zygote answered
     code = f"import time; t = time.monotonic(); {FREQTRADE_IMPORTS}; print(time.monotonic() - t)"
-    imports = float(docker("exec", "-u", "1000", POOL, "python3", "-c", code))
+    imports = float(docker("exec", "-u", "1000", dep.container(POOL), "python3", "-c", code))
     assert restarted < imports, f"restart {restarted:.1f} s; freqtrade's imports {imports:.1f} s"
 
 
@@ -138,14 +137,14 @@ def pongs(port: int) -> bool:
 def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
     before = bot_children(dep)
     _, launcher = dep.programs(POOL)["zed-b"]
-    uid = BOT_UID_BASE + 19701  # zed/b's own uid: a bot may signal its own processes only
-    docker("exec", "-u", f"{uid}:{uid}", POOL, "sh", "-c", f"kill -9 {launcher}")
+    uid = BOT_UID_BASE + dep.base_port + 1  # zed/b's own uid: it may signal its own processes only
+    docker("exec", "-u", f"{uid}:{uid}", dep.container(POOL), "sh", "-c", f"kill -9 {launcher}")
     wait_for(
         lambda: bot_children(dep).get("zed/b") not in (None, before["zed/b"]),
         timeout=60,
         what="a new zed/b forked by the zygote",
     )
-    pids = {pid for pid, *_ in processes()}
+    pids = {pid for pid, *_ in processes(dep)}
     assert before["zed/b"] not in pids  # the old bot died with its launcher
     after = bot_children(dep)
     assert len(after) == 3 and after["zed/a"] == before["zed/a"]  # neighbours untouched
@@ -155,10 +154,10 @@ def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
 def test_a_crashed_zygote_takes_its_bots_and_everything_comes_back(dep):
     old_zygote, before = zygote_pid(dep), bot_children(dep)
     trades = dep.api("zed", "a", "trades").json()["total_trades"]
-    docker("exec", POOL, "sh", "-c", f"kill -9 {old_zygote}")  # root's (CAP_KILL)
+    docker("exec", dep.container(POOL), "sh", "-c", f"kill -9 {old_zygote}")  # root's (CAP_KILL)
     dep.wait_answering(timeout=120)
     dep.pids(POOL)
-    pids = {pid for pid, *_ in processes()}
+    pids = {pid for pid, *_ in processes(dep)}
     assert not pids & set(before.values()), "a bot of the dead zygote still runs"
     after = bot_children(dep)
     assert zygote_pid(dep) != old_zygote and sorted(after) == sorted(before)
@@ -170,11 +169,11 @@ def test_freqtrade_changed_on_disk_reloads_the_zygote_before_any_fork(dep):
     """An upgrade inside the running image (say pip install -U freqtrade): no bot may be forked
     from code older than the files on disk."""
     old_zygote = zygote_pid(dep)
-    module = docker(
-        "exec", POOL, "python3", "-c", "import freqtrade.main as m; print(m.__file__)"
-    ).strip()
-    docker("exec", "-u", "0", POOL, "touch", module)
-    docker("exec", POOL, *CTL.split(), "restart", "zed-c")
+    container = dep.container(POOL)
+    code = "import freqtrade.main as m; print(m.__file__)"
+    module = docker("exec", container, "python3", "-c", code).strip()
+    docker("exec", "-u", "0", container, "touch", module)
+    dep.ctl(POOL, "restart", "zed-c")
     dep.wait_answering(timeout=120)
     log = (dep.root / "pools" / POOL / "logs" / "zygote.log").read_text()
     assert f"{module} changed on disk since the preload: exiting to reload" in log

@@ -97,7 +97,7 @@ PATCHES: dict[str, Callable[[ModuleType, str], None]] = {
 }
 
 if __name__ == "__main__":
-    from botpool import zygote as product
+    from botpool.payloads import zygote as product
 
     patch, _, argument = sys.argv[1].partition("=")
     PATCHES[patch](product, argument)

@@ -1,6 +1,6 @@
 """Images built on this machine for tests, each once (cached by tag), the way botpool builds them.
 
-The commands come from botpool.image, so a test image is built exactly like the ones a
+The commands come from botpool.core.image, so a test image is built exactly like the ones a
 deploy builds on a host or on the controller.
 """
 
@@ -16,8 +16,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from botpool import schema
-from botpool.image import LOCAL_BASE, ImageSpec, base_build_command, image_spec
+from botpool.core import schema
+from botpool.core.image import (
+    LOCAL_BASE,
+    SUPERVISOR_VERSION,
+    ImageSpec,
+    base_build_command,
+    image_spec,
+)
 
 FREQTRADE_VERSION: str = schema.DEFAULTS["freqtrade_version"].default
 # pip inside containers trusts this machine's CA bundle (MACHINE-NOTES: TLS-intercepting proxy)
@@ -133,3 +139,26 @@ def ensure_official_like() -> str:
     }
     digest = hashlib.sha256(files["Dockerfile"].encode()).hexdigest()[:12]
     return build(f"botpool-test/freqtrade-like:{FREQTRADE_VERSION}-{digest}", files)
+
+
+# What every user of a pool image may count on, checked inside the image as one shell script.
+CONTRACT = """
+set -e
+echo "user $(id -un) $(id -u)"
+for tool in freqtrade supervisord supervisorctl python3; do command -v $tool >/dev/null; done
+echo "supervisor $(supervisord --version)"
+freqtrade --version | grep -q "freqtrade {version}"
+python3 -c 'import freqtrade; print("imports freqtrade")'
+"""
+
+
+def check_contract(run_in_image: Callable[[str | None, str], str], spec: ImageSpec) -> None:
+    """run_in_image(user, script) -> output: the same checks wherever the image runs (here,
+    or on a VPS that built it or was shipped it)."""
+    out = run_in_image(None, CONTRACT.format(version=spec.freqtrade_version))
+    assert "user ftuser 1000" in out
+    assert f"supervisor {SUPERVISOR_VERSION}" in out and "imports freqtrade" in out
+    # also for root (supervisord) and nobody (the sandbox), whatever their HOME
+    for user in ("0", "65534"):
+        script = "HOME=/ python3 -c 'import freqtrade' && echo ok"
+        assert run_in_image(user, script).strip() == "ok", user

@@ -10,17 +10,21 @@ Each VPS makes its own SSH host keys when it starts. They are read from inside i
 the network) into a known_hosts file of its own, which its inventory data points at with
 strict checking: a test host is reached the way a production host should be, key verified.
 
-Use from a test module:
+Use from a test module (tests/test_vps_e2e.py does):
 
-    pytest_plugins = ["tests.harness.vps"]  # the ssh_key and vps_factory fixtures
+    pytest_plugins = ["tests.harness.vps"]  # the ssh_key fixture
 
-    def test_something(vps_factory, tmp_path):
-        vps = vps_factory()
-        inventory = vps.write_inventory(tmp_path / "inventory.py", botpool_image_build="host")
-        # run `pyinfra <inventory> deploy.py -y`, then look inside with vps.exec("...")
+    def test_something(ssh_key, tmp_path):
+        remove_orphans()
+        vps = start_vps(ssh_key)
+        try:
+            inventory = vps.write_inventory(tmp_path / "inventory.py", botpool_image_build="host")
+            # run `pyinfra <inventory> deploy.py -y`, then look inside with vps.exec("...")
+        finally:
+            vps.remove()
 
 Every container carries the label botpool-test=vps and the pid of the test process that
-made it: the fixture removes its own, and removes those whose test process died.
+made it: remove_orphans() removes those whose test process died.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,12 +133,16 @@ class Vps:
         docker("rm", "--force", "--volumes", self.name, check=False)
 
 
-def write_inventory(path: Path, vpses: Sequence[Vps], **data: Any) -> Path:
+def write_inventory(
+    path: Path, vpses: Sequence[Vps] | Mapping[Vps, Mapping[str, Any]], **data: Any
+) -> Path:
     """A pyinfra inventory file listing VPSes by name, each with its SSH data plus `data`
-    (a key given as None is left out: pyinfra's and botpool's defaults apply)."""
+    and, when vpses maps each to some, its own (a key given as None is left out: pyinfra's
+    and botpool's defaults apply)."""
+    own = vpses if isinstance(vpses, Mapping) else {v: {} for v in vpses}
     hosts = [
-        (v.name, {k: x for k, x in {**v.host_data(), **data}.items() if x is not None})
-        for v in vpses
+        (v.name, {k: x for k, x in {**v.host_data(), **data, **extra}.items() if x is not None})
+        for v, extra in own.items()
     ]
     path.write_text(
         f'"""VPS test hosts (written by tests/harness/vps.py)."""\n\nhosts = {hosts!r}\n'
@@ -158,17 +166,24 @@ class PyinfraRun:
     @property
     def changed(self) -> list[str]:
         """Names of the operations that changed something on some host (not "No changes")."""
-        changed = []
-        for block in re.split(r"^--> ", self.output, flags=re.M):
-            started = re.match(r"Starting (?:run once )?operation: (.+?) *$", block, re.M)
-            if started and re.search(r"^\s*\[[^]]+\] Success", block, re.M):
-                changed.append(started.group(1))
-        return changed
+        return changed_operations(self.output)
 
     @property
     def commands(self) -> int:
         """How many commands ran on hosts, facts included."""
         return len(re.findall(r"^\[[^]]+\] >>> ", self.output, re.M))
+
+
+def changed_operations(output: str, host: str | None = None) -> list[str]:
+    """Names of the operations a verbose pyinfra run says changed something (not "No
+    changes"), on any host or on the one named."""
+    name = re.escape(host) if host else r"[^]]+"
+    changed = []
+    for block in re.split(r"^--> ", output, flags=re.M):
+        started = re.match(r"Starting (?:run once )?operation: (.+?) *$", block, re.M)
+        if started and re.search(rf"^\s*\[{name}\] Success", block, re.M):
+            changed.append(started.group(1))
+    return changed
 
 
 def run_pyinfra(inventory: Path, *deploy: str, timeout: float = 1200) -> PyinfraRun:
@@ -265,19 +280,3 @@ def _alive(pid: int) -> bool:
 def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ed25519 key pair for this test session (private key path; `.pub` beside it)."""
     return new_key(tmp_path_factory.mktemp("ssh"))
-
-
-@pytest.fixture
-def vps_factory(ssh_key: Path) -> Iterator[Callable[..., Vps]]:
-    """Call it to get a fresh bare VPS; every VPS it made is removed after the test."""
-    remove_orphans()
-    made: list[Vps] = []
-
-    def make(name: str | None = None) -> Vps:
-        vps = start_vps(ssh_key, name)
-        made.append(vps)
-        return vps
-
-    yield make
-    for vps in made:
-        vps.remove()
