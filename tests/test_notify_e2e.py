@@ -19,7 +19,7 @@ import pytest
 
 from .e2e import REPO, VENV, Deployment, docker, mode_of, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=5)
+pytestmark = pytest.mark.e2e(minutes=3)
 
 USERS = """
 nia:
@@ -151,7 +151,7 @@ def test_the_bot_reports_its_status_then_its_entry(dep: Deployment) -> None:
     wait_for(lambda: "entry" in messages(dep), timeout=180, what="an entry message")
     entry = messages(dep)["entry"]
     assert (entry["bot"], entry["pair"]) == ("nia-one", "BTC/USDT"), entry
-    assert entry["text"].startswith("nia-one: entering BTC/USDT (long), ")
+    assert entry["text"].startswith("nia-one: entering BTC/USDT (Long), ")
     assert entry["trade_id"].isdigit()
     # the bot without notify: sent nothing (every request came from nia-one)
     assert {json.loads(r["body"])["bot"] for r in received(dep)} == {"nia-one"}
