@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 
 import pytest
@@ -218,3 +219,45 @@ def test_frequi_origins_are_every_bots_cors_origins(write_layout, secrets):
     assert refusal(config) is None
     plain = load_plan(write_layout(MINIMAL, "plain.yaml"))
     assert json.loads(bot_config(plain, plain.bots[0], secrets))["api_server"]["CORS_origins"] == []
+
+
+def run_tunnels(*argvs: tuple[str, ...]) -> subprocess.Popen[str]:
+    """tunnel.run() in a process of its own, patched by gevent as loading a pyinfra inventory
+    patches `botpool tunnel`, with real processes standing in for ssh."""
+    tunnels = [("h" + str(i), argv) for i, argv in enumerate(argvs, 1)]
+    script = (
+        "import sys\n"
+        "from gevent import monkey\n"
+        "monkey.patch_all()\n"
+        "from botpool.hosts.tunnel import Tunnel, run\n"
+        f"sys.exit(run([Tunnel(host, 'x', (), argv) for host, argv in {tunnels!r}]))\n"
+    )
+    return subprocess.Popen(
+        [str(VENV / "python"), "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_a_tunnel_that_ends_closes_the_others_and_the_run_exits_1():
+    """One ends at once (a refused login); the other would last a minute and is closed; the
+    run says which ended and nothing more."""
+    run = run_tunnels(("sleep", "60"), ("false",))
+    out, err = run.communicate(timeout=30)  # the sleep was closed, not waited for
+    assert (run.returncode, out) == (1, "")
+    assert err == (
+        "2 tunnel(s) open; Ctrl-C closes them\n"
+        "error: the tunnel to h2 ended (exit 1); closing the others\n"
+    )
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_closes_every_tunnel_and_the_run_exits_0(stop):
+    run = run_tunnels(("sleep", "61"), ("sleep", "62"))
+    assert run.stderr is not None
+    assert run.stderr.readline() == "2 tunnel(s) open; Ctrl-C closes them\n"
+    run.send_signal(stop)
+    out, err = run.communicate(timeout=30)  # both sleeps closed
+    assert (run.returncode, out, err) == (0, "", "")  # no traceback, from gevent's hub either

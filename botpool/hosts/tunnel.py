@@ -13,12 +13,12 @@ remembers, does not change from one run to the next.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,8 @@ from typing import Any
 from botpool.core.plan import BotPlan, Plan
 
 LOOPBACK = "127.0.0.1"
+POLL_SECONDS = 0.2  # how soon `--run` notices a tunnel that ended, or Ctrl-C
+STOPS = (signal.SIGINT, signal.SIGTERM)
 # what may reach the ssh command line from inventory data (never an option, never a space)
 _ADDRESS = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45}")
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
@@ -143,31 +145,42 @@ def run(tunnels: Sequence[Tunnel]) -> int:
     if not commands:
         print("nothing to run: no bot needs a tunnel", file=sys.stderr)
         return 0
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    processes: dict[int, tuple[Tunnel, subprocess.Popen[bytes]]] = {}
+    stops: list[int] = []  # the signals asking to stop; a handler that raised could raise
+    # inside gevent's hub (the CLI loads a pyinfra inventory, which patches the process)
+    previous = {s: signal.signal(s, lambda signum, _: stops.append(signum)) for s in STOPS}
+    processes: list[tuple[Tunnel, subprocess.Popen[bytes]]] = []
     try:
         for t in commands:
             assert t.argv is not None
-            process = subprocess.Popen(t.argv)
-            processes[process.pid] = (t, process)
+            processes.append((t, subprocess.Popen(t.argv)))
         print(f"{len(processes)} tunnel(s) open; Ctrl-C closes them", file=sys.stderr)
-        pid, status = os.wait()  # until one ends by itself, or a signal stops us
-        ended = processes[pid][0].host if pid in processes else f"pid {pid}"
+        ended = _first_to_end(processes, stops)
+        if ended is None:
+            return 0
+        host, code = ended
         print(
-            f"error: the tunnel to {ended} ended (exit {os.waitstatus_to_exitcode(status)}); "
-            "closing the others",
-            file=sys.stderr,
+            f"error: the tunnel to {host} ended (exit {code}); closing the others", file=sys.stderr
         )
         return 1
-    except KeyboardInterrupt:
-        return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        _close([process for _, process in processes.values()])
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _close([process for _, process in processes])
+
+
+def _first_to_end(
+    processes: Sequence[tuple[Tunnel, subprocess.Popen[bytes]]], stops: Sequence[int]
+) -> tuple[str, int] | None:
+    """The host of the first ssh that ends by itself and its exit code, or None once asked
+    to stop (Ctrl-C also ends the ssh processes of the terminal: that is no error). Polled,
+    never os.wait(): gevent reaps the children itself, and os.wait() would wait for ever."""
+    while not stops:
+        for t, process in processes:
+            code = process.poll()
+            if code is not None and not stops:
+                return t.host, code
+        time.sleep(POLL_SECONDS)
+    return None
 
 
 def _close(processes: Sequence[subprocess.Popen[bytes]]) -> None:
