@@ -92,14 +92,14 @@ def received(dep: Deployment) -> list[dict]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-def messages(dep: Deployment) -> dict[str, dict]:
-    """The first message of each event the bot sent (each request checked on the way)."""
-    found: dict[str, dict] = {}
+def messages(dep: Deployment) -> dict[str, list[dict]]:
+    """Every message the bots sent, by event, in order (each request checked on the way)."""
+    found: dict[str, list[dict]] = {}
     for request in received(dep):
         assert request["path"] == f"/{SECRET_PATH}?token={SECRET_QUERY}"
         assert request["type"] == "application/json"
         message = json.loads(request["body"])
-        found.setdefault(message["event"], message)
+        found.setdefault(message["event"], []).append(message)
     return found
 
 
@@ -146,10 +146,10 @@ def test_adding_a_webhook_restarts_that_bot_only_and_prints_no_url(dep: Deployme
 
 def test_the_bot_reports_its_status_then_its_entry(dep: Deployment) -> None:
     wait_for(lambda: "status" in messages(dep), timeout=120, what="a status message")
-    status = messages(dep)["status"]
+    status = messages(dep)["status"][0]
     assert (status["bot"], status["text"]) == ("nia-one", "nia-one: running"), status
     wait_for(lambda: "entry" in messages(dep), timeout=180, what="an entry message")
-    entry = messages(dep)["entry"]
+    entry = messages(dep)["entry"][0]
     assert (entry["bot"], entry["pair"]) == ("nia-one", "BTC/USDT"), entry
     assert entry["text"].startswith("nia-one: entering BTC/USDT (Long), ")
     assert entry["trade_id"].isdigit()
@@ -182,10 +182,16 @@ def test_plan_drift_and_the_bots_log_show_no_url(dep: Deployment) -> None:
 
 
 def test_the_exit_follows_with_its_profit_for_the_same_trade(dep: Deployment) -> None:
-    wait_for(lambda: "exit_fill" in messages(dep), timeout=900, what="an exit")
-    found = messages(dep)
-    for event in ("entry_fill", "exit", "exit_fill"):
-        assert (found[event]["bot"], found[event]["pair"]) == ("nia-one", "BTC/USDT"), found
-    assert found["exit_fill"]["trade_id"] == found["entry"]["trade_id"]
-    assert found["exit_fill"]["text"].startswith("nia-one: exited BTC/USDT (")
-    assert " USDT (" in found["exit_fill"]["text"] and "%)" in found["exit_fill"]["text"]
+    def exit_of_an_announced_trade() -> dict | None:
+        found = messages(dep)
+        announced = {m["trade_id"] for m in found.get("entry", [])}  # trades opened before
+        return next((m for m in found.get("exit_fill", []) if m["trade_id"] in announced), None)
+
+    exit_fill = wait_for(exit_of_an_announced_trade, timeout=900, what="an announced exit")
+    in_order = [json.loads(request["body"]) for request in received(dep)]
+    trade = [m for m in in_order if m.get("trade_id") == exit_fill["trade_id"]]
+    assert [m["event"] for m in trade][:2] == ["entry", "entry_fill"], trade
+    assert {"exit", "exit_fill"} <= {m["event"] for m in trade}, trade
+    assert {(m["bot"], m["pair"]) for m in trade} == {("nia-one", "BTC/USDT")}
+    assert exit_fill["text"].startswith("nia-one: exited BTC/USDT ("), exit_fill
+    assert " USDT (" in exit_fill["text"] and exit_fill["text"].endswith("%)"), exit_fill
