@@ -22,6 +22,8 @@ status:
 	$(VENV)/botpool status $(LAYOUT)
 
 lint:
+	@command -v shellcheck >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends shellcheck >/dev/null; }
+	shellcheck -s sh botpool/payloads/*.sh
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check botpool tasks tests bench checks deploy.py inventory
 	$(VENV)/mypy

@@ -13,4 +13,5 @@ local.include("tasks/network.py")  # botpool network, sandbox exchanges
 local.include("tasks/moves.py")  # pools moved to another host: their data goes along
 local.include("tasks/cleanup.py")  # containers and pools the layout dropped: archived
 local.include("tasks/pools.py")  # pool files, containers, supervisor programs
+local.include("tasks/monitoring.py")  # Prometheus, Alertmanager, exporters: one container
 local.include("tasks/lock.py")  # the allocation lock, written once applied

@@ -204,7 +204,7 @@ def plan_tables(plan: Plan) -> str:
 
 
 def write_unit(directory: Path, files: Sequence[Artifact], container: ContainerSpec) -> None:
-    """One pool's or exchange's rendered files (with their modes) and its container spec."""
+    """One unit's rendered files (with their modes) and its container spec."""
     for artifact in files:
         path = directory / artifact.path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +232,8 @@ def cmd_render(args: argparse.Namespace) -> int:
                 (directory / sub.path).mkdir(parents=True, exist_ok=True)
         for ex in want.exchanges:
             write_unit(out / host / "exchanges" / ex.exchange.profile.name, ex.files, ex.container)
+        if want.monitoring:
+            write_unit(out / host / "monitoring", want.monitoring.files, want.monitoring.container)
     print(f"rendered {len(plan.bots)} bots in {len(plan.pools)} pools into {out}")
     return OK
 
@@ -401,6 +403,41 @@ def _reason(exc: BaseException) -> str:
     return text or (f"{type(cause).__name__}: {cause}" if cause else type(exc).__name__)
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """What is firing on every host of an inventory: 0 nothing, 2 some, 1 error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botpool.hosts.alerts import host_alerts
+    from botpool.hosts.remote import inventory_hosts
+
+    hosts = inventory_hosts(args.inventory)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(host_alerts, hosts))
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        rows = [
+            (r.host, a.alertname, a.severity, a.pool, a.user, a.bot, a.since, a.summary)
+            for r in results
+            for a in r.alerts
+        ]
+        if rows:
+            print(
+                table(
+                    rows, ("HOST", "ALERT", "SEVERITY", "POOL", "USER", "BOT", "SINCE", "SUMMARY")
+                )
+            )
+        for r in results:
+            if r.error:
+                print(f"error: {r.error}", file=sys.stderr)
+        quiet = [r.host for r in results if not r.error and not r.alerts]
+        if quiet:
+            print(f"nothing firing on {', '.join(quiet)}")
+    if any(r.error for r in results):
+        return ERROR
+    return CHANGES if any(r.alerts for r in results) else OK
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on a usage error, which this CLI's contract reserves for drift."""
 
@@ -456,6 +493,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--user", help="only this user's bots")
     t.add_argument("--run", action="store_true", help="run the tunnels until Ctrl-C")
     t.set_defaults(func=cmd_tunnel)
+    a = sub.add_parser("alerts", help="list the alerts firing on the hosts of an inventory")
+    a.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+    a.set_defaults(func=cmd_alerts)
     sc = sub.add_parser("schema", help="print the layout's JSON Schema (for editors)")
     sc.set_defaults(func=cmd_schema)
     s = sub.add_parser("rotate", help="give one bot new API credentials on the next converge")

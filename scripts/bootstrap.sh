@@ -41,27 +41,8 @@ fi
 # --- 2. the Docker engine -----------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
   need_root "starting the Docker engine"
-  if [ -d /run/systemd/system ]; then
-    say "starting the Docker engine (systemd)"
-    systemctl enable --now docker.service
-  elif pidof dockerd >/dev/null 2>&1; then
-    say "waiting for the Docker engine that is starting"
-  else
-    say "starting the Docker engine in the background (no systemd; log: /var/log/dockerd.log)"
-    # a pid file left by a dead dockerd (say, the machine's container was restarted) stops a
-    # new one from starting, even when that pid now belongs to another process
-    rm -f /var/run/docker.pid
-    setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
-  fi
-  waited=0
-  until docker info >/dev/null 2>&1; do
-    if ((waited >= TIMEOUT)); then
-      tail -n 20 /var/log/dockerd.log >&2 2>/dev/null || true
-      fail "the Docker engine did not answer within ${TIMEOUT}s (log: /var/log/dockerd.log)"
-    fi
-    sleep 1
-    waited=$((waited + 1))
-  done
+  say "starting the Docker engine (log: /var/log/dockerd.log)"
+  timeout=$TIMEOUT sh "$REPO/botpool/payloads/start-engine.sh" || fail "the Docker engine did not start"
 fi
 
 # --- 3. the virtualenv --------------------------------------------------------------------

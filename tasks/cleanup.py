@@ -41,6 +41,13 @@ for pool in moved:
         paths=[f"pools/{pool}"],
         _if=lambda pool=pool: pool in context.CARRIED,
     )
+if ctx.changes.archive_monitoring:
+    operations.archive(
+        name="Archive the monitoring data (monitoring is off)",
+        root=ctx.root,
+        stamp=context.STAMP,
+        paths=["monitoring"],
+    )
 if ctx.changes.remove_directories:
     operations.remove(
         name="Remove unused sandbox exchange code",

@@ -9,21 +9,23 @@ inventory name). The snapshot is one pyinfra fact (one command on the host).
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 
+from gevent.lock import RLock
 from pyinfra import inventory
 from pyinfra.api.host import Host
 
 from botpool.core import freqtrade_validation
 from botpool.core.allocate import Allocation
-from botpool.core.image import ImageSpec
+from botpool.core.image import DockerState, ImageSpec
 from botpool.core.pipeline import Desired, HostChanges, HostRef, desired, host_ref, plan_of
 from botpool.core.plan import HostPlan, Plan
 from botpool.core.snapshot import Snapshot
 from botpool.core.source import LayoutError
-from tasks.facts import BotpoolSnapshot
+from tasks.facts import BotpoolSnapshot, DockerStateFact
 
 STAMP = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")  # one archive folder per converge
 
@@ -92,8 +94,18 @@ def plan(host: Host) -> Plan:
 _contexts: dict[str, HostContext] = {}
 
 
+# pyinfra loads every host's deploy at once, each in a greenlet, and a task may read another
+# host (moves): one lock per host, so that its snapshot is read once however many ask
+_locks: defaultdict[str, RLock] = defaultdict(RLock)
+
+
 def for_host(host: Host) -> HostContext:
     """Plan, render and snapshot this host once per run; every task reads the result."""
+    with _locks[host.name]:
+        return _context(host)
+
+
+def _context(host: Host) -> HostContext:
     if host.name not in _contexts:
         try:
             want = desired(ref(host), _converge_plan(layout_path(host)))
@@ -102,6 +114,31 @@ def for_host(host: Host) -> HostContext:
         snap = host.get_fact(BotpoolSnapshot, root=want.root)
         _contexts[host.name] = HostContext(want, snap, want.compare(snap))
     return _contexts[host.name]
+
+
+_docker: dict[str, DockerState] = {}
+
+
+def docker_state(host: Host) -> DockerState:
+    """What Docker on this host has, read once per run: the engine and image tasks decide from
+    the same answer.
+
+    In a layout deploy (no `botpool_image` host data) it is the host snapshot, read anyway,
+    so no extra command (which does not say whether a silent engine is installed: None, "not
+    known", and apt finds out). A deploy that names its images in `botpool_image` (or sets it
+    to [] to get the engine alone) reads DockerStateFact, one command.
+    """
+    if host.name not in _docker:
+        if host.data.get("botpool_image") is None:
+            snap = for_host(host).snapshot
+            _docker[host.name] = DockerState(
+                installed=True if snap.engine else None,
+                engine=snap.engine,
+                images=frozenset(snap.images),
+            )
+        else:
+            _docker[host.name] = host.get_fact(DockerStateFact)
+    return _docker[host.name]
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 Which images: `host.data.botpool_image` (an ImageSpec from botpool.core.image, or a list of them);
 without it, the images the layout's pools on this host need (tasks/context.py).
-Whether they are there: `host.data.botpool_docker`, read by tasks/engine.py (include it
-first), so a converged host costs no command here. An engine that was stopped when it was
-read shows no images; then each image is looked for again when its operations run (after
-tasks/engine.py started the engine), so a restarted host rebuilds nothing.
+Whether they are there: tasks/context.docker_state, the answer tasks/engine.py decided
+from (include it first), so a converged host costs no command here. An engine that was
+stopped when it was read shows no images; then each image is looked for again when its
+operations run (after tasks/engine.py started the engine), so a restarted host rebuilds
+nothing.
 
 How a missing image gets there, per host (`host.data.botpool_image_build`):
 - `host` (default): upload the build context and `docker build` on the host. With base
@@ -34,23 +35,14 @@ from io import BytesIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, operation
+from pyinfra.api import FileUploadCommand, operation
 from pyinfra.operations import apt, python, server
 
 from botpool.core.image import DockerState, ImageSpec, base_build_command
 from tasks import context
+from tasks.facts import ImagePresent
 
 BUILD_MODES = ("host", "controller")
-
-
-class ImagePresent(FactBase[bool]):
-    """Does the engine have this image (asked at execution time, see `if_missing`)."""
-
-    def command(self, tag: str) -> str:
-        return f"docker image inspect {shlex.quote(tag)} >/dev/null 2>&1 && echo yes; true"
-
-    def process(self, output: list[str]) -> bool:
-        return "yes" in output
 
 
 def if_missing(tag: str, known: bool) -> list[Callable[[], bool]]:
@@ -63,7 +55,7 @@ def if_missing(tag: str, known: bool) -> list[Callable[[], bool]]:
 
 
 def wanted_images() -> list[ImageSpec]:
-    """The pool images this host must have."""
+    """The pool images this host must have, and its monitoring image."""
     given = host.data.get("botpool_image")
     if given is not None:
         return [given] if isinstance(given, ImageSpec) else list(given)
@@ -71,7 +63,8 @@ def wanted_images() -> list[ImageSpec]:
     versions = {pool.freqtrade_version for pool in ctx.host.pools}
     if ctx.host.exchanges:  # sandbox exchanges run from the default version's image
         versions.add(ctx.plan.layout.freqtrade_version)
-    return [ctx.images[v] for v in sorted(versions)]
+    monitoring = [ctx.desired.monitoring.image] if ctx.desired.monitoring else []
+    return [ctx.images[v] for v in sorted(versions)] + monitoring
 
 
 @operation()
@@ -160,7 +153,7 @@ def build_on_host(specs: list[ImageSpec], docker: DockerState, build_dir: str) -
             _if=if_missing(spec.tag, known),
         )
         server.shell(
-            name=f"Build the pool image {spec.tag} (freqtrade {spec.freqtrade_version})",
+            name=f"Build the {spec.what}",
             commands=[spec.build_command(directory)],
             _if=if_missing(spec.tag, known),
         )
@@ -179,18 +172,14 @@ def ship_from_controller(
             _if=if_missing(spec.tag, docker.images_known),
         )
         load_archive(
-            name=f"Upload and load the pool image {spec.tag}",
+            name=f"Upload and load the {spec.what}",
             archive=archive,
             remote=f"{build_dir}/{spec.archive_name}",
             _if=if_missing(spec.tag, docker.images_known),
         )
 
 
-docker: DockerState | None = host.data.get("botpool_docker")
-if docker is None:
-    raise RuntimeError(
-        "tasks/image.py needs host.data.botpool_docker: include tasks/engine.py first"
-    )
+docker = context.docker_state(host)
 mode = host.data.get("botpool_image_build") or "host"
 if mode not in BUILD_MODES:
     raise ValueError(

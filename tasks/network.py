@@ -9,7 +9,7 @@ go at the end of tasks/pools.py, once the pools that left them are gone or recre
 
 from pyinfra import host
 
-from tasks import context, operations
+from tasks import context, operations, units
 
 ctx = context.for_host(host)
 
@@ -34,30 +34,4 @@ if ctx.changes.create_networks:
     )
 
 for unit in ctx.changes.exchanges:
-    if unit.directories:
-        operations.directories(
-            name=f"Create or repair the folders of {unit.name}",
-            root=ctx.root,
-            folders=unit.directories,
-        )
-    if unit.uploads:
-        operations.upload(
-            name=f"Write {len(unit.uploads)} file(s) of {unit.name}",
-            root=ctx.root,
-            uploads=unit.uploads,
-        )
-    if unit.container:
-        operations.container(
-            name=f"{unit.container.capitalize()} sandbox exchange {unit.name}",
-            spec=unit.spec,
-            action=unit.container,
-            root=ctx.root,
-        )
-    if unit.connect or unit.disconnect:
-        operations.networks(
-            name=f"{unit.name}: join {', '.join(unit.connect) or 'no network'}, "
-            f"leave {', '.join(unit.disconnect) or 'none'}",
-            connect=unit.connect,
-            disconnect=unit.disconnect,
-            container=unit.name,
-        )
+    units.apply(unit, ctx.root, kind="sandbox exchange")

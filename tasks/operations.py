@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import shlex
 import tempfile
 
@@ -178,6 +179,12 @@ def supervisor(pool: str, update: bool, restart: list[str], start: list[str]):
 
 
 @operation()
+def signal(container: str, supervisorctl: str, programs: list[str], name: str = "HUP"):
+    """Send a signal to programs under a container's supervisord (HUP: re-read config)."""
+    yield f"docker exec {shlex.quote(container)} {supervisorctl} signal {name} {q(*programs)}"
+
+
+@operation()
 def wait_running(pool: str, programs: list[str], timeout: int = 180):
     """Wait until every program of a pool is RUNNING, so pools are replaced one at a time."""
     want = len(programs)
@@ -195,7 +202,7 @@ def wait_running(pool: str, programs: list[str], timeout: int = 180):
 def archive(root: str, stamp: str, paths: list[str]):
     """Move data out of the way into archive/<UTC stamp>/<same path>; never delete it."""
     for path in paths:
-        target = f"{root}/archive/{stamp}/{path.rsplit('/', 1)[0]}"
+        target = f"{root}/archive/{stamp}/{posixpath.dirname(path)}".rstrip("/")
         yield q("mkdir", "-p", target) + " && " + q("mv", f"{root}/{path}", f"{target}/")
 
 

@@ -69,7 +69,7 @@ class CheckRun:
             expected |= {f"{t}[{inventory_name}]" for t in HOST_TESTS}
             expected.add(f"test_check[{inventory_name}|host {layout_host}|memory]")
             for pool in host.pools:
-                names = POOL_CHECKS + (("zygote",) if pool.runtime == "zygote" else ())
+                names = POOL_CHECKS + (("zygote",) if pool.runtime.name == "zygote" else ())
                 expected |= {f"test_check[{inventory_name}|pool {pool.name}|{c}]" for c in names}
             for bot in host.bots:
                 expected |= {f"test_check[{inventory_name}|bot {bot.key}|{c}]" for c in BOT_CHECKS}
@@ -91,6 +91,9 @@ class Deployment:
     # False: its layouts leave `defaults.project` out, as older releases' did (no such key),
     # and its project is the one botpool derives from the root
     names_project: bool = True
+    # its layouts' `monitoring:` section: off unless a test is about monitoring (deployments
+    # run side by side on one engine, and the monitoring ports are one set per host)
+    monitoring: str = "{enabled: false}"
 
     @property
     def root(self) -> Path:
@@ -138,10 +141,12 @@ class Deployment:
                 dry_run_wallet: 1000, timeframe: 1m, pairs: [BTC/USDT]}}
         exchanges:
           {self.name}: {{sandbox: true, step_seconds: 2, volatility: 0.002}}
+        monitoring: {self.monitoring}
         """
         text = textwrap.dedent(head).lstrip() + textwrap.dedent(extra_yaml)
-        if not self.names_project:
+        if not self.names_project:  # nor `monitoring:`, which came later
             text = text.replace(f"  project: {self.project}\n", "", 1)
+            text = text.replace(f"monitoring: {self.monitoring}\n", "", 1)
         self.layout.write_text(
             text + "users:\n" + textwrap.indent(textwrap.dedent(users_yaml), "  ")
         )
@@ -200,11 +205,29 @@ class Deployment:
 
     def teardown(self) -> None:
         """Converge to no users (everything stops, data archived), then delete the folder."""
+        self.monitoring = "{enabled: false}"  # a layout for an older release has no such key
         self.write("{}\n")
+        text = self.layout.read_text()
+        if "\nmonitoring:" not in text:
+            off = "monitoring: {enabled: false}\nusers:"
+            self.layout.write_text(text.replace("users:", off, 1))
         self.converge(check=False)
         subprocess.run(["rm", "-rf", str(self.directory)], check=False)
 
     # --- reading the real thing -----------------------------------------------------------
+
+    def botpool(self, *args: str, **env: str) -> tuple[int, str]:
+        """Run the `botpool` command as a user of this deployment would (from the repository,
+        with its layout and secrets; env adds variables): its exit code, stdout + stderr."""
+        proc = subprocess.run(
+            [str(VENV / "botpool"), *args],
+            cwd=REPO,
+            env={**self.environment(), **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return proc.returncode, proc.stdout + proc.stderr
 
     def ctl(self, pool: str, *args: str, check: bool = True) -> str:
         """`supervisorctl ARGS` inside one of its pools (by pool name)."""

@@ -41,15 +41,12 @@ def checks(dep: Deployment) -> dict[str, str]:
 
 
 def drift(dep: Deployment, inventory: str = "inventory/local.py") -> tuple[int, str]:
-    proc = subprocess.run(
-        [str(VENV / "botpool"), "drift", inventory],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
+    return dep.botpool("drift", inventory)
+
+
+def status(dep: Deployment) -> tuple[int, str]:
+    """`botpool status` as `make up` runs it: 0 every bot answers, 2 some do not, 1 error."""
+    return dep.botpool("status", str(dep.layout))
 
 
 def settle(dep: Deployment) -> None:
@@ -64,6 +61,8 @@ def test_a_converged_host_passes_every_check_and_has_no_drift(dep):
     code, output = drift(dep)
     assert code == 0, output
     assert "no drift on @local" in output
+    code, output = status(dep)
+    assert code == 0 and output.count("RUNNING") == len(dep.plan().bots), output
 
 
 WORKFLOW = REPO / ".github" / "workflows" / "drift.yml"
@@ -164,6 +163,14 @@ def test_a_stopped_program(dep):
         stopped = f"program {user}-a in {user}-pool-1 is STOPPED"
         assert stopped in failed[f"test_check[@local|bot {user}/a|running]"]
         assert code == 2 and re.search(rf"bot {user}/a\s+stopped", output), output
+    code, output = status(dep)
+    assert code == 2 and re.search(r"2 bot\(s\) do not answer: \w+-a, \w+-a;", output), output
+    dep.layout.rename(dep.layout.with_suffix(".gone"))
+    try:
+        code, output = status(dep)
+        assert code == 1 and "Traceback" not in output, output
+    finally:
+        dep.layout.with_suffix(".gone").rename(dep.layout)
     settle(dep)
     assert checks(dep) == {}
 
@@ -294,14 +301,8 @@ def test_a_stagnant_bot_is_named_with_its_reason(dep):
 def test_drift_exit_codes_for_errors(dep, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("users: {alice: {bots: [{name: Bad}]}}\n")
-    proc = subprocess.run(
-        [str(VENV / "botpool"), "drift", "inventory/local.py"],
-        cwd=REPO,
-        env={**dep.environment(), "BOTPOOL_LAYOUT": str(bad)},
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 1 and "is not a valid name" in proc.stderr
+    code, output = dep.botpool("drift", "inventory/local.py", BOTPOOL_LAYOUT=str(bad))
+    assert code == 1 and "is not a valid name" in output
     unreachable = tmp_path / "unreachable.py"
     unreachable.write_text(
         "hosts = [('127.0.0.1', {'ssh_port': 1, 'botpool_host': 'local'}),"

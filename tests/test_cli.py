@@ -81,6 +81,7 @@ def test_the_readme_documents_every_layout_key():
         schema.HOST,
         schema.EXCHANGE,
         schema.USER,
+        schema.MONITORING,
     ):
         for key in section:
             assert f"| `{key}` |" in readme, f"README does not document {key}"

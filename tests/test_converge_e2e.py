@@ -256,15 +256,42 @@ def test_removing_a_users_last_bot_removes_only_its_pool(dep):
             docker("rm", "-f", container, check=False)
 
 
+def memory_limit(dep: Deployment, pool_name: str) -> int:
+    return int(docker("inspect", "-f", "{{.HostConfig.Memory}}", dep.container(pool_name)))
+
+
 def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
     trades = {main: dep.api(main, "one", "trades").json()["total_trades"] for main in MAINS}
+    limits = {main: memory_limit(dep, pool(main)) for main in MAINS}
     write(dep, four=True, stake=25, two=False, wheel=True, solo=False, switched=True)
     dep.converge()
+    planned = {p.name: p.memory_limit_mb * 2**20 for p in dep.plan().pools}
     for runtime, (main, _) in SIDES.items():  # each side now runs the other runtime
         programs = dep.programs(pool(main))
         assert ("zygote" in programs) == (OTHER[runtime] == "zygote")
         assert all(state == "RUNNING" for state, _ in programs.values()), programs
+        # the container was recreated with the new runtime's memory limit
+        assert memory_limit(dep, pool(main)) == planned[pool(main)] != limits[main]
     dep.wait_answering()
     for main in MAINS:
         assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
     assert dep.converge().operations == []
+
+
+def test_a_container_of_a_planned_name_that_botpool_did_not_create_stops_the_converge(dep):
+    """A new user's pool name is taken by someone else's container: the converge fails
+    naming it, leaves that container running, and touches no other pool."""
+    taken = dep.container(pool("eve"))
+    docker("run", "-d", "--name", taken, "botpool/debian:bookworm", "sleep", "600")
+    try:
+        before = dep.pids(*[pool(m) for m in MAINS])
+        write(dep, four=True, stake=25, two=False, wheel=True, solo=False, switched=True)
+        with dep.layout.open("a") as layout:  # users: is the layout's last section
+            layout.write("  eve:\n    bots:\n      - name: one\n")
+        run = dep.converge(check=False)
+        assert run.returncode != 0
+        assert f"a container named {taken} exists that botpool" in run.output
+        assert docker("inspect", "-f", "{{.State.Running}}", taken).strip() == "true"
+        assert dep.pids(*[pool(m) for m in MAINS]) == before
+    finally:
+        docker("rm", "-f", taken, check=False)

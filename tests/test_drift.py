@@ -31,7 +31,7 @@ def host(write_layout, secrets, tmp_path, monkeypatch):
     monkeypatch.setattr("botpool.core.pipeline.pool_images", _images)
     want = desired(HostRef(str(path), "local"))
     root.mkdir()
-    write_tree(root, want.pools, want.exchanges)
+    write_tree(root, want.pools, want.exchanges, want.monitoring)
     return RemoteHost("@local", "local", str(path), {}), root
 
 
@@ -71,6 +71,23 @@ def test_a_changed_config_is_explained_key_by_key_and_no_value_is_shown(host):
     for value in ("123456", "hunter2", secret, "limit"):
         assert value not in shown
     assert result.commands == 2  # the snapshot, then the changed file, read once
+
+
+def test_files_without_a_final_newline_are_each_explained(host):
+    """json.dumps writes no final newline: the next file read must not vanish into it."""
+    remote, root = host
+    pool = root / "pools" / "alice-pool-1"
+    config = pool / "bots" / "one" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "stake_amount": 99}))
+    program = pool / "programs" / "alice-one.conf"
+    program.write_text(program.read_text().replace("startretries=5", "startretries=9").rstrip())
+    detail = files_only(host_drift(remote).differences)
+    assert detail == {
+        "file pools/alice-pool-1/bots/one/config.json": "stake_amount differ (values not shown)",
+        "file pools/alice-pool-1/programs/alice-one.conf": (
+            "program:alice-one.startretries differ (values not shown)"
+        ),
+    }
 
 
 def test_a_changed_program_file_names_its_settings(host):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .e2e import REPO, VENV, Deployment, finish, new_deployment, read_until, start_pyinfra, wait_for
+from .e2e import Deployment, finish, new_deployment, read_until, start_pyinfra, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=2)
 
@@ -57,15 +57,7 @@ def operations(output: str) -> list[str]:
 
 
 def drift(dep: Deployment) -> int:
-    proc = subprocess.run(
-        [str(VENV / "botpool"), "drift", dep.inventory],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return proc.returncode
+    return dep.botpool("drift", dep.inventory)[0]
 
 
 def test_dry_on_a_host_never_converged_writes_nothing(dep):

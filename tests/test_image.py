@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -169,12 +170,47 @@ def test_archive_name_is_a_plain_file_name():
     assert "docker save" in spec.save_command("/x/a.tar.gz") and "gzip" in spec.save_command("/x")
 
 
-def test_base_build_command_uses_debootstrap_minbase_and_labels_the_base():
-    command = base_build_command()
-    assert "debootstrap --variant=minbase bookworm" in command
-    assert "http://deb.debian.org/debian" in command
-    assert "LABEL botpool.image=base" in command and "ENV PATH=" in command
-    assert command.rstrip().endswith("- botpool/debian:bookworm >/dev/null")
+def test_base_build_script_runs_debootstrap_minbase_and_imports_a_labelled_base(tmp_path):
+    """The script itself runs, with stand-ins for debootstrap and docker on PATH (doubles for
+    what needs root and the network) that record what they were asked."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "debootstrap").write_text(
+        '#!/bin/sh\necho "$@" > "$LOG.debootstrap"; mkdir -p "$3/etc"; echo x > "$3/etc/os"\n'
+    )
+    (bin_ / "docker").write_text(
+        '#!/bin/sh\nfor a in "$@"; do echo "$a"; done > "$LOG.docker"; tar -t >> "$LOG.docker"\n'
+    )
+    for tool in bin_.iterdir():
+        tool.chmod(0o755)
+    env = {"PATH": f"{bin_}:/usr/bin:/bin", "LOG": str(tmp_path / "log")}
+    proc = subprocess.run(
+        ["sh", "-c", base_build_command()], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    debootstrap = (tmp_path / "log.debootstrap").read_text().split()
+    assert debootstrap[:2] == ["--variant=minbase", "bookworm"]
+    assert debootstrap[3] == "http://deb.debian.org/debian"
+    docker = (tmp_path / "log.docker").read_text().splitlines()
+    assert docker[0] == "import" and "LABEL botpool.image=base" in docker
+    assert any(a.startswith("ENV PATH=") for a in docker)
+    assert docker[docker.index("-") + 1] == "botpool/debian:bookworm" and "./etc/os" in docker
+    assert not Path(debootstrap[2]).exists()  # the rootfs is removed
+
+
+def test_base_build_script_fails_with_the_end_of_debootstraps_log(tmp_path):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "debootstrap").write_text("#!/bin/sh\necho 'E: mirror unreachable'\nexit 1\n")
+    (bin_ / "debootstrap").chmod(0o755)
+    proc = subprocess.run(
+        ["sh", "-c", base_build_command()],
+        env={"PATH": f"{bin_}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1 and "E: mirror unreachable" in proc.stderr
 
 
 def test_docker_state_reads_engine_and_images():

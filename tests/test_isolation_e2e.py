@@ -20,7 +20,7 @@ import pytest
 from botpool.core.names import BOT_UID_BASE
 from botpool.core.plan import BotPlan
 
-from .e2e import REPO, VENV, Deployment, docker, mode_of, new_deployment
+from .e2e import Deployment, docker, mode_of, new_deployment
 
 pytestmark = pytest.mark.e2e(minutes=3)
 
@@ -275,19 +275,10 @@ def test_a_new_user_joins_the_exchange_live_and_leaves_no_network_behind(dep):
 
 def drift(dep: Deployment) -> tuple[int, list[str]]:
     """`botpool drift --json`: its exit code and each difference as `subject: kind: detail`."""
-    proc = subprocess.run(
-        [str(VENV / "botpool"), "drift", "inventory/local.py", "--json"],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode in (0, 2), proc.stdout + proc.stderr
-    (host,) = json.loads(proc.stdout)
-    return proc.returncode, [
-        f"{d['subject']}: {d['kind']}: {d['detail']}" for d in host["differences"]
-    ]
+    code, output = dep.botpool("drift", "inventory/local.py", "--json")
+    assert code in (0, 2), output
+    (host,) = json.loads(output)
+    return code, [f"{d['subject']}: {d['kind']}: {d['detail']}" for d in host["differences"]]
 
 
 def test_drift_reports_an_owner_or_mode_changed_by_hand_and_converge_repairs_it(dep):

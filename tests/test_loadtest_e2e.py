@@ -28,14 +28,14 @@ def test_the_36_bot_example_converges_and_every_bot_answers(tmp_path):
         dep.converge()
         plan = dep.plan()
         assert len(plan.bots) == 36
-        assert sorted((p.name, p.runtime, len(p.bots)) for p in plan.pools) == [
+        assert sorted((p.name, p.runtime.name, len(p.bots)) for p in plan.pools) == [
             (f"{u}-pool-{n}", RUNTIMES[u], size)
             for u in ("carol", "dave", "erin")
             for n, size in ((1, 10), (2, 2))
         ]
         for pool in plan.pools:  # each pool runs its runtime's programs, every one running
             programs = dep.programs(pool.name)
-            assert ("zygote" in programs) == (pool.runtime == "zygote"), programs
+            assert ("zygote" in programs) == (pool.runtime.name == "zygote"), programs
         dep.wait_answering(timeout=600)
         for user in RUNTIMES:  # a few bots of each user, so of each runtime
             for bot in [b for b in plan.bots if b.user == user][::5]:

@@ -61,14 +61,15 @@ def converged(pools, exchanges) -> Snapshot:
     return snap
 
 
-def write_tree(root: Path, pools, exchanges) -> None:
+def write_tree(root: Path, pools, exchanges, monitoring=None) -> None:
     """What a converge leaves under a root: the marker, every folder and file as planned."""
     (root / ROOT_MARKER).write_text("botpool\n")
     for folder in ("pools", "exchanges"):
         (root / folder).mkdir(mode=0o755)
-    for unit, directory in [(p, f"pools/{p.pool.name}") for p in pools] + [
+    units = [(p, f"pools/{p.pool.name}") for p in pools] + [
         (e, f"exchanges/{e.exchange.profile.name}") for e in exchanges
-    ]:
+    ]
+    for unit, directory in units + [(monitoring, "monitoring")] * bool(monitoring):
         (root / directory).mkdir(mode=0o755)
         for sub in getattr(unit, "directories", ()):
             path = root / directory / sub.path
@@ -144,6 +145,7 @@ def test_a_root_without_botpools_marker_has_nothing_deleted_or_archived(write_la
     path.write_text(THREE.replace("      - name: two\n", ""))
     snap.directories["exchanges/someone-elses"] = DirectoryState(0o755, 0, 0)
     snap.marked = False
+    containers, snap.containers = snap.containers, {}  # none of this root: never converged
     changes = reconcile(snap, *desired(path, secrets))
     assert changes.mark_root
     (pool,) = changes.pools
@@ -153,9 +155,23 @@ def test_a_root_without_botpools_marker_has_nothing_deleted_or_archived(write_la
         "\n".join(held)
     )
     snap.marked = True  # the next converge finds the mark and removes them
+    snap.containers = containers
     changes = reconcile(snap, *desired(path, secrets))
     assert changes.remove_directories == ["exchanges/someone-elses"] and not changes.mark_root
     assert changes.pools[0].archive_bots == ["two"]
+
+
+def test_an_older_botpools_root_is_marked_and_cleaned_in_the_same_converge(write_layout, secrets):
+    """No marker, but containers labelled with this root (an older botpool made them): a
+    program file planted there goes now, before supervisord could read it as root."""
+    path = write_layout(THREE)
+    snap = converged(*desired(path, secrets))
+    snap.marked = False
+    snap.files["pools/alice-pool-1/programs/evil.conf"] = FileState("ab" * 32, 0o644, 1000)
+    changes = reconcile(snap, *desired(path, secrets))
+    assert changes.mark_root
+    assert changes.pools[0].removals == ["pools/alice-pool-1/programs/evil.conf"]
+    assert not [d for d in changes.differences if d.kind == "held"]
 
 
 def test_removing_the_last_bot_removes_the_pool_container_and_archives_the_pool(

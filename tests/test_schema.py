@@ -24,7 +24,11 @@ SHIPPED = REPO / "inventory" / "layout.schema.json"
 
 @pytest.mark.parametrize(
     ("model", "keys"),
-    [(layout.BotSettings, schema.BOT_SETTINGS), (layout.CheckSettings, schema.CHECKS)],
+    [
+        (layout.BotSettings, schema.BOT_SETTINGS),
+        (layout.CheckSettings, schema.CHECKS),
+        (layout.MonitoringSettings, schema.MONITORING),
+    ],
 )
 def test_typed_settings_read_only_schema_keys(model, keys):
     assert set(typing.get_type_hints(model)) - {"KEYS", "values"} <= keys.keys()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import botpool
+from botpool import payloads
 from botpool.core import names
 from botpool.core.templating import render_template
 
@@ -59,6 +60,14 @@ class ImageSpec:
     base: str  # "local" or the image reference the Dockerfile starts FROM
     base_tag: str | None  # the local Debian base to make first (base "local"), else None
     files: Mapping[str, str] = field(compare=False)  # build context: relative path -> text
+    role: str = "pool"  # pool | monitoring: the image's botpool.image label
+
+    @property
+    def what(self) -> str:
+        """How converge output names it."""
+        if self.role == "pool":
+            return f"pool image {self.tag} (freqtrade {self.freqtrade_version})"
+        return f"{self.role} image {self.tag}"
 
     @property
     def dockerfile(self) -> str:
@@ -67,9 +76,10 @@ class ImageSpec:
     @property
     def labels(self) -> dict[str, str]:
         """Labels given at build time; kept out of the Dockerfile so they do not change the tag."""
+        freqtrade = {"botpool.freqtrade": self.freqtrade_version} if self.role == "pool" else {}
         return {
-            IMAGE_LABEL: "pool",
-            "botpool.freqtrade": self.freqtrade_version,
+            IMAGE_LABEL: self.role,
+            **freqtrade,
             "botpool.inputs-hash": self.inputs_hash,
             "botpool.version": botpool.__version__,
         }
@@ -220,6 +230,38 @@ def image_spec(
     )
 
 
+MONITORING_REPOSITORY = "botpool/monitoring"
+# Debian bookworm's packages: Prometheus 2.42, Alertmanager 0.25, node exporter 1.5,
+# prometheus_client and the Docker SDK for botpool's exporter, supervisor to run all four
+MONITORING_PACKAGES = (
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "python3-prometheus-client",
+    "python3-docker",
+    "supervisor",
+)
+
+
+def monitoring_image_spec() -> ImageSpec:
+    """The monitoring image: Debian's own packages on the local Debian base, no registry and
+    no pip (so no CA bundle or index either). Its tag hashes its Dockerfile."""
+    dockerfile = render_template(
+        "monitoring.Dockerfile.j2", base=LOCAL_BASE, packages=" ".join(MONITORING_PACKAGES)
+    )
+    files = {"Dockerfile": dockerfile}
+    digest = inputs_hash(files)
+    return ImageSpec(
+        freqtrade_version="",
+        tag=f"{MONITORING_REPOSITORY}:{DEBIAN_SUITE}-{digest[:12]}",
+        inputs_hash=digest,
+        base=LOCAL,
+        base_tag=LOCAL_BASE,
+        files=files,
+        role="monitoring",
+    )
+
+
 def base_build_command(
     tag: str = LOCAL_BASE, suite: str = DEBIAN_SUITE, mirror: str = DEBIAN_MIRROR
 ) -> str:
@@ -235,15 +277,9 @@ def base_build_command(
         'CMD ["/bin/bash"]',
     ]
     change_args = " ".join(f"--change {shlex.quote(c)}" for c in changes)
-    return f"""set -e
-rootfs=$(mktemp -d /var/tmp/botpool-rootfs.XXXXXX)
-trap 'rm -rf "$rootfs"' EXIT
-debootstrap --variant=minbase {shlex.quote(suite)} "$rootfs" {shlex.quote(mirror)} \\
-  >"$rootfs.log" 2>&1 || {{ tail -n 30 "$rootfs.log" >&2; rm -f "$rootfs.log"; exit 1; }}
-rm -f "$rootfs.log"
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-tar -C "$rootfs" -c . | docker import {change_args} - {shlex.quote(tag)} >/dev/null
-"""
+    return payloads.shell(
+        "debian-base.sh", suite=suite, mirror=mirror, tag=tag, changes=change_args
+    )
 
 
 def pool_images(layout: Layout) -> dict[str, ImageSpec]:

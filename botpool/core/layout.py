@@ -106,6 +106,34 @@ class CheckSettings(Settings):
     host_min_available_mb: int
 
 
+class MonitoringSettings(Settings):
+    """Metrics and alerts on every host: every key of schema.MONITORING."""
+
+    KEYS = schema.MONITORING
+    enabled: bool
+    base_port: int
+    scrape_interval: str
+    retention: str
+    retention_size: str
+    memory_limit_mb: int
+    bot_down_for: str
+    api_down_for: str
+    pool_memory_share: float
+    pool_memory_for: str
+    crash_loop_restarts: int
+    out_of_sync_for: str
+    target_down_for: str
+    webhook: str | None
+    group_wait: str
+    group_interval: str
+    repeat_interval: str
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Each program's port on the host's 127.0.0.1 (schema.MONITORING_PORTS order)."""
+        return {p: self.base_port + i for i, p in enumerate(schema.MONITORING_PORTS)}
+
+
 @dataclass(frozen=True)
 class Bot:
     user: str
@@ -193,6 +221,7 @@ class Layout:
     strategies: dict[str, Path] = field(default_factory=dict)  # class name -> file
     checks: CheckSettings = field(default_factory=CheckSettings)
     frequi_origins: tuple[str, ...] = ()  # every bot's CORS origins, for FreqUI
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     @property
     def bots(self) -> tuple[Bot, ...]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from botpool.core import snapshot
 from botpool.core.image import ImageSpec, pool_images
+from botpool.core.monitoring import RenderedMonitoring, render_monitoring
 from botpool.core.plan import HostPlan, Plan, load_plan
 from botpool.core.reconcile import Difference, HostChanges, reconcile
 from botpool.core.render import Artifact, RenderedExchange, RenderedPool, render_host
@@ -68,13 +69,15 @@ def plan_of(layout: str) -> Plan:
 
 @dataclass(frozen=True)
 class Desired:
-    """Everything one host should run: its plan, images, rendered pools and exchanges."""
+    """Everything one host should run: its plan, images, rendered pools, exchanges and
+    monitoring."""
 
     plan: Plan
     host: HostPlan
     images: dict[str, ImageSpec]  # freqtrade version -> pool image
     pools: list[RenderedPool]
     exchanges: list[RenderedExchange]
+    monitoring: RenderedMonitoring | None = None  # None: monitoring is off
 
     @property
     def root(self) -> str:
@@ -86,7 +89,7 @@ class Desired:
 
     def compare(self, snap: snapshot.Snapshot) -> HostChanges:
         """What a converge would change on a host that shows snap (drift is the same list)."""
-        return reconcile(snap, self.pools, self.exchanges)
+        return reconcile(snap, self.pools, self.exchanges, self.monitoring)
 
 
 def desired(ref: HostRef, plan: Plan | None = None) -> Desired:
@@ -106,5 +109,8 @@ def desired(ref: HostRef, plan: Plan | None = None) -> Desired:
         )
     images = pool_images(plan.layout)
     tags = {version: spec.tag for version, spec in images.items()}
-    pools, exchanges = render_host(plan, plan.hosts[ref.host], tags, SecretStore.from_env())
-    return Desired(plan, plan.hosts[ref.host], images, pools, exchanges)
+    secrets = SecretStore.from_env()
+    host = plan.hosts[ref.host]
+    pools, exchanges = render_host(plan, host, tags, secrets)
+    monitoring = render_monitoring(plan, host, pools, secrets)
+    return Desired(plan, host, images, pools, exchanges, monitoring)

@@ -11,11 +11,13 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from botpool.core.monitoring import RenderedMonitoring
 from botpool.core.names import LEGACY_NETWORK, ROOT_MARKER
 from botpool.core.render import Artifact, ContainerSpec, Directory, RenderedExchange, RenderedPool
 from botpool.core.snapshot import ContainerState, Snapshot
 
 DOWN_STATES = {"STOPPED", "EXITED", "FATAL"}
+MONITORING = "monitoring"  # its folder under the root
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class UnitChanges:
     start: list[str] = field(default_factory=list)
     archive_bots: list[str] = field(default_factory=list)
     wait_for: list[str] = field(default_factory=list)  # programs to see RUNNING afterwards
+    reload: list[str] = field(default_factory=list)  # programs to signal (SIGHUP) to re-read
 
     @property
     def empty(self) -> bool:
@@ -84,6 +87,7 @@ class UnitChanges:
             or self.restart
             or self.start
             or self.archive_bots
+            or self.reload
         )
 
 
@@ -95,6 +99,8 @@ class HostChanges:
     mark_root: bool = False  # write botpool's marker into the root (names.ROOT_MARKER)
     exchanges: list[UnitChanges] = field(default_factory=list)
     pools: list[UnitChanges] = field(default_factory=list)
+    monitoring: UnitChanges | None = None
+    archive_monitoring: bool = False  # monitoring was turned off: its data is archived
     remove_containers: list[str] = field(default_factory=list)
     archive_pools: list[str] = field(default_factory=list)
     remove_directories: list[str] = field(default_factory=list)
@@ -106,7 +112,10 @@ class HostChanges:
 
 
 def reconcile(
-    snap: Snapshot, pools: list[RenderedPool], exchanges: list[RenderedExchange]
+    snap: Snapshot,
+    pools: list[RenderedPool],
+    exchanges: list[RenderedExchange],
+    monitoring: RenderedMonitoring | None = None,
 ) -> HostChanges:
     changes = HostChanges()
     report = changes.differences.append
@@ -125,7 +134,13 @@ def reconcile(
         changes.exchanges.append(unit)
     for rendered in pools:
         changes.pools.append(_pool(rendered, snap, report))
+    if monitoring:
+        changes.monitoring = _monitoring(monitoring, snap, report)
+    elif MONITORING in snap.directories:
+        changes.archive_monitoring = True
+        report(Difference("monitoring", "extra", "monitoring is off: its data will be archived"))
     wanted = {p.container.name for p in pools} | {e.container.name for e in exchanges}
+    wanted |= {monitoring.container.name} if monitoring else set()
     pools_wanted = {p.pool.name for p in pools}
     exchanges_wanted = {e.exchange.profile.name for e in exchanges}
     for name, container in sorted(snap.containers.items()):
@@ -152,20 +167,28 @@ def reconcile(
             )
         if len(parts) == 2 and parts[0] == "exchanges" and parts[1] not in exchanges_wanted:
             changes.remove_directories.append(directory)
-    if not snap.marked:
+    if not snap.marked and snap.containers:
+        # an older botpool's root (its containers carry this root's label; only root makes
+        # containers): marked now, and cleaned now, since a program file planted there
+        # would be read by supervisord as root in this very converge
+        changes.mark_root = True
+    elif not snap.marked:
         _hold_deletions(changes, report)
     return changes
 
 
 def _hold_deletions(changes: HostChanges, report: Report) -> None:
-    """A root without botpool's marker may be a folder of other things (a root set by
-    mistake): mark it, and delete or archive nothing in it until a converge finds the mark."""
+    """A root without botpool's marker and without a container of it may be a folder of other
+    things (a root set by mistake): mark it, and delete or archive nothing in it until a
+    converge finds the mark."""
     changes.mark_root = True
     report(Difference("root", "missing", f"{ROOT_MARKER} will be written"))
     held = [f"pools/{p}" for p in changes.archive_pools] + changes.remove_directories
+    held += [MONITORING] * changes.archive_monitoring
     held += [path for unit in changes.pools for path in unit.removals]
     held += [f"{unit.directory}/bots/{bot}" for unit in changes.pools for bot in unit.archive_bots]
     changes.archive_pools, changes.remove_directories = [], []
+    changes.archive_monitoring = False
     for unit in changes.pools:
         unit.removals, unit.archive_bots = [], []
     for path in held:
@@ -238,6 +261,18 @@ def _pool(rendered: RenderedPool, snap: Snapshot, report: Report) -> UnitChanges
     unit.wait_for = sorted(wanted_programs) if unit.container else []
     if unit.container is None:
         _converge_programs(unit, rendered, snap, changed, wanted_programs, report)
+    return unit
+
+
+def _monitoring(rendered: RenderedMonitoring, snap: Snapshot, report: Report) -> UnitChanges:
+    """Its files and container like a pool's; a changed config is re-read (SIGHUP), so a
+    new threshold never restarts Prometheus nor loses its data."""
+    unit = UnitChanges(rendered.container.name, MONITORING, rendered.container)
+    _sync_directories(unit, rendered.directories, rendered.files, snap, report)
+    changed = _sync_files(unit, rendered.files, snap, report)
+    _converge_container(unit, snap, report)
+    if unit.container in (None, "start"):
+        unit.reload = rendered.reloads(changed)
     return unit
 
 
@@ -325,7 +360,8 @@ def _converge_container(unit: UnitChanges, snap: Snapshot, report: Report) -> No
         if not current.running:
             unit.container = "start"
             report(Difference(f"container {unit.name}", "stopped", "will be started"))
-        _converge_networks(unit, current, report)
+        if not unit.spec.host_network:
+            _converge_networks(unit, current, report)
 
 
 def _converge_networks(unit: UnitChanges, current: ContainerState, report: Report) -> None:

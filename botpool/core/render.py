@@ -111,6 +111,9 @@ class ContainerSpec:
     user: str = "0:0"
     capabilities: tuple[str, ...] = ("SETUID", "SETGID", "KILL")
     log_options: tuple[tuple[str, str], ...] = (("max-size", "10m"), ("max-file", "3"))
+    # the host's network instead of `networks` (the monitoring container: it reaches every
+    # bot's 127.0.0.1 port and listens on the host's 127.0.0.1 only)
+    host_network: bool = False
     labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
@@ -118,6 +121,8 @@ class ContainerSpec:
         spec = asdict(self)
         spec.pop("labels")
         spec.pop("networks")
+        if not spec["host_network"]:  # absent when off: older containers keep their hash
+            spec.pop("host_network")
         return sha256(json.dumps(spec, sort_keys=True))[:16]
 
     def run_args(self) -> list[str]:
@@ -135,7 +140,7 @@ class ContainerSpec:
             "--memory",
             f"{self.memory_limit_mb}m",
             "--network",
-            self.networks[0],
+            "host" if self.host_network else self.networks[0],
             "--user",
             self.user,
             "--cap-drop",

@@ -712,6 +712,67 @@ CHECKS: dict[str, Key] = {
     ),
 }
 
+DURATION_RE = re.compile(r"[1-9][0-9]{0,5}(ms|s|m|h|d|w|y)")
+duration = matching(DURATION_RE, "a Prometheus duration such as 30s, 5m, 2h or 15d")
+SIZE_RE = re.compile(r"[1-9][0-9]{0,5}(KB|MB|GB|TB)")
+MONITORING_PORTS = ("prometheus", "alertmanager", "node exporter", "botpool exporter")
+
+MONITORING: dict[str, Key] = {
+    "enabled": Key(
+        boolean,
+        True,
+        "run Prometheus, Alertmanager, node exporter and botpool's exporter on "
+        "every host (one container); `false` removes it and archives its data",
+    ),
+    "base_port": Key(
+        integer(1024, 65532),
+        19090,
+        f"first of {len(MONITORING_PORTS)} ports on the host's 127.0.0.1, in this order: "
+        f"{', '.join(MONITORING_PORTS)}; outside the bot port range",
+    ),
+    "scrape_interval": Key(duration, "15s", "how often metrics are collected and rules evaluated"),
+    "retention": Key(duration, "15d", "how long Prometheus keeps samples"),
+    "retention_size": Key(
+        matching(SIZE_RE, "a size such as 512MB or 2GB"),
+        "1GB",
+        "disk budget of Prometheus' samples: the oldest go first beyond it",
+    ),
+    "memory_limit_mb": Key(
+        integer(128, MEMORY_MB_MAX), 512, "memory limit of the monitoring container"
+    ),
+    "bot_down_for": Key(duration, "2m", "a planned bot not RUNNING this long alerts BotDown"),
+    "api_down_for": Key(
+        duration, "5m", "a running bot whose API does not answer this long alerts BotApiDown"
+    ),
+    "pool_memory_share": Key(
+        number(0, 1), 0.9, "a pool using more than this share of its memory limit alerts"
+    ),
+    "pool_memory_for": Key(duration, "5m", "for this long (PoolMemoryHigh)"),
+    "crash_loop_restarts": Key(
+        integer(1, 10_000), 3, "more bot starts than this within an hour alert BotCrashLooping"
+    ),
+    "out_of_sync_for": Key(
+        duration,
+        "10m",
+        "files of the host differing from the last converge this long alert HostOutOfSync",
+    ),
+    "target_down_for": Key(
+        duration, "2m", "an exporter (or Alertmanager) not scraped this long alerts"
+    ),
+    "webhook": Key(
+        optional(matching(CREDENTIALS_RE, "a plain name such as ops")),
+        None,
+        "name of a file `alerts/<name>.url` in the secrets folder holding the URL of a "
+        "webhook every alert is posted to (Alertmanager's webhook format); none: alerts "
+        "show in Alertmanager only",
+    ),
+    "group_wait": Key(duration, "30s", "Alertmanager waits this long to group a new alert"),
+    "group_interval": Key(
+        duration, "5m", "Alertmanager sends changes of a group (and resolutions) this often"
+    ),
+    "repeat_interval": Key(duration, "4h", "a still-firing alert is sent again this often"),
+}
+
 TOP: dict[str, Key] = {
     "defaults": Key(mapping, {}, "settings shared by everything below", keys=DEFAULTS),
     "hosts": Key(
@@ -720,6 +781,9 @@ TOP: dict[str, Key] = {
     "exchanges": Key(mapping, {}, "exchange profiles bots refer to by name", entries=EXCHANGE),
     "users": Key(mapping, REQUIRED, "users and their bots", entries=USER),
     "checks": Key(mapping, {}, "thresholds of `pytest checks/` (keys below)", keys=CHECKS),
+    "monitoring": Key(
+        mapping, {}, "metrics and alerts on every host (keys below)", keys=MONITORING
+    ),
 }
 ENTRY_NAMES = {"hosts": HOST_RE, "exchanges": NAME_RE, "users": NAME_RE}
 

@@ -11,6 +11,7 @@
 - `notify/<name>.json`: what a notification needs, referred to by a bot's
   `notify: {<service>: {credentials: <name>}}`: Telegram `{"token": ..., "chat_id": ...}`,
   Discord `{"webhook_url": ...}`, a webhook `{"url": ...}` (NOTIFY_KEYS).
+- `alerts/<name>.url`: the URL of a webhook alerts are posted to (`monitoring.webhook: <name>`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ NOTIFY_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "webhook": (frozenset({"url"}), frozenset()),
 }
 URL_MAX = 2048
+WEBHOOK_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]{1,2000}")
 
 
 class SecretsError(Exception):
@@ -84,7 +86,12 @@ class SecretStore:
 
     def _check_directory(self) -> None:
         """The folder must be the user's own and closed to everyone else."""
-        for folder in (self.directory, self.directory / "credentials", self.directory / "notify"):
+        for folder in (
+            self.directory,
+            self.directory / "credentials",
+            self.directory / "notify",
+            self.directory / "alerts",
+        ):
             try:
                 info = folder.lstat()
             except FileNotFoundError:
@@ -245,6 +252,22 @@ class SecretStore:
             if not (isinstance(value, str) and len(value) <= URL_MAX and pattern.fullmatch(value)):
                 raise SecretsError(f"{path}: {key} must be {what} (its value is not shown)")
         return dict(data)
+
+    def alert_webhook_url(self, name: str) -> str:
+        """The URL of the webhook `monitoring.webhook: <name>` names (never shown: it often
+        holds a token, as Slack's and Telegram's do)."""
+        if not CREDENTIALS_NAME.fullmatch(name):
+            raise SecretsError(f"{name!r} is not a webhook name (letters, digits, _ . -)")
+        path = self._private_file(f"alerts/{name}.url")
+        if not path.exists():
+            raise SecretsError(
+                f"monitoring.webhook is {name!r} but {path} does not exist: write the webhook's "
+                f"URL into it (one line, chmod 600)"
+            )
+        url = self._read(path).strip()
+        if not WEBHOOK_URL.fullmatch(url):
+            raise SecretsError(f"{path} must hold one http:// or https:// URL on one line")
+        return url
 
 
 def _write_private(path: Path, text: str) -> None:

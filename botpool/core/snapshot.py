@@ -1,23 +1,25 @@
 """What a host really runs, read in ONE shell command: Docker labels, files, supervisor.
 
 There is no state file: converge and drift both start from this snapshot, so they can never
-believe something the host does not show. The command is plain POSIX shell plus the docker
-CLI, because a bare host may have no Python. `parse` turns its output into a Snapshot.
+believe something the host does not show. The command (botpool/payloads/snapshot.sh) is plain
+POSIX shell plus the docker CLI, because a bare host may have no Python; it asks the docker
+CLI rather than the Docker SDK for the same reason, and since it is one command per host over
+SSH, not a Docker API connection per host. `parse` turns its output into a Snapshot.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
 import stat
 from dataclasses import dataclass, field
 
+from botpool import payloads
 from botpool.core import names
 from botpool.core.names import LEGACY_NETWORK
 
 MARK = "@@botpool "
 # Data that bots write: never hashed, never walked into (a database can be large).
-DATA_DIRS = ("user_data", "logs")
+DATA_DIRS = ("user_data", "logs", "data")
 
 
 @dataclass(frozen=True)
@@ -74,67 +76,25 @@ class Snapshot:
 
 
 def command(root: str) -> str:
-    """The shell command that prints a host's snapshot under root.
+    """The shell command that prints a host's snapshot under root (botpool/payloads/snapshot.sh).
 
     Only containers labelled botpool.managed=true AND botpool.root=<root> are seen: a root is
     one deployment, so two layouts with different roots (say staging and the test suite)
     can share a Docker engine without touching each other.
     """
-    r = shlex.quote(root)
-    prune = " -o ".join(f"-name {d}" for d in DATA_DIRS)
-    # one JSON object a container: values are quoted by docker, never split on a separator
-    fmt = (
-        '{"name":{{json .Names}},"state":{{json .State}},'
-        f'"role":{{{{json (.Label "{names.ROLE}")}}}},'
-        f'"spec_hash":{{{{json (.Label "{names.SPEC_HASH}")}}}},'
-        '"networks":{{json .Networks}}}'
-    )
-    ours = (
-        f"--filter label={names.MANAGED}=true --filter {shlex.quote(f'label={names.ROOT}={root}')}"
-    )
-    find = f"cd {r} 2>/dev/null && find pools exchanges -mindepth 1"
-    # ours (labelled with this root), and the unlabelled shared one of older versions
-    networks = (
-        f"docker network ls --filter label={names.MANAGED}=true "
-        f"""--format '{{{{.Name}}}}|{{{{.Label "{names.ROOT}"}}}}' 2>/dev/null | """
-        f"awk -F'|' -v root={r} "
-        f"""'$2 == root || ($1 == "{LEGACY_NETWORK}" && $2 == "") {{print $1}}'"""
-    )
-    return "\n".join(
-        [
-            f"echo '{MARK}engine'",
-            "command -v docker >/dev/null 2>&1 && docker version --format '{{.Server.Version}}' "
-            "2>/dev/null",
-            f"echo '{MARK}images'",
-            f"docker images --filter label={names.IMAGE} "
-            "--format '{{.Repository}}:{{.Tag}}' 2>/dev/null",
-            f"echo '{MARK}networks'",
-            networks,
-            f"echo '{MARK}network-users'",
-            "docker ps -a --format '{{.Names}}|{{.Networks}}' 2>/dev/null",
-            f"echo '{MARK}containers'",
-            f"docker ps -a {ours} --format '{fmt}' 2>/dev/null",
-            # everything but folders, links included (%f: the raw mode, file type and all)
-            f"echo '{MARK}files'",
-            f"{find} \\( {prune} \\) -prune -o ! -type d -print0 2>/dev/null "
-            "| xargs -0 -r stat -c '%f %u %g %n' 2>/dev/null",
-            f"echo '{MARK}hashes'",
-            f"{find} \\( {prune} \\) -prune -o -type f -print0 2>/dev/null "
-            "| xargs -0 -r sha256sum 2>/dev/null",
-            f"echo '{MARK}marker'",
-            f"test -f {shlex.quote(root + '/' + names.ROOT_MARKER)} && echo present",
-            f"echo '{MARK}host-folders'",  # followed: an operator may link pools to a disk
-            f"cd {r} 2>/dev/null && stat -L -c '%a %u %g %n' . pools exchanges 2>/dev/null",
-            f"echo '{MARK}directories'",
-            f"{find} -maxdepth 4 -type d -print0 2>/dev/null "
-            "| xargs -0 -r stat -c '%a %u %g %n' 2>/dev/null",
-            # supervisor of every running pool; a pool whose supervisord does not answer says so
-            f"for c in $(docker ps {ours} --filter label={names.ROLE}=pool "
-            "--format '{{.Names}}' 2>/dev/null); do "
-            f'echo "{MARK}supervisor $c"; '
-            f'docker exec "$c" {names.SUPERVISORCTL} status 2>&1; done',
-            "exit 0",
-        ]
+    return payloads.shell(
+        "snapshot.sh",
+        root=root,
+        mark=MARK,
+        managed=names.MANAGED,
+        root_label=names.ROOT,
+        role_label=names.ROLE,
+        spec_label=names.SPEC_HASH,
+        image_label=names.IMAGE,
+        legacy_network=LEGACY_NETWORK,
+        marker=names.ROOT_MARKER,
+        supervisor_conf=names.SUPERVISOR_CONF,
+        data_dirs=" ".join(DATA_DIRS),
     )
 
 

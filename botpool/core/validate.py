@@ -25,6 +25,7 @@ from botpool.core.layout import (
     Host,
     ImageSettings,
     Layout,
+    MonitoringSettings,
     User,
     deep_merge,
 )
@@ -155,12 +156,14 @@ class _Validator:
         defaults = filled(self.section(top.get("defaults"), ("defaults",), schema.DEFAULTS))
         image = self.section(defaults["image"], ("defaults", "image"), schema.IMAGE)
         checks = self.section(top.get("checks"), ("checks",), schema.CHECKS)
+        monitoring = self.section(top.get("monitoring"), ("monitoring",), schema.MONITORING)
         base_port = defaults["base_port"]
         max_port = defaults["max_port"] or min(base_port + 999, 65535)
         if base_port > max_port or max_port > 65535:
             self.report(
                 ("defaults", "max_port"), f"must be between base_port ({base_port}) and 65535"
             )
+        self.check_monitoring_ports(monitoring, base_port, max_port)
         hosts = self.hosts(top.get("hosts") or {})
         exchanges = self.exchanges(top.get("exchanges") or {})
         strategies = self.strategies(defaults["strategies_dir"])
@@ -200,7 +203,24 @@ class _Validator:
             strategies=strategies,
             checks=CheckSettings(**checks),
             frequi_origins=defaults["frequi_origins"],
+            monitoring=MonitoringSettings(**monitoring),
         )
+
+    def check_monitoring_ports(
+        self, monitoring: dict[str, Any], base_port: int, max_port: int
+    ) -> None:
+        """The monitoring ports must stay clear of the bots' port range."""
+        first = monitoring.get("base_port")
+        if first is None or not monitoring.get("enabled", True):
+            return
+        last = first + len(schema.MONITORING_PORTS) - 1
+        if first <= max_port and base_port <= last:
+            self.report(
+                ("monitoring", "base_port"),
+                f"ports {first}-{last} overlap the bot ports {base_port}-{max_port}: "
+                f"pick a base_port above {max_port} or at most "
+                f"{base_port - len(schema.MONITORING_PORTS)}",
+            )
 
     def hosts(self, raw: dict[str, Any]) -> dict[str, Host]:
         if not raw:  # no hosts: section this machine, every value its default

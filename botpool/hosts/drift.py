@@ -86,8 +86,9 @@ def explain(state: HostState) -> list[Difference]:
         return state.changes.differences
     root = state.plan.layout.root
     paths = [d.subject.removeprefix("file ") for d in changed]
+    # a newline before each mark: a file without a final newline must not swallow the next one
     script = "; ".join(
-        f"echo {shlex.quote(FILE_MARK + p)}; cat {shlex.quote(root + '/' + p)}" for p in paths
+        f"echo; echo {shlex.quote(FILE_MARK + p)}; cat {shlex.quote(root + '/' + p)}" for p in paths
     )
     current: dict[str, list[str]] = {}
     name = ""

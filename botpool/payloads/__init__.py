@@ -1,5 +1,23 @@
-"""Code that runs on hosts or inside containers, standard library only.
+"""Code that runs on hosts or inside containers: Python (standard library only) and shell.
 
-Each module here is shipped as text (read with importlib.resources and passed to a
-remote `python3`), so it may import nothing from botpool or from third parties.
+Each file here is shipped as text (read with importlib.resources and passed to a remote
+`python3` or `sh`), so a Python one may import nothing from botpool or from third parties.
+Shell scripts are real files, linted with shellcheck (`make lint`); `shell()` gives one its
+inputs as variables assigned (quoted) in front of it.
 """
+
+import re
+import shlex
+from importlib import resources
+
+_VARIABLE = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def shell(name: str, **variables: object) -> str:
+    """The text of the shell script `name`, preceded by `variable='value'` lines."""
+    for variable in variables:
+        if not _VARIABLE.fullmatch(variable):
+            raise ValueError(f"not a shell variable name: {variable!r}")
+    text = (resources.files(__name__) / name).read_text()
+    assigned = "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in variables.items())
+    return assigned + text

@@ -1,0 +1,403 @@
+"""Monitoring: the layout's `monitoring:` section, the rendered Prometheus and Alertmanager
+configs, the monitoring container and how a converge treats it (pure: no Docker here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from botpool.core import schema
+from botpool.core.source import LayoutError
+from botpool.core.validate import load_layout, read_layout
+
+from .conftest import MINIMAL
+
+
+def test_monitoring_is_on_by_default_with_documented_ports(write_layout):
+    monitoring = load_layout(write_layout(MINIMAL)).monitoring
+    assert monitoring.enabled is True
+    assert monitoring.retention == "15d"
+    assert monitoring.ports == {
+        "prometheus": 19090,
+        "alertmanager": 19091,
+        "node exporter": 19092,
+        "botpool exporter": 19093,
+    }
+    assert monitoring.values == {k: key.default for k, key in schema.MONITORING.items()}
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "line", "message"),
+    [
+        (
+            "{base_port: 9998}",
+            "1: monitoring.base_port: ports 9998-10001 overlap the bot ports 9000-9999",
+            "pick a base_port above 9999 or at most 8996",
+        ),
+        (
+            "{retention: 15 days}",
+            "1: monitoring.retention: expected a Prometheus duration",
+            "such as 30s",
+        ),
+        ("{pool_memory_share: 1.5}", "1: monitoring.pool_memory_share: must be at most 1", ""),
+        ("{webhook: https://hooks.example/x}", "1: monitoring.webhook: expected a plain name", ""),
+        ("{scrape_intervall: 5s}", "1: monitoring.scrape_intervall: unknown key", "did you mean"),
+    ],
+)
+def test_mistakes_in_monitoring_name_file_and_line(write_layout, monitoring, line, message):
+    path = write_layout(f"monitoring: {monitoring}\n" + MINIMAL.lstrip())
+    _, problems = read_layout(path)
+    assert len(problems) == 1, problems
+    assert str(problems[0]).startswith(f"{path}:{line}"), problems[0]
+    assert message in str(problems[0])
+
+
+def test_ports_may_overlap_bot_ports_when_monitoring_is_off(write_layout):
+    path = write_layout("monitoring: {enabled: false, base_port: 9000}\n" + MINIMAL.lstrip())
+    assert load_layout(path).monitoring.enabled is False
+
+
+def test_a_bad_monitoring_layout_is_refused_whole(write_layout):
+    with pytest.raises(LayoutError):
+        load_layout(write_layout("monitoring: {enabled: maybe}\n" + MINIMAL.lstrip()))
+
+
+# --- rendering and reconciling the monitoring container -------------------------------------
+
+
+def _host(write_layout, secrets, monitoring="{}"):
+    from botpool.core.pipeline import HostRef, desired
+
+    # a file per variant: plans are read once per path and process
+    name = f"layout-{abs(hash(monitoring))}.yaml"
+    path = write_layout(f"monitoring: {monitoring}\n" + MINIMAL.lstrip(), name=name)
+    return desired(HostRef(str(path), "local"))
+
+
+def _converged(want, tmp_path):
+    """What a host shows once it runs exactly `want` (files really written and read back)."""
+    import subprocess
+
+    from botpool.core import snapshot
+    from botpool.core.snapshot import ContainerState
+
+    from .test_reconcile import write_tree
+
+    root = tmp_path / "root"
+    root.mkdir()
+    write_tree(root, want.pools, want.exchanges, want.monitoring)
+    out = subprocess.run(
+        ["sh", "-c", snapshot.command(str(root))], capture_output=True, text=True, check=True
+    )
+    snap = snapshot.parse(out.stdout.splitlines())
+    snap.networks, snap.network_users = set(), {}
+    for unit in [*want.pools, *want.exchanges]:
+        networks = frozenset(unit.container.networks)
+        snap.containers[unit.container.name] = ContainerState(
+            unit.container.name, True, "pool", unit.container.hash, networks=networks
+        )
+        snap.networks |= networks
+        for network in networks:
+            snap.network_users.setdefault(network, set()).add(unit.container.name)
+    spec = want.monitoring.container
+    snap.containers[spec.name] = ContainerState(
+        spec.name, True, "monitoring", spec.hash, networks=frozenset({"host"})
+    )
+    for rendered in want.pools:
+        from botpool.core.snapshot import ProgramState
+
+        snap.programs[rendered.container.name] = {
+            n: ProgramState(n, "RUNNING", 100 + i, 60)
+            for i, n in enumerate(sorted(rendered.programs))
+        }
+    return snap
+
+
+def test_the_monitoring_container_listens_on_loopback_only_and_holds_no_capability(
+    write_layout, secrets
+):
+    want = _host(write_layout, secrets)
+    spec = want.monitoring.container
+    args = spec.run_args()
+    assert args[args.index("--network") + 1] == "host" and spec.ports == ()
+    assert "--cap-add" not in args and "--privileged" not in args
+    assert spec.image == want.monitoring.image.tag
+    assert spec.image.startswith("botpool/monitoring:bookworm-")
+    conf = {a.path: a for a in want.monitoring.files}["supervisord.conf"].text
+    for port in range(19090, 19094):
+        assert f"127.0.0.1:{port}" in conf or f"127.0.0.1:{port}" in str(
+            {a.path: a.text for a in want.monitoring.files}
+        )
+    assert "0.0.0.0" not in conf and "--cluster.listen-address= " in conf.replace("\n", " ")
+    prometheus = {a.path: a for a in want.monitoring.files}["prometheus.yml"].text
+    assert "0.0.0.0" not in prometheus
+
+
+def test_a_pool_spec_hash_is_unchanged_by_the_host_network_field(write_layout, secrets):
+    """Older containers (no host_network key) keep their hash: no fleet-wide recreate."""
+    import dataclasses
+    import json
+
+    from botpool.core.render import sha256
+
+    want = _host(write_layout, secrets)
+    spec = want.pools[0].container
+    legacy = dataclasses.asdict(spec)
+    for key in ("labels", "networks", "host_network"):
+        legacy.pop(key)
+    assert spec.hash == sha256(json.dumps(legacy, sort_keys=True))[:16]
+
+
+def test_the_webhook_url_is_read_from_the_secrets_folder_into_a_private_file(write_layout, secrets):
+    alerts = secrets.directory / "alerts"
+    alerts.mkdir(parents=True, mode=0o700)
+    secrets.directory.chmod(0o700)
+    (alerts / "ops.url").write_text("https://hooks.example.org/T0/secret-token\n")
+    (alerts / "ops.url").chmod(0o600)
+    want = _host(write_layout, secrets, "{webhook: ops}")
+    files = {a.path: a for a in want.monitoring.files}
+    assert "secret-token" in files["alertmanager.yml"].text
+    assert files["alertmanager.yml"].mode == 0o600 and files["alertmanager.yml"].secret
+    others = [a.text for a in want.monitoring.files if a.path != "alertmanager.yml"]
+    assert not [text for text in others if "secret-token" in text]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist: write the webhook's URL into it"),
+        ("ftp://example.org/x\n", "must hold one http:// or https:// URL"),
+        ("https://a.example/x\nhttps://b.example/y\n", "must hold one http:// or https:// URL"),
+    ],
+)
+def test_a_missing_or_bad_webhook_file_is_a_clear_layout_problem(
+    write_layout, secrets, content, message
+):
+    alerts = secrets.directory / "alerts"
+    alerts.mkdir(parents=True, mode=0o700)
+    secrets.directory.chmod(0o700)
+    if content is not None:
+        (alerts / "ops.url").write_text(content)
+        (alerts / "ops.url").chmod(0o600)
+    with pytest.raises(LayoutError) as caught:
+        _host(write_layout, secrets, "{webhook: ops}")
+    (problem,) = caught.value.problems
+    assert "monitoring.webhook" in str(problem) and message in str(problem)
+    assert "b.example" not in str(problem) and "ftp://" not in str(problem)
+
+
+def test_a_converged_host_needs_no_monitoring_change(write_layout, secrets, tmp_path):
+    want = _host(write_layout, secrets)
+    changes = want.compare(_converged(want, tmp_path))
+    assert changes.monitoring is not None and changes.monitoring.empty, changes.differences
+    assert changes.differences == []
+
+
+def test_a_new_threshold_reloads_prometheus_and_touches_nothing_else(
+    write_layout, secrets, tmp_path
+):
+    snap = _converged(_host(write_layout, secrets), tmp_path)
+    changes = _host(write_layout, secrets, "{bot_down_for: 9m}").compare(snap)
+    unit = changes.monitoring
+    assert [u.dest for u in unit.uploads] == ["monitoring/rules.yml"]
+    assert unit.reload == ["prometheus"] and unit.container is None
+    assert all(p.empty for p in changes.pools)
+
+
+def test_a_new_receiver_setting_reloads_alertmanager(write_layout, secrets, tmp_path):
+    snap = _converged(_host(write_layout, secrets), tmp_path)
+    unit = _host(write_layout, secrets, "{group_wait: 5s}").compare(snap).monitoring
+    assert unit.reload == ["alertmanager"] and unit.container is None
+
+
+def test_new_ports_recreate_the_container(write_layout, secrets, tmp_path):
+    snap = _converged(_host(write_layout, secrets), tmp_path)
+    unit = _host(write_layout, secrets, "{base_port: 29090}").compare(snap).monitoring
+    assert unit.container == "recreate" and unit.reload == []
+
+
+def test_turning_monitoring_off_removes_the_container_and_archives_its_folder(
+    write_layout, secrets, tmp_path
+):
+    on = _host(write_layout, secrets)
+    changes = _host(write_layout, secrets, "{enabled: false}").compare(_converged(on, tmp_path))
+    assert changes.monitoring is None
+    assert changes.remove_containers == [on.monitoring.container.name]
+    assert changes.archive_monitoring is True
+
+
+# --- the exporter's own logic (the engine parts run in tests/test_monitoring_e2e.py) ------------
+
+
+def test_supervisor_status_is_read_line_by_line():
+    from botpool.payloads.exporter import Program, parse_status
+
+    text = (
+        "alice-one                        RUNNING   pid 42, uptime 1 day, 2:03:04\n"
+        "alice-two                        BACKOFF   Exited too quickly (process log may have)\n"
+        "alice-three                      STOPPED   Nov 27 04:00 PM\n"
+        "unix:///run/supervisor.sock no such file\n"
+    )
+    assert parse_status(text) == {
+        "alice-one": Program("RUNNING", 42, 93784),
+        "alice-two": Program("BACKOFF", None, None),
+        "alice-three": Program("STOPPED", None, None),
+    }
+
+
+def test_starts_count_new_pids_but_not_the_first_one_seen():
+    from botpool.payloads.exporter import Starts
+
+    starts = Starts()
+    key = ("alice-pool-1", "one")
+    assert [starts.see(key, pid) for pid in (10, 10, None, 11, 12, 12)] == [0, 0, 0, 1, 2, 2]
+    assert Starts().see(key, 12) == 0  # a restarted exporter adds no start
+
+
+def test_out_of_sync_counts_missing_changed_and_linked_files(tmp_path):
+    import hashlib
+
+    from botpool.payloads.exporter import out_of_sync
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    pool = tmp_path / "alice-pool-1"
+    pool.mkdir()
+    (pool / "same.conf").write_text("a")
+    (pool / "changed.conf").write_text("b")
+    (pool / "real.conf").write_text("c")
+    (pool / "linked.conf").symlink_to(pool / "real.conf")
+    manifest = {
+        f"alice-pool-1/{name}": digest(text)
+        for name, text in [("same.conf", "a"), ("changed.conf", "x"), ("linked.conf", "c")]
+    }
+    manifest["alice-pool-1/missing.conf"] = digest("d")
+    assert out_of_sync(manifest, str(tmp_path)) == 3
+    assert out_of_sync({"alice-pool-1/same.conf": digest("a")}, str(tmp_path)) == 0
+
+
+def test_a_planned_bot_whose_pool_is_gone_counts_as_down(write_layout, secrets):
+    import json
+
+    from botpool.payloads.exporter import PoolReading, Program, Starts, samples
+
+    want = _host(write_layout, secrets)
+    config = json.loads({a.path: a for a in want.monitoring.files}["exporter.json"].text)
+    (pool,) = config["pools"]
+    asked = []
+
+    def answers(port: int) -> bool:
+        asked.append(port)
+        return True
+
+    def values(readings):
+        out = samples(config, readings, answers, Starts(), 0)
+        return {(s.name, s.labels.get("bot")): s.value for s in out}
+
+    gone = values({})
+    assert gone[("botpool_bot_running", "one")] == 0 and gone[("botpool_pool_up", None)] == 0
+    assert asked == []  # a bot that does not run is not asked
+    up = values(
+        {
+            pool["container"]: PoolReading(
+                True, 100.0, 1000.0, 3.5, {"alice-one": Program("RUNNING", 7, 30)}
+            )
+        }
+    )
+    assert up[("botpool_bot_running", "one")] == 1 and up[("botpool_bot_api_up", "one")] == 1
+    assert up[("botpool_pool_memory_bytes", None)] == 100.0
+    assert asked == [pool["bots"][0]["port"]]
+
+
+# --- botpool alerts ------------------------------------------------------------------------
+
+AMTOOL_JSON = """[{"annotations": {"summary": "bot alice/one is not running in pool alice-pool-1"},
+  "startsAt": "2026-11-27T17:00:00.000Z", "status": {"state": "active"},
+  "labels": {"alertname": "BotDown", "bot": "one", "host": "local", "pool": "alice-pool-1",
+             "severity": "critical", "user": "alice"}},
+ {"annotations": {}, "startsAt": "2026-11-27T16:00:00.000Z",
+  "labels": {"alertname": "HostOutOfSync", "host": "local", "severity": "warning"}}]"""
+
+
+def test_alerts_are_read_from_amtool_json():
+    from botpool.hosts.alerts import Alert, parse
+
+    assert parse(AMTOOL_JSON) == [
+        Alert(
+            "BotDown",
+            "critical",
+            "alice-pool-1",
+            "alice",
+            "one",
+            "bot alice/one is not running in pool alice-pool-1",
+            "2026-11-27T17:00:00.000Z",
+        ),
+        Alert("HostOutOfSync", "warning", "", "", "", "", "2026-11-27T16:00:00.000Z"),
+    ]
+    assert parse("") == [] and parse("[]") == []
+    with pytest.raises(ValueError):
+        parse('{"not": "a list"}')
+
+
+@pytest.mark.parametrize(
+    ("answers", "code"),
+    [([AMTOOL_JSON], 2), (["[]"], 0), (None, 1)],
+)
+def test_botpool_alerts_exits_by_what_fires(
+    write_layout, secrets, monkeypatch, capsys, answers, code
+):
+    from botpool.cli import main
+    from botpool.hosts import remote
+    from botpool.hosts.remote import RemoteError, RemoteHost
+
+    path = write_layout(MINIMAL)
+    host = RemoteHost("vps1", "local", str(path), {})
+    commands = []
+
+    def run(self, command, purpose):
+        commands.append(command)
+        if answers is None:
+            raise RemoteError("vps1: unreachable during reading its alerts: timed out")
+        return answers
+
+    monkeypatch.setattr(remote, "inventory_hosts", lambda _: [host])
+    monkeypatch.setattr(RemoteHost, "run", run)
+    assert main(["alerts", "inventory/local.py"]) == code
+    out, err = capsys.readouterr()
+    assert commands == [
+        "docker exec botpool_monitoring amtool alert query --output=json "
+        "--alertmanager.url=http://127.0.0.1:19091"
+    ]
+    if code == 2:
+        assert "BotDown" in out and "alice-pool-1" in out and "HostOutOfSync" in out
+    if code == 0:
+        assert "nothing firing on vps1" in out
+    if code == 1:
+        assert "error: vps1: unreachable" in err
+
+
+def test_botpool_alerts_says_when_monitoring_is_off(write_layout, secrets, monkeypatch, capsys):
+    from botpool.cli import main
+    from botpool.hosts import remote
+    from botpool.hosts.remote import RemoteHost
+
+    path = write_layout("monitoring: {enabled: false}\n" + MINIMAL.lstrip())
+    monkeypatch.setattr(
+        remote, "inventory_hosts", lambda _: [RemoteHost("vps1", "local", str(path), {})]
+    )
+    assert main(["alerts", "inventory/local.py", "--json"]) == 1
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["error"] == "vps1: monitoring is off in the layout"
+
+
+def test_render_writes_the_monitoring_files_with_their_modes(write_layout, secrets, tmp_path):
+    from botpool.cli import main
+
+    out = tmp_path / "out"
+    assert main(["render", str(write_layout(MINIMAL)), "--out", str(out)]) == 0
+    folder = out / "local" / "monitoring"
+    assert (folder / "rules.yml").read_text().count("- alert:") == 6
+    assert (folder / "alertmanager.yml").stat().st_mode & 0o777 == 0o600
+    assert json.loads((folder / "container.json").read_text())["spec"]["host_network"] is True

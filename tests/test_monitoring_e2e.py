@@ -1,0 +1,227 @@
+"""Monitoring on the real engine: the converge deploys Prometheus, Alertmanager, the node
+exporter and botpool's exporter; a bot stopped by hand reaches a webhook as a BotDown alert
+naming the bot and its owner, and as resolved once it runs again.
+
+The webhook is a test double: a small HTTP sink on 127.0.0.1 that records what it gets,
+standing in for Slack, Discord or Telegram (Alertmanager posts its webhook format to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from botpool.core import monitoring
+
+from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
+
+pytestmark = pytest.mark.e2e(minutes=3)
+
+BOT_PORT = 17000
+MONITORING_PORT = 18990  # below every test deployment's bot ports, above this one's
+TOKEN = "T0KEN-never-printed-9f3c"
+MONITORING = (
+    f"{{base_port: {MONITORING_PORT}, scrape_interval: 2s, bot_down_for: 4s, "
+    "group_wait: 1s, group_interval: 2s, repeat_interval: 1h, webhook: sink}"
+)
+USERS = """
+mona:
+  bots:
+    - name: one
+    - name: two
+"""
+
+
+class Sink:
+    """Records every JSON body posted to it (Alertmanager's webhook messages)."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        received = self.messages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{TOKEN}"
+
+    def alerts(self, name: str, status: str) -> list[dict[str, Any]]:
+        return [
+            alert
+            for message in self.messages
+            for alert in message["alerts"]
+            if alert["labels"]["alertname"] == name and alert["status"] == status
+        ]
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[Sink]:
+    sink = Sink()
+    yield sink
+    sink.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory: pytest.TempPathFactory, sink: Sink) -> Iterator[Deployment]:
+    deployment = new_deployment(tmp_path_factory.mktemp("monitoring"), "e2emon", BOT_PORT)
+    deployment.monitoring = MONITORING
+    alerts = deployment.secrets.directory / "alerts"
+    alerts.mkdir(parents=True, mode=0o700)
+    os.chmod(deployment.secrets.directory, 0o700)
+    url = alerts / "sink.url"
+    url.write_text(sink.url + "\n")
+    url.chmod(0o600)
+    deployment.write(USERS)
+    yield deployment
+    deployment.monitoring = "{enabled: false}"  # the teardown's converge removes it too
+    deployment.teardown()
+
+
+def query(expr: str) -> list[dict[str, Any]]:
+    answer = httpx.get(
+        f"http://127.0.0.1:{MONITORING_PORT}/api/v1/query", params={"query": expr}, timeout=5
+    )
+    return list(answer.json()["data"]["result"])
+
+
+def prometheus_sees(expr: str) -> list[dict[str, Any]] | None:
+    try:
+        return query(expr) or None
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def logs(dep: Deployment) -> str:
+    """What the monitoring programs said, for a failing assertion."""
+    folder = dep.root / "monitoring" / "logs"
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(folder.glob("*.log")))
+
+
+def alerts(dep: Deployment) -> tuple[int, list[dict[str, Any]]]:
+    """`botpool alerts inventory/local.py --json`: its exit code and report."""
+    proc = subprocess.run(
+        [str(VENV / "botpool"), "alerts", "inventory/local.py", "--json"],
+        cwd=REPO,
+        env=dep.environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 2), proc.stdout + proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_converge_deploys_monitoring_and_a_stopped_bot_alerts_its_owner(dep, sink):
+    first = dep.converge()
+    assert TOKEN not in first.output
+    dep.wait_answering()
+    name = monitoring.container_name(dep.project)
+    labels = json.loads(docker("inspect", "-f", "{{json .Config.Labels}}", name))
+    assert labels["botpool.role"] == "monitoring" and labels["botpool.root"] == str(dep.root)
+    assert (dep.root / "monitoring" / "alertmanager.yml").stat().st_mode & 0o777 == 0o600
+
+    # the exporter's view reaches Prometheus: both bots running, answering, pool memory known
+    running = 'botpool_bot_running{user="mona"} == 1 and botpool_bot_api_up == 1'
+    seen = wait_for(
+        lambda: (r := prometheus_sees(running)) and len(r) == 2 and r,
+        timeout=90,
+        what=f"both bots running in Prometheus\n{logs(dep)}",
+    )
+    assert {s["metric"]["bot"] for s in seen} == {"one", "two"}
+    for expr in (
+        "botpool_pool_memory_limit_bytes > 0",
+        'up{job="node"} == 1',  # the node exporter answers
+        'node_memory_MemAvailable_bytes{job="node"} > 0',
+        "botpool_host_out_of_sync_files == 0",
+    ):
+        wait_for(
+            lambda expr=expr: prometheus_sees(expr),
+            timeout=30,
+            what=f"{expr} in Prometheus; up: {prometheus_sees('up')}\n{logs(dep)}",
+        )
+
+    dep.ctl("mona-pool-1", "stop", "mona-one")
+    fired = wait_for(
+        lambda: sink.alerts("BotDown", "firing"),
+        timeout=90,
+        what=f"a firing BotDown at the webhook\n{logs(dep)}",
+    )
+    assert {(a["labels"]["user"], a["labels"]["bot"]) for a in fired} == {("mona", "one")}
+    assert fired[0]["labels"]["host"] == "local"
+    assert "mona/one" in fired[0]["annotations"]["summary"]
+    code, listed = alerts(dep)
+    assert code == 2, listed
+    assert [(a["alertname"], a["user"], a["bot"]) for a in listed[0]["alerts"]] == [
+        ("BotDown", "mona", "one")
+    ]
+
+    dep.ctl("mona-pool-1", "start", "mona-one")
+    resolved = wait_for(
+        lambda: sink.alerts("BotDown", "resolved"),
+        timeout=90,
+        what=f"a resolved BotDown at the webhook\n{logs(dep)}",
+    )
+    assert resolved[0]["labels"]["bot"] == "one"
+    assert alerts(dep) == (0, [{"host": "@local", "alerts": [], "error": None}])
+
+    again = dep.converge()
+    assert again.operations == [], again.output[-3000:]
+    assert TOKEN not in again.output
+
+
+def test_a_changed_threshold_reloads_prometheus_without_restarting_it(dep):
+    name = monitoring.container_name(dep.project)
+    before = docker("inspect", "-f", "{{.Id}}", name)
+    pid = docker("exec", name, *monitoring.SUPERVISORCTL.split(), "pid", "prometheus")
+    dep.monitoring = MONITORING.replace("bot_down_for: 4s", "bot_down_for: 7s")
+    dep.write(USERS)
+    run = dep.converge()
+    assert run.operations == [
+        f"tasks/monitoring.py | {name}: write rules.yml",
+        f"tasks/monitoring.py | {name}: reload prometheus (new configuration)",
+    ], run.operations
+    assert docker("inspect", "-f", "{{.Id}}", name) == before
+    assert docker("exec", name, *monitoring.SUPERVISORCTL.split(), "pid", "prometheus") == pid
+    wait_for(
+        lambda: bot_down_for() == 7,
+        timeout=30,
+        what=f"Prometheus to load the new rules (BotDown for: {bot_down_for()} s)",
+    )
+
+
+def bot_down_for() -> float | None:
+    """The `for` of the BotDown rule Prometheus runs, in seconds."""
+    answer = httpx.get(f"http://127.0.0.1:{MONITORING_PORT}/api/v1/rules", timeout=5).json()
+    rules = [r for g in answer["data"]["groups"] for r in g["rules"] if r["name"] == "BotDown"]
+    return rules[0]["duration"] if rules else None
+
+
+def test_turning_monitoring_off_removes_it_and_archives_its_data(dep):
+    dep.monitoring = "{enabled: false}"
+    dep.write(USERS)
+    dep.converge()
+    names = docker("ps", "-a", "--format", "{{.Names}}").split()
+    assert monitoring.container_name(dep.project) not in names
+    assert not (dep.root / "monitoring").exists()
+    assert list(Path(dep.root / "archive").glob("*/monitoring/prometheus.yml"))
+    assert dep.converge().operations == []
