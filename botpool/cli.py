@@ -21,6 +21,7 @@ from botpool.core.plan import Plan, load_plan
 from botpool.core.render import ContainerSpec
 from botpool.core.secretstore import SecretsError, SecretStore
 from botpool.core.source import LayoutError, printable
+from botpool.hosts.tunnel import TunnelError, local_url
 
 OK, ERROR, CHANGES = 0, 1, 2
 
@@ -35,7 +36,7 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 
 
 def _plan(args: argparse.Namespace) -> Plan:
-    return load_plan(args.layout, SecretStore.from_env().credentials_exist)
+    return load_plan(args.layout, SecretStore.from_env())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -68,6 +69,7 @@ def plan_as_json(plan: Plan) -> dict[str, Any]:
                 "exchange": b.settings.exchange,
                 "dry_run": b.settings.dry_run,
                 "memory_mb": b.memory_mb,
+                "notify": sorted(b.settings.notify),  # the services, never their secrets
             }
             for b in plan.bots
         ],
@@ -139,6 +141,7 @@ def plan_tables(plan: Plan) -> str:
             b.settings.strategy,
             "yes" if b.settings.dry_run else "LIVE",
             f"{b.memory_mb} MiB",
+            ",".join(sorted(b.settings.notify)) or "-",
         )
         for b in plan.bots
     ]
@@ -176,7 +179,7 @@ def plan_tables(plan: Plan) -> str:
     ]
     return "\n\n".join(
         [
-            table(bots, ("HOST", "POOL", "BOT", "API", "STRATEGY", "DRY-RUN", "MEMORY")),
+            table(bots, ("HOST", "POOL", "BOT", "API", "STRATEGY", "DRY-RUN", "MEMORY", "NOTIFY")),
             table(pools, ("POOL", "HOST", "RUNTIME", "BOTS", "PROJECTED", "LIMIT")),
             "\n".join(
                 [
@@ -236,23 +239,45 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
-    """Print one bot's API login: the one place a secret is shown, because a person asked."""
+    """Print the API login of one bot (USER/BOT) or of every bot of a user (USER): the one
+    place a secret is shown, because a person asked."""
     plan = _plan(args)
-    bot = next((b for b in plan.bots if b.bot.key == args.bot), None)
-    if bot is None:
+    wanted = [b for b in plan.bots if args.who in (b.bot.key, b.user)]
+    if not wanted:
         print(
-            f"no bot {args.bot!r} in {args.layout}: use USER/BOT as in `botpool plan`",
+            f"no bot or user {args.who!r} in {args.layout}: use USER or USER/BOT as in "
+            "`botpool plan`",
             file=sys.stderr,
         )
         return ERROR
-    creds = SecretStore.from_env().api_credentials(bot.bot.key)
-    print(f"bot:      {bot.bot.key} on host {bot.host}, pool {bot.pool}")
-    print(
-        f"api:      http://127.0.0.1:{bot.host_port} (on the host; tunnel with "
-        f"ssh -L {bot.host_port}:127.0.0.1:{bot.host_port} HOST)"
-    )
-    print(f"username: {creds.username}")
-    print(f"password: {creds.password}")
+    store = SecretStore.from_env()
+    logins = []
+    for bot in wanted:
+        creds = store.api_credentials(bot.bot.key)
+        logins.append(
+            {
+                "bot": bot.bot.key,
+                "host": bot.host,
+                "pool": bot.pool,
+                "host_port": bot.host_port,
+                "url": local_url(plan, bot),  # through `botpool tunnel` (or on the host)
+                "username": creds.username,
+                "password": creds.password,
+            }
+        )
+    if args.json:
+        print(json.dumps(logins, indent=2))
+        return OK
+    for login in logins:
+        print(f"bot:      {login['bot']} on host {login['host']}, pool {login['pool']}")
+        print(
+            f"api:      {login['url']} (run `botpool tunnel INVENTORY` first; on the host "
+            f"itself: http://127.0.0.1:{login['host_port']})"
+        )
+        print(f"username: {login['username']}")
+        print(f"password: {login['password']}")
+        if len(logins) > 1:
+            print()
     return OK
 
 
@@ -332,6 +357,50 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if any(r.error for r in results):
         return ERROR
     return CHANGES if any(r.differences for r in results) else OK
+
+
+def cmd_tunnel(args: argparse.Namespace) -> int:
+    """One `ssh -L` per host of a pyinfra inventory, forwarding every bot's API (and FreqUI)
+    to this machine; --run runs them until Ctrl-C."""
+    from botpool.core.pipeline import plan_of
+    from botpool.hosts import tunnel
+    from botpool.hosts.remote import inventory_hosts
+
+    try:
+        hosts = inventory_hosts(args.inventory) if Path(args.inventory).is_file() else []
+    except Exception as exc:  # pyinfra loads a Python file: anything may go wrong in it
+        print(f"error: cannot read the inventory {args.inventory}: {_reason(exc)}", file=sys.stderr)
+        return ERROR
+    if not hosts:
+        print(f"error: {args.inventory} is not an inventory file with hosts", file=sys.stderr)
+        return ERROR
+    tunnels = []
+    for remote in hosts:
+        plan = plan_of(remote.layout)
+        if remote.layout_host not in plan.hosts:
+            print(
+                f"error: {remote.name}: no host {remote.layout_host!r} in {remote.layout} "
+                f"(hosts: {', '.join(plan.hosts)}): set its botpool_host data",
+                file=sys.stderr,
+            )
+            return ERROR
+        if args.user and args.user not in {u.name for u in plan.layout.users}:
+            print(f"error: no user {args.user!r} in {remote.layout}", file=sys.stderr)
+            return ERROR
+        tunnels.append(tunnel.tunnel(remote.name, remote.layout_host, remote.data, plan, args.user))
+    print(tunnel.describe(tunnels), flush=True)
+    return tunnel.run(tunnels) if args.run else OK
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, even when the exception cannot say it (pyinfra's wrappers of an
+    error in an inventory file fail in their own str())."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    cause = exc.__cause__ or exc.__context__
+    return text or (f"{type(cause).__name__}: {cause}" if cause else type(exc).__name__)
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -459,9 +528,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("layout")
     r.add_argument("--out", required=True)
     r.set_defaults(func=cmd_render)
-    c = sub.add_parser("credentials", help="print one bot's API login (for FreqUI)")
+    c = sub.add_parser("credentials", help="print bots' API logins (for FreqUI)")
     c.add_argument("layout")
-    c.add_argument("bot", help="USER/BOT")
+    c.add_argument("who", metavar="USER[/BOT]", help="one bot, or every bot of a user")
+    c.add_argument("--json", action="store_true", help="a JSON list, for scripts")
     c.set_defaults(func=cmd_credentials)
     st = sub.add_parser("status", help="show every bot on this machine and whether it answers")
     st.add_argument("layout")
@@ -473,6 +543,11 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="machine-readable output")
     d.add_argument("--json-out", metavar="FILE", help="also write the JSON report to FILE (for CI)")
     d.set_defaults(func=cmd_drift)
+    t = sub.add_parser("tunnel", help="print (or run) the ssh tunnels to every bot's API")
+    t.add_argument("inventory", help="pyinfra inventory, e.g. inventory/production.py")
+    t.add_argument("--user", help="only this user's bots")
+    t.add_argument("--run", action="store_true", help="run the tunnels until Ctrl-C")
+    t.set_defaults(func=cmd_tunnel)
     a = sub.add_parser("alerts", help="list the alerts firing on the hosts of an inventory")
     a.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
     a.add_argument("--json", action="store_true", help="machine-readable output")
@@ -508,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s); nothing was changed", file=sys.stderr)
         return ERROR
-    except SecretsError as exc:
+    except (SecretsError, TunnelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ERROR
     except OSError as exc:  # an output folder that cannot be written, say

@@ -400,6 +400,99 @@ def test_unhashable_values_where_names_are_expected_are_errors(lay):
     refused_everywhere(lay, "unknown host", "expected a host name")
 
 
+# --- notifications and FreqUI ----------------------------------------------------------------
+
+NOTIFY = "    notify: {webhook: {credentials: hook}}\n    pairs: [BTC/USDT]"
+NOTIFY_CASES = {
+    "credentials with a newline": ('{webhook: {credentials: "hook\\n"}}', "letters, digits"),
+    "credentials with ../": ('{webhook: {credentials: "../credentials/bn"}}', "letters, digits"),
+    "credentials a list": ("{webhook: {credentials: [hook]}}", "letters, digits"),
+    "entry a text": ("{webhook: hook}", "expected a mapping such as {credentials: <name>}"),
+    "notify a list": ("[webhook]", "expected a mapping of telegram, discord, webhook"),
+    "huge format": (
+        "{webhook: {credentials: hook, messages: {entry: " + "x" * 5000 + "}}}",
+        "at most 1024 characters",
+    ),
+    "format with an escape": (
+        '{webhook: {credentials: hook, messages: {entry: "\\e[2J{pair}"}}}',
+        "control characters",
+    ),
+    "format reaching into an object": (
+        '{webhook: {credentials: hook, messages: {entry: "{pair.__class__.__mro__}"}}}',
+        "is not a field of entry messages",
+    ),
+    "a huge payload": (
+        "{webhook: {credentials: hook, messages: {entry: [" + ", ".join(["x"] * 500) + "]}}}",
+        "at most 50 values",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NOTIFY_CASES, ids=list(NOTIFY_CASES))
+def test_hostile_notify_settings_are_refused(lay, case):
+    value, expected = NOTIFY_CASES[case]
+    refused_everywhere(
+        edit(lay, "    pairs: [BTC/USDT]", f"    notify: {value}\n    pairs: [BTC/USDT]"),
+        "defaults.bot.notify",
+        expected,
+    )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder", "huge", "latin-1", "mode 0644"])
+def test_a_hostile_notify_secret_file_is_a_clear_error_never_a_hang(lay, secrets, kind):
+    folder = secrets.directory / "notify"
+    folder.mkdir(mode=0o700)
+    bad = folder / "hook.json"
+    if kind == "fifo":
+        os.mkfifo(bad, 0o600)
+    elif kind == "dev-zero":
+        bad.symlink_to("/dev/zero")
+    elif kind == "folder":
+        bad.mkdir(mode=0o700)
+    else:
+        content = {
+            "huge": b'{"url": "' + b"a" * (2 << 20) + b'"}',
+            "latin-1": '{"url": "http://caf\xe9/"}'.encode("latin-1"),
+            "mode 0644": b'{"url": "http://sink:8000/SECRETPATH"}',
+        }[kind]
+        bad.write_bytes(content)
+        bad.chmod(0o644 if kind == "mode 0644" else 0o600)
+    refused_everywhere(edit(lay, "    pairs: [BTC/USDT]", NOTIFY), f"{bad}")
+    assert "SECRETPATH" not in run("validate", str(lay))[1]
+
+
+ORIGINS = {
+    "a path": ("[http://127.0.0.1:9000/ui]", "is not an origin"),
+    "a trailing slash": ("[http://127.0.0.1:9000/]", "is not an origin"),
+    "a newline": ('["http://127.0.0.1:9000\\n"]', "is not an origin"),
+    "a wildcard": ('["*"]', "is not an origin"),
+    "uppercase": ("[http://LOCALHOST:9000]", "in lowercase"),
+    "a default port": ("[http://127.0.0.1:80]", "browsers leave the default port out"),
+    "a port too high": ("[http://127.0.0.1:99999]", "is not between 1 and 65535"),
+    "a user": ("[http://me@127.0.0.1:9000]", "is not an origin"),
+    "another scheme": ("[file://x]", "is not an origin"),
+    "one origin, not a list": ("http://127.0.0.1:9000", "expected a list"),
+    "too many": ("[" + ", ".join(f"http://h{i}:9000" for i in range(21)) + "]", "at most 20"),
+    "twice": ("[http://a:1, http://a:1]", "listed twice"),
+}
+
+
+@pytest.mark.parametrize("case", ORIGINS, ids=list(ORIGINS))
+def test_frequi_origins_are_origins_as_browsers_send_them(lay, case):
+    value, expected = ORIGINS[case]
+    refused_everywhere(
+        edit(lay, "  image: {}", f"  image: {{}}\n  frequi_origins: {value}"),
+        "defaults.frequi_origins",
+        expected,
+    )
+
+
+def test_ordinary_frequi_origins_pass(lay):
+    origins = "[http://127.0.0.1:9000, https://frequi.example.com, 'http://[::1]:8080', http://x]"
+    edit(lay, "  image: {}", f"  image: {{}}\n  frequi_origins: {origins}")
+    assert run("validate", str(lay)) == (0, "")
+
+
 # --- strategy folders --------------------------------------------------------------------------
 
 

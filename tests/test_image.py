@@ -244,3 +244,29 @@ def test_pool_images_read_the_ca_bundle_beside_the_layout(write_layout, layout_d
     assert sorted(images) == ["2026.10", "2026.9"]
     assert images["2026.9"].tag == image_spec("2026.9").tag
     assert all(spec.files[CA_BUNDLE] == PEM for spec in images.values())
+
+
+def test_frequi_is_installed_in_the_builder_stage_of_a_local_image_only_when_asked():
+    plain, with_ui = image_spec("2026.9"), image_spec("2026.9", frequi=True)
+    assert "install-ui" not in plain.dockerfile
+    assert image_spec("2026.9", frequi=False).tag == plain.tag  # unchanged images stay
+    runtime, builder, final = stages(with_ui.dockerfile)
+    assert "/opt/freqtrade/bin/freqtrade install-ui" in builder
+    assert "install-ui" not in runtime + final  # the final stage copies the virtualenv
+    assert "COPY --from=builder /opt/freqtrade /opt/freqtrade" in final
+    assert f"REQUESTS_CA_BUNDLE={BUILD_TIME_DIR}/ca.pem" in builder  # through a proxy's CA
+    assert with_ui.tag != plain.tag
+    # the official image ships FreqUI: nothing to add (validation refuses the setting there)
+    assert image_spec("2026.9", OFFICIAL, frequi=True).tag == image_spec("2026.9", OFFICIAL).tag
+
+
+def test_frequi_with_the_official_base_is_refused(write_layout):
+    from botpool.core.source import LayoutError
+
+    from .conftest import MINIMAL
+
+    text = MINIMAL.replace("defaults:\n", "defaults:\n  image: {base: 'x/y:1', frequi: true}\n")
+    with pytest.raises(LayoutError, match="the official freqtrade image ships FreqUI already"):
+        load_layout(write_layout(text))
+    text = MINIMAL.replace("defaults:\n", "defaults:\n  image: {frequi: true}\n")
+    assert load_layout(write_layout(text)).image.frequi is True

@@ -230,7 +230,7 @@ def test_bad_pair_lists(write_layout, pairs, expected):
     assert expected in one_problem(path)
 
 
-def test_live_bot_needs_credentials_from_outside_the_layout(write_layout):
+def test_live_bot_needs_credentials_from_outside_the_layout(write_layout, secrets):
     live = (
         MINIMAL.replace("exchange: sandbox", "exchange: binance").replace(
             "- name: one", "- {name: one, dry_run: false}"
@@ -240,10 +240,10 @@ def test_live_bot_needs_credentials_from_outside_the_layout(write_layout):
     path = write_layout(live)
     assert "a live bot (dry_run: false) needs exchange credentials" in one_problem(path)
     named = write_layout(live.replace("dry_run: false}", "dry_run: false, credentials: alice-bn}"))
-    assert "no credentials named 'alice-bn'" in one_problem(
-        named, credentials_exist=lambda n: False
-    )
-    assert problems_of(named, credentials_exist=lambda n: n == "alice-bn") == []
+    assert "no credentials named 'alice-bn'" in one_problem(named, secrets=secrets)
+    (secrets.directory / "credentials").mkdir(parents=True, mode=0o700)
+    (secrets.directory / "credentials" / "alice-bn.json").write_text("{}")
+    assert problems_of(named, secrets=secrets) == []
 
 
 def test_live_bot_on_the_sandbox_is_refused(write_layout):
@@ -432,7 +432,8 @@ def test_freqtrade_settings_merge_defaults_then_user_then_bot(write_layout):
         ("exchange: {name: kraken}", "set the exchange profile's `exchange`"),
         ("exchange: {key: abc}", "exchange keys live in the secrets folder"),
         ("exchange: {pair_whitelist: [ETH/USDT]}", "set the bot setting pairs instead"),
-        ("telegram: {enabled: true, token: x}", "notification secrets live in the secrets"),
+        ("telegram: {token: x}", "notification secrets live in the secrets"),
+        ("telegram: {enabled: true}", "set notify.telegram instead"),
         ("webhook: {url: 'https://x'}", "notification secrets live in the secrets"),
         ("pairlists: [{method: X, api_token: x}]", "pairlists[0].api_token looks like a secret"),
     ],

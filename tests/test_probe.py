@@ -358,3 +358,21 @@ def test_as_root_without_capabilities_it_reads_root_owned_0640_configs_and_says_
         f"{POOL}/bots/closed/logs",
     ]
     assert all(error.split(": ", 1)[1].startswith(denied) for error in closed["file_errors"])
+
+
+def test_a_failed_notifications_url_never_reaches_the_last_warning():
+    """freqtrade logs the URL of a webhook it could not call; a Discord webhook's URL is its
+    secret, and the checks print a bot's last warning."""
+    from botpool.payloads.probe import last_warning
+
+    lines = [
+        "2026-11-27 10:00:00,000 - freqtrade.rpc.webhook - WARNING - Could not call webhook "
+        "url. Exception: HTTPSConnectionPool(host='discord.com', port=443): Max retries "
+        "exceeded with url: /api/webhooks/123/SECRETTOKEN?wait=1 (Caused by NewConnectionError"
+        "('<urllib3.connection.HTTPSConnection object>: Failed to establish a new connection'))",
+        "2026-11-27 10:00:01,000 - telegram.ext - ERROR - Error while getting Updates: "
+        "https://api.telegram.org/bot123:SECRETBOTTOKEN/getUpdates answered 409",
+    ]
+    assert "SECRETTOKEN" not in last_warning(lines[:1])
+    assert "with url: (URL hidden) (Caused by NewConnectionError" in last_warning(lines[:1])
+    assert last_warning(lines).endswith("Updates: (URL hidden) answered 409")

@@ -119,7 +119,10 @@ def as_user(uid: int) -> dict[str, object]:
     return {"user": uid, "group": uid, "extra_groups": []} if uid else {}
 
 
-def until(condition: object, what: str, timeout: float = 10.0) -> None:
+def until(condition: object, what: str, timeout: float = 30.0) -> None:
+    """Wait for an event. The bound is for liveness, not speed: under a loaded machine (two
+    test workers and end-to-end tests beside) a zygote serving 500 fuzzed connections took
+    over 10 s to close their fds."""
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
         if time.monotonic() > deadline:

@@ -33,6 +33,14 @@ class PlaceholderSecrets(SecretStore):
     def exchange_credentials(self, name: str) -> dict[str, str]:
         return {"key": "placeholder", "secret": "placeholder"}
 
+    def notify_credentials(self, service: str, name: str) -> dict[str, str]:
+        placeholders = {
+            "telegram": {"token": "1:" + _PLACEHOLDER[:35], "chat_id": "1"},
+            "discord": {"webhook_url": "https://placeholder.invalid/webhook"},
+            "webhook": {"url": "https://placeholder.invalid/webhook"},
+        }
+        return placeholders[service]
+
 
 def available() -> bool:
     try:

@@ -190,6 +190,7 @@ def image_spec(
     ca_bundle: str | None = None,
     pip_index_url: str | None = None,
     pip_packages: Sequence[str] = (),
+    frequi: bool = False,
 ) -> ImageSpec:
     """The pool image for one freqtrade version.
 
@@ -198,6 +199,8 @@ def image_spec(
     ca_bundle: PEM text pip trusts during the build (TLS-intercepting proxies).
     pip_index_url: the index pip uses during the build. Neither changes the tag.
     pip_packages: extra requirements the strategies import; they change the tag.
+    frequi: (base "local") run `freqtrade install-ui` in the builder stage, so that bots
+    serve FreqUI; it downloads from GitHub at build time. The official image ships FreqUI.
     """
     local = base == LOCAL
     dockerfile = render_template(
@@ -208,6 +211,7 @@ def image_spec(
         supervisor_version=SUPERVISOR_VERSION,
         pip_packages=" ".join(shlex.quote(p) for p in pip_packages),
         build_time_dir=BUILD_TIME_DIR,
+        frequi=frequi and local,
     )
     files = {
         "Dockerfile": dockerfile,
@@ -287,6 +291,8 @@ def pool_images(layout: Layout) -> dict[str, ImageSpec]:
     ca = settings.ca_bundle_pem
     versions = {layout.freqtrade_version} | {u.freqtrade_version for u in layout.users}
     return {
-        v: image_spec(v, settings.base, ca, settings.pip_index_url, settings.pip_packages)
+        v: image_spec(
+            v, settings.base, ca, settings.pip_index_url, settings.pip_packages, settings.frequi
+        )
         for v in sorted(versions)
     }

@@ -92,6 +92,7 @@ class BotSettings(Settings):
     timeframe: str
     credentials: str | None
     freqtrade: dict[str, Any]
+    notify: dict[str, dict[str, Any]]  # merged: service -> entry (botpool.core.notify)
 
 
 class CheckSettings(Settings):
@@ -208,6 +209,7 @@ class ImageSettings:
     ca_bundle: str | None
     pip_index_url: str | None
     pip_packages: tuple[str, ...]
+    frequi: bool
     ca_bundle_pem: str | None = field(default=None, repr=False)  # the checked file's text
 
 
@@ -228,6 +230,7 @@ class Layout:
     users: tuple[User, ...]
     strategies: dict[str, Path] = field(default_factory=dict)  # class name -> file
     checks: CheckSettings = field(default_factory=CheckSettings)
+    frequi_origins: tuple[str, ...] = ()  # every bot's CORS origins, for FreqUI
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     backups: BackupSettings = field(default_factory=BackupSettings)
 

@@ -71,7 +71,7 @@ def host_ref(inventory_name: str, data: Mapping[str, Any]) -> HostRef:
 @cache
 def plan_of(layout: str) -> Plan:
     """Layout + lock -> Plan, read once per process (LayoutError with every problem)."""
-    return load_plan(layout, SecretStore.from_env().credentials_exist)
+    return load_plan(layout, SecretStore.from_env())
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from botpool.core.layout import (
 )
 from botpool.core.runtimes import RUNTIMES, Runtime
 from botpool.core.source import LayoutError, Problem
-from botpool.core.validate import read_layout
+from botpool.core.validate import SecretFiles, read_layout
 
 EXCHANGE_MB = 40  # a sandbox exchange container
 
@@ -290,15 +289,13 @@ def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
     ]
 
 
-def load_plan(
-    layout_file: str | Path, credentials_exist: Callable[[str], bool] | None = None
-) -> Plan:
+def load_plan(layout_file: str | Path, secrets: SecretFiles | None = None) -> Plan:
     """Layout + lock -> plan, or LayoutError with every problem found in either."""
     lock = lock_path(layout_file)
     if lock.resolve() == Path(layout_file).resolve():
         message = "a layout must not be named *.lock (its lock file would be itself): rename it"
         raise LayoutError([Problem(str(layout_file), 1, "", message)])
-    layout, problems = read_layout(layout_file, credentials_exist)
+    layout, problems = read_layout(layout_file, secrets)
     previous = read_lock(lock, layout)
     if layout is None:
         raise LayoutError(problems)

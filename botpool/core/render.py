@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import botpool
-from botpool.core import names
+from botpool.core import names, notify
 from botpool.core.layout import deep_merge
 from botpool.core.names import MOUNT
 from botpool.core.plan import (
@@ -233,9 +233,16 @@ def bot_config(plan: Plan, bot: BotPlan, secrets: SecretStore, listen_ip: str = 
         exchange=exchange,
         api=secrets.api_credentials(bot.bot.key),
         listen_ip=listen_ip,
+        cors_origins=list(plan.layout.frequi_origins),
     )
+    notifications = notify.freqtrade_sections(
+        settings.notify,
+        {"bot_name": bot.program, "strategy": settings.strategy, "timeframe": settings.timeframe},
+        secrets.notify_credentials,
+    )
+    config = {**json.loads(base), **notifications}
     # the layout's freqtrade: settings last (validation refused every key botpool owns)
-    return json.dumps(deep_merge(json.loads(base), settings.freqtrade), indent=2) + "\n"
+    return json.dumps(deep_merge(config, settings.freqtrade), indent=2) + "\n"
 
 
 def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) -> RenderedPool:

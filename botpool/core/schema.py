@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from botpool.core import notify
 from botpool.core.runtimes import DEFAULT as DEFAULT_RUNTIME
 from botpool.core.runtimes import RUNTIMES
 
@@ -38,6 +39,12 @@ REQUIREMENT_RE = re.compile(
     r"((~=|==|!=|<=|>=|<|>|===)[A-Za-z0-9.*+!_-]+(,(~=|==|!=|<=|>=|<|>)[A-Za-z0-9.*+!_-]+)*)?"
 )
 HTTPS_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?")
+# a browser origin as browsers send it: scheme, lowercase host, a port unless the default
+ORIGIN_RE = re.compile(
+    r"https?://(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}"
+    r"[a-z0-9])?)*|\[[0-9a-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
+MAX_ORIGINS = 20
 TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
 SECRET_WORD = re.compile(r"(key|secret|password|passphrase|token|uid|private|mnemonic)", re.I)
 MAX_TEXT = 1024  # characters in any free-form string
@@ -380,6 +387,45 @@ labels = Check(
 )
 
 
+def _origins(value: Any) -> tuple[Any, str | None]:
+    """FreqUI's origins: what a browser sends as `Origin`, or CORS never matches."""
+    if not isinstance(value, list) or len(value) > MAX_ORIGINS:
+        return (
+            value,
+            f"expected a list of at most {MAX_ORIGINS} origins such as [http://127.0.0.1:8080]",
+        )
+    for origin in value:
+        if not (isinstance(origin, str) and ORIGIN_RE.fullmatch(origin)):
+            return value, (
+                f"{origin!r} is not an origin: write scheme, host and port only, in lowercase, "
+                "e.g. http://127.0.0.1:8080 (no path, no trailing slash)"
+            )
+        scheme, _, authority = origin.partition("://")
+        bracketed = authority.endswith("]")  # an IPv6 address without a port
+        port = authority.rsplit(":", 1)[1] if ":" in authority and not bracketed else None
+        if port is not None and not 1 <= int(port) <= 65535:
+            return value, f"{origin!r}: port {port} is not between 1 and 65535"
+        if port is not None and int(port) == {"http": 80, "https": 443}[scheme]:
+            return value, (
+                f"{origin!r}: browsers leave the default port out of an origin: write "
+                f"{origin.rsplit(':', 1)[0]}"
+            )
+    if len(set(value)) < len(value):
+        return value, "an origin is listed twice: list each once"
+    return tuple(value), None
+
+
+origins = Check(
+    _origins,
+    {
+        "type": "array",
+        "maxItems": MAX_ORIGINS,
+        "uniqueItems": True,
+        "items": {"type": "string", "pattern": anchored(ORIGIN_RE)},
+    },
+)
+
+
 def _runtime(value: Any) -> tuple[Any, str | None]:
     if value in RUNTIMES:
         return value, None
@@ -433,8 +479,19 @@ OWNED_FREQTRADE_KEYS: dict[str, str] = {
         for key in ("ccxt_config", "ccxt_async_config", "ccxt_sync_config")
     },
     **{
-        key: "notification secrets live in the secrets folder, not in the layout"
-        for key in ("telegram.token", "telegram.chat_id", "discord.webhook_url", "webhook.url")
+        f"{service}.enabled": f"set notify.{service} instead (README: Notifications)"
+        for service in notify.SERVICES
+    },
+    **{
+        key: "notification secrets live in the secrets folder, not in the layout: "
+        "notify: {<service>: {credentials: <name>}}"
+        for key in (
+            "telegram.token",
+            "telegram.chat_id",
+            "telegram.topic_id",
+            "discord.webhook_url",
+            "webhook.url",
+        )
     },
 }
 # a secret however deep, in a key freqtrade has no business reading from a layout
@@ -489,6 +546,13 @@ BOT_SETTINGS: dict[str, Key] = {
         "name of the exchange credentials file in the secrets directory "
         "(`credentials/<name>.json`); required by live bots",
     ),
+    "notify": Key(
+        Check(notify.check, notify.JSON_SCHEMA),
+        {},
+        "notifications: `telegram`, `discord` and `webhook` entries, each naming its "
+        "credentials file in the secrets folder (`notify/<name>.json`), with optional "
+        "`messages`; merged over the user's and `defaults.bot`'s",
+    ),
 }
 
 BOT: dict[str, Key] = {
@@ -515,6 +579,12 @@ IMAGE: dict[str, Key] = {
         "pip index used during image builds (https)",
     ),
     "pip_packages": Key(requirements, (), "extra Python packages the strategies need"),
+    "frequi": Key(
+        boolean,
+        False,
+        "base `local` only: run `freqtrade install-ui` at build time, so that every bot serves "
+        "FreqUI (it downloads FreqUI from GitHub; the official image ships it already)",
+    ),
 }
 
 DEFAULTS: dict[str, Key] = {
@@ -542,6 +612,12 @@ DEFAULTS: dict[str, Key] = {
         None,
         "memory limit of each pool container; default 1.5 x "
         "(the runtime's pool memory + `max_bots_per_pool` x its bot memory)",
+    ),
+    "frequi_origins": Key(
+        origins,
+        (),
+        "origins FreqUI is opened from (e.g. `http://127.0.0.1:9000`, a bot's tunnel): every "
+        "bot allows them (CORS), so FreqUI's multi-bot view logs into all bots at once",
     ),
     "image": Key(mapping, {}, "how pool images are built (keys below)", keys=IMAGE),
     "bot": Key(mapping, {}, "settings every bot inherits (keys below)", keys=BOT_SETTINGS),
@@ -608,6 +684,12 @@ USER: dict[str, Key] = {
         {},
         "freqtrade settings for this user's bots: merged over `defaults.bot.freqtrade`, "
         "under each bot's own",
+    ),
+    "notify": Key(
+        Check(notify.check, notify.JSON_SCHEMA),
+        {},
+        "notifications of this user's bots: merged over `defaults.bot.notify`, under each "
+        "bot's own",
     ),
     "bots": Key(bots, REQUIRED, "the user's bots", items=BOT),
 }
@@ -734,6 +816,7 @@ def json_schema() -> dict[str, Any]:
         "title": "botpool layout",
         "description": "One YAML file, the desired state of a fleet of freqtrade bots.",
         **_object(TOP, required=("users",)),
+        "$defs": notify.DEFINITIONS,
     }
 
 

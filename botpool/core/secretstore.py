@@ -8,6 +8,9 @@
   which rotates that bot's credentials only.
 - `credentials/<name>.json`: exchange keys for live bots, `{"key": ..., "secret": ...}`
   (plus `password`/`uid` where an exchange needs them), referred to by `credentials: <name>`.
+- `notify/<name>.json`: what a notification needs, referred to by a bot's
+  `notify: {<service>: {credentials: <name>}}`: Telegram `{"token": ..., "chat_id": ...}`,
+  Discord `{"webhook_url": ...}`, a webhook `{"url": ...}` (NOTIFY_KEYS).
 - `alerts/<name>.url`: the URL of a webhook alerts are posted to (`monitoring.webhook: <name>`).
 """
 
@@ -29,6 +32,31 @@ MASTER_KEY_BYTES = 32
 CREDENTIAL_KEYS = {"key", "secret", "password", "uid", "walletAddress", "privateKey"}
 CREDENTIALS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SECRET_FILE_MAX_BYTES = 64 * 1024
+# what a notification credentials file holds, per service: (required, optional) keys, each
+# with the pattern its value must match in full (described for the message; never shown)
+_HTTP_URL = re.compile(
+    r"https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?"
+    r"(/[A-Za-z0-9._~%!$&'()*+,;=:@/-]*)?(\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?"
+)
+NOTIFY_VALUES: dict[str, tuple[re.Pattern[str], str]] = {
+    "token": (
+        re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}"),
+        "a Telegram bot token as @BotFather gives it (digits, ':', then letters)",
+    ),
+    "chat_id": (
+        re.compile(r"-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}"),
+        'a chat id as a string, e.g. "-1001234567890", or a channel\'s "@name"',
+    ),
+    "topic_id": (re.compile(r"[0-9]{1,20}"), 'a topic id as a string, e.g. "42"'),
+    "webhook_url": (_HTTP_URL, "an http(s) URL without spaces, user or fragment"),
+    "url": (_HTTP_URL, "an http(s) URL without spaces, user or fragment"),
+}
+NOTIFY_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "telegram": (frozenset({"token", "chat_id"}), frozenset({"topic_id"})),
+    "discord": (frozenset({"webhook_url"}), frozenset()),
+    "webhook": (frozenset({"url"}), frozenset()),
+}
+URL_MAX = 2048
 WEBHOOK_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]{1,2000}")
 
 
@@ -58,7 +86,12 @@ class SecretStore:
 
     def _check_directory(self) -> None:
         """The folder must be the user's own and closed to everyone else."""
-        for folder in (self.directory, self.directory / "credentials", self.directory / "alerts"):
+        for folder in (
+            self.directory,
+            self.directory / "credentials",
+            self.directory / "notify",
+            self.directory / "alerts",
+        ):
             try:
                 info = folder.lstat()
             except FileNotFoundError:
@@ -86,9 +119,10 @@ class SecretStore:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError as exc:
             raise SecretsError(f"cannot read {path}: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder, a FIFO, a device
+            os.close(fd)
+            raise SecretsError(f"{path} is not a regular file")
         with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise SecretsError(f"{path} is not a regular file")
             data = f.read(SECRET_FILE_MAX_BYTES + 1)
         if len(data) > SECRET_FILE_MAX_BYTES:
             raise SecretsError(f"{path} is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB")
@@ -189,6 +223,34 @@ class SecretStore:
         for key, value in data.items():
             if not isinstance(value, str) or not value.isprintable() or len(value) > 4096:
                 raise SecretsError(f"{path}: {key} must be a string without control characters")
+        return dict(data)
+
+    def notify_credentials(self, service: str, name: str) -> dict[str, str]:
+        """What one notification needs (NOTIFY_KEYS), read from `notify/<name>.json`: plain
+        strings of the expected form, nothing else. Errors never show a value."""
+        if service not in NOTIFY_KEYS:
+            raise SecretsError(f"{service!r} is not a notification service")
+        if not CREDENTIALS_NAME.fullmatch(name):
+            raise SecretsError(f"{name!r} is not a credentials name (letters, digits, _ . -)")
+        path = self._private_file(f"notify/{name}.json")
+        required, optional = NOTIFY_KEYS[service]
+        example = ", ".join(f'"{key}": "..."' for key in sorted(required))
+        if not path.exists():
+            raise SecretsError(f"no {path}: create it (mode 0600) with {{{example}}} for {service}")
+        try:
+            data = json.loads(self._read(path))
+        except ValueError:
+            raise SecretsError(f"{path} is not valid JSON") from None
+        if not isinstance(data, dict) or not required <= data.keys():
+            raise SecretsError(f"{path} must be a JSON object with {{{example}}} for {service}")
+        unknown = sorted(str(k)[:64] for k in data.keys() - required - optional)
+        if unknown:
+            allowed = ", ".join(sorted(required | optional))
+            raise SecretsError(f"{path}: unknown keys {unknown}: for {service} it holds {allowed}")
+        for key, value in data.items():
+            pattern, what = NOTIFY_VALUES[key]
+            if not (isinstance(value, str) and len(value) <= URL_MAX and pattern.fullmatch(value)):
+                raise SecretsError(f"{path}: {key} must be {what} (its value is not shown)")
         return dict(data)
 
     def alert_webhook_url(self, name: str) -> str:

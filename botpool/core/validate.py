@@ -9,13 +9,14 @@ not exist) and reads the files a layout names (strategies, the CA bundle) within
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from botpool.core import names, schema
+from botpool.core import names, notify, schema
 from botpool.core.layout import (
     BackupSettings,
     Bot,
@@ -30,6 +31,7 @@ from botpool.core.layout import (
     deep_merge,
 )
 from botpool.core.schema import REQUIRED, SECRET_WORD, Key
+from botpool.core.secretstore import SecretsError
 from botpool.core.source import Document, LayoutError, Path_, Problem, decode, read, read_bytes
 from botpool.payloads.sandbox import DEFAULT_PAIRS as SANDBOX_PAIRS
 
@@ -45,25 +47,33 @@ PEM_CERTIFICATE = re.compile(
 )
 
 
+class SecretFiles(Protocol):
+    """The files of the secrets folder a layout names (botpool.core.secretstore.SecretStore)."""
+
+    def credentials_exist(self, name: str) -> bool: ...
+
+    def notify_credentials(self, service: str, name: str) -> dict[str, str]: ...
+
+
 def read_layout(
-    path: str | Path, credentials_exist: Callable[[str], bool] | None = None
+    path: str | Path, secrets: SecretFiles | None = None
 ) -> tuple[Layout | None, list[Problem]]:
     """Parse and validate a layout file; return what is valid of it and every problem found.
 
-    credentials_exist answers whether exchange credentials of that name are stored outside
-    the layout (see botpool.core.secretstore); without it, only their presence in the YAML
-    is checked.
+    secrets: the secrets folder (botpool.core.secretstore), to check that the exchange
+    credentials and notification files the layout names exist and are well formed (their
+    content is never shown); without it, only what the YAML itself says is checked.
     """
     path = Path(path)
     doc = read(path, "layout")
-    validator = _Validator(doc, path.parent, credentials_exist)
+    validator = _Validator(doc, path.parent, secrets)
     layout = validator.layout()
     return layout, doc.problems + validator.problems
 
 
-def load_layout(path: str | Path, credentials_exist: Callable[[str], bool] | None = None) -> Layout:
+def load_layout(path: str | Path, secrets: SecretFiles | None = None) -> Layout:
     """Like read_layout, but raise LayoutError unless the layout is entirely valid."""
-    layout, problems = read_layout(path, credentials_exist)
+    layout, problems = read_layout(path, secrets)
     if problems or layout is None:
         raise LayoutError(problems)
     return layout
@@ -79,13 +89,15 @@ def _fmt(value: float) -> str:
 
 
 class _Validator:
-    def __init__(
-        self, doc: Document, base_dir: Path, credentials_exist: Callable[[str], bool] | None
-    ):
+    def __init__(self, doc: Document, base_dir: Path, secrets: SecretFiles | None):
         self.doc = doc
         self.base_dir = base_dir
-        self.credentials_exist = credentials_exist
+        self.secrets = secrets
         self.problems: list[Problem] = []
+        self.bot_paths: dict[str, Path_] = {}  # USER/BOT -> where the bot is in the layout
+        # (service, credentials name) -> who the file makes the bot (its Telegram token's
+        # hash), or None when the file is missing or malformed (reported once per bot)
+        self.notify_files: dict[tuple[str, str], tuple[str | None, str | None]] = {}
 
     def report(self, path: Path_, message: str) -> None:
         self.problems.append(self.doc.problem(path, message))
@@ -168,6 +180,14 @@ class _Validator:
             for user_name, raw in (top.get("users") or {}).items()
             if (user := self.user(str(user_name), raw, defaults, hosts, context))
         )
+        self.check_telegram_tokens([bot for user in users for bot in user.bots])
+        image = filled(image, schema.IMAGE)
+        if image["frequi"] and image["base"] != "local":
+            self.report(
+                ("defaults", "image", "frequi"),
+                "the official freqtrade image ships FreqUI already; frequi installs it into "
+                "images of base local only: remove it",
+            )
         return Layout(
             file=self.doc.file,
             freqtrade_version=defaults["freqtrade_version"],
@@ -178,15 +198,13 @@ class _Validator:
             project=names.project(defaults["root"], defaults["project"]),
             runtime=defaults["runtime"],
             pool_memory_limit_mb=defaults["pool_memory_limit_mb"],
-            image=ImageSettings(
-                **filled(image, schema.IMAGE),
-                ca_bundle_pem=self.ca_bundle(image.get("ca_bundle")),
-            ),
+            image=ImageSettings(**image, ca_bundle_pem=self.ca_bundle(image["ca_bundle"])),
             hosts=hosts,
             exchanges=exchanges,
             users=users,
             strategies=strategies,
             checks=CheckSettings(**checks),
+            frequi_origins=defaults["frequi_origins"],
             monitoring=MonitoringSettings(**monitoring),
             backups=BackupSettings(**backups),
         )
@@ -371,7 +389,7 @@ class _Validator:
         bots: list[Bot] = []
         first_line: dict[str, int] = {}
         for index, raw_bot in enumerate(values.get("bots") or []):
-            bot = self.bot(user_name, raw_bot, (*path, "bots", index), context, values["freqtrade"])
+            bot = self.bot(user_name, raw_bot, (*path, "bots", index), context, values)
             if bot is None:
                 continue
             if bot.name in first_line:
@@ -382,6 +400,7 @@ class _Validator:
                 )
                 continue
             first_line[bot.name] = bot.line
+            self.bot_paths[bot.key] = (*path, "bots", index)
             bots.append(bot)
         if "bots" not in values:
             return None
@@ -395,7 +414,7 @@ class _Validator:
         raw: Any,
         path: Path_,
         context: _BotContext,
-        user_freqtrade: dict[str, Any],
+        user_values: dict[str, Any],
     ) -> Bot | None:
         if not isinstance(raw, dict):
             self.report(path, "expected a bot mapping with at least `name:`")
@@ -408,9 +427,17 @@ class _Validator:
         merged = {**context.defaults, **own}
         # freqtrade settings merge, defaults.bot under the user's under the bot's own
         merged["freqtrade"] = deep_merge(
-            deep_merge(context.defaults.get("freqtrade", {}), user_freqtrade),
+            deep_merge(context.defaults.get("freqtrade", {}), user_values.get("freqtrade", {})),
             own.get("freqtrade", {}),
         )
+        # so do notifications, entry by entry (botpool.core.notify.merge)
+        notify_levels = (
+            (("defaults", "bot", "notify"), context.defaults.get("notify", {})),
+            ((*path[:2], "notify"), user_values.get("notify", {})),
+            ((*path, "notify"), own.get("notify", {})),
+        )
+        merged["notify"] = notify.merge(*(level for _, level in notify_levels))
+        self.check_notify(merged["notify"], path, notify_levels)
         for key, spec in schema.BOT_SETTINGS.items():
             if key in merged:
                 continue
@@ -479,13 +506,80 @@ class _Validator:
                 "store them in the secrets directory as credentials/<name>.json and set "
                 "`credentials: <name>`",
             )
-        elif self.credentials_exist is not None and not self.credentials_exist(s.credentials):
+        elif self.secrets is not None and not self.secrets.credentials_exist(s.credentials):
             self.report(
                 where("credentials"),
                 f"no credentials named {s.credentials!r} in the "
                 "secrets directory: create credentials/"
                 f"{s.credentials}.json (mode 0600)",
             )
+
+    def check_notify(
+        self,
+        entries: dict[str, dict[str, Any]],
+        path: Path_,
+        levels: tuple[tuple[Path_, dict[str, Any]], ...],
+    ) -> None:
+        """A bot's merged notifications: complete, and each credentials file well formed.
+
+        A problem is reported where the entry's credentials were set (or the bot, if
+        nowhere); a file's content is never shown."""
+
+        def where(service: str) -> Path_:
+            for at, level in reversed(levels):
+                if "credentials" in (level.get(service) or {}):
+                    return (*at, service, "credentials")
+            return (*path, "notify")
+
+        for service, message in notify.problems(entries):
+            self.report(where(service), message)
+        if self.secrets is None:
+            return
+        for service, entry in entries.items():
+            if "credentials" in entry:
+                _, problem = self.notify_file(service, entry["credentials"])
+                if problem:
+                    self.report(where(service), problem)
+
+    def notify_file(self, service: str, name: str) -> tuple[str | None, str | None]:
+        """(a hash of its Telegram token, or "" for the other services; problem), read once."""
+        if (service, name) not in self.notify_files:
+            assert self.secrets is not None
+            try:
+                keys = self.secrets.notify_credentials(service, name)
+            except SecretsError as exc:
+                self.notify_files[service, name] = (None, str(exc))
+            else:
+                token = keys.get("token", "")
+                digest = hashlib.sha256(token.encode()).hexdigest() if token else ""
+                self.notify_files[service, name] = (digest, None)
+        return self.notify_files[service, name]
+
+    def check_telegram_tokens(self, bots: list[Bot]) -> None:
+        """One Telegram bot token per freqtrade bot: Telegram hands a token's updates to one
+        reader only (freqtrade issue #3600), so two bots on one token both miss commands."""
+        first: dict[str, Bot] = {}
+        for bot in bots:
+            entry = bot.settings.notify.get("telegram")
+            if entry is None:
+                continue
+            if self.secrets is None:
+                identity: str | None = f"file {entry['credentials']}"
+            else:
+                identity, _ = self.notify_file("telegram", entry["credentials"])
+            if not identity:
+                continue  # its file is missing or malformed: reported already
+            if identity in first:
+                other = first[identity]
+                self.report(
+                    (*self.bot_paths[bot.key], "notify"),
+                    f"{bot.key} and {other.key} (line {other.line}) would share one Telegram "
+                    "bot token: Telegram lets one reader take a token's messages (freqtrade "
+                    "issue #3600), so both bots would miss commands. Give each bot a Telegram "
+                    "bot of its own (@BotFather) and its own notify/<name>.json",
+                )
+            else:
+                first[identity] = bot
 
     def check_pairs(
         self, s: BotSettings, where: Callable[[str], Path_], profile: ExchangeProfile | None

@@ -40,6 +40,11 @@ DEFAULT_TRADABLE_BALANCE_RATIO = 0.99  # freqtrade's own default
 # freqtrade's warning about listening on 0.0.0.0 is expected in a container: skip it
 EXPECTED_WARNING = "SECURITY WARNING"
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*\Z")  # layout names: one path component, never ..
+# A bot whose notification fails logs the URL it called, and a webhook's URL can be its
+# secret (a Discord webhook's token is in its path; Telegram's API URLs hold the bot token).
+# The checks show a bot's last warning: with every URL, and what requests says after
+# "with url:", hidden.
+URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+|(?<=with url: )[^\s'\"<>]+", re.I)
 SHOW_CONFIG_KEYS = (
     "bot_name",
     "dry_run",
@@ -370,7 +375,7 @@ def last_warning(lines: list[str]) -> str | None:
         for line in lines
         if (" - WARNING - " in line or " - ERROR - " in line) and EXPECTED_WARNING not in line
     ]
-    return warnings[-1][:WARNING_MAX_CHARS] if warnings else None
+    return URL.sub("(URL hidden)", warnings[-1])[:WARNING_MAX_CHARS] if warnings else None
 
 
 def probe(pools: Path, targets: list[dict[str, Any]], limits: Limits) -> dict[str, Any]:
