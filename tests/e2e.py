@@ -374,10 +374,32 @@ def remove_stale_test_deployments() -> None:
             docker("network", "rm", name, check=False)
 
 
+def remove_namesakes(project: str, root: Path) -> None:
+    """Containers, then networks, of this deployment's project that another test root made:
+    an earlier session's, killed before its teardown while pytest still keeps its folder. A
+    module runs once per session and no two sessions run one module at once (its ports
+    would clash), so they are nobody's now. The machine's own fleet (a root outside the
+    temporary folder) is never touched."""
+    temp = tempfile.gettempdir() + "/"
+    label = '{{.Label "botpool.root"}}'
+    for listing, name_field, remove in (
+        (["ps", "-a"], "{{.Names}}", ["rm", "-f"]),
+        (["network", "ls"], "{{.Name}}", ["network", "rm"]),
+    ):
+        found = docker(
+            *listing, "--filter", f"name=^{project}_", "--format", f"{name_field} {label}"
+        )
+        for name, _, owner in (line.partition(" ") for line in found.splitlines()):
+            if owner.startswith(temp) and owner != str(root):
+                docker(*remove, name, check=False)
+
+
 def new_deployment(tmp_root: Path, name: str, base_port: int) -> Deployment:
     remove_stale_test_deployments()
     directory = tmp_root / name
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    return Deployment(name, directory, base_port)
+    deployment = Deployment(name, directory, base_port)
+    remove_namesakes(deployment.project, deployment.root)
+    return deployment

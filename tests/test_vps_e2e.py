@@ -166,7 +166,9 @@ def test_two_bare_hosts_get_engine_image_and_their_pools_over_ssh(story):
     assert any("(debootstrap)" in op for op in built), built
     assert built[-1].startswith(f"tasks/image.py | Build the pool image {spec.tag}"), built
     shipped = [op for op in changed_operations(first.output, h2.name) if "tasks/image.py" in op]
-    assert shipped[-1] == f"tasks/image.py | Upload and load the pool image {spec.tag}", shipped
+    assert shipped[-1].startswith(f"tasks/image.py | Upload and load the pool image {spec.tag}"), (
+        shipped
+    )
     # nothing built on h2: the image is built on the controller (this machine) and shipped
     assert [op for op in shipped if "Build" in op or "debootstrap" in op] == [
         f"tasks/image.py | Build and save {spec.tag} on the controller (unless cached)"
