@@ -140,10 +140,17 @@ MUTANTS = (
         ("tests/test_drift.py",),
     ),
     Mutant(
+        "an older botpool's root keeps a planted program file through its upgrade converge",
+        "botpool/core/reconcile.py",
+        "    if not snap.marked and snap.containers:",
+        "    if False:",
+        ("tests/test_reconcile.py",),
+    ),
+    Mutant(
         "a root without botpool's marker has its folders deleted",
         "botpool/core/reconcile.py",
-        "    if not snap.marked:\n        _hold_deletions(changes, report)",
-        "    if False:\n        _hold_deletions(changes, report)",
+        "    elif not snap.marked:\n        _hold_deletions(changes, report)",
+        "    elif False:\n        _hold_deletions(changes, report)",
         ("tests/test_reconcile.py",),
     ),
     Mutant(
