@@ -709,3 +709,30 @@ def test_launcher_gives_up_when_no_zygote_appears(tmp_path: Path) -> None:
     code = zygote.launch(str(tmp_path / "none.sock"), ["exit", "0"], wait=0.5)
     assert code == zygote.TEMPFAIL
     assert time.monotonic() - started < 5
+
+
+def test_a_stop_as_the_bot_starts_reaches_the_bot_not_the_launcher(root_zygote: Zygote) -> None:
+    """supervisord may stop a launcher the moment its bot starts: the TERM must reach the bot
+    (the test app exits 3 on it), never kill the launcher and leave its bot to be SIGKILLed.
+    Signals are now caught before the request is sent. Before, a TERM in the moment between
+    the fork and the launcher's handlers killed it: hit once by a loaded CI machine, never on
+    an idle one, so this test guards the order rather than proving it every run."""
+    pid_file = root_zygote.workdir(BOT_A) / "pid"
+    for attempt in range(10):
+        pid_file.unlink(missing_ok=True)
+        launcher = root_zygote.launch("sleep", "pid")
+        until(lambda: pid_file.exists() and pid_file.read_text(), "the bot's pid")
+        launcher.terminate()
+        assert launcher.wait(timeout=30) == 3, (attempt, launcher.stderr.read())  # type: ignore[union-attr]
+
+
+def test_a_launcher_stopped_while_it_waits_for_a_zygote_ends_at_once(tmp_path: Path) -> None:
+    launcher = subprocess.Popen(
+        [SYSTEM_PYTHON, str(SCRIPT), "launch", str(tmp_path / "none.sock"), "--", "exit", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert "waiting" in stderr_line(launcher)
+    launcher.send_signal(signal.SIGWINCH)  # no terminal to resize: ignored
+    launcher.terminate()
+    assert launcher.wait(timeout=10) == -signal.SIGTERM

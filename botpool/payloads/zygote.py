@@ -637,7 +637,22 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
     }
     deadline = time.monotonic() + wait
     notified = False
+    # Signals are caught from the start: one that comes while the bot is being forked (it
+    # may already run) is kept and forwarded once its pidfd is here, not left to kill us
+    bot: dict[str, int] = {}
+    pending: list[int] = []
+
+    def forward(sig: int, _frame: Any) -> None:
+        if "pidfd" in bot:
+            _signal_bot(bot["pidfd"], sig)
+        elif sig != signal.SIGWINCH:  # (no terminal to resize yet; the others end a process)
+            pending.append(sig)
+
+    for name in FORWARDED:
+        signal.signal(getattr(signal, name), forward)
     while True:
+        if pending:  # stopped while no bot runs: end the way the signal would have ended us
+            _die_of(pending[0])
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             sock.connect(path)
@@ -667,13 +682,9 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
             print(f"botpool launcher: zygote {why}; waiting", file=sys.stderr, flush=True)
             notified = True
         time.sleep(0.2)
-    pidfd = fds[0]
-
-    def forward(sig: int, _frame: Any) -> None:
-        _signal_bot(pidfd, sig)
-
-    for name in FORWARDED:
-        signal.signal(getattr(signal, name), forward)
+    bot["pidfd"] = fds[0]
+    while pending:
+        _signal_bot(bot["pidfd"], pending.pop(0))
     try:
         message, _ = answer(sock)
     except OSError:
@@ -682,18 +693,23 @@ def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
         # the zygote is gone (its bots die with it); make sure ours is, then let supervisord
         # start us again: we will wait for the next zygote
         forward(signal.SIGKILL, None)
-        select.select([pidfd], [], [], 10.0)
+        select.select([bot["pidfd"]], [], [], 10.0)
         print("botpool launcher: the zygote went away; the bot was stopped", file=sys.stderr)
         return TEMPFAIL
     code = os.waitstatus_to_exitcode(message["status"])
     if code < 0:  # killed by a signal: die of the same one, as the bot did
-        for name in FORWARDED:
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
-        if -code not in (signal.SIGKILL, signal.SIGSTOP):
-            signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
+        _die_of(-code)
         return 128 - code
     return code
+
+
+def _die_of(sig: int) -> None:
+    """End this process by sig, with its default action (as the bot, or we, would have)."""
+    for name in FORWARDED:
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
 
 
 def answer(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
