@@ -123,6 +123,10 @@ class Deployment:
         """The container of a sandbox exchange (default: its own profile)."""
         return names.exchange_container(self.project, profile or self.name)
 
+    def backup_container(self) -> str:
+        """The backup job of each of its hosts (backups are on unless a layout says not)."""
+        return names.backup_container(self.project)
+
     def network(self, user: str) -> str:
         """The Docker network of one user's pools."""
         return names.user_network(self.project, user)

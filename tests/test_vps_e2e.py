@@ -177,8 +177,8 @@ def test_two_bare_hosts_get_engine_image_and_their_pools_over_ssh(story):
     placed = {p.name: p.host for p in dep.plan().pools}
     assert placed == {"ann-pool-1": "h1", "bob-pool-1": "h2"}  # ann pinned; bob: the roomier
     ann, bob = dep.container("ann-pool-1"), dep.container("bob-pool-1")
-    assert names(h1) == {ann, dep.exchange_container()}
-    assert names(h2) == {bob, dep.exchange_container()}
+    assert names(h1) == {ann, dep.exchange_container(), dep.backup_container()}
+    assert names(h2) == {bob, dep.exchange_container(), dep.backup_container()}
     wait_for(lambda: answering(story), timeout=180, what="every bot's ping on its host")
 
     for vps in (h1, h2):  # the image keeps its contract however it got there
