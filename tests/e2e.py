@@ -220,17 +220,23 @@ class Deployment:
 
     # --- reading the real thing -----------------------------------------------------------
 
-    def botpool(self, *args: str, **env: str) -> tuple[int, str]:
+    def run_botpool(
+        self, *args: str, timeout: float = 300, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         """Run the `botpool` command as a user of this deployment would (from the repository,
-        with its layout and secrets; env adds variables): its exit code, stdout + stderr."""
-        proc = subprocess.run(
+        with its layout and secrets; env adds variables)."""
+        return subprocess.run(
             [str(VENV / "botpool"), *args],
             cwd=REPO,
             env={**self.environment(), **env},
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout,
         )
+
+    def botpool(self, *args: str, **env: str) -> tuple[int, str]:
+        """`run_botpool`: its exit code, and stdout + stderr together."""
+        proc = self.run_botpool(*args, **env)
         return proc.returncode, proc.stdout + proc.stderr
 
     def ctl(self, pool: str, *args: str, check: bool = True) -> str:

@@ -18,7 +18,7 @@ import pytest
 from botpool.core import names
 from botpool.core.plan import BotPlan
 
-from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
+from .e2e import Deployment, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=5)
 
@@ -40,14 +40,7 @@ def dep(tmp_path_factory) -> Iterator[Deployment]:
 
 
 def botpool(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV / "botpool"), *args],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return dep.run_botpool(*args, timeout=600)
 
 
 def bot(dep: Deployment, name: str) -> BotPlan:

@@ -86,14 +86,7 @@ def inventory(dep: Deployment, gateway: Vps) -> Path:
 
 
 def botpool(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VENV / "botpool"), *args],
-        cwd=REPO,
-        env=dep.environment(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return dep.run_botpool(*args, timeout=120)
 
 
 def start(dep: Deployment, argv: list[str]) -> subprocess.Popen[str]:
