@@ -21,6 +21,7 @@ from botpool.core.plan import Plan, load_plan
 from botpool.core.render import ContainerSpec
 from botpool.core.secretstore import SecretsError, SecretStore
 from botpool.core.source import LayoutError, printable
+from botpool.hosts.remote import InventoryError
 from botpool.hosts.tunnel import TunnelError, local_url
 
 OK, ERROR, CHANGES = 0, 1, 2
@@ -366,14 +367,7 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
     from botpool.hosts import tunnel
     from botpool.hosts.remote import inventory_hosts
 
-    try:
-        hosts = inventory_hosts(args.inventory) if Path(args.inventory).is_file() else []
-    except Exception as exc:  # pyinfra loads a Python file: anything may go wrong in it
-        print(f"error: cannot read the inventory {args.inventory}: {_reason(exc)}", file=sys.stderr)
-        return ERROR
-    if not hosts:
-        print(f"error: {args.inventory} is not an inventory file with hosts", file=sys.stderr)
-        return ERROR
+    hosts = inventory_hosts(args.inventory)
     tunnels = []
     for remote in hosts:
         plan = plan_of(remote.layout)
@@ -390,17 +384,6 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
         tunnels.append(tunnel.tunnel(remote.name, remote.layout_host, remote.data, plan, args.user))
     print(tunnel.describe(tunnels), flush=True)
     return tunnel.run(tunnels) if args.run else OK
-
-
-def _reason(exc: BaseException) -> str:
-    """What went wrong, even when the exception cannot say it (pyinfra's wrappers of an
-    error in an inventory file fail in their own str())."""
-    try:
-        text = str(exc)
-    except Exception:
-        text = ""
-    cause = exc.__cause__ or exc.__context__
-    return text or (f"{type(cause).__name__}: {cause}" if cause else type(exc).__name__)
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -583,7 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s); nothing was changed", file=sys.stderr)
         return ERROR
-    except (SecretsError, TunnelError) as exc:
+    except (SecretsError, TunnelError, InventoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ERROR
     except OSError as exc:  # an output folder that cannot be written, say

@@ -23,7 +23,7 @@ from botpool.core.reconcile import Difference
 from botpool.core.source import LayoutError
 from botpool.hosts import probe
 from botpool.hosts.drift import explain, read_host
-from botpool.hosts.remote import RemoteError, RemoteHost, inventory_hosts
+from botpool.hosts.remote import InventoryError, RemoteError, RemoteHost, inventory_hosts
 
 
 @dataclass
@@ -72,9 +72,10 @@ def probe_image(planned: str, present: set[str]) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     inventory = config.getoption("--inventory")
-    hosts = inventory_hosts(inventory)
-    if not hosts:  # nothing checked must never look like everything passed
-        raise pytest.UsageError(f"{inventory} lists no hosts: there is nothing to check")
+    try:  # an inventory with no hosts is refused: nothing checked must never look like a pass
+        hosts = inventory_hosts(inventory)
+    except InventoryError as exc:
+        raise pytest.UsageError(str(exc)) from None
     with ThreadPoolExecutor(max_workers=16) as pool:
         config.stash[RESULTS] = list(pool.map(read, hosts))
     config.stash[OUTCOMES] = []

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from botpool.cli import main
 from botpool.core import schema
 from botpool.core.allocate import lock_path
@@ -127,4 +129,33 @@ def test_checks_of_an_inventory_without_hosts_fail(tmp_path):
         timeout=120,
     )
     assert proc.returncode not in (0, 2), proc.stdout + proc.stderr
-    assert "lists no hosts: there is nothing to check" in proc.stdout + proc.stderr
+    assert "lists no hosts, so there is nothing to read" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("missing.py", None, "missing.py: no such inventory file"),
+        ("layout.yaml", "hosts: []\n", "layout.yaml: an inventory is a pyinfra Python file"),
+        ("syntax.py", "hosts = [\n", "syntax.py:1: cannot read the inventory: SyntaxError"),
+        (
+            "raises.py",
+            "x = 1\ny = 1 / 0\n",
+            "raises.py:2: cannot read the inventory: ZeroDivisionError",
+        ),
+        ("empty.py", "hosts = []\n", "empty.py: the inventory lists no hosts"),
+    ],
+)
+@pytest.mark.parametrize("command", ["drift", "alerts", "backup", "tunnel"])
+def test_a_bad_inventory_is_an_error_naming_file_and_line(
+    tmp_path, capsys, command, name, text, message
+):
+    """A tired user passes the layout, a typo or a broken file: exit 1 with the file (and line),
+    never a traceback, and never exit 0 with nothing read (a missing file did that)."""
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    assert main([command, str(path)]) == 1
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "Traceback" not in err

@@ -66,6 +66,10 @@ class RemoteError(Exception):
     pass
 
 
+class InventoryError(Exception):
+    """An inventory that cannot be read, or lists no hosts (nothing read must never pass)."""
+
+
 class CommandTimeout(Exception):
     """A command's output did not end in time (raised by the backends below)."""
 
@@ -378,13 +382,61 @@ def testinfra_host(name: str, data: dict[str, Any], timeout: int) -> testinfra.h
 
 
 def inventory_hosts(path: str) -> list[RemoteHost]:
-    """Every host of a pyinfra inventory file (no connection is made yet)."""
+    """Every host of a pyinfra inventory file (no connection is made yet).
+
+    pyinfra runs the file as Python, so anything may go wrong in it; the error names the file
+    and, when Python knows it, the line. A missing file or one without hosts is an error too:
+    pyinfra would take a mistyped path for a host name."""
     from pyinfra_cli.inventory import make_inventory  # (importing pyinfra_cli patches gevent)
 
+    if not os.path.isfile(path):
+        raise InventoryError(f"{path}: no such inventory file (e.g. inventory/local.py)")
+    if not path.endswith(".py"):
+        raise InventoryError(
+            f"{path}: an inventory is a pyinfra Python file (e.g. inventory/local.py)"
+        )
     ctx_state.set(State())  # pyinfra's inventory loader expects a current state
+    try:
+        inventory = make_inventory(path)
+    except Exception as exc:
+        raise InventoryError(
+            f"{path}{_line_of(exc, path)}: cannot read the inventory: {_reason(exc)}"
+        ) from None
     hosts = []
-    for host in make_inventory(path):
+    for host in inventory:
         data = dict(host.data.dict())
         ref = host_ref(host.name, data)
         hosts.append(RemoteHost(host.name, ref.host, ref.layout, data))
+    if not hosts:
+        raise InventoryError(f"{path}: the inventory lists no hosts, so there is nothing to read")
     return hosts
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, even when the exception cannot say it (pyinfra's wrappers of an
+    error in an inventory file fail in their own str())."""
+    cause = exc.__cause__ or exc.__context__
+    for err in (exc, cause):
+        if isinstance(err, SyntaxError):
+            return f"SyntaxError: {err.msg}"
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return text or (f"{type(cause).__name__}: {cause}" if cause else type(exc).__name__)
+
+
+def _line_of(exc: BaseException, path: str) -> str:
+    """':LINE' of the inventory file where the error arose, if Python recorded it."""
+    for err in (exc, exc.__cause__, exc.__context__):
+        if isinstance(err, SyntaxError) and err.lineno:
+            return f":{err.lineno}"
+        tb = err.__traceback__ if err else None
+        line = None
+        while tb:
+            if os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(path):
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if line:
+            return f":{line}"
+    return ""
