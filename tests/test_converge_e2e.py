@@ -1,10 +1,9 @@
 """Converge semantics on the real engine: real supervisord, real freqtrade, real pyinfra.
 
 One deployment evolves through the module, test by test (in file order), and every step
-compares supervisor pids and container ids before and after. It runs the story twice side
-by side, once per runtime: ann (three bots) and ben (one) have zygote pools, cid and dot
-the same bots in process pools. Every step changes both sides in the same converge, and
-every assertion is made for each.
+compares supervisor pids and container ids before and after, with both runtimes side by side
+(tests/converge_story.py). Changes that recreate pools are tests/test_recreate_e2e.py's
+story, which runs beside this one.
 """
 
 from __future__ import annotations
@@ -14,58 +13,10 @@ import stat
 
 import pytest
 
-from .e2e import Deployment, container_names, docker, new_deployment, wait_for
+from .converge_story import ALL_POOLS, MAINS, SIDES, container_id, pool, write
+from .e2e import Deployment, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=4)
-
-SIDES = {"zygote": ("ann", "ben"), "process": ("cid", "dot")}  # runtime -> (main, solo) users
-OTHER = {"zygote": "process", "process": "zygote"}
-SOLO = "{name: solo, pairs: [SOL/USDT]}"
-WHEEL = "image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt, pip_packages: [wheel]}"
-
-
-def users(
-    *,
-    stake: int = 20,
-    two: bool = True,
-    four: bool = False,
-    solo: bool = True,
-    switched: bool = False,
-) -> str:
-    """The layout's users at one step of the story, both sides alike."""
-    text = ""
-    for runtime, (main, alone) in SIDES.items():
-        runtime = OTHER[runtime] if switched else runtime
-        bots = ["- name: one"]
-        if two:
-            bots.append("- {name: two, pairs: [ETH/USDT]}")
-        bots.append(f"- {{name: three, stake_amount: {stake}}}")
-        if four:
-            bots.append("- name: four")
-        text += f"{main}:\n  runtime: {runtime}\n  bots:\n" + "".join(f"    {b}\n" for b in bots)
-        if solo:
-            text += f"{alone}:\n  runtime: {runtime}\n  bots:\n    - {SOLO}\n"
-    return text
-
-
-def write(dep: Deployment, wheel: bool = False, **step: bool | int) -> None:
-    """Write one step; wheel: an extra package in the image (a new image, new containers)."""
-    dep.write(users(**step))
-    if wheel:
-        text = dep.layout.read_text()
-        dep.layout.write_text(
-            text.replace("image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt}", WHEEL)
-        )
-        assert WHEEL in dep.layout.read_text()
-
-
-def pool(user: str) -> str:
-    return f"{user}-pool-1"
-
-
-MAINS = [main for main, _ in SIDES.values()]
-RUNTIME = {pool(user): runtime for runtime, side in SIDES.items() for user in side}
-ALL_POOLS = sorted(RUNTIME)
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +25,6 @@ def dep(tmp_path_factory) -> Deployment:
     write(deployment)
     yield deployment
     deployment.teardown()
-
-
-def container_id(name: str) -> str:
-    return docker("inspect", "-f", "{{.Id}}", name).strip()
 
 
 def test_cold_converge_runs_every_bot_and_each_api_answers(dep):
@@ -196,88 +143,6 @@ def test_damage_done_by_hand_is_repaired(dep):
     assert dep.converge().operations == []
 
 
-def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
-    trades = {
-        main: wait_for(
-            lambda main=main: dep.api(main, "one", "trades").json()["total_trades"],
-            timeout=120,
-            what=f"a trade of {main}/one before the image change",
-        )
-        for main in MAINS
-    }
-    before = {p: container_id(dep.container(p)) for p in ALL_POOLS}
-    write(dep, four=True, stake=25, two=False, wheel=True)  # an extra package: a new image
-    run = dep.converge()
-    recreated = [op for op in run.operations if "recreate the pool" in op or "wait until" in op]
-    expected = []
-    for name in ALL_POOLS:  # one pool after another, each waited for
-        bots = 3 if name in [pool(m) for m in MAINS] else 1
-        programs = bots + (RUNTIME[name] == "zygote")  # a zygote pool has one more: its zygote
-        expected += [
-            f"tasks/pools.py | {dep.container(name)}: recreate the pool container",
-            f"tasks/pools.py | {dep.container(name)}: wait until its {programs} programs run",
-        ]
-    assert recreated == expected, run.operations
-    assert all(container_id(dep.container(p)) != cid for p, cid in before.items())
-    dep.wait_answering()
-    for main in MAINS:
-        assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
-
-
-def test_removing_a_users_last_bot_removes_only_its_pool(dep):
-    mains = [pool(m) for m in MAINS]
-    alone = [pool(a) for _, a in SIDES.values()]
-    foreign = [  # not managed, but labelled as the pools about to go: never touched
-        docker(
-            "run",
-            "-d",
-            "--label",
-            f"botpool.pool={name}",
-            "--name",
-            f"{dep.project}_foreign-{index}",
-            "botpool/debian:bookworm",
-            "sleep",
-            "600",
-        ).strip()
-        for index, name in enumerate(alone)
-    ]
-    try:
-        before = dep.pids(*mains)
-        write(dep, four=True, stake=25, two=False, wheel=True, solo=False)
-        dep.converge()
-        for name in alone:
-            assert dep.container(name) not in container_names()
-            assert list((dep.root / "archive").glob(f"*/pools/{name}/bots/solo/user_data"))
-        assert dep.pids(*mains) == before
-        for container in foreign:
-            assert docker("inspect", "-f", "{{.State.Running}}", container).strip() == "true"
-    finally:
-        for container in foreign:
-            docker("rm", "-f", container, check=False)
-
-
-def memory_limit(dep: Deployment, pool_name: str) -> int:
-    return int(docker("inspect", "-f", "{{.HostConfig.Memory}}", dep.container(pool_name)))
-
-
-def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
-    trades = {main: dep.api(main, "one", "trades").json()["total_trades"] for main in MAINS}
-    limits = {main: memory_limit(dep, pool(main)) for main in MAINS}
-    write(dep, four=True, stake=25, two=False, wheel=True, solo=False, switched=True)
-    dep.converge()
-    planned = {p.name: p.memory_limit_mb * 2**20 for p in dep.plan().pools}
-    for runtime, (main, _) in SIDES.items():  # each side now runs the other runtime
-        programs = dep.programs(pool(main))
-        assert ("zygote" in programs) == (OTHER[runtime] == "zygote")
-        assert all(state == "RUNNING" for state, _ in programs.values()), programs
-        # the container was recreated with the new runtime's memory limit
-        assert memory_limit(dep, pool(main)) == planned[pool(main)] != limits[main]
-    dep.wait_answering()
-    for main in MAINS:
-        assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
-    assert dep.converge().operations == []
-
-
 def test_a_container_of_a_planned_name_that_botpool_did_not_create_stops_the_converge(dep):
     """A new user's pool name is taken by someone else's container: the converge fails
     naming it, leaves that container running, and touches no other pool."""
@@ -285,7 +150,7 @@ def test_a_container_of_a_planned_name_that_botpool_did_not_create_stops_the_con
     docker("run", "-d", "--name", taken, "botpool/debian:bookworm", "sleep", "600")
     try:
         before = dep.pids(*[pool(m) for m in MAINS])
-        write(dep, four=True, stake=25, two=False, wheel=True, solo=False, switched=True)
+        write(dep, four=True, stake=25, two=False)
         with dep.layout.open("a") as layout:  # users: is the layout's last section
             layout.write("  eve:\n    bots:\n      - name: one\n")
         run = dep.converge(check=False)

@@ -1,0 +1,113 @@
+"""Converges that recreate pools, on the real engine: a new image (one pool at a time, trade
+history kept), a user's last bot removed (only its pool goes), the runtime switched (one
+converge, new memory limit, every bot's data kept). One deployment evolves through the
+module in file order, both runtimes side by side (tests/converge_story.py); it runs beside
+test_converge_e2e.py's, so the two stories take half the time one took.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .converge_story import (
+    ALL_POOLS,
+    MAINS,
+    OTHER,
+    RUNTIME,
+    SIDES,
+    container_id,
+    memory_limit,
+    pool,
+    write,
+)
+from .e2e import Deployment, container_names, docker, new_deployment, wait_for
+
+pytestmark = pytest.mark.e2e(minutes=4)
+
+
+@pytest.fixture(scope="module")
+def dep(tmp_path_factory) -> Deployment:
+    deployment = new_deployment(tmp_path_factory.mktemp("recreate"), "e2erec", 20200)
+    write(deployment, four=True, two=False)  # three bots in each main pool, as the other story
+    deployment.converge()
+    deployment.wait_answering()
+    yield deployment
+    deployment.teardown()
+
+
+def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
+    trades = {
+        main: wait_for(
+            lambda main=main: dep.api(main, "one", "trades").json()["total_trades"],
+            timeout=120,
+            what=f"a trade of {main}/one before the image change",
+        )
+        for main in MAINS
+    }
+    before = {p: container_id(dep.container(p)) for p in ALL_POOLS}
+    write(dep, four=True, two=False, wheel=True)  # an extra package: a new image
+    run = dep.converge()
+    recreated = [op for op in run.operations if "recreate the pool" in op or "wait until" in op]
+    expected = []
+    for name in ALL_POOLS:  # one pool after another, each waited for
+        bots = 3 if name in [pool(m) for m in MAINS] else 1
+        programs = bots + (RUNTIME[name] == "zygote")  # a zygote pool has one more: its zygote
+        expected += [
+            f"tasks/pools.py | {dep.container(name)}: recreate the pool container",
+            f"tasks/pools.py | {dep.container(name)}: wait until its {programs} programs run",
+        ]
+    assert recreated == expected, run.operations
+    assert all(container_id(dep.container(p)) != cid for p, cid in before.items())
+    dep.wait_answering()
+    for main in MAINS:
+        assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
+
+
+def test_removing_a_users_last_bot_removes_only_its_pool(dep):
+    mains = [pool(m) for m in MAINS]
+    alone = [pool(a) for _, a in SIDES.values()]
+    foreign = [  # not managed, but labelled as the pools about to go: never touched
+        docker(
+            "run",
+            "-d",
+            "--label",
+            f"botpool.pool={name}",
+            "--name",
+            f"{dep.project}_foreign-{index}",
+            "botpool/debian:bookworm",
+            "sleep",
+            "600",
+        ).strip()
+        for index, name in enumerate(alone)
+    ]
+    try:
+        before = dep.pids(*mains)
+        write(dep, four=True, two=False, wheel=True, solo=False)
+        dep.converge()
+        for name in alone:
+            assert dep.container(name) not in container_names()
+            assert list((dep.root / "archive").glob(f"*/pools/{name}/bots/solo/user_data"))
+        assert dep.pids(*mains) == before
+        for container in foreign:
+            assert docker("inspect", "-f", "{{.State.Running}}", container).strip() == "true"
+    finally:
+        for container in foreign:
+            docker("rm", "-f", container, check=False)
+
+
+def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
+    trades = {main: dep.api(main, "one", "trades").json()["total_trades"] for main in MAINS}
+    limits = {main: memory_limit(dep, pool(main)) for main in MAINS}
+    write(dep, four=True, two=False, wheel=True, solo=False, switched=True)
+    dep.converge()
+    planned = {p.name: p.memory_limit_mb * 2**20 for p in dep.plan().pools}
+    for runtime, (main, _) in SIDES.items():  # each side now runs the other runtime
+        programs = dep.programs(pool(main))
+        assert ("zygote" in programs) == (OTHER[runtime] == "zygote")
+        assert all(state == "RUNNING" for state, _ in programs.values()), programs
+        # the container was recreated with the new runtime's memory limit
+        assert memory_limit(dep, pool(main)) == planned[pool(main)] != limits[main]
+    dep.wait_answering()
+    for main in MAINS:
+        assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
+    assert dep.converge().operations == []
