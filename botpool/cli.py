@@ -10,9 +10,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from botpool.core import freqtrade_validation, names, schema
 from botpool.core.allocate import lock_path, write_lock
@@ -23,6 +23,9 @@ from botpool.core.secretstore import SecretsError, SecretStore
 from botpool.core.source import LayoutError, printable
 from botpool.hosts.remote import InventoryError
 from botpool.hosts.tunnel import TunnelError, local_url
+
+if TYPE_CHECKING:
+    from botpool.hosts.remote import RemoteHost
 
 OK, ERROR, CHANGES = 0, 1, 2
 
@@ -331,14 +334,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     """Compare every host of a pyinfra inventory with its layout: 0 same, 2 drift, 1 error."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from botpool.hosts.drift import host_drift
-    from botpool.hosts.remote import inventory_hosts
 
-    hosts = inventory_hosts(args.inventory)
-    with ThreadPoolExecutor(max_workers=16) as pool:  # hosts are read in parallel
-        results = list(pool.map(host_drift, hosts))
+    results = read_hosts(args.inventory, host_drift)
     report = json.dumps([r.as_dict() for r in results], indent=2)
     if args.json_out:  # the same reading, for machines as well as people
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -347,17 +345,54 @@ def cmd_drift(args: argparse.Namespace) -> int:
         print(report)
     else:
         rows = [(r.host, d.subject, d.kind, d.detail) for r in results for d in r.differences]
-        if rows:
-            print(table(rows, ("HOST", "WHAT", "DRIFT", "DETAIL")))
-        for r in results:
-            if r.error:
-                print(f"error: {r.error}", file=sys.stderr)
-        clean = [r.host for r in results if not r.error and not r.differences]
-        if clean:
-            print(f"no drift on {', '.join(clean)}")
+        print_hosts(results, rows, ("HOST", "WHAT", "DRIFT", "DETAIL"), "no drift on")
+    return hosts_exit_code(results)
+
+
+class HostReport(Protocol):
+    """What drift and alerts tell of one host: its name, an error, or what was found."""
+
+    host: str
+    error: str | None
+
+    @property
+    def findings(self) -> Sequence[object]: ...
+
+
+Report = TypeVar("Report", bound=HostReport)
+
+
+def read_hosts(inventory: str, read: Callable[[RemoteHost], Report]) -> list[Report]:
+    """`read` applied to every host of the inventory, the hosts read in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botpool.hosts.remote import inventory_hosts
+
+    hosts = inventory_hosts(inventory)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(read, hosts))
+
+
+def print_hosts(
+    results: Sequence[HostReport], rows: list[tuple[Any, ...]], header: tuple[str, ...], quiet: str
+) -> None:
+    """What was found on the hosts as a table, each host's error on stderr, and the hosts
+    with nothing found on one line (`quiet` and their names)."""
+    if rows:
+        print(table(rows, header))
+    for r in results:
+        if r.error:
+            print(f"error: {r.error}", file=sys.stderr)
+    clean = [r.host for r in results if not r.error and not r.findings]
+    if clean:
+        print(f"{quiet} {', '.join(clean)}")
+
+
+def hosts_exit_code(results: Sequence[HostReport]) -> int:
+    """1 when a host could not be read, else 2 when something was found, else 0."""
     if any(r.error for r in results):
         return ERROR
-    return CHANGES if any(r.differences for r in results) else OK
+    return CHANGES if any(r.findings for r in results) else OK
 
 
 def cmd_tunnel(args: argparse.Namespace) -> int:
@@ -388,14 +423,9 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """What is firing on every host of an inventory: 0 nothing, 2 some, 1 error."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from botpool.hosts.alerts import host_alerts
-    from botpool.hosts.remote import inventory_hosts
 
-    hosts = inventory_hosts(args.inventory)
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        results = list(pool.map(host_alerts, hosts))
+    results = read_hosts(args.inventory, host_alerts)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:
@@ -404,21 +434,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             for r in results
             for a in r.alerts
         ]
-        if rows:
-            print(
-                table(
-                    rows, ("HOST", "ALERT", "SEVERITY", "POOL", "USER", "BOT", "SINCE", "SUMMARY")
-                )
-            )
-        for r in results:
-            if r.error:
-                print(f"error: {r.error}", file=sys.stderr)
-        quiet = [r.host for r in results if not r.error and not r.alerts]
-        if quiet:
-            print(f"nothing firing on {', '.join(quiet)}")
-    if any(r.error for r in results):
-        return ERROR
-    return CHANGES if any(r.alerts for r in results) else OK
+        header = ("HOST", "ALERT", "SEVERITY", "POOL", "USER", "BOT", "SINCE", "SUMMARY")
+        print_hosts(results, rows, header, "nothing firing on")
+    return hosts_exit_code(results)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

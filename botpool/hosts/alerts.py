@@ -38,6 +38,10 @@ class HostAlerts:
     alerts: list[Alert] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def findings(self) -> list[Alert]:
+        return self.alerts
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,

@@ -28,6 +28,10 @@ class HostDrift:
     error: str | None = None
     commands: int = 0
 
+    @property
+    def findings(self) -> list[Difference]:
+        return self.differences
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
