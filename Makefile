@@ -6,8 +6,11 @@ SHELL := /bin/bash
 VENV := .venv/bin
 LAYOUT ?= inventory/layout.yaml
 PYTEST_ARGS ?=
-# tests run on this many workers at once (on 2 cores, 2); end-to-end ones a whole module each
+# unit tests run on this many workers at once (on 2 cores, 2)
 WORKERS ?= 2
+# end-to-end modules run this many at once, each whole on one worker: their time is mostly
+# waiting (bots starting, candles closing, a minute of stagnation), so more than the cores
+E2E_WORKERS ?= 3
 
 .PHONY: bootstrap up status test test-fast test-e2e lint bench mutants clean-local
 
@@ -36,7 +39,7 @@ test: test-fast
 
 # the slowest modules start first (tests/conftest.py), each whole on one worker
 test-e2e: bootstrap
-	$(VENV)/pytest -m e2e -n $(WORKERS) --dist loadfile --no-loadscope-reorder \
+	$(VENV)/pytest -m e2e -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder \
 		--durations=15 $(PYTEST_ARGS)
 
 # break the lines that matter, one at a time: each must make a fast test fail

@@ -158,11 +158,14 @@ def create_networks(names: list[str], root: str, users: dict[str, str]):
 @operation()
 def remove_networks(names: list[str]):
     """Remove networks nothing plans any more, each only once no container (of any root,
-    running or not) is on it: another deployment may still use the old shared one."""
+    running or not) is on it: another deployment may still use the old shared one. One
+    already gone (removed by hand, or by another deployment's converge at the same time)
+    is what was wanted."""
     for name in names:
         yield (
             f'if [ -z "$(docker ps -aq --filter network={q(name)})" ]; then '
-            f"docker network rm {q(name)} >/dev/null; fi"
+            f"docker network rm {q(name)} >/dev/null 2>&1 "
+            f"|| ! docker network inspect {q(name)} >/dev/null 2>&1; fi"
         )
 
 

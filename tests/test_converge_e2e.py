@@ -56,7 +56,7 @@ def test_bots_trade_on_the_sandbox(dep):
                 dep.api(main, "one", "count").json()["current"] > 0
                 or dep.api(main, "one", "profit").json()["trade_count"] > 0
             ),
-            timeout=120,
+            timeout=300,
             what=f"a dry-run trade on {main}/one",
         )
 

@@ -388,6 +388,13 @@ def test_an_old_host_is_migrated_whole_and_its_shared_network_retired(write_layo
     changes = reconcile(snap, pools, exchanges)
     found = "\n".join(map(str, changes.differences))
     assert changes.remove_networks == [] and "network botpool:" not in found
+    # nobody on it, but none of this root's containers was either: an older deployment's
+    # (its converge may be about to put containers on it), not this root's to retire
+    snap.network_users["botpool"] = set()
+    snap.containers = converged(pools, exchanges).containers
+    changes = reconcile(snap, pools, exchanges)
+    found = "\n".join(map(str, changes.differences))
+    assert changes.remove_networks == [] and "network botpool:" not in found
 
 
 def test_a_new_user_joins_the_exchange_live_and_a_gone_users_network_goes(write_layout, secrets):

@@ -39,7 +39,7 @@ def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
     trades = {
         main: wait_for(
             lambda main=main: dep.api(main, "one", "trades").json()["total_trades"],
-            timeout=120,
+            timeout=300,
             what=f"a trade of {main}/one before the image change",
         )
         for main in MAINS

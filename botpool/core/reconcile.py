@@ -227,8 +227,12 @@ def _networks(
         report(Difference(f"network {name}", "missing", "will be created"))
     for name in sorted(snap.networks - wanted):
         others = sorted(snap.network_users.get(name, set()) - set(snap.containers))
-        if name == LEGACY_NETWORK and others:
-            continue  # it still serves another deployment, whose converge retires it
+        ours = any(name in c.networks for c in snap.containers.values())
+        if name == LEGACY_NETWORK and (others or not ours):
+            # The engine's, not this root's: the converge that moves the last containers
+            # off it retires it. One that never used it leaves it to an older deployment,
+            # which may be creating it and its containers at this very moment.
+            continue
         if others:
             report(
                 Difference(
