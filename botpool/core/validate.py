@@ -207,6 +207,7 @@ class _Validator:
             frequi_origins=defaults["frequi_origins"],
             monitoring=MonitoringSettings(**monitoring),
             backups=BackupSettings(**backups),
+            lines=self.doc.lines,
         )
 
     def check_monitoring_ports(
@@ -453,7 +454,7 @@ class _Validator:
         self.check_bot(settings, path, raw, context)
         if len(self.problems) > before:
             return None
-        return Bot(user, own["name"], settings, self.doc.line(path))
+        return Bot(user, own["name"], settings, self.doc.line(path), path)
 
     def check_bot(self, s: BotSettings, path: Path_, raw: dict[str, Any], ctx: _BotContext) -> None:
         """Checks that need several settings at once; each reported where it can be fixed."""
