@@ -9,6 +9,7 @@ from pyinfra import local
 local.include("tasks/hostlock.py")  # one converge at a time per host, locked before it is read
 local.include("tasks/engine.py")  # Docker engine installed and running
 local.include("tasks/image.py")  # pool image present (built or shipped)
+local.include("tasks/freqtrade_check.py")  # freqtrade's checks of changed configs, in the image
 local.include("tasks/network.py")  # botpool network, sandbox exchanges
 local.include("tasks/moves.py")  # pools moved to another host: their data goes along
 local.include("tasks/cleanup.py")  # containers and pools the layout dropped: archived

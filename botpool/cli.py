@@ -49,7 +49,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if refused:
         raise LayoutError(refused)
     if not freqtrade_validation.available():
-        print("freqtrade is not installed here: its own checks of each config were skipped")
+        print(
+            "freqtrade is not installed here: the converge runs its checks of each changed "
+            "config on the host, in the pool image, before it touches a bot"
+        )
     print(
         f"{args.layout}: valid: {len(plan.layout.users)} users, {len(plan.bots)} bots in "
         f"{len(plan.pools)} pools on {len(plan.hosts)} host(s)"

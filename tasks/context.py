@@ -75,7 +75,8 @@ def _fail(exc: LayoutError) -> SystemExit:
 
 @cache
 def _converge_plan(layout: str) -> Plan:
-    """The plan, once freqtrade itself accepted every bot's config (nothing applied if not)."""
+    """The plan, once freqtrade itself accepted every bot's config (nothing applied if not;
+    a controller without freqtrade leaves that to each host: tasks/freqtrade_check.py)."""
     plan = plan_of(layout)
     refused = freqtrade_validation.problems(plan)
     if refused:

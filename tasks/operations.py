@@ -11,7 +11,9 @@ import io
 import os
 import posixpath
 import shlex
+import sys
 import tempfile
+from collections.abc import Callable
 
 from pyinfra.api import FileUploadCommand, FunctionCommand, StringCommand, operation
 from pyinfra.api.host import Host
@@ -19,6 +21,7 @@ from pyinfra.api.host import Host
 from botpool.core.names import MANAGED, ROOT, ROOT_MARKER, SUPERVISORCTL, USER
 from botpool.core.reconcile import Folder, Upload
 from botpool.core.render import ContainerSpec
+from botpool.core.source import Problem
 
 SUDO_ARGUMENTS = ("_sudo", "_sudo_user", "_su_user", "_use_sudo_password")
 
@@ -276,3 +279,33 @@ def receive_pools(root: str, moves: list[tuple[str, Host]], carried: set[str]):
             ]
         )
         yield FunctionCommand(_done, (carried, pool, local), {})
+
+
+Verdict = Callable[[list[str]], list[Problem]]
+
+
+@operation()
+def freqtrade_check(command: str, configs: str, verdict: Verdict, timeout: int):
+    """Run freqtrade's checks of bot configs on the host (command: one throwaway container,
+    configs on its stdin, never in an argument); verdict turns its output into problems.
+    Any problem fails the host here, before a pool or bot of it is touched."""
+    yield FunctionCommand(_freqtrade_check, (command, configs, verdict, timeout), {})
+
+
+def _freqtrade_check(
+    state: object, host: Host, command: str, configs: str, verdict: Verdict, timeout: int
+) -> bool:
+    sudo = {k: v for k, v in host.data.dict().items() if k in SUDO_ARGUMENTS and v}
+    _, output = host.run_shell_command(
+        StringCommand(command), _stdin=configs, _timeout=timeout, **sudo
+    )
+    problems = verdict(output.stdout_lines)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(
+            f"{host.name}: {len(problems)} problem(s) in the layout; nothing was changed "
+            "on this host",
+            file=sys.stderr,
+        )
+    return not problems

@@ -438,27 +438,200 @@ def test_hostile_notify_settings_are_refused(lay, case):
     )
 
 
-@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder", "huge", "latin-1", "mode 0644"])
-def test_a_hostile_notify_secret_file_is_a_clear_error_never_a_hang(lay, secrets, kind):
-    folder = secrets.directory / "notify"
-    folder.mkdir(mode=0o700)
-    bad = folder / "hook.json"
-    if kind == "fifo":
+# a secrets file as it must not be: kind -> what is planted where the file belongs (a good
+# file's text has SECRETPATH where its URL's path goes: no message may show it)
+SECRET_FILES = {
+    "missing": None,
+    "fifo": "fifo",
+    "dev-zero": "dev-zero",
+    "a link to a private file": "link",
+    "folder": "folder",
+    "huge": lambda good: good.replace("SECRETPATH", "a" * (2 << 20)).encode(),
+    "latin-1": lambda good: good.replace("SECRETPATH", "caf\xe9").encode("latin-1"),
+    "mode 0644": lambda good: good.encode(),
+    "empty": lambda good: b"",
+    "a NUL in the url": lambda good: good.replace("SECRETPATH", "a\\u0000b").encode(),
+    "a newline in the url": lambda good: good.replace("SECRETPATH", "a\\nb").encode(),
+    "its folder open to others": "open folder",
+}
+
+
+def plant(bad: Path, kind: str, good: str) -> None:
+    """Put the kind of bad secrets file at `bad` (its folder made 0700 first)."""
+    bad.parent.mkdir(mode=0o700, exist_ok=True)
+    how = SECRET_FILES[kind]
+    if how is None:
+        return
+    if how == "fifo":
         os.mkfifo(bad, 0o600)
-    elif kind == "dev-zero":
+    elif how == "dev-zero":
         bad.symlink_to("/dev/zero")
-    elif kind == "folder":
+    elif how == "link":  # a private, valid file elsewhere: still refused (never followed)
+        target = bad.parent.parent.parent / "elsewhere"
+        target.write_text(good)
+        target.chmod(0o600)
+        bad.symlink_to(target)
+    elif how == "folder":
         bad.mkdir(mode=0o700)
+    elif how == "open folder":
+        bad.write_text(good)
+        bad.chmod(0o600)
+        bad.parent.chmod(0o755)
     else:
-        content = {
-            "huge": b'{"url": "' + b"a" * (2 << 20) + b'"}',
-            "latin-1": '{"url": "http://caf\xe9/"}'.encode("latin-1"),
-            "mode 0644": b'{"url": "http://sink:8000/SECRETPATH"}',
-        }[kind]
-        bad.write_bytes(content)
+        bad.write_bytes(how(good))
         bad.chmod(0o644 if kind == "mode 0644" else 0o600)
-    refused_everywhere(edit(lay, "    pairs: [BTC/USDT]", NOTIFY), f"{bad}")
+
+
+@pytest.mark.parametrize("kind", SECRET_FILES, ids=list(SECRET_FILES))
+def test_a_hostile_notify_secret_file_is_a_clear_error_never_a_hang(lay, secrets, kind):
+    bad = secrets.directory / "notify" / "hook.json"
+    plant(bad, kind, '{"url": "http://sink:8000/SECRETPATH"}')
+    where = bad.parent if kind == "its folder open to others" else bad
+    refused_everywhere(edit(lay, "    pairs: [BTC/USDT]", NOTIFY), f"{where}", ":9: ")
     assert "SECRETPATH" not in run("validate", str(lay))[1]
+
+
+@pytest.mark.parametrize("kind", SECRET_FILES, ids=list(SECRET_FILES))
+def test_a_hostile_alert_webhook_file_is_refused_at_its_layout_line(lay, secrets, kind):
+    bad = secrets.directory / "alerts" / "ops.url"
+    if kind == "a newline in the url":  # one URL on one line: a second line is refused
+        plant(bad, "mode 0644", "")
+        bad.write_text("http://sink:8000/SECRETPATH\nhttp://other:8000/\n")
+        bad.chmod(0o600)
+    elif kind == "a NUL in the url":
+        plant(bad, "mode 0644", "")
+        bad.write_bytes(b"http://sink:8000/a\x00SECRETPATH\n")
+        bad.chmod(0o600)
+    else:
+        plant(bad, kind, "http://sink:8000/SECRETPATH\n")
+    lay.write_text(BASE + "monitoring: {webhook: ops}\n")
+    where = bad.parent if kind == "its folder open to others" else bad
+    line = len(BASE.splitlines()) + 1
+    refused_everywhere(lay, f"{lay}:{line}: monitoring.webhook: ", f"{where}")
+    assert "SECRETPATH" not in run("validate", str(lay))[1]
+
+
+# --- the newer keys: monitoring, backups, max_bots_per_host, freqtrade -------------------------
+
+HUGE = "x" * 200_000
+# case -> (the section, the key named, what the message says); every one is refused by
+# validate, plan and render at its line, and the message stays short (a huge value is cut)
+NEWER_KEYS = {
+    "monitoring a list": ("monitoring: [enabled]", "monitoring", "expected a mapping"),
+    "monitoring.enabled a text": ("monitoring: {enabled: 'no'}", "enabled", "true or false"),
+    "monitoring.enabled huge": (f"monitoring: {{enabled: {HUGE}}}", "enabled", "more characters"),
+    "monitoring.base_port negative": ("monitoring: {base_port: -1}", "base_port", "between"),
+    "monitoring.base_port zero": ("monitoring: {base_port: 0}", "base_port", "between 1024"),
+    "monitoring.base_port a float": ("monitoring: {base_port: 19090.5}", "base_port", "whole"),
+    "monitoring.memory_limit_mb huge": (
+        "monitoring: {memory_limit_mb: 99999999999999}",
+        "memory_limit_mb",
+        "must be between 128",
+    ),
+    "a duration with a newline": ('monitoring: {scrape_interval: "15s\\n"}', "scrape_", "duration"),
+    "a duration with a NUL": ('monitoring: {retention: "15d\\0"}', "retention", "duration"),
+    "a duration negative": ("monitoring: {bot_down_for: -5m}", "bot_down_for", "duration"),
+    "a duration zero": ("monitoring: {api_down_for: 0s}", "api_down_for", "duration"),
+    "a duration beyond Go's": ("monitoring: {retention: 999999y}", "retention", "1s and 10y"),
+    "a duration below a second": ("monitoring: {scrape_interval: 10ms}", "scrape_", "1s and 10y"),
+    "a duration a number": ("monitoring: {group_wait: 30}", "group_wait", "duration"),
+    "a duration huge": (f"monitoring: {{repeat_interval: {HUGE}}}", "repeat_", "more characters"),
+    "retention_size negative": ("monitoring: {retention_size: -1GB}", "retention_size", "size"),
+    "pool_memory_share zero": ("monitoring: {pool_memory_share: 0}", "pool_memory", "more than 0"),
+    "pool_memory_share NaN": ("monitoring: {pool_memory_share: .nan}", "pool_memory", "number"),
+    "crash_loop_restarts zero": ("monitoring: {crash_loop_restarts: 0}", "crash_loop", "between"),
+    "webhook ../": ('monitoring: {webhook: "../master"}', "webhook", "a plain name"),
+    "webhook with a newline": ('monitoring: {webhook: "ops\\n"}', "webhook", "a plain name"),
+    "webhook a list": ("monitoring: {webhook: [ops]}", "webhook", "a plain name"),
+    "webhook huge": (f"monitoring: {{webhook: {HUGE}}}", "webhook", "more characters"),
+    "backups a number": ("backups: 5", "backups", "expected a mapping"),
+    "backups.interval_minutes zero": ("backups: {interval_minutes: 0}", "interval", "between 5"),
+    "backups.hourly negative": ("backups: {hourly: -1}", "hourly", "between 1"),
+    "backups.daily huge": ("backups: {daily: 99999999999999}", "daily", "between 0 and 10000"),
+    "backups.enabled a list": ("backups: {enabled: [true]}", "enabled", "true or false"),
+    "backups.hourly a text": ('backups: {hourly: "24\\n"}', "hourly", "whole number"),
+}
+EXCHANGE_CASES = {
+    "zero": ("0", "between 1 and 10000"),
+    "negative": ("-3", "between 1 and 10000"),
+    "huge": ("99999999999999", "between 1 and 10000"),
+    "a float": ("1.5", "whole number"),
+    "a text": ("'4'", "whole number"),
+    "a list": ("[4]", "whole number"),
+}
+
+
+@pytest.mark.parametrize("case", NEWER_KEYS, ids=list(NEWER_KEYS))
+def test_hostile_values_of_the_newer_keys_are_refused_at_their_line(lay, case):
+    section, key, expected = NEWER_KEYS[case]
+    lay.write_text(BASE + section + "\n")
+    line = len(BASE.splitlines()) + 1
+    refused_everywhere(lay, f"{lay}:{line}: ", key, expected)
+    assert len(run("validate", str(lay))[1]) < 5000  # never the whole huge value
+
+
+@pytest.mark.parametrize("case", EXCHANGE_CASES, ids=list(EXCHANGE_CASES))
+def test_a_hostile_max_bots_per_host_is_refused_at_its_line(lay, case):
+    value, expected = EXCHANGE_CASES[case]
+    edit(
+        lay, "exchanges: {}", f"exchanges:\n  kr: {{exchange: kraken, max_bots_per_host: {value}}}"
+    )
+    refused_everywhere(lay, f"{lay}:13: exchanges.kr.max_bots_per_host: ", expected)
+
+
+FREQTRADE_CASES = {
+    "not a mapping": ("[stoploss]", "defaults.bot.freqtrade", "expected a mapping"),
+    "an owned key, nested": ("{exchange: {key: x}}", "freqtrade.exchange.key", "secrets folder"),
+    "a secret, deep in a list": (
+        "{pairlists: [{method: X, cfg: {api_token: x}}]}",
+        "defaults.bot.freqtrade.pairlists",
+        "looks like a secret",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FREQTRADE_CASES, ids=list(FREQTRADE_CASES))
+def test_hostile_freqtrade_settings_are_refused_at_their_line(lay, case):
+    value, key, expected = FREQTRADE_CASES[case]
+    edit(lay, "    pairs: [BTC/USDT]", f"    freqtrade: {value}\n    pairs: [BTC/USDT]")
+    refused_everywhere(lay, f"{lay}:9: ", key, expected)
+    assert len(run("validate", str(lay))[1]) < 5000
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("monitoring:\n  ? KEY\n  : 1\n", "monitoring.xxx"),
+        ("backups:\n  ? KEY\n  : 1\n", "backups."),
+    ],
+)
+def test_a_huge_key_is_named_cut_short(lay, section, key):
+    """YAML's explicit keys have no length limit (implicit ones stop at 1024 characters)."""
+    lay.write_text(BASE + section.replace("KEY", HUGE))
+    line = len(BASE.splitlines()) + 2
+    refused_everywhere(lay, f"{lay}:{line}: {key}", "more characters")
+    assert len(run("validate", str(lay))[1]) < 5000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("{max_entry_position_adjustment: [1]}", "max_entry_position_adjustment: [1] is not"),
+        (
+            "{order_types: {entry: sideways, exit: limit, stoploss: market, "
+            "stoploss_on_exchange: false}}",
+            "order_types.entry: 'sideways' is not one of",
+        ),
+        ('{bot_loop_start_hint: "\\0\\n\\e"}', None),  # freqtrade has no such key: passes
+    ],
+)
+def test_freqtrade_judges_any_other_setting_and_names_its_line(lay, value, expected):
+    edit(lay, "    pairs: [BTC/USDT]", f"    freqtrade: {value}\n    pairs: [BTC/USDT]")
+    code, stderr = run("validate", str(lay))
+    if expected is None:
+        assert code == 0, stderr
+        return
+    assert_refused(code, stderr, f"{lay}:9: defaults.bot.freqtrade.", expected)
 
 
 ORIGINS = {

@@ -150,6 +150,9 @@ class Bot:
     name: str
     settings: BotSettings
     line: int
+    # its key path in the layout (`("users", "alice", "bots", 0)`): where a refused
+    # `freqtrade:` setting is traced back to (botpool.core.freqtrade_validation)
+    path: tuple[str | int, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:
@@ -233,6 +236,10 @@ class Layout:
     frequi_origins: tuple[str, ...] = ()  # every bot's CORS origins, for FreqUI
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     backups: BackupSettings = field(default_factory=BackupSettings)
+    # the line of every key path of the file, for problems found after validation
+    lines: Mapping[tuple[str | int, ...], int] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def bots(self) -> tuple[Bot, ...]:

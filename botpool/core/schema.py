@@ -713,7 +713,26 @@ CHECKS: dict[str, Key] = {
 }
 
 DURATION_RE = re.compile(r"[1-9][0-9]{0,5}(ms|s|m|h|d|w|y)")
-duration = matching(DURATION_RE, "a Prometheus duration such as 30s, 5m, 2h or 15d")
+DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+DURATION_MIN, DURATION_MAX = 1, 10 * DURATION_SECONDS["y"]  # Go's durations end at 292 years
+
+
+def _duration(value: Any) -> tuple[Any, str | None]:
+    """A Prometheus duration between a second and ten years: Prometheus and Alertmanager
+    would refuse (or crash-loop on) one beyond 292 years, and below a second a scrape
+    interval or an alert would keep the host busy."""
+    what = "a Prometheus duration such as 30s, 5m, 2h or 15d"
+    found = DURATION_RE.fullmatch(value) if isinstance(value, str) else None
+    if not found:
+        return value, f"expected {what}, got {value!r}"
+    unit = found.group(1)
+    seconds = int(value[: -len(unit)]) * DURATION_SECONDS[unit]
+    if not DURATION_MIN <= seconds <= DURATION_MAX:
+        return value, f"{value!r} is not between 1s and 10y"
+    return value, None
+
+
+duration = Check(_duration, {"type": "string", "pattern": anchored(DURATION_RE)})
 SIZE_RE = re.compile(r"[1-9][0-9]{0,5}(KB|MB|GB|TB)")
 MONITORING_PORTS = ("prometheus", "alertmanager", "node exporter", "botpool exporter")
 

@@ -41,6 +41,16 @@ _BOMS = {
 }
 
 
+PATH_SHOWN = 300  # characters of a problem's key path shown, at most
+MESSAGE_SHOWN = 2000  # characters of a problem's message shown, at most
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
 def printable(text: str) -> str:
     """Text safe for a terminal: control characters (an ANSI escape, say) shown escaped."""
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
@@ -54,6 +64,11 @@ class Problem:
     line: int
     path: str
     message: str
+
+    def __post_init__(self) -> None:
+        # a hostile value (a string of a megabyte) is quoted in its message: shown cut short
+        object.__setattr__(self, "path", _cut(self.path, PATH_SHOWN))
+        object.__setattr__(self, "message", _cut(self.message, MESSAGE_SHOWN))
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""

@@ -54,6 +54,8 @@ class SecretFiles(Protocol):
 
     def notify_credentials(self, service: str, name: str) -> dict[str, str]: ...
 
+    def alert_webhook_url(self, name: str) -> str: ...
+
 
 def read_layout(
     path: str | Path, secrets: SecretFiles | None = None
@@ -166,6 +168,7 @@ class _Validator:
                 ("defaults", "max_port"), f"must be between base_port ({base_port}) and 65535"
             )
         self.check_monitoring_ports(monitoring, base_port, max_port)
+        self.check_alert_webhook(monitoring)
         hosts = self.hosts(top.get("hosts") or {})
         exchanges = self.exchanges(top.get("exchanges") or {})
         strategies = self.strategies(defaults["strategies_dir"])
@@ -207,7 +210,19 @@ class _Validator:
             frequi_origins=defaults["frequi_origins"],
             monitoring=MonitoringSettings(**monitoring),
             backups=BackupSettings(**backups),
+            lines=self.doc.lines,
         )
+
+    def check_alert_webhook(self, monitoring: dict[str, Any]) -> None:
+        """The file `monitoring.webhook` names must be there and hold one URL (never shown),
+        as every converge and drift reads it."""
+        name = monitoring.get("webhook")
+        if not name or self.secrets is None or monitoring.get("enabled") is False:
+            return
+        try:
+            self.secrets.alert_webhook_url(name)
+        except SecretsError as exc:
+            self.report(("monitoring", "webhook"), str(exc))
 
     def check_monitoring_ports(
         self, monitoring: dict[str, Any], base_port: int, max_port: int
@@ -453,7 +468,7 @@ class _Validator:
         self.check_bot(settings, path, raw, context)
         if len(self.problems) > before:
             return None
-        return Bot(user, own["name"], settings, self.doc.line(path))
+        return Bot(user, own["name"], settings, self.doc.line(path), path)
 
     def check_bot(self, s: BotSettings, path: Path_, raw: dict[str, Any], ctx: _BotContext) -> None:
         """Checks that need several settings at once; each reported where it can be fixed."""
