@@ -587,6 +587,8 @@ FREQTRADE_CASES = {
         "defaults.bot.freqtrade.pairlists",
         "looks like a secret",
     ),
+    # the fuzzer's find: a traceback ("'NoneType' object is not iterable")
+    "pair lists not a list": ("{pairlists: 5}", "defaults.bot.freqtrade", "is a list of pair"),
 }
 
 

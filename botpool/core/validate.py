@@ -601,7 +601,15 @@ class _Validator:
     ) -> None:
         """A static list, or a dynamic one from freqtrade's pair lists; on the sandbox, only
         the pairs its fixed market list has (freqtrade would drop the others silently)."""
-        methods = [p.get("method") for p in s.freqtrade.get("pairlists", []) if isinstance(p, dict)]
+        pairlists = s.freqtrade.get("pairlists")
+        if pairlists is not None and not isinstance(pairlists, list):
+            self.report(
+                where("freqtrade"),
+                "freqtrade.pairlists is a list of pair list methods, e.g. "
+                "[{method: VolumePairList, number_assets: 5}]",
+            )
+            pairlists = None
+        methods = [p.get("method") for p in pairlists or () if isinstance(p, dict)]
         dynamic = bool(methods) and methods[0] != "StaticPairList"
         if s.pairs is None and not dynamic:
             self.report(

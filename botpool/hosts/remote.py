@@ -387,14 +387,14 @@ def inventory_hosts(path: str) -> list[RemoteHost]:
     pyinfra runs the file as Python, so anything may go wrong in it; the error names the file
     and, when Python knows it, the line. A missing file or one without hosts is an error too:
     pyinfra would take a mistyped path for a host name."""
-    from pyinfra_cli.inventory import make_inventory  # (importing pyinfra_cli patches gevent)
-
     if not os.path.isfile(path):
         raise InventoryError(f"{path}: no such inventory file (e.g. inventory/local.py)")
     if not path.endswith(".py"):
         raise InventoryError(
             f"{path}: an inventory is a pyinfra Python file (e.g. inventory/local.py)"
         )
+    from pyinfra_cli.inventory import make_inventory  # (importing pyinfra_cli patches gevent)
+
     ctx_state.set(State())  # pyinfra's inventory loader expects a current state
     try:
         inventory = make_inventory(path)
