@@ -82,14 +82,15 @@ def _converged(want, tmp_path):
     return converged(want.pools, want.exchanges, want.jobs, want.monitoring)
 
 
-def test_the_monitoring_container_listens_on_loopback_only_and_holds_no_capability(
+def test_the_monitoring_container_listens_on_loopback_only_and_holds_one_capability(
     write_layout, secrets
 ):
     want = _host(write_layout, secrets)
     spec = want.monitoring.container
     args = spec.run_args()
     assert args[args.index("--network") + 1] == "host" and spec.ports == ()
-    assert "--cap-add" not in args and "--privileged" not in args
+    added = [args[i + 1] for i, a in enumerate(args) if a == "--cap-add"]
+    assert added == ["SYS_PTRACE"] and "--privileged" not in args  # PSS of the bots only
     assert spec.image == want.monitoring.image.tag
     assert spec.image.startswith("botpool/monitoring:bookworm-")
     conf = {a.path: a for a in want.monitoring.files}["supervisord.conf"].text
@@ -249,34 +250,167 @@ def test_out_of_sync_counts_missing_changed_and_linked_files(tmp_path):
 def test_a_planned_bot_whose_pool_is_gone_counts_as_down(write_layout, secrets):
     import json
 
-    from botpool.payloads.exporter import PoolReading, Program, Starts, samples
+    from botpool.payloads.exporter import BotAnswer, PoolReading, Program, Starts, samples
 
     want = _host(write_layout, secrets)
     config = json.loads({a.path: a for a in want.monitoring.files}["exporter.json"].text)
     (pool,) = config["pools"]
     asked = []
 
-    def answers(port: int) -> bool:
-        asked.append(port)
-        return True
+    def answers(pool_name: str, bot: dict) -> BotAnswer:
+        asked.append((pool_name, bot["port"]))
+        return BotAnswer(api_up=True, heartbeat_ts=990.0, trades_open=2.0, last_trade_ts=None)
 
     def values(readings):
-        out = samples(config, readings, answers, Starts(), 0)
+        out = samples(config, readings, answers, Starts(), 0, now=1000.0)
         return {(s.name, s.labels.get("bot")): s.value for s in out}
 
     gone = values({})
     assert gone[("botpool_bot_running", "one")] == 0 and gone[("botpool_pool_up", None)] == 0
+    assert ("botpool_bot_heartbeat_age_seconds", "one") not in gone
     assert asked == []  # a bot that does not run is not asked
-    up = values(
-        {
-            pool["container"]: PoolReading(
-                True, 100.0, 1000.0, 3.5, {"alice-one": Program("RUNNING", 7, 30)}
-            )
-        }
-    )
+    program = {"alice-one": Program("RUNNING", 7, 30)}
+    up = values({pool["container"]: PoolReading(True, 100.0, 1000.0, 3.5, program, {})})
     assert up[("botpool_bot_running", "one")] == 1 and up[("botpool_bot_api_up", "one")] == 1
     assert up[("botpool_pool_memory_bytes", None)] == 100.0
-    assert asked == [pool["bots"][0]["port"]]
+    assert up[("botpool_bot_heartbeat_age_seconds", "one")] == 10.0
+    assert up[("botpool_bot_trades_open", "one")] == 2.0
+    assert ("botpool_bot_last_trade_age_seconds", "one") not in up  # never traded: absent
+    assert ("botpool_bot_pss_bytes", "one") not in up  # not read: absent, never 0
+    assert asked == [(pool["name"], pool["bots"][0]["port"])]
+
+
+def _bot_folder(pools, login=("botpool", "s3cret-pass")):
+    folder = pools / "alice-pool-1" / "bots" / "one"
+    (folder / "logs").mkdir(parents=True)
+    api = {"username": login[0], "password": login[1]}
+    (folder / "config.json").write_text(json.dumps({"api_server": api}))
+    return folder
+
+
+def test_the_exporter_reads_each_figure_with_the_bots_own_login(tmp_path):
+    import time
+
+    from botpool.payloads.exporter import ask, bot_samples
+
+    from .freqtrade_double import FreqtradeDouble
+
+    folder = _bot_folder(tmp_path)
+    (folder / "logs" / "freqtrade.log").write_text(
+        "2026-11-27 10:00:00,000 - freqtrade.freqtradebot - WARNING - Unable to create trade "
+        "for BTC/USDT: see https://hooks.example/T0/TOKEN\n"
+    )
+    double = FreqtradeDouble("alice-one", login=("botpool", "s3cret-pass"))
+    now = time.time()
+    double.answers["count"] = {"current": 1, "max": 3, "total_stake": 10}
+    double.answers["profit"] = {
+        "trade_count": 5,
+        "closed_trade_count": 4,
+        "profit_closed_coin": -1.25,
+        "latest_trade_timestamp": int((now - 600) * 1000),
+    }
+    double.answers["health"] = {"last_process_ts": int(now) - 30}
+    try:
+        answer = ask(str(tmp_path), "alice-pool-1", {"name": "one", "port": double.port})
+    finally:
+        double.close()
+    out = bot_samples({"bot": "one"}, None, answer, 0, 123 << 20, now)
+    values = {s.name: s.value for s in out}
+    assert values["botpool_bot_api_up"] is True
+    assert 29 <= values["botpool_bot_heartbeat_age_seconds"] <= 32
+    assert values["botpool_bot_trades_open"] == 1 and values["botpool_bot_trades_closed"] == 4
+    assert values["botpool_bot_profit_closed_coin"] == -1.25
+    assert values["botpool_bot_wallet_coin"] == 1000.0
+    assert 599 <= values["botpool_bot_last_trade_age_seconds"] <= 601
+    assert values["botpool_bot_pss_bytes"] == 123 << 20
+    (info,) = [s for s in out if s.name == "botpool_bot_last_warning_info"]
+    assert info.labels["warning"].startswith("freqtrade.freqtradebot - WARNING - Unable")
+    assert "TOKEN" not in info.labels["warning"]  # URLs hidden, as the checks hide them
+    assert not [s for s in out if "s3cret" in str(s)]  # the login is never a label
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"health": {"last_process_ts": "yesterday"}, "count": {"current": True}},
+        {"health": {"last_process_ts": None}, "count": {"current": [1]}},
+        {"profit": {"closed_trade_count": {"a": 1}, "latest_trade_timestamp": 0}},
+        {"balance": ["not", "an", "object"]},
+    ],
+)
+def test_a_figure_of_the_wrong_type_is_left_out(tmp_path, answers):
+    from botpool.payloads.exporter import ask
+
+    from .freqtrade_double import FreqtradeDouble
+
+    _bot_folder(tmp_path)
+    double = FreqtradeDouble("alice-one", login=("botpool", "s3cret-pass"))
+    double.answers.update(answers)
+    try:
+        answer = ask(str(tmp_path), "alice-pool-1", {"name": "one", "port": double.port})
+    finally:
+        double.close()
+    assert answer.api_up is True
+    if "balance" in answers:  # an answer that is not an object: no figure of that cycle
+        assert answer.wallet_coin is None
+        return
+    wrong = {
+        ("health", "last_process_ts"): answer.heartbeat_ts,
+        ("count", "current"): answer.trades_open,
+        ("profit", "closed_trade_count"): answer.trades_closed,
+        ("profit", "latest_trade_timestamp"): answer.last_trade_ts,
+    }
+    for (route, key), value in wrong.items():
+        if key in answers.get(route, {}):
+            assert value is None, (route, key)
+
+
+@pytest.mark.parametrize("behaviour", ["hang", "trickle"])
+def test_a_bot_that_hangs_costs_at_most_its_deadline(tmp_path, behaviour, monkeypatch):
+    import time
+
+    from botpool.payloads import exporter
+
+    from .freqtrade_double import FreqtradeDouble
+
+    _bot_folder(tmp_path)
+    monkeypatch.setattr(exporter, "BOT_DEADLINE", 1.0)
+    double = FreqtradeDouble("alice-one", behaviour=behaviour)
+    began = time.monotonic()
+    try:
+        answer = exporter.ask(str(tmp_path), "alice-pool-1", {"name": "one", "port": double.port})
+    finally:
+        double.close()
+    assert answer.api_up is False and time.monotonic() - began < 3
+
+
+def test_a_bots_pss_is_the_sum_over_the_processes_of_its_uid(tmp_path):
+    """Real /proc: this test's process stands for a bot's program, a child of its uid for
+    the zygote's child; a process of another uid (holding 64 MiB) is not counted."""
+    import os
+    import subprocess
+    import sys
+
+    from botpool.payloads.exporter import bot_pss, namespace_pid, pss_bytes
+
+    me, uid = os.getpid(), 4242  # the uid docker top would show for the bot
+    child = subprocess.Popen(["sleep", "30"])
+    big = "import sys, time; x = bytearray(64 << 20); print(1, flush=True); time.sleep(30)"
+    other = subprocess.Popen([sys.executable, "-c", big], stdout=subprocess.PIPE)
+    assert other.stdout and other.stdout.readline()  # its 64 MiB are touched
+    try:
+        mine, its = pss_bytes("/proc", me), pss_bytes("/proc", child.pid)
+        assert mine and its and namespace_pid("/proc", me) == me
+        processes = [(me, uid), (child.pid, uid), (other.pid, 12345)]
+        total = bot_pss("/proc", processes, program_pid=me)
+        assert total is not None and abs(total - (mine + its)) < 4 << 20  # PSS moves a little
+        assert bot_pss("/proc", processes, program_pid=999_999_999) is None
+        assert bot_pss("/proc", [(me, 0)], program_pid=me) is None  # root is never a bot
+        assert bot_pss(str(tmp_path), processes, program_pid=me) is None  # nothing readable
+    finally:
+        for process in (child, other):
+            process.kill()
+            process.wait()
 
 
 # --- botpool alerts ------------------------------------------------------------------------

@@ -9,6 +9,8 @@ pool; the four programs share its memory limit.
 Its folder `<root>/monitoring`, mounted at /monitoring:
     supervisord.conf     root 0644  the four programs (in the spec hash: a change recreates)
     exporter.py          root 0644  botpool's exporter (in the spec hash)
+    probe.py             root 0644  the checks' probe, whose bounded file and API reads the
+                                    exporter uses (in the spec hash)
     exporter.json        root 0644  what the exporter watches, and the hashes of every pool
                                     file the converge wrote (read afresh every cycle)
     prometheus.yml       root 0644  scrape targets    } a change reloads Prometheus (SIGHUP):
@@ -36,10 +38,11 @@ from botpool.core.plan import HostPlan, Plan
 from botpool.core.render import Artifact, ContainerSpec, Directory, RenderedPool, sha256
 from botpool.core.secretstore import SecretsError, SecretStore
 from botpool.core.source import LayoutError, Problem
-from botpool.payloads import exporter
+from botpool.payloads import exporter, probe
 
 MOUNT = "/monitoring"
 EXPORTER_SOURCE = Path(exporter.__file__).resolve()
+PROBE_SOURCE = Path(probe.__file__).resolve()
 SUPERVISOR_CONF = f"{MOUNT}/supervisord.conf"
 SUPERVISORCTL = f"supervisorctl -c {SUPERVISOR_CONF}"
 HOST_ROOT = "/host"  # the host's / (read-only) for the node exporter
@@ -228,6 +231,7 @@ def exporter_config(
         "interval_seconds": seconds(settings.scrape_interval),
         "project": plan.layout.project,
         "root": plan.layout.root,
+        "proc": f"{HOST_ROOT}/proc",
         "supervisorctl": names.SUPERVISORCTL.split() + ["status"],
         "pools": [
             {
@@ -335,9 +339,11 @@ def render_monitoring(
         raise LayoutError([Problem(plan.layout.file, 1, "monitoring.webhook", str(exc))]) from None
     supervisord = supervisord_conf(settings)
     code = EXPORTER_SOURCE.read_text()
+    probe_code = PROBE_SOURCE.read_text()
     files = (
         Artifact("supervisord.conf", supervisord),
         Artifact("exporter.py", code),
+        Artifact("probe.py", probe_code),
         Artifact(
             "exporter.json",
             json.dumps(exporter_config(plan, host, pools, settings), indent=1, sort_keys=True)
@@ -369,8 +375,15 @@ def render_monitoring(
         ),
         memory_limit_mb=settings.memory_limit_mb,
         host_network=True,
-        inputs=(("supervisord.conf", sha256(supervisord)), ("exporter.py", sha256(code))),
-        capabilities=(),  # root of the container owns every file it reads and writes
+        inputs=(
+            ("supervisord.conf", sha256(supervisord)),
+            ("exporter.py", sha256(code)),
+            ("probe.py", sha256(probe_code)),
+        ),
+        # root of the container owns every file it reads and writes; SYS_PTRACE only lets
+        # the exporter read each bot's PSS (/proc/PID/smaps_rollup of another uid). The
+        # container holds the Docker socket already: this widens nothing it could do.
+        capabilities=("SYS_PTRACE",),
         labels=(
             (names.ROLE, "monitoring"),
             (names.ROOT, root),
