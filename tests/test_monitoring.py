@@ -500,6 +500,6 @@ def test_render_writes_the_monitoring_files_with_their_modes(write_layout, secre
     out = tmp_path / "out"
     assert main(["render", str(write_layout(MINIMAL)), "--out", str(out)]) == 0
     folder = out / "local" / "monitoring"
-    assert (folder / "rules.yml").read_text().count("- alert:") == 6
+    assert (folder / "rules.yml").read_text().count("- alert:") == 10
     assert (folder / "alertmanager.yml").stat().st_mode & 0o777 == 0o600
     assert json.loads((folder / "container.json").read_text())["spec"]["host_network"] is True

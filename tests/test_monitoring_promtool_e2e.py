@@ -28,6 +28,8 @@ POOL = {"host": HOST, "pool": "alice-pool-1", "user": "alice"}
 ONE = {**POOL, "bot": "one"}
 TWO = {**POOL, "bot": "two"}
 EXPORTER = {"host": HOST, "job": "botpool", "instance": "127.0.0.1:19093"}
+ROOTFS = {"host": HOST, "mountpoint": "/", "fstype": "ext4", "device": "/dev/vda1"}
+TMPFS = {"host": HOST, "mountpoint": "/run", "fstype": "tmpfs", "device": "tmpfs"}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,18 @@ def alert(labels: dict[str, str], severity: str, summary: str, action: str) -> d
         "exp_labels": {**labels, "severity": severity},
         "exp_annotations": {"summary": summary, "action": action},
     }
+
+
+def stagnant(labels: dict[str, str], reason: str) -> dict[str, Any]:
+    expected = alert(
+        labels,
+        "warning",
+        f"bot alice/{labels['bot']} has no trade open and opened none in the last 60 min in "
+        f"pool alice-pool-1 on host {HOST}",
+        action("BotStagnant"),
+    )
+    expected["exp_annotations"]["reason"] = f"last warning: {reason}"
+    return expected
 
 
 def action(name: str) -> str:
@@ -188,6 +202,107 @@ CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]
                         f"pool alice-pool-1 uses 95% of its memory limit (above 90%) on host "
                         f"{HOST}",
                         action("PoolMemoryHigh"),
+                    )
+                ],
+            ),
+        ],
+    ),
+    "BotHeartbeatStale": (  # above 180 s for 2m while running; bot two stopped (BotDown's)
+        [
+            series("botpool_bot_heartbeat_age_seconds", ONE, "5 5 200+60x10"),
+            series("botpool_bot_running", ONE, "1x12"),
+            series("botpool_bot_heartbeat_age_seconds", TWO, "5 5 200+60x10"),
+            series("botpool_bot_running", TWO, "0x12"),
+        ],
+        [
+            ("3m", []),  # stale for 1m only
+            (
+                "5m",
+                [
+                    alert(
+                        ONE,
+                        "warning",
+                        f"the loop of bot alice/one last ran 6m 20s ago (limit 180 s) in pool "
+                        f"alice-pool-1 on host {HOST}",
+                        action("BotHeartbeatStale"),
+                    )
+                ],
+            ),
+        ],
+    ),
+    "BotStagnant": (  # 60 min up, no trade open, none opened for 60 min (one) or ever (two);
+        # three holds an open trade, four opened one 10 min ago: neither is stagnant
+        [
+            series("botpool_bot_uptime_seconds", ONE, "3000+60x20"),
+            series("botpool_bot_trades_open", ONE, "0x20"),
+            series("botpool_bot_last_trade_age_seconds", ONE, "5000+60x20"),
+            series("botpool_bot_api_up", ONE, "1x20"),
+            series(
+                "botpool_bot_last_warning_info",
+                {**ONE, "warning": "freqtrade - WARNING - Available balance is lower"},
+                "1x20",
+            ),
+            series("botpool_bot_uptime_seconds", TWO, "3000+60x20"),
+            series("botpool_bot_trades_open", TWO, "0x20"),
+            series("botpool_bot_api_up", TWO, "1x20"),
+            series("botpool_bot_uptime_seconds", {**POOL, "bot": "three"}, "9000x20"),
+            series("botpool_bot_trades_open", {**POOL, "bot": "three"}, "1x20"),
+            series("botpool_bot_api_up", {**POOL, "bot": "three"}, "1x20"),
+            series("botpool_bot_uptime_seconds", {**POOL, "bot": "four"}, "9000x20"),
+            series("botpool_bot_trades_open", {**POOL, "bot": "four"}, "0x20"),
+            series("botpool_bot_last_trade_age_seconds", {**POOL, "bot": "four"}, "600x20"),
+            series("botpool_bot_api_up", {**POOL, "bot": "four"}, "1x20"),
+        ],
+        [
+            ("5m", []),  # up 55 min only
+            (
+                "15m",
+                [
+                    stagnant(ONE, "freqtrade - WARNING - Available balance is lower"),
+                    stagnant(TWO, "none in its log"),
+                ],
+            ),
+        ],
+    ),
+    "HostMemoryLow": (  # below 256 MiB for 5m; host two keeps 1 GiB
+        [
+            series("node_memory_MemAvailable_bytes", {"host": HOST}, "1e9 1e9 1e8x10"),
+            series("node_memory_MemAvailable_bytes", {"host": "vps2"}, "1e9x12"),
+        ],
+        [
+            ("5m", []),
+            (
+                "9m",
+                [
+                    alert(
+                        {"host": HOST},
+                        "critical",
+                        f"host {HOST} has 95.37MiB of memory available (below 256 MiB)",
+                        action("HostMemoryLow"),
+                    )
+                ],
+            ),
+        ],
+    ),
+    "HostDiskLow": (  # below 10 % free for 10m; /boot stays at 50 %, a tmpfs is ignored
+        [
+            series("node_filesystem_avail_bytes", ROOTFS, "500 500 50x15"),
+            series("node_filesystem_size_bytes", ROOTFS, "1000x17"),
+            series("node_filesystem_avail_bytes", {**ROOTFS, "mountpoint": "/boot"}, "500x17"),
+            series("node_filesystem_size_bytes", {**ROOTFS, "mountpoint": "/boot"}, "1000x17"),
+            series("node_filesystem_avail_bytes", TMPFS, "1x17"),
+            series("node_filesystem_size_bytes", TMPFS, "1000x17"),
+        ],
+        [
+            ("10m", []),
+            (
+                "14m",
+                [
+                    alert(
+                        ROOTFS,
+                        "critical",
+                        f"/ on host {HOST} has 5% free (below 10%)",
+                        action("HostDiskLow"),
                     )
                 ],
             ),

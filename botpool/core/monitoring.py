@@ -119,17 +119,35 @@ def prometheus_config(settings: MonitoringSettings, host: str, project: str) -> 
 
 
 BOT = "{{ $labels.user }}/{{ $labels.bot }}"
+SAME_BOT = "on (host, pool, user, bot)"
+# the file systems HostDiskLow watches: the host's own disks, not its pseudo or overlay ones
+DISKS = (
+    'fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|autofs|fuse.*",'
+    'mountpoint!~"/(proc|sys|dev|run)($|/).*"'
+)
+# BotStagnant's reason: the bot log's last warning (botpool_bot_last_warning_info)
+LAST_WARNING = (
+    '{{ with printf "botpool_bot_last_warning_info{host=%q,pool=%q,bot=%q}" '
+    "$labels.host $labels.pool $labels.bot | query }}{{ with first . }}"
+    "{{ .Labels.warning }}{{ end }}{{ else }}none in its log{{ end }}"
+)
 WHERE = "in pool {{ $labels.pool }} on host {{ $labels.host }}"
 
 
 def _rule(
-    name: str, expr: str, duration: str | None, summary: str, action: str, severity: str
+    name: str,
+    expr: str,
+    duration: str | None,
+    summary: str,
+    action: str,
+    severity: str,
+    **more: str,
 ) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": name, "expr": expr}
     if duration:
         rule["for"] = duration
     rule["labels"] = {"severity": severity}
-    rule["annotations"] = {"summary": summary, "action": action}
+    rule["annotations"] = {"summary": summary, "action": action, **more}
     return rule
 
 
@@ -176,6 +194,50 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "warning",
         ),
         _rule(
+            "BotHeartbeatStale",
+            f"botpool_bot_heartbeat_age_seconds > {settings.heartbeat_max_age_seconds} "
+            f"and {SAME_BOT} botpool_bot_running == 1",
+            settings.heartbeat_stale_for,
+            f"the loop of bot {BOT} last ran {{{{ $value | humanizeDuration }}}} ago (limit "
+            f"{settings.heartbeat_max_age_seconds} s) {WHERE}",
+            "its log says where it hangs (an exchange that does not answer, a strategy "
+            "stuck in a loop); `supervisorctl restart` the bot",
+            "warning",
+        ),
+        _rule(
+            "BotStagnant",
+            _stagnant(settings.stagnant_after_minutes * 60),
+            None,
+            f"bot {BOT} has no trade open and opened none in the last "
+            f"{settings.stagnant_after_minutes} min {WHERE}",
+            "`pytest checks/` shows its stake against its wallet, free slots and whitelist; "
+            "the reason is often a stake above the tradable wallet or an empty whitelist",
+            "warning",
+            reason=f"last warning: {LAST_WARNING}",
+        ),
+        _rule(
+            "HostMemoryLow",
+            f"node_memory_MemAvailable_bytes < {settings.host_memory_min_available_mb * 2**20}",
+            settings.host_memory_for,
+            "host {{ $labels.host }} has {{ $value | humanize1024 }}B of memory available "
+            f"(below {settings.host_memory_min_available_mb} MiB)",
+            "move bots to another host (`botpool plan` shows each host's projection) or "
+            "give the host more memory before the kernel kills a bot",
+            "critical",
+        ),
+        _rule(
+            "HostDiskLow",
+            f"node_filesystem_avail_bytes{{{DISKS}}} / node_filesystem_size_bytes{{{DISKS}}} "
+            f"< {settings.host_disk_min_free_share:g}",
+            settings.host_disk_for,
+            "{{ $labels.mountpoint }} on host {{ $labels.host }} has "
+            "{{ $value | humanizePercentage }} free (below "
+            f"{settings.host_disk_min_free_share:.0%})",
+            "free space: old archives in the root's archive folder, Docker images "
+            "(`docker image prune`), bot logs; or lower monitoring.retention_size",
+            "critical",
+        ),
+        _rule(
             "HostOutOfSync",
             "botpool_host_out_of_sync_files > 0",
             settings.out_of_sync_for,
@@ -194,6 +256,17 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
         ),
     ]
     return {"groups": [{"name": "botpool", "rules": rules}]}
+
+
+def _stagnant(seconds: int) -> str:
+    """Running this long, no trade open, and its latest trade opened longer ago (or never:
+    no last-trade series while its API answers)."""
+    never_traded = f"(botpool_bot_api_up == 1 unless {SAME_BOT} botpool_bot_last_trade_age_seconds)"
+    return (
+        f"botpool_bot_uptime_seconds > {seconds} "
+        f"and {SAME_BOT} botpool_bot_trades_open == 0 "
+        f"and {SAME_BOT} (botpool_bot_last_trade_age_seconds > {seconds} or {never_traded})"
+    )
 
 
 # --- Alertmanager --------------------------------------------------------------------------

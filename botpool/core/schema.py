@@ -759,6 +759,24 @@ MONITORING: dict[str, Key] = {
     "target_down_for": Key(
         duration, "2m", "an exporter (or Alertmanager) not scraped this long alerts"
     ),
+    "heartbeat_max_age_seconds": Key(
+        integer(10, 86_400), 180, "a running bot whose loop last ran longer ago than this"
+    ),
+    "heartbeat_stale_for": Key(duration, "2m", "for this long alerts BotHeartbeatStale"),
+    "stagnant_after_minutes": Key(
+        integer(1, 525_600),
+        60,
+        "a bot running this long with no trade open and none opened within as long "
+        "alerts BotStagnant",
+    ),
+    "host_memory_min_available_mb": Key(
+        integer(0, MEMORY_MB_MAX), 256, "a host with less memory available than this"
+    ),
+    "host_memory_for": Key(duration, "5m", "for this long alerts HostMemoryLow"),
+    "host_disk_min_free_share": Key(
+        number(0, 1), 0.1, "a host file system with less than this share free"
+    ),
+    "host_disk_for": Key(duration, "10m", "for this long alerts HostDiskLow"),
     "webhook": Key(
         optional(matching(CREDENTIALS_RE, "a plain name such as ops")),
         None,
