@@ -135,7 +135,7 @@ def test_the_webhook_url_is_read_from_the_secrets_folder_into_a_private_file(wri
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, "does not exist: write the webhook's URL into it"),
+        (None, "does not exist: write the URL into it"),
         ("ftp://example.org/x\n", "must hold one http:// or https:// URL"),
         ("https://a.example/x\nhttps://b.example/y\n", "must hold one http:// or https:// URL"),
     ],
@@ -154,6 +154,63 @@ def test_a_missing_or_bad_webhook_file_is_a_clear_layout_problem(
     (problem,) = caught.value.problems
     assert "monitoring.webhook" in str(problem) and message in str(problem)
     assert "b.example" not in str(problem) and "ftp://" not in str(problem)
+
+
+def _alert_secrets(secrets, files):
+    alerts = secrets.directory / "alerts"
+    alerts.mkdir(parents=True, mode=0o700, exist_ok=True)
+    secrets.directory.chmod(0o700)
+    for name, text in files.items():
+        (alerts / name).write_text(text)
+        (alerts / name).chmod(0o600)
+
+
+ROUTING = (
+    "{receivers: {ops: slack, alice-phone: telegram}, operator: ops, "
+    "user_receivers: {alice: alice-phone}, watchdog: deadman, watchdog_interval: 1m}"
+)
+
+
+def test_each_users_bot_alerts_reach_that_user_and_fleet_alerts_the_operator(write_layout, secrets):
+    import yaml
+
+    _alert_secrets(
+        secrets,
+        {
+            "ops.json": '{"url": "https://hooks.slack.com/services/OPS-TOKEN"}',
+            "alice-phone.json": '{"token": "123456:' + "T" * 35 + '", "chat_id": "-1001"}',
+            "deadman.url": "https://hc-ping.example.org/PING-KEY/{host}\n",
+        },
+    )
+    want = _host(write_layout, secrets, ROUTING)
+    files = {a.path: a for a in want.monitoring.files}
+    config = yaml.safe_load(files["alertmanager.yml"].text)
+    route = config["route"]
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert route["receiver"] == "operator"
+    assert receivers["operator"]["slack_configs"][0]["api_url"].endswith("OPS-TOKEN")
+    (alice,) = [r for r in route["routes"] if r["matchers"] == ['user="alice"']]
+    telegram = receivers[alice["receiver"]]["telegram_configs"][0]
+    assert telegram["chat_id"] == -1001 and telegram["bot_token"].startswith("123456:")
+    (watchdog,) = [r for r in route["routes"] if r["matchers"] == ['alertname="Watchdog"']]
+    assert watchdog["repeat_interval"] == "1m" and route["routes"][0] is watchdog  # first
+    hook = receivers[watchdog["receiver"]]["webhook_configs"][0]
+    assert hook["url"] == "https://hc-ping.example.org/PING-KEY/local"  # {host}: its name
+    assert files["alertmanager.yml"].mode == 0o600
+    for other in (a for a in want.monitoring.files if a.path != "alertmanager.yml"):
+        for secret in ("OPS-TOKEN", "TTTTTTTTTT", "PING-KEY"):
+            assert secret not in other.text, other.path
+
+
+def test_without_receivers_the_watchdog_goes_nowhere_and_alerts_show_in_alertmanager(
+    write_layout, secrets
+):
+    import yaml
+
+    want = _host(write_layout, secrets)
+    config = yaml.safe_load({a.path: a for a in want.monitoring.files}["alertmanager.yml"].text)
+    assert [r for r in config["receivers"] if set(r) != {"name"}] == []
+    assert config["route"]["routes"][0]["receiver"] == "nobody"
 
 
 def test_a_converged_host_needs_no_monitoring_change(write_layout, secrets, tmp_path):
@@ -443,6 +500,13 @@ def test_alerts_are_read_from_amtool_json():
         parse('{"not": "a list"}')
 
 
+def test_the_always_firing_watchdog_is_not_listed_as_firing():
+    from botpool.hosts.alerts import parse
+
+    watchdog = '{"labels": {"alertname": "Watchdog", "host": "local", "severity": "none"}}'
+    assert parse(f"[{watchdog}]") == []
+
+
 @pytest.mark.parametrize(
     ("answers", "code"),
     [([AMTOOL_JSON], 2), (["[]"], 0), (None, 1)],
@@ -500,6 +564,6 @@ def test_render_writes_the_monitoring_files_with_their_modes(write_layout, secre
     out = tmp_path / "out"
     assert main(["render", str(write_layout(MINIMAL)), "--out", str(out)]) == 0
     folder = out / "local" / "monitoring"
-    assert (folder / "rules.yml").read_text().count("- alert:") == 10
+    assert (folder / "rules.yml").read_text().count("- alert:") == 11
     assert (folder / "alertmanager.yml").stat().st_mode & 0o777 == 0o600
     assert json.loads((folder / "container.json").read_text())["spec"]["host_network"] is True

@@ -47,20 +47,61 @@ def tool(image: str, folder: Path, *command: str) -> subprocess.CompletedProcess
     )
 
 
-def write_configs(folder: Path, settings: MonitoringSettings, webhook: str | None) -> None:
+def write_configs(
+    folder: Path, settings: MonitoringSettings, delivery: monitoring.Delivery | None = None
+) -> None:
     folder.mkdir(exist_ok=True)
     files = {
         "prometheus.yml": monitoring.prometheus_config(settings, HOST, "botpool"),
         "rules.yml": monitoring.alert_rules(settings),
-        "alertmanager.yml": monitoring.alertmanager_config(settings, webhook),
+        "alertmanager.yml": monitoring.alertmanager_config(
+            settings, delivery or monitoring.Delivery(), HOST
+        ),
     }
     for name, data in files.items():
         (folder / name).write_text(monitoring._yaml(data))
 
 
-@pytest.mark.parametrize("webhook", [None, "https://hooks.example.org/services/T0/B0/x"])
-def test_promtool_and_amtool_accept_the_rendered_configs(image, tmp_path, webhook):
-    write_configs(tmp_path / "m", MonitoringSettings(), webhook)
+EVERY_KIND = {  # one receiver of each kind, as alerts/<name>.json would hold it
+    "hook": ("webhook", {"url": "https://hooks.example.org/services/T0/B0/x"}),
+    "team": ("slack", {"url": "https://hooks.slack.com/services/T0/B0/x", "channel": "#ops"}),
+    "chat": ("discord", {"url": "https://discord.com/api/webhooks/1/x"}),
+    "phone": ("telegram", {"token": "123456:" + "A" * 35, "chat_id": "-1001234567890"}),
+    "mail": (
+        "email",
+        {
+            "to": "ops@example.org",
+            "from": "botpool@example.org",
+            "smarthost": "smtp.example.org:587",
+            "username": "botpool",
+            "password": "pass word",
+        },
+    ),
+}
+ROUTED = MonitoringSettings(
+    receivers={name: kind for name, (kind, _) in EVERY_KIND.items()},
+    operator="hook",
+    user_receivers={"alice": "phone", "bob": "team", "carol": "chat", "dave": "mail"},
+    watchdog="deadman",
+)
+DELIVERY = monitoring.Delivery(
+    receivers=EVERY_KIND,
+    webhook="https://legacy.example.org/x",
+    watchdog="https://hc-ping.example.org/key/{host}",
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "delivery"),
+    [
+        (MonitoringSettings(), None),
+        (MonitoringSettings(), monitoring.Delivery(webhook="https://hooks.example.org/T0/x")),
+        (ROUTED, DELIVERY),  # every kind Alertmanager 0.25 of Debian bookworm supports
+    ],
+    ids=["nobody", "webhook", "every-kind"],
+)
+def test_promtool_and_amtool_accept_the_rendered_configs(image, tmp_path, settings, delivery):
+    write_configs(tmp_path / "m", settings, delivery)
     for command in (
         ("promtool", "check", "config", "prometheus.yml"),
         ("promtool", "check", "rules", "rules.yml"),
@@ -72,7 +113,7 @@ def test_promtool_and_amtool_accept_the_rendered_configs(image, tmp_path, webhoo
 
 def test_the_tools_refuse_a_broken_config(image, tmp_path):
     """The checks above can fail: a rule with a broken expression, a route to no receiver."""
-    write_configs(tmp_path / "m", MonitoringSettings(), None)
+    write_configs(tmp_path / "m", MonitoringSettings())
     rules = tmp_path / "m" / "rules.yml"
     rules.write_text(
         rules.read_text().replace("botpool_bot_running == 0", "botpool_bot_running ==")
@@ -327,6 +368,22 @@ CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]
             ),
         ],
     ),
+    "Watchdog": (  # always firing: the dead man's switch
+        [],
+        [
+            (
+                "1m",
+                [
+                    alert(
+                        {},
+                        "none",
+                        f"the monitoring of host {HOST} is alive (always firing)",
+                        action("Watchdog"),
+                    )
+                ],
+            ),
+        ],
+    ),
     "MonitoringTargetDown": (  # target_down_for: 2m; the node exporter keeps answering
         [
             series(
@@ -359,10 +416,11 @@ def test_every_alert_has_a_rule_unit_test():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_each_alert_fires_when_it_should_and_not_when_it_should_not(image, tmp_path, name):
-    write_configs(tmp_path / "m", MonitoringSettings(), None)
+    write_configs(tmp_path / "m", MonitoringSettings())
     inputs, expectations = CASES[name]
     tests = {
         "rule_files": ["rules.yml"],
+        "external_labels": {"project": "botpool", "host": HOST},
         "evaluation_interval": "1m",
         "tests": [
             {

@@ -131,6 +131,11 @@ class MonitoringSettings(Settings):
     host_disk_min_free_share: float
     host_disk_for: str
     webhook: str | None
+    receivers: dict[str, str]
+    operator: str | None
+    user_receivers: dict[str, str]
+    watchdog: str | None
+    watchdog_interval: str
     group_wait: str
     group_interval: str
     repeat_interval: str

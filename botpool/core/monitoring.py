@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def prometheus_config(settings: MonitoringSettings, host: str, project: str) -> 
         "global": {
             "scrape_interval": settings.scrape_interval,
             "evaluation_interval": settings.scrape_interval,
-            "external_labels": {"project": project},
+            "external_labels": {"project": project, "host": host},
         },
         "rule_files": ["rules.yml"],
         "alerting": {
@@ -247,6 +247,15 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "warning",
         ),
         _rule(
+            "Watchdog",
+            "vector(1)",
+            None,
+            "the monitoring of host {{ $externalLabels.host }} is alive (always firing)",
+            "nothing: this alert is the dead man's switch; its heartbeat URL alarms when it "
+            "stops arriving (monitoring.watchdog)",
+            "none",
+        ),
+        _rule(
             "MonitoringTargetDown",
             "up == 0",
             settings.target_down_for,
@@ -272,22 +281,128 @@ def _stagnant(seconds: int) -> str:
 # --- Alertmanager --------------------------------------------------------------------------
 
 
-def alertmanager_config(settings: MonitoringSettings, webhook_url: str | None) -> dict[str, Any]:
-    """One route to one receiver: the webhook when the layout names one (resolutions too),
-    else a receiver that sends nothing (alerts still show in Alertmanager)."""
-    receiver: dict[str, Any] = {"name": "default"}
-    if webhook_url:
-        receiver["webhook_configs"] = [{"url": webhook_url, "send_resolved": True}]
+@dataclass(frozen=True)
+class Delivery:
+    """Where alerts go, with what the secrets folder holds for it (never shown).
+    receivers: layout name -> (kind, its file's values); webhook, watchdog: URLs."""
+
+    receivers: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    webhook: str | None = None
+    watchdog: str | None = None
+
+
+OPERATOR = "operator"  # the root route's receiver: the operator's, or nobody
+NOBODY = "nobody"  # sends nothing: the Watchdog's receiver when no heartbeat URL is set
+RESOLVED = {"send_resolved": True}
+TEXT = (
+    '{{ range .Alerts }}{{ if eq .Status "resolved" }}RESOLVED: {{ end }}'
+    "{{ .Annotations.summary }}\n{{ .Annotations.action }}"
+    "{{ with .Annotations.reason }}\n{{ . }}{{ end }}\n{{ end }}"
+)
+TITLE = "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} on {{ .CommonLabels.host }}"
+
+
+def integration(kind: str, values: dict[str, str]) -> dict[str, Any]:
+    """One receiver's Alertmanager integration (Alertmanager 0.25's own *_configs)."""
+    if kind == "webhook":
+        return {"webhook_configs": [{"url": values["url"], **RESOLVED}]}
+    if kind == "slack":
+        slack = {"api_url": values["url"], "title": TITLE, "text": TEXT, **RESOLVED}
+        if "channel" in values:
+            slack["channel"] = values["channel"]
+        return {"slack_configs": [slack]}
+    if kind == "discord":
+        return {
+            "discord_configs": [
+                {"webhook_url": values["url"], "title": TITLE, "message": TEXT, **RESOLVED}
+            ]
+        }
+    if kind == "telegram":
+        telegram = {
+            "bot_token": values["token"],
+            "chat_id": int(values["chat_id"]),
+            "parse_mode": "",  # plain text: a summary's < or _ never breaks the message
+            "message": f"{TITLE}\n{TEXT}",
+            **RESOLVED,
+        }
+        return {"telegram_configs": [telegram]}
+    email = {
+        "to": values["to"],
+        "from": values["from"],
+        "smarthost": values["smarthost"],
+        "headers": {"Subject": TITLE},
+        "text": TEXT,
+        **RESOLVED,
+    }
+    if "username" in values:
+        email["auth_username"] = values["username"]
+    if "password" in values:
+        email["auth_password"] = values["password"]
+    return {"email_configs": [email]}
+
+
+def alertmanager_config(
+    settings: MonitoringSettings, delivery: Delivery, host: str = ""
+) -> dict[str, Any]:
+    """Routes and receivers. Each user's bot alerts go to that user's receiver (by the
+    `user` label) when the layout names one; everything else to the operator's receiver
+    (and the legacy `webhook`), or nowhere (alerts still show in Alertmanager). The
+    Watchdog goes only to the heartbeat URL, every watchdog_interval, `{host}` in it
+    replaced by this host's name."""
+    operator: dict[str, Any] = {"name": OPERATOR}
+    for name in [settings.operator] if settings.operator else []:
+        kind, values = delivery.receivers[name]
+        operator.update(integration(kind, values))
+    if delivery.webhook:
+        operator.setdefault("webhook_configs", []).append({"url": delivery.webhook, **RESOLVED})
+    receivers = [operator, {"name": NOBODY}]
+    for name in sorted(set(settings.user_receivers.values())):
+        kind, values = delivery.receivers[name]
+        receivers.append({"name": f"user-{name}", **integration(kind, values)})
+    watchdog: dict[str, Any] = {"name": "watchdog"}
+    if delivery.watchdog:
+        url = delivery.watchdog.replace("{host}", host)
+        watchdog["webhook_configs"] = [{"url": url, "send_resolved": False}]
+        receivers.append(watchdog)
+    every = settings.watchdog_interval
+    routes: list[dict[str, Any]] = [
+        {
+            "matchers": ['alertname="Watchdog"'],
+            "receiver": "watchdog" if delivery.watchdog else NOBODY,
+            "group_wait": "0s",
+            "group_interval": every,
+            "repeat_interval": every,
+        }
+    ]
+    routes += [
+        {"matchers": [f'user="{user}"'], "receiver": f"user-{name}"}
+        for user, name in sorted(settings.user_receivers.items())
+    ]
     return {
         "route": {
-            "receiver": "default",
+            "receiver": OPERATOR,
             "group_by": ["alertname", "host", "pool", "user", "bot"],
             "group_wait": settings.group_wait,
             "group_interval": settings.group_interval,
             "repeat_interval": settings.repeat_interval,
+            "routes": routes,
         },
-        "receivers": [receiver],
+        "receivers": receivers,
     }
+
+
+def delivery(settings: MonitoringSettings, secrets: SecretStore) -> Delivery:
+    """Read what the monitoring section names from the secrets folder (validated there)."""
+    return Delivery(
+        receivers={
+            name: (kind, secrets.alert_receiver(kind, name))
+            for name, kind in settings.receivers.items()
+        },
+        webhook=secrets.alert_webhook_url(settings.webhook) if settings.webhook else None,
+        watchdog=(
+            secrets.alert_webhook_url(settings.watchdog, "watchdog") if settings.watchdog else None
+        ),
+    )
 
 
 # --- the exporter and supervisord ------------------------------------------------------------
@@ -407,9 +522,9 @@ def render_monitoring(
         return None
     project, root = plan.layout.project, plan.layout.root
     try:
-        webhook = secrets.alert_webhook_url(settings.webhook) if settings.webhook else None
+        sends = delivery(settings, secrets)
     except SecretsError as exc:
-        raise LayoutError([Problem(plan.layout.file, 1, "monitoring.webhook", str(exc))]) from None
+        raise LayoutError([Problem(plan.layout.file, 1, "monitoring", str(exc))]) from None
     supervisord = supervisord_conf(settings)
     code = EXPORTER_SOURCE.read_text()
     probe_code = PROBE_SOURCE.read_text()
@@ -424,7 +539,7 @@ def render_monitoring(
         ),
         Artifact("prometheus.yml", _yaml(prometheus_config(settings, host.name, project))),
         Artifact("rules.yml", _yaml(alert_rules(settings))),
-        Artifact("alertmanager.yml", _yaml(alertmanager_config(settings, webhook)), 0o600),
+        Artifact("alertmanager.yml", _yaml(alertmanager_config(settings, sends, host.name)), 0o600),
     )
     directories = (
         Directory(""),
