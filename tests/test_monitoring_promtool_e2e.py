@@ -119,7 +119,7 @@ def test_the_tools_refuse_a_broken_config(image, tmp_path):
         rules.read_text().replace("botpool_bot_running == 0", "botpool_bot_running ==")
     )
     am = tmp_path / "m" / "alertmanager.yml"
-    am.write_text(am.read_text().replace("receiver: default", "receiver: nobody"))
+    am.write_text(am.read_text().replace("receiver: operator", "receiver: missing"))
     assert tool(image, tmp_path / "m", "promtool", "check", "rules", "rules.yml").returncode
     assert tool(image, tmp_path / "m", "amtool", "check-config", "alertmanager.yml").returncode
 
