@@ -250,7 +250,7 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "Watchdog",
             "vector(1)",
             None,
-            "the monitoring of host {{ $externalLabels.host }} is alive (always firing)",
+            "the monitoring of this host is alive (always firing; its host label names it)",
             "nothing: this alert is the dead man's switch; its heartbeat URL alarms when it "
             "stops arriving (monitoring.watchdog)",
             "none",
