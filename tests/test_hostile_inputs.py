@@ -636,6 +636,136 @@ def test_freqtrade_judges_any_other_setting_and_names_its_line(lay, value, expec
     assert_refused(code, stderr, f"{lay}:9: defaults.bot.freqtrade.", expected)
 
 
+# --- alert delivery (monitoring: receivers, routing, watchdog) -----------------------------
+
+ALERT_CASES = {
+    "receivers a list": ("{receivers: [ops]}", "monitoring.receivers", "expected a mapping"),
+    "receiver kind unknown": ("{receivers: {ops: pager}}", "monitoring.receivers", "not a kind"),
+    "receiver kind a number": ("{receivers: {ops: -1}}", "monitoring.receivers", "not a kind"),
+    "receiver name with a newline": (
+        '{receivers: {"ops\\n": slack}}',
+        "monitoring.receivers",
+        "not a receiver name",
+    ),
+    "receiver name of ../": (
+        '{receivers: {"../credentials/bn": slack}}',
+        "monitoring.receivers",
+        "not a receiver name",
+    ),
+    "huge receiver kind": (
+        "{receivers: {ops: " + "s" * 5000 + "}}",
+        "monitoring.receivers",
+        "not a kind",
+    ),
+    "too many receivers": (
+        "{receivers: {" + ", ".join(f"r{i}: slack" for i in range(101)) + "}}",
+        "monitoring.receivers",
+        "at most 100 receivers",
+    ),
+    "operator not declared": ("{operator: ops}", "monitoring.operator", "no receiver 'ops'"),
+    "operator a list": ("{operator: [ops]}", "monitoring.operator", "expected a receiver name"),
+    "user routed to nothing": (
+        "{user_receivers: {alice: ops}}",
+        "monitoring.user_receivers.alice",
+        "no receiver 'ops'",
+    ),
+    "unknown user routed": (
+        "{receivers: {ops: slack}, user_receivers: {mallory: ops}}",
+        "monitoring.user_receivers.mallory",
+        "no user 'mallory'",
+    ),
+    "user_receivers a text": (
+        "{user_receivers: alice}",
+        "monitoring.user_receivers",
+        "expected a mapping of user name",
+    ),
+    "watchdog with a newline": (
+        '{watchdog: "deadman\\n"}',
+        "monitoring.watchdog",
+        "expected a plain name",
+    ),
+    "watchdog interval negative": (
+        "{watchdog_interval: -5m}",
+        "monitoring.watchdog_interval",
+        "expected a Prometheus duration",
+    ),
+    "threshold negative": (
+        "{heartbeat_max_age_seconds: -1}",
+        "monitoring.heartbeat_max_age_seconds",
+        "must be between 10 and 86400",
+    ),
+    "threshold huge": (
+        "{stagnant_after_minutes: 99999999999999999999}",
+        "monitoring.stagnant_after_minutes",
+        "not a number botpool accepts",
+    ),
+    "share a text": ("{host_disk_min_free_share: ten}", "monitoring.host_disk_min_free_share", ""),
+}
+
+
+@pytest.mark.parametrize("case", ALERT_CASES, ids=list(ALERT_CASES))
+def test_hostile_alert_delivery_settings_are_refused(lay, case):
+    value, key, expected = ALERT_CASES[case]
+    refused_everywhere(edit(lay, "hosts:\n", f"monitoring: {value}\nhosts:\n"), key, expected)
+
+
+def hostile_secret(folder: Path, name: str, kind: str, good: bytes) -> Path:
+    """alerts/<name> made hostile in one way; the secret never shown in any output."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    bad = folder / name
+    if kind == "fifo":
+        os.mkfifo(bad, 0o600)
+    elif kind == "dev-zero":
+        bad.symlink_to("/dev/zero")
+    elif kind == "symlink":
+        (folder / "elsewhere").write_bytes(good)
+        (folder / "elsewhere").chmod(0o600)
+        bad.symlink_to(folder / "elsewhere")
+    elif kind == "folder":
+        bad.mkdir(mode=0o700)
+    elif kind != "missing":
+        content = {
+            "huge": good[:-2] + b"a" * (2 << 20) + good[-2:],
+            "newline": good.replace(b"SECRETPATH", b"SECRET\nPATH"),
+            "wrong type": b'{"url": ["SECRETPATH"], "token": 5}',
+            "mode 0644": good,
+        }[kind]
+        bad.write_bytes(content)
+        bad.chmod(0o644 if kind == "mode 0644" else 0o600)
+    return bad
+
+
+SECRET_KINDS = [
+    "missing",
+    "fifo",
+    "dev-zero",
+    "symlink",
+    "folder",
+    "huge",
+    "newline",
+    "wrong type",
+    "mode 0644",
+]
+
+
+@pytest.mark.parametrize("kind", SECRET_KINDS)
+def test_a_hostile_receiver_file_is_a_clear_error_never_a_hang(lay, secrets, kind):
+    good = b'{"url": "https://hooks.slack.com/services/SECRETPATH"}'
+    bad = hostile_secret(secrets.directory / "alerts", "ops.json", kind, good)
+    edit(lay, "hosts:\n", "monitoring: {receivers: {ops: slack}, operator: ops}\nhosts:\n")
+    refused_everywhere(lay, "monitoring.receivers.ops", f"{bad}")
+    assert "SECRETPATH" not in run("validate", str(lay))[1]
+
+
+@pytest.mark.parametrize("kind", [k for k in SECRET_KINDS if k != "wrong type"])
+def test_a_hostile_watchdog_file_is_a_clear_error_never_a_hang(lay, secrets, kind):
+    good = b"https://hc-ping.example.org/SECRETPATH/{host}\n"
+    bad = hostile_secret(secrets.directory / "alerts", "deadman.url", kind, good)
+    edit(lay, "hosts:\n", "monitoring: {watchdog: deadman}\nhosts:\n")
+    refused_everywhere(lay, "monitoring.watchdog", f"{bad}")
+    assert "SECRETPATH" not in run("validate", str(lay))[1]
+
+
 ORIGINS = {
     "a path": ("[http://127.0.0.1:9000/ui]", "is not an origin"),
     "a trailing slash": ("[http://127.0.0.1:9000/]", "is not an origin"),

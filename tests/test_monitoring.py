@@ -82,14 +82,15 @@ def _converged(want, tmp_path):
     return converged(want.pools, want.exchanges, want.jobs, want.monitoring)
 
 
-def test_the_monitoring_container_listens_on_loopback_only_and_holds_no_capability(
+def test_the_monitoring_container_listens_on_loopback_only_and_holds_one_capability(
     write_layout, secrets
 ):
     want = _host(write_layout, secrets)
     spec = want.monitoring.container
     args = spec.run_args()
     assert args[args.index("--network") + 1] == "host" and spec.ports == ()
-    assert "--cap-add" not in args and "--privileged" not in args
+    added = [args[i + 1] for i, a in enumerate(args) if a == "--cap-add"]
+    assert added == ["SYS_PTRACE"] and "--privileged" not in args  # PSS of the bots only
     assert spec.image == want.monitoring.image.tag
     assert spec.image.startswith("botpool/monitoring:bookworm-")
     conf = {a.path: a for a in want.monitoring.files}["supervisord.conf"].text
@@ -134,7 +135,7 @@ def test_the_webhook_url_is_read_from_the_secrets_folder_into_a_private_file(wri
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, "does not exist: write the webhook's URL into it"),
+        (None, "does not exist: write the URL into it"),
         ("ftp://example.org/x\n", "must hold one http:// or https:// URL"),
         ("https://a.example/x\nhttps://b.example/y\n", "must hold one http:// or https:// URL"),
     ],
@@ -153,6 +154,63 @@ def test_a_missing_or_bad_webhook_file_is_a_clear_layout_problem(
     (problem,) = caught.value.problems
     assert "monitoring.webhook" in str(problem) and message in str(problem)
     assert "b.example" not in str(problem) and "ftp://" not in str(problem)
+
+
+def _alert_secrets(secrets, files):
+    alerts = secrets.directory / "alerts"
+    alerts.mkdir(parents=True, mode=0o700, exist_ok=True)
+    secrets.directory.chmod(0o700)
+    for name, text in files.items():
+        (alerts / name).write_text(text)
+        (alerts / name).chmod(0o600)
+
+
+ROUTING = (
+    "{receivers: {ops: slack, alice-phone: telegram}, operator: ops, "
+    "user_receivers: {alice: alice-phone}, watchdog: deadman, watchdog_interval: 1m}"
+)
+
+
+def test_each_users_bot_alerts_reach_that_user_and_fleet_alerts_the_operator(write_layout, secrets):
+    import yaml
+
+    _alert_secrets(
+        secrets,
+        {
+            "ops.json": '{"url": "https://hooks.slack.com/services/OPS-TOKEN"}',
+            "alice-phone.json": '{"token": "123456:' + "T" * 35 + '", "chat_id": "-1001"}',
+            "deadman.url": "https://hc-ping.example.org/PING-KEY/{host}\n",
+        },
+    )
+    want = _host(write_layout, secrets, ROUTING)
+    files = {a.path: a for a in want.monitoring.files}
+    config = yaml.safe_load(files["alertmanager.yml"].text)
+    route = config["route"]
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert route["receiver"] == "operator"
+    assert receivers["operator"]["slack_configs"][0]["api_url"].endswith("OPS-TOKEN")
+    (alice,) = [r for r in route["routes"] if r["matchers"] == ['user="alice"']]
+    telegram = receivers[alice["receiver"]]["telegram_configs"][0]
+    assert telegram["chat_id"] == -1001 and telegram["bot_token"].startswith("123456:")
+    (watchdog,) = [r for r in route["routes"] if r["matchers"] == ['alertname="Watchdog"']]
+    assert watchdog["repeat_interval"] == "1m" and route["routes"][0] is watchdog  # first
+    hook = receivers[watchdog["receiver"]]["webhook_configs"][0]
+    assert hook["url"] == "https://hc-ping.example.org/PING-KEY/local"  # {host}: its name
+    assert files["alertmanager.yml"].mode == 0o600
+    for other in (a for a in want.monitoring.files if a.path != "alertmanager.yml"):
+        for secret in ("OPS-TOKEN", "TTTTTTTTTT", "PING-KEY"):
+            assert secret not in other.text, other.path
+
+
+def test_without_receivers_the_watchdog_goes_nowhere_and_alerts_show_in_alertmanager(
+    write_layout, secrets
+):
+    import yaml
+
+    want = _host(write_layout, secrets)
+    config = yaml.safe_load({a.path: a for a in want.monitoring.files}["alertmanager.yml"].text)
+    assert [r for r in config["receivers"] if set(r) != {"name"}] == []
+    assert config["route"]["routes"][0]["receiver"] == "nobody"
 
 
 def test_a_converged_host_needs_no_monitoring_change(write_layout, secrets, tmp_path):
@@ -249,34 +307,167 @@ def test_out_of_sync_counts_missing_changed_and_linked_files(tmp_path):
 def test_a_planned_bot_whose_pool_is_gone_counts_as_down(write_layout, secrets):
     import json
 
-    from botpool.payloads.exporter import PoolReading, Program, Starts, samples
+    from botpool.payloads.exporter import BotAnswer, PoolReading, Program, Starts, samples
 
     want = _host(write_layout, secrets)
     config = json.loads({a.path: a for a in want.monitoring.files}["exporter.json"].text)
     (pool,) = config["pools"]
     asked = []
 
-    def answers(port: int) -> bool:
-        asked.append(port)
-        return True
+    def answers(pool_name: str, bot: dict) -> BotAnswer:
+        asked.append((pool_name, bot["port"]))
+        return BotAnswer(api_up=True, heartbeat_ts=990.0, trades_open=2.0, last_trade_ts=None)
 
     def values(readings):
-        out = samples(config, readings, answers, Starts(), 0)
+        out = samples(config, readings, answers, Starts(), 0, now=1000.0)
         return {(s.name, s.labels.get("bot")): s.value for s in out}
 
     gone = values({})
     assert gone[("botpool_bot_running", "one")] == 0 and gone[("botpool_pool_up", None)] == 0
+    assert ("botpool_bot_heartbeat_age_seconds", "one") not in gone
     assert asked == []  # a bot that does not run is not asked
-    up = values(
-        {
-            pool["container"]: PoolReading(
-                True, 100.0, 1000.0, 3.5, {"alice-one": Program("RUNNING", 7, 30)}
-            )
-        }
-    )
+    program = {"alice-one": Program("RUNNING", 7, 30)}
+    up = values({pool["container"]: PoolReading(True, 100.0, 1000.0, 3.5, program, {})})
     assert up[("botpool_bot_running", "one")] == 1 and up[("botpool_bot_api_up", "one")] == 1
     assert up[("botpool_pool_memory_bytes", None)] == 100.0
-    assert asked == [pool["bots"][0]["port"]]
+    assert up[("botpool_bot_heartbeat_age_seconds", "one")] == 10.0
+    assert up[("botpool_bot_trades_open", "one")] == 2.0
+    assert ("botpool_bot_last_trade_age_seconds", "one") not in up  # never traded: absent
+    assert ("botpool_bot_pss_bytes", "one") not in up  # not read: absent, never 0
+    assert asked == [(pool["name"], pool["bots"][0]["port"])]
+
+
+def _bot_folder(pools, login=("botpool", "s3cret-pass")):
+    folder = pools / "alice-pool-1" / "bots" / "one"
+    (folder / "logs").mkdir(parents=True)
+    api = {"username": login[0], "password": login[1]}
+    (folder / "config.json").write_text(json.dumps({"api_server": api}))
+    return folder
+
+
+def test_the_exporter_reads_each_figure_with_the_bots_own_login(tmp_path):
+    import time
+
+    from botpool.payloads.exporter import ask, bot_samples
+
+    from .freqtrade_double import FreqtradeDouble
+
+    folder = _bot_folder(tmp_path)
+    (folder / "logs" / "freqtrade.log").write_text(
+        "2026-11-27 10:00:00,000 - freqtrade.freqtradebot - WARNING - Unable to create trade "
+        "for BTC/USDT: see https://hooks.example/T0/TOKEN\n"
+    )
+    double = FreqtradeDouble("alice-one", login=("botpool", "s3cret-pass"))
+    now = time.time()
+    double.answers["count"] = {"current": 1, "max": 3, "total_stake": 10}
+    double.answers["profit"] = {
+        "trade_count": 5,
+        "closed_trade_count": 4,
+        "profit_closed_coin": -1.25,
+        "latest_trade_timestamp": int((now - 600) * 1000),
+    }
+    double.answers["health"] = {"last_process_ts": int(now) - 30}
+    try:
+        answer = ask(str(tmp_path), "alice-pool-1", {"name": "one", "port": double.port})
+    finally:
+        double.close()
+    out = bot_samples({"bot": "one"}, None, answer, 0, 123 << 20, now)
+    values = {s.name: s.value for s in out}
+    assert values["botpool_bot_api_up"] is True
+    assert 29 <= values["botpool_bot_heartbeat_age_seconds"] <= 32
+    assert values["botpool_bot_trades_open"] == 1 and values["botpool_bot_trades_closed"] == 4
+    assert values["botpool_bot_profit_closed_coin"] == -1.25
+    assert values["botpool_bot_wallet_coin"] == 1000.0
+    assert 599 <= values["botpool_bot_last_trade_age_seconds"] <= 601
+    assert values["botpool_bot_pss_bytes"] == 123 << 20
+    (info,) = [s for s in out if s.name == "botpool_bot_last_warning_info"]
+    assert info.labels["warning"].startswith("freqtrade.freqtradebot - WARNING - Unable")
+    assert "TOKEN" not in info.labels["warning"]  # URLs hidden, as the checks hide them
+    assert not [s for s in out if "s3cret" in str(s)]  # the login is never a label
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"health": {"last_process_ts": "yesterday"}, "count": {"current": True}},
+        {"health": {"last_process_ts": None}, "count": {"current": [1]}},
+        {"profit": {"closed_trade_count": {"a": 1}, "latest_trade_timestamp": 0}},
+        {"balance": ["not", "an", "object"]},
+    ],
+)
+def test_a_figure_of_the_wrong_type_is_left_out(tmp_path, answers):
+    from botpool.payloads.exporter import ask
+
+    from .freqtrade_double import FreqtradeDouble
+
+    _bot_folder(tmp_path)
+    double = FreqtradeDouble("alice-one", login=("botpool", "s3cret-pass"))
+    double.answers.update(answers)
+    try:
+        answer = ask(str(tmp_path), "alice-pool-1", {"name": "one", "port": double.port})
+    finally:
+        double.close()
+    assert answer.api_up is True
+    if "balance" in answers:  # an answer that is not an object: no figure of that cycle
+        assert answer.wallet_coin is None
+        return
+    wrong = {
+        ("health", "last_process_ts"): answer.heartbeat_ts,
+        ("count", "current"): answer.trades_open,
+        ("profit", "closed_trade_count"): answer.trades_closed,
+        ("profit", "latest_trade_timestamp"): answer.last_trade_ts,
+    }
+    for (route, key), value in wrong.items():
+        if key in answers.get(route, {}):
+            assert value is None, (route, key)
+
+
+@pytest.mark.parametrize("behaviour", ["hang", "trickle"])
+def test_a_bot_that_hangs_costs_at_most_its_deadline(tmp_path, behaviour, monkeypatch):
+    import time
+
+    from botpool.payloads import exporter
+
+    from .freqtrade_double import FreqtradeDouble
+
+    _bot_folder(tmp_path)
+    monkeypatch.setattr(exporter, "BOT_DEADLINE", 1.0)
+    double = FreqtradeDouble("alice-one", behaviour=behaviour)
+    began = time.monotonic()
+    try:
+        answer = exporter.ask(str(tmp_path), "alice-pool-1", {"name": "one", "port": double.port})
+    finally:
+        double.close()
+    assert answer.api_up is False and time.monotonic() - began < 3
+
+
+def test_a_bots_pss_is_the_sum_over_the_processes_of_its_uid(tmp_path):
+    """Real /proc: this test's process stands for a bot's program, a child of its uid for
+    the zygote's child; a process of another uid (holding 64 MiB) is not counted."""
+    import os
+    import subprocess
+    import sys
+
+    from botpool.payloads.exporter import bot_pss, namespace_pid, pss_bytes
+
+    me, uid = os.getpid(), 4242  # the uid docker top would show for the bot
+    child = subprocess.Popen(["sleep", "30"])
+    big = "import sys, time; x = bytearray(64 << 20); print(1, flush=True); time.sleep(30)"
+    other = subprocess.Popen([sys.executable, "-c", big], stdout=subprocess.PIPE)
+    assert other.stdout and other.stdout.readline()  # its 64 MiB are touched
+    try:
+        mine, its = pss_bytes("/proc", me), pss_bytes("/proc", child.pid)
+        assert mine and its and namespace_pid("/proc", me) == me
+        processes = [(me, uid), (child.pid, uid), (other.pid, 12345)]
+        total = bot_pss("/proc", processes, program_pid=me)
+        assert total is not None and abs(total - (mine + its)) < 4 << 20  # PSS moves a little
+        assert bot_pss("/proc", processes, program_pid=999_999_999) is None
+        assert bot_pss("/proc", [(me, 0)], program_pid=me) is None  # root is never a bot
+        assert bot_pss(str(tmp_path), processes, program_pid=me) is None  # nothing readable
+    finally:
+        for process in (child, other):
+            process.kill()
+            process.wait()
 
 
 # --- botpool alerts ------------------------------------------------------------------------
@@ -307,6 +498,13 @@ def test_alerts_are_read_from_amtool_json():
     assert parse("") == [] and parse("[]") == []
     with pytest.raises(ValueError):
         parse('{"not": "a list"}')
+
+
+def test_the_always_firing_watchdog_is_not_listed_as_firing():
+    from botpool.hosts.alerts import parse
+
+    watchdog = '{"labels": {"alertname": "Watchdog", "host": "local", "severity": "none"}}'
+    assert parse(f"[{watchdog}]") == []
 
 
 @pytest.mark.parametrize(
@@ -366,6 +564,6 @@ def test_render_writes_the_monitoring_files_with_their_modes(write_layout, secre
     out = tmp_path / "out"
     assert main(["render", str(write_layout(MINIMAL)), "--out", str(out)]) == 0
     folder = out / "local" / "monitoring"
-    assert (folder / "rules.yml").read_text().count("- alert:") == 6
+    assert (folder / "rules.yml").read_text().count("- alert:") == 11
     assert (folder / "alertmanager.yml").stat().st_mode & 0o777 == 0o600
     assert json.loads((folder / "container.json").read_text())["spec"]["host_network"] is True

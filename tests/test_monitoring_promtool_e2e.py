@@ -28,6 +28,8 @@ POOL = {"host": HOST, "pool": "alice-pool-1", "user": "alice"}
 ONE = {**POOL, "bot": "one"}
 TWO = {**POOL, "bot": "two"}
 EXPORTER = {"host": HOST, "job": "botpool", "instance": "127.0.0.1:19093"}
+ROOTFS = {"host": HOST, "mountpoint": "/", "fstype": "ext4", "device": "/dev/vda1"}
+TMPFS = {"host": HOST, "mountpoint": "/run", "fstype": "tmpfs", "device": "tmpfs"}
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +47,61 @@ def tool(image: str, folder: Path, *command: str) -> subprocess.CompletedProcess
     )
 
 
-def write_configs(folder: Path, settings: MonitoringSettings, webhook: str | None) -> None:
+def write_configs(
+    folder: Path, settings: MonitoringSettings, delivery: monitoring.Delivery | None = None
+) -> None:
     folder.mkdir(exist_ok=True)
     files = {
         "prometheus.yml": monitoring.prometheus_config(settings, HOST, "botpool"),
         "rules.yml": monitoring.alert_rules(settings),
-        "alertmanager.yml": monitoring.alertmanager_config(settings, webhook),
+        "alertmanager.yml": monitoring.alertmanager_config(
+            settings, delivery or monitoring.Delivery(), HOST
+        ),
     }
     for name, data in files.items():
         (folder / name).write_text(monitoring._yaml(data))
 
 
-@pytest.mark.parametrize("webhook", [None, "https://hooks.example.org/services/T0/B0/x"])
-def test_promtool_and_amtool_accept_the_rendered_configs(image, tmp_path, webhook):
-    write_configs(tmp_path / "m", MonitoringSettings(), webhook)
+EVERY_KIND = {  # one receiver of each kind, as alerts/<name>.json would hold it
+    "hook": ("webhook", {"url": "https://hooks.example.org/services/T0/B0/x"}),
+    "team": ("slack", {"url": "https://hooks.slack.com/services/T0/B0/x", "channel": "#ops"}),
+    "chat": ("discord", {"url": "https://discord.com/api/webhooks/1/x"}),
+    "phone": ("telegram", {"token": "123456:" + "A" * 35, "chat_id": "-1001234567890"}),
+    "mail": (
+        "email",
+        {
+            "to": "ops@example.org",
+            "from": "botpool@example.org",
+            "smarthost": "smtp.example.org:587",
+            "username": "botpool",
+            "password": "pass word",
+        },
+    ),
+}
+ROUTED = MonitoringSettings(
+    receivers={name: kind for name, (kind, _) in EVERY_KIND.items()},
+    operator="hook",
+    user_receivers={"alice": "phone", "bob": "team", "carol": "chat", "dave": "mail"},
+    watchdog="deadman",
+)
+DELIVERY = monitoring.Delivery(
+    receivers=EVERY_KIND,
+    webhook="https://legacy.example.org/x",
+    watchdog="https://hc-ping.example.org/key/{host}",
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "delivery"),
+    [
+        (MonitoringSettings(), None),
+        (MonitoringSettings(), monitoring.Delivery(webhook="https://hooks.example.org/T0/x")),
+        (ROUTED, DELIVERY),  # every kind Alertmanager 0.25 of Debian bookworm supports
+    ],
+    ids=["nobody", "webhook", "every-kind"],
+)
+def test_promtool_and_amtool_accept_the_rendered_configs(image, tmp_path, settings, delivery):
+    write_configs(tmp_path / "m", settings, delivery)
     for command in (
         ("promtool", "check", "config", "prometheus.yml"),
         ("promtool", "check", "rules", "rules.yml"),
@@ -70,13 +113,13 @@ def test_promtool_and_amtool_accept_the_rendered_configs(image, tmp_path, webhoo
 
 def test_the_tools_refuse_a_broken_config(image, tmp_path):
     """The checks above can fail: a rule with a broken expression, a route to no receiver."""
-    write_configs(tmp_path / "m", MonitoringSettings(), None)
+    write_configs(tmp_path / "m", MonitoringSettings())
     rules = tmp_path / "m" / "rules.yml"
     rules.write_text(
         rules.read_text().replace("botpool_bot_running == 0", "botpool_bot_running ==")
     )
     am = tmp_path / "m" / "alertmanager.yml"
-    am.write_text(am.read_text().replace("receiver: default", "receiver: nobody"))
+    am.write_text(am.read_text().replace("receiver: operator", "receiver: missing"))
     assert tool(image, tmp_path / "m", "promtool", "check", "rules", "rules.yml").returncode
     assert tool(image, tmp_path / "m", "amtool", "check-config", "alertmanager.yml").returncode
 
@@ -91,6 +134,18 @@ def alert(labels: dict[str, str], severity: str, summary: str, action: str) -> d
         "exp_labels": {**labels, "severity": severity},
         "exp_annotations": {"summary": summary, "action": action},
     }
+
+
+def stagnant(labels: dict[str, str], reason: str) -> dict[str, Any]:
+    expected = alert(
+        labels,
+        "warning",
+        f"bot alice/{labels['bot']} has no trade open and opened none in the last 60 min in "
+        f"pool alice-pool-1 on host {HOST}",
+        action("BotStagnant"),
+    )
+    expected["exp_annotations"]["reason"] = f"last warning: {reason}"
+    return expected
 
 
 def action(name: str) -> str:
@@ -193,6 +248,107 @@ CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]
             ),
         ],
     ),
+    "BotHeartbeatStale": (  # above 180 s for 2m while running; bot two stopped (BotDown's)
+        [
+            series("botpool_bot_heartbeat_age_seconds", ONE, "5 5 200+60x10"),
+            series("botpool_bot_running", ONE, "1x12"),
+            series("botpool_bot_heartbeat_age_seconds", TWO, "5 5 200+60x10"),
+            series("botpool_bot_running", TWO, "0x12"),
+        ],
+        [
+            ("3m", []),  # stale for 1m only
+            (
+                "5m",
+                [
+                    alert(
+                        ONE,
+                        "warning",
+                        f"the loop of bot alice/one last ran 6m 20s ago (limit 180 s) in pool "
+                        f"alice-pool-1 on host {HOST}",
+                        action("BotHeartbeatStale"),
+                    )
+                ],
+            ),
+        ],
+    ),
+    "BotStagnant": (  # 60 min up, no trade open, none opened for 60 min (one) or ever (two);
+        # three holds an open trade, four opened one 10 min ago: neither is stagnant
+        [
+            series("botpool_bot_uptime_seconds", ONE, "3000+60x20"),
+            series("botpool_bot_trades_open", ONE, "0x20"),
+            series("botpool_bot_last_trade_age_seconds", ONE, "5000+60x20"),
+            series("botpool_bot_api_up", ONE, "1x20"),
+            series(
+                "botpool_bot_last_warning_info",
+                {**ONE, "warning": "freqtrade - WARNING - Available balance is lower"},
+                "1x20",
+            ),
+            series("botpool_bot_uptime_seconds", TWO, "3000+60x20"),
+            series("botpool_bot_trades_open", TWO, "0x20"),
+            series("botpool_bot_api_up", TWO, "1x20"),
+            series("botpool_bot_uptime_seconds", {**POOL, "bot": "three"}, "9000x20"),
+            series("botpool_bot_trades_open", {**POOL, "bot": "three"}, "1x20"),
+            series("botpool_bot_api_up", {**POOL, "bot": "three"}, "1x20"),
+            series("botpool_bot_uptime_seconds", {**POOL, "bot": "four"}, "9000x20"),
+            series("botpool_bot_trades_open", {**POOL, "bot": "four"}, "0x20"),
+            series("botpool_bot_last_trade_age_seconds", {**POOL, "bot": "four"}, "600x20"),
+            series("botpool_bot_api_up", {**POOL, "bot": "four"}, "1x20"),
+        ],
+        [
+            ("5m", []),  # up 55 min only
+            (
+                "15m",
+                [
+                    stagnant(ONE, "freqtrade - WARNING - Available balance is lower"),
+                    stagnant(TWO, "none in its log"),
+                ],
+            ),
+        ],
+    ),
+    "HostMemoryLow": (  # below 256 MiB for 5m; host two keeps 1 GiB
+        [
+            series("node_memory_MemAvailable_bytes", {"host": HOST}, "1e9 1e9 1e8x10"),
+            series("node_memory_MemAvailable_bytes", {"host": "vps2"}, "1e9x12"),
+        ],
+        [
+            ("5m", []),
+            (
+                "9m",
+                [
+                    alert(
+                        {"host": HOST},
+                        "critical",
+                        f"host {HOST} has 95.37MiB of memory available (below 256 MiB)",
+                        action("HostMemoryLow"),
+                    )
+                ],
+            ),
+        ],
+    ),
+    "HostDiskLow": (  # below 10 % free for 10m; /boot stays at 50 %, a tmpfs is ignored
+        [
+            series("node_filesystem_avail_bytes", ROOTFS, "500 500 50x15"),
+            series("node_filesystem_size_bytes", ROOTFS, "1000x17"),
+            series("node_filesystem_avail_bytes", {**ROOTFS, "mountpoint": "/boot"}, "500x17"),
+            series("node_filesystem_size_bytes", {**ROOTFS, "mountpoint": "/boot"}, "1000x17"),
+            series("node_filesystem_avail_bytes", TMPFS, "1x17"),
+            series("node_filesystem_size_bytes", TMPFS, "1000x17"),
+        ],
+        [
+            ("10m", []),
+            (
+                "14m",
+                [
+                    alert(
+                        ROOTFS,
+                        "critical",
+                        f"/ on host {HOST} has 5% free (below 10%)",
+                        action("HostDiskLow"),
+                    )
+                ],
+            ),
+        ],
+    ),
     "HostOutOfSync": (  # out_of_sync_for: 10m
         [series("botpool_host_out_of_sync_files", {"host": HOST}, "0 0 2x15")],
         [
@@ -207,6 +363,23 @@ CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]
                         f"2 file(s) of the pools on host {HOST} differ from what the last "
                         "converge wrote",
                         action("HostOutOfSync"),
+                    )
+                ],
+            ),
+        ],
+    ),
+    "Watchdog": (  # always firing: the dead man's switch
+        [],
+        [
+            (
+                "1m",
+                [
+                    alert(
+                        {},
+                        "none",
+                        "the monitoring of this host is alive (always firing; its host label "
+                        "names it)",
+                        action("Watchdog"),
                     )
                 ],
             ),
@@ -244,7 +417,7 @@ def test_every_alert_has_a_rule_unit_test():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_each_alert_fires_when_it_should_and_not_when_it_should_not(image, tmp_path, name):
-    write_configs(tmp_path / "m", MonitoringSettings(), None)
+    write_configs(tmp_path / "m", MonitoringSettings())
     inputs, expectations = CASES[name]
     tests = {
         "rule_files": ["rules.yml"],

@@ -123,7 +123,19 @@ class MonitoringSettings(Settings):
     crash_loop_restarts: int
     out_of_sync_for: str
     target_down_for: str
+    heartbeat_max_age_seconds: int
+    heartbeat_stale_for: str
+    stagnant_after_minutes: int
+    host_memory_min_available_mb: int
+    host_memory_for: str
+    host_disk_min_free_share: float
+    host_disk_for: str
     webhook: str | None
+    receivers: dict[str, str]
+    operator: str | None
+    user_receivers: dict[str, str]
+    watchdog: str | None
+    watchdog_interval: str
     group_wait: str
     group_interval: str
     repeat_interval: str

@@ -9,6 +9,8 @@ pool; the four programs share its memory limit.
 Its folder `<root>/monitoring`, mounted at /monitoring:
     supervisord.conf     root 0644  the four programs (in the spec hash: a change recreates)
     exporter.py          root 0644  botpool's exporter (in the spec hash)
+    probe.py             root 0644  the checks' probe, whose bounded file and API reads the
+                                    exporter uses (in the spec hash)
     exporter.json        root 0644  what the exporter watches, and the hashes of every pool
                                     file the converge wrote (read afresh every cycle)
     prometheus.yml       root 0644  scrape targets    } a change reloads Prometheus (SIGHUP):
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +38,11 @@ from botpool.core.plan import HostPlan, Plan
 from botpool.core.render import Artifact, ContainerSpec, Directory, RenderedPool, sha256
 from botpool.core.secretstore import SecretsError, SecretStore
 from botpool.core.source import LayoutError, Problem
-from botpool.payloads import exporter
+from botpool.payloads import exporter, probe
 
 MOUNT = "/monitoring"
 EXPORTER_SOURCE = Path(exporter.__file__).resolve()
+PROBE_SOURCE = Path(probe.__file__).resolve()
 SUPERVISOR_CONF = f"{MOUNT}/supervisord.conf"
 SUPERVISORCTL = f"supervisorctl -c {SUPERVISOR_CONF}"
 HOST_ROOT = "/host"  # the host's / (read-only) for the node exporter
@@ -97,7 +100,7 @@ def prometheus_config(settings: MonitoringSettings, host: str, project: str) -> 
         "global": {
             "scrape_interval": settings.scrape_interval,
             "evaluation_interval": settings.scrape_interval,
-            "external_labels": {"project": project},
+            "external_labels": {"project": project, "host": host},
         },
         "rule_files": ["rules.yml"],
         "alerting": {
@@ -116,17 +119,35 @@ def prometheus_config(settings: MonitoringSettings, host: str, project: str) -> 
 
 
 BOT = "{{ $labels.user }}/{{ $labels.bot }}"
+SAME_BOT = "on (host, pool, user, bot)"
+# the file systems HostDiskLow watches: the host's own disks, not its pseudo or overlay ones
+DISKS = (
+    'fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|autofs|fuse.*",'
+    'mountpoint!~"/(proc|sys|dev|run)($|/).*"'
+)
+# BotStagnant's reason: the bot log's last warning (botpool_bot_last_warning_info)
+LAST_WARNING = (
+    '{{ with printf "botpool_bot_last_warning_info{host=%q,pool=%q,bot=%q}" '
+    "$labels.host $labels.pool $labels.bot | query }}{{ with first . }}"
+    "{{ .Labels.warning }}{{ end }}{{ else }}none in its log{{ end }}"
+)
 WHERE = "in pool {{ $labels.pool }} on host {{ $labels.host }}"
 
 
 def _rule(
-    name: str, expr: str, duration: str | None, summary: str, action: str, severity: str
+    name: str,
+    expr: str,
+    duration: str | None,
+    summary: str,
+    action: str,
+    severity: str,
+    **more: str,
 ) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": name, "expr": expr}
     if duration:
         rule["for"] = duration
     rule["labels"] = {"severity": severity}
-    rule["annotations"] = {"summary": summary, "action": action}
+    rule["annotations"] = {"summary": summary, "action": action, **more}
     return rule
 
 
@@ -173,6 +194,50 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "warning",
         ),
         _rule(
+            "BotHeartbeatStale",
+            f"botpool_bot_heartbeat_age_seconds > {settings.heartbeat_max_age_seconds} "
+            f"and {SAME_BOT} botpool_bot_running == 1",
+            settings.heartbeat_stale_for,
+            f"the loop of bot {BOT} last ran {{{{ $value | humanizeDuration }}}} ago (limit "
+            f"{settings.heartbeat_max_age_seconds} s) {WHERE}",
+            "its log says where it hangs (an exchange that does not answer, a strategy "
+            "stuck in a loop); `supervisorctl restart` the bot",
+            "warning",
+        ),
+        _rule(
+            "BotStagnant",
+            _stagnant(settings.stagnant_after_minutes * 60),
+            None,
+            f"bot {BOT} has no trade open and opened none in the last "
+            f"{settings.stagnant_after_minutes} min {WHERE}",
+            "`pytest checks/` shows its stake against its wallet, free slots and whitelist; "
+            "the reason is often a stake above the tradable wallet or an empty whitelist",
+            "warning",
+            reason=f"last warning: {LAST_WARNING}",
+        ),
+        _rule(
+            "HostMemoryLow",
+            f"node_memory_MemAvailable_bytes < {settings.host_memory_min_available_mb * 2**20}",
+            settings.host_memory_for,
+            "host {{ $labels.host }} has {{ $value | humanize1024 }}B of memory available "
+            f"(below {settings.host_memory_min_available_mb} MiB)",
+            "move bots to another host (`botpool plan` shows each host's projection) or "
+            "give the host more memory before the kernel kills a bot",
+            "critical",
+        ),
+        _rule(
+            "HostDiskLow",
+            f"node_filesystem_avail_bytes{{{DISKS}}} / node_filesystem_size_bytes{{{DISKS}}} "
+            f"< {settings.host_disk_min_free_share:g}",
+            settings.host_disk_for,
+            "{{ $labels.mountpoint }} on host {{ $labels.host }} has "
+            "{{ $value | humanizePercentage }} free (below "
+            f"{settings.host_disk_min_free_share:.0%})",
+            "free space: old archives in the root's archive folder, Docker images "
+            "(`docker image prune`), bot logs; or lower monitoring.retention_size",
+            "critical",
+        ),
+        _rule(
             "HostOutOfSync",
             "botpool_host_out_of_sync_files > 0",
             settings.out_of_sync_for,
@@ -180,6 +245,15 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "what the last converge wrote",
             "`botpool drift` lists them; converge to restore them",
             "warning",
+        ),
+        _rule(
+            "Watchdog",
+            "vector(1)",
+            None,
+            "the monitoring of this host is alive (always firing; its host label names it)",
+            "nothing: this alert is the dead man's switch; its heartbeat URL alarms when it "
+            "stops arriving (monitoring.watchdog)",
+            "none",
         ),
         _rule(
             "MonitoringTargetDown",
@@ -193,25 +267,142 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
     return {"groups": [{"name": "botpool", "rules": rules}]}
 
 
+def _stagnant(seconds: int) -> str:
+    """Running this long, no trade open, and its latest trade opened longer ago (or never:
+    no last-trade series while its API answers)."""
+    never_traded = f"(botpool_bot_api_up == 1 unless {SAME_BOT} botpool_bot_last_trade_age_seconds)"
+    return (
+        f"botpool_bot_uptime_seconds > {seconds} "
+        f"and {SAME_BOT} botpool_bot_trades_open == 0 "
+        f"and {SAME_BOT} (botpool_bot_last_trade_age_seconds > {seconds} or {never_traded})"
+    )
+
+
 # --- Alertmanager --------------------------------------------------------------------------
 
 
-def alertmanager_config(settings: MonitoringSettings, webhook_url: str | None) -> dict[str, Any]:
-    """One route to one receiver: the webhook when the layout names one (resolutions too),
-    else a receiver that sends nothing (alerts still show in Alertmanager)."""
-    receiver: dict[str, Any] = {"name": "default"}
-    if webhook_url:
-        receiver["webhook_configs"] = [{"url": webhook_url, "send_resolved": True}]
+@dataclass(frozen=True)
+class Delivery:
+    """Where alerts go, with what the secrets folder holds for it (never shown).
+    receivers: layout name -> (kind, its file's values); webhook, watchdog: URLs."""
+
+    receivers: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    webhook: str | None = None
+    watchdog: str | None = None
+
+
+OPERATOR = "operator"  # the root route's receiver: the operator's, or nobody
+NOBODY = "nobody"  # sends nothing: the Watchdog's receiver when no heartbeat URL is set
+RESOLVED = {"send_resolved": True}
+TEXT = (
+    '{{ range .Alerts }}{{ if eq .Status "resolved" }}RESOLVED: {{ end }}'
+    "{{ .Annotations.summary }}\n{{ .Annotations.action }}"
+    "{{ with .Annotations.reason }}\n{{ . }}{{ end }}\n{{ end }}"
+)
+TITLE = "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} on {{ .CommonLabels.host }}"
+
+
+def integration(kind: str, values: dict[str, str]) -> dict[str, Any]:
+    """One receiver's Alertmanager integration (Alertmanager 0.25's own *_configs)."""
+    if kind == "webhook":
+        return {"webhook_configs": [{"url": values["url"], **RESOLVED}]}
+    if kind == "slack":
+        slack = {"api_url": values["url"], "title": TITLE, "text": TEXT, **RESOLVED}
+        if "channel" in values:
+            slack["channel"] = values["channel"]
+        return {"slack_configs": [slack]}
+    if kind == "discord":
+        return {
+            "discord_configs": [
+                {"webhook_url": values["url"], "title": TITLE, "message": TEXT, **RESOLVED}
+            ]
+        }
+    if kind == "telegram":
+        telegram = {
+            "bot_token": values["token"],
+            "chat_id": int(values["chat_id"]),
+            "parse_mode": "",  # plain text: a summary's < or _ never breaks the message
+            "message": f"{TITLE}\n{TEXT}",
+            **RESOLVED,
+        }
+        return {"telegram_configs": [telegram]}
+    email = {
+        "to": values["to"],
+        "from": values["from"],
+        "smarthost": values["smarthost"],
+        "headers": {"Subject": TITLE},
+        "text": TEXT,
+        **RESOLVED,
+    }
+    if "username" in values:
+        email["auth_username"] = values["username"]
+    if "password" in values:
+        email["auth_password"] = values["password"]
+    return {"email_configs": [email]}
+
+
+def alertmanager_config(
+    settings: MonitoringSettings, delivery: Delivery, host: str = ""
+) -> dict[str, Any]:
+    """Routes and receivers. Each user's bot alerts go to that user's receiver (by the
+    `user` label) when the layout names one; everything else to the operator's receiver
+    (and the legacy `webhook`), or nowhere (alerts still show in Alertmanager). The
+    Watchdog goes only to the heartbeat URL, every watchdog_interval, `{host}` in it
+    replaced by this host's name."""
+    operator: dict[str, Any] = {"name": OPERATOR}
+    for name in [settings.operator] if settings.operator else []:
+        kind, values = delivery.receivers[name]
+        operator.update(integration(kind, values))
+    if delivery.webhook:
+        operator.setdefault("webhook_configs", []).append({"url": delivery.webhook, **RESOLVED})
+    receivers = [operator, {"name": NOBODY}]
+    for name in sorted(set(settings.user_receivers.values())):
+        kind, values = delivery.receivers[name]
+        receivers.append({"name": f"user-{name}", **integration(kind, values)})
+    watchdog: dict[str, Any] = {"name": "watchdog"}
+    if delivery.watchdog:
+        url = delivery.watchdog.replace("{host}", host)
+        watchdog["webhook_configs"] = [{"url": url, "send_resolved": False}]
+        receivers.append(watchdog)
+    every = settings.watchdog_interval
+    routes: list[dict[str, Any]] = [
+        {
+            "matchers": ['alertname="Watchdog"'],
+            "receiver": "watchdog" if delivery.watchdog else NOBODY,
+            "group_wait": "0s",
+            "group_interval": every,
+            "repeat_interval": every,
+        }
+    ]
+    routes += [
+        {"matchers": [f'user="{user}"'], "receiver": f"user-{name}"}
+        for user, name in sorted(settings.user_receivers.items())
+    ]
     return {
         "route": {
-            "receiver": "default",
+            "receiver": OPERATOR,
             "group_by": ["alertname", "host", "pool", "user", "bot"],
             "group_wait": settings.group_wait,
             "group_interval": settings.group_interval,
             "repeat_interval": settings.repeat_interval,
+            "routes": routes,
         },
-        "receivers": [receiver],
+        "receivers": receivers,
     }
+
+
+def delivery(settings: MonitoringSettings, secrets: SecretStore) -> Delivery:
+    """Read what the monitoring section names from the secrets folder (validated there)."""
+    return Delivery(
+        receivers={
+            name: (kind, secrets.alert_receiver(kind, name))
+            for name, kind in settings.receivers.items()
+        },
+        webhook=secrets.alert_webhook_url(settings.webhook) if settings.webhook else None,
+        watchdog=(
+            secrets.alert_webhook_url(settings.watchdog, "watchdog") if settings.watchdog else None
+        ),
+    )
 
 
 # --- the exporter and supervisord ------------------------------------------------------------
@@ -228,6 +419,7 @@ def exporter_config(
         "interval_seconds": seconds(settings.scrape_interval),
         "project": plan.layout.project,
         "root": plan.layout.root,
+        "proc": f"{HOST_ROOT}/proc",
         "supervisorctl": names.SUPERVISORCTL.split() + ["status"],
         "pools": [
             {
@@ -330,14 +522,16 @@ def render_monitoring(
         return None
     project, root = plan.layout.project, plan.layout.root
     try:
-        webhook = secrets.alert_webhook_url(settings.webhook) if settings.webhook else None
+        sends = delivery(settings, secrets)
     except SecretsError as exc:
-        raise LayoutError([Problem(plan.layout.file, 1, "monitoring.webhook", str(exc))]) from None
+        raise LayoutError([Problem(plan.layout.file, 1, "monitoring", str(exc))]) from None
     supervisord = supervisord_conf(settings)
     code = EXPORTER_SOURCE.read_text()
+    probe_code = PROBE_SOURCE.read_text()
     files = (
         Artifact("supervisord.conf", supervisord),
         Artifact("exporter.py", code),
+        Artifact("probe.py", probe_code),
         Artifact(
             "exporter.json",
             json.dumps(exporter_config(plan, host, pools, settings), indent=1, sort_keys=True)
@@ -345,7 +539,7 @@ def render_monitoring(
         ),
         Artifact("prometheus.yml", _yaml(prometheus_config(settings, host.name, project))),
         Artifact("rules.yml", _yaml(alert_rules(settings))),
-        Artifact("alertmanager.yml", _yaml(alertmanager_config(settings, webhook)), 0o600),
+        Artifact("alertmanager.yml", _yaml(alertmanager_config(settings, sends, host.name)), 0o600),
     )
     directories = (
         Directory(""),
@@ -369,8 +563,15 @@ def render_monitoring(
         ),
         memory_limit_mb=settings.memory_limit_mb,
         host_network=True,
-        inputs=(("supervisord.conf", sha256(supervisord)), ("exporter.py", sha256(code))),
-        capabilities=(),  # root of the container owns every file it reads and writes
+        inputs=(
+            ("supervisord.conf", sha256(supervisord)),
+            ("exporter.py", sha256(code)),
+            ("probe.py", sha256(probe_code)),
+        ),
+        # root of the container owns every file it reads and writes; SYS_PTRACE only lets
+        # the exporter read each bot's PSS (/proc/PID/smaps_rollup of another uid). The
+        # container holds the Docker socket already: this widens nothing it could do.
+        capabilities=("SYS_PTRACE",),
         labels=(
             (names.ROLE, "monitoring"),
             (names.ROOT, root),

@@ -735,6 +735,56 @@ def _duration(value: Any) -> tuple[Any, str | None]:
 duration = Check(_duration, {"type": "string", "pattern": anchored(DURATION_RE)})
 SIZE_RE = re.compile(r"[1-9][0-9]{0,5}(KB|MB|GB|TB)")
 MONITORING_PORTS = ("prometheus", "alertmanager", "node exporter", "botpool exporter")
+RECEIVER_KINDS = ("webhook", "slack", "discord", "telegram", "email")
+MAX_RECEIVERS = 100
+
+
+def _receivers(value: Any) -> tuple[Any, str | None]:
+    kinds = ", ".join(RECEIVER_KINDS)
+    if not isinstance(value, dict):
+        return value, f"expected a mapping of receiver name to kind ({kinds}), got " + (
+            _type_name(value)
+        )
+    if len(value) > MAX_RECEIVERS:
+        return value, f"at most {MAX_RECEIVERS} receivers"
+    for name, kind in value.items():
+        if not (isinstance(name, str) and CREDENTIALS_RE.fullmatch(name)):
+            return value, f"{str(name)[:80]!r} is not a receiver name (letters, digits, _ . -)"
+        if kind not in RECEIVER_KINDS:
+            return value, f"receiver {name}: {str(kind)[:80]!r} is not a kind: one of {kinds}"
+    return value, None
+
+
+receivers = Check(
+    _receivers,
+    {
+        "type": "object",
+        "maxProperties": MAX_RECEIVERS,
+        "propertyNames": {"pattern": anchored(CREDENTIALS_RE)},
+        "additionalProperties": {"enum": list(RECEIVER_KINDS)},
+    },
+)
+
+
+def _user_receivers(value: Any) -> tuple[Any, str | None]:
+    if not isinstance(value, dict):
+        return value, f"expected a mapping of user name to receiver name, got {_type_name(value)}"
+    for user, receiver in value.items():
+        if not (isinstance(user, str) and NAME_RE.fullmatch(user)):
+            return value, f"{str(user)[:80]!r} is not a user name"
+        if not (isinstance(receiver, str) and CREDENTIALS_RE.fullmatch(receiver)):
+            return value, f"user {user}: {str(receiver)[:80]!r} is not a receiver name"
+    return value, None
+
+
+user_receivers = Check(
+    _user_receivers,
+    {
+        "type": "object",
+        "propertyNames": {"pattern": anchored(NAME_RE)},
+        "additionalProperties": {"type": "string", "pattern": anchored(CREDENTIALS_RE)},
+    },
+)
 
 MONITORING: dict[str, Key] = {
     "enabled": Key(
@@ -778,6 +828,24 @@ MONITORING: dict[str, Key] = {
     "target_down_for": Key(
         duration, "2m", "an exporter (or Alertmanager) not scraped this long alerts"
     ),
+    "heartbeat_max_age_seconds": Key(
+        integer(10, 86_400), 180, "a running bot whose loop last ran longer ago than this"
+    ),
+    "heartbeat_stale_for": Key(duration, "2m", "for this long alerts BotHeartbeatStale"),
+    "stagnant_after_minutes": Key(
+        integer(1, 525_600),
+        60,
+        "a bot running this long with no trade open and none opened within as long "
+        "alerts BotStagnant",
+    ),
+    "host_memory_min_available_mb": Key(
+        integer(0, MEMORY_MB_MAX), 256, "a host with less memory available than this"
+    ),
+    "host_memory_for": Key(duration, "5m", "for this long alerts HostMemoryLow"),
+    "host_disk_min_free_share": Key(
+        number(0, 1), 0.1, "a host file system with less than this share free"
+    ),
+    "host_disk_for": Key(duration, "10m", "for this long alerts HostDiskLow"),
     "webhook": Key(
         optional(matching(CREDENTIALS_RE, "a plain name such as ops")),
         None,
@@ -785,6 +853,31 @@ MONITORING: dict[str, Key] = {
         "webhook every alert is posted to (Alertmanager's webhook format); none: alerts "
         "show in Alertmanager only",
     ),
+    "receivers": Key(
+        receivers,
+        {},
+        "alert receivers by name, each of a kind: webhook, slack, discord, telegram or email; "
+        "what it needs (URL, token, address) is in `alerts/<name>.json` in the secrets folder",
+    ),
+    "operator": Key(
+        optional(matching(CREDENTIALS_RE, "a receiver name such as ops")),
+        None,
+        "the receiver of fleet alerts (hosts, monitoring) and of the bot alerts of every "
+        "user without one of their own",
+    ),
+    "user_receivers": Key(
+        user_receivers,
+        {},
+        "user name -> receiver of that user's bot alerts (instead of the operator)",
+    ),
+    "watchdog": Key(
+        optional(matching(CREDENTIALS_RE, "a plain name such as deadman")),
+        None,
+        "name of a file `alerts/<name>.url` in the secrets folder: a heartbeat URL "
+        "(healthchecks-style; `{host}` in it becomes the host's name) the always-firing "
+        "Watchdog alert is posted to every watchdog_interval, so a silent host is noticed",
+    ),
+    "watchdog_interval": Key(duration, "5m", "how often the Watchdog alert is posted"),
     "group_wait": Key(duration, "30s", "Alertmanager waits this long to group a new alert"),
     "group_interval": Key(
         duration, "5m", "Alertmanager sends changes of a group (and resolutions) this often"

@@ -11,7 +11,10 @@
 - `notify/<name>.json`: what a notification needs, referred to by a bot's
   `notify: {<service>: {credentials: <name>}}`: Telegram `{"token": ..., "chat_id": ...}`,
   Discord `{"webhook_url": ...}`, a webhook `{"url": ...}` (NOTIFY_KEYS).
-- `alerts/<name>.url`: the URL of a webhook alerts are posted to (`monitoring.webhook: <name>`).
+- `alerts/<name>.url`: the URL of a webhook alerts are posted to (`monitoring.webhook: <name>`),
+  or the heartbeat URL the watchdog is posted to (`monitoring.watchdog: <name>`).
+- `alerts/<name>.json`: what an alert receiver needs (`monitoring.receivers: {<name>: <kind>}`):
+  RECEIVER_KEYS per kind (webhook, slack, discord, telegram, email).
 """
 
 from __future__ import annotations
@@ -55,6 +58,29 @@ NOTIFY_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "telegram": (frozenset({"token", "chat_id"}), frozenset({"topic_id"})),
     "discord": (frozenset({"webhook_url"}), frozenset()),
     "webhook": (frozenset({"url"}), frozenset()),
+}
+# what an alert receiver's file holds, per kind: (required, optional) keys (RECEIVER_VALUES)
+RECEIVER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "webhook": (frozenset({"url"}), frozenset()),
+    "slack": (frozenset({"url"}), frozenset({"channel"})),
+    "discord": (frozenset({"url"}), frozenset()),
+    "telegram": (frozenset({"token", "chat_id"}), frozenset()),
+    "email": (frozenset({"to", "from", "smarthost"}), frozenset({"username", "password"})),
+}
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}")
+RECEIVER_VALUES: dict[str, tuple[re.Pattern[str], str]] = {
+    "url": NOTIFY_VALUES["url"],
+    "channel": (re.compile(r"[#@]?[A-Za-z0-9._-]{1,80}"), "a Slack channel such as #alerts"),
+    "token": NOTIFY_VALUES["token"],
+    "chat_id": (re.compile(r"-?[0-9]{1,19}"), 'a numeric chat id as a string, e.g. "-100123"'),
+    "to": (_EMAIL, "an e-mail address"),
+    "from": (_EMAIL, "an e-mail address"),
+    "smarthost": (
+        re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?:[0-9]{1,5}"),
+        "the SMTP server as host:port, e.g. smtp.example.org:587",
+    ),
+    "username": (re.compile(r"[!-~]{1,256}"), "printable characters without spaces"),
+    "password": (re.compile(r"[ -~]{1,1024}"), "printable characters on one line"),
 }
 URL_MAX = 2048
 WEBHOOK_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]{1,2000}")
@@ -230,38 +256,56 @@ class SecretStore:
         strings of the expected form, nothing else. Errors never show a value."""
         if service not in NOTIFY_KEYS:
             raise SecretsError(f"{service!r} is not a notification service")
+        return self._json_secret(f"notify/{name}.json", name, service, NOTIFY_KEYS, NOTIFY_VALUES)
+
+    def alert_receiver(self, kind: str, name: str) -> dict[str, str]:
+        """What the alert receiver `name` of this kind needs (RECEIVER_KEYS), read from
+        `alerts/<name>.json`; errors never show a value."""
+        if kind not in RECEIVER_KEYS:
+            raise SecretsError(f"{kind!r} is not a receiver kind")
+        return self._json_secret(f"alerts/{name}.json", name, kind, RECEIVER_KEYS, RECEIVER_VALUES)
+
+    def _json_secret(
+        self,
+        relative: str,
+        name: str,
+        kind: str,
+        keys: dict[str, tuple[frozenset[str], frozenset[str]]],
+        values: dict[str, tuple[re.Pattern[str], str]],
+    ) -> dict[str, str]:
+        """A JSON object of strings, each key allowed for kind and of its form."""
         if not CREDENTIALS_NAME.fullmatch(name):
             raise SecretsError(f"{name!r} is not a credentials name (letters, digits, _ . -)")
-        path = self._private_file(f"notify/{name}.json")
-        required, optional = NOTIFY_KEYS[service]
+        path = self._private_file(relative)
+        required, optional = keys[kind]
         example = ", ".join(f'"{key}": "..."' for key in sorted(required))
         if not path.exists():
-            raise SecretsError(f"no {path}: create it (mode 0600) with {{{example}}} for {service}")
+            raise SecretsError(f"no {path}: create it (mode 0600) with {{{example}}} for {kind}")
         try:
             data = json.loads(self._read(path))
         except ValueError:
             raise SecretsError(f"{path} is not valid JSON") from None
         if not isinstance(data, dict) or not required <= data.keys():
-            raise SecretsError(f"{path} must be a JSON object with {{{example}}} for {service}")
+            raise SecretsError(f"{path} must be a JSON object with {{{example}}} for {kind}")
         unknown = sorted(str(k)[:64] for k in data.keys() - required - optional)
         if unknown:
             allowed = ", ".join(sorted(required | optional))
-            raise SecretsError(f"{path}: unknown keys {unknown}: for {service} it holds {allowed}")
+            raise SecretsError(f"{path}: unknown keys {unknown}: for {kind} it holds {allowed}")
         for key, value in data.items():
-            pattern, what = NOTIFY_VALUES[key]
+            pattern, what = values[key]
             if not (isinstance(value, str) and len(value) <= URL_MAX and pattern.fullmatch(value)):
                 raise SecretsError(f"{path}: {key} must be {what} (its value is not shown)")
         return dict(data)
 
-    def alert_webhook_url(self, name: str) -> str:
-        """The URL of the webhook `monitoring.webhook: <name>` names (never shown: it often
-        holds a token, as Slack's and Telegram's do)."""
+    def alert_webhook_url(self, name: str, key: str = "webhook") -> str:
+        """The URL `monitoring.<key>: <name>` names (never shown: it often holds a token, as
+        Slack's and Telegram's do)."""
         if not CREDENTIALS_NAME.fullmatch(name):
             raise SecretsError(f"{name!r} is not a webhook name (letters, digits, _ . -)")
         path = self._private_file(f"alerts/{name}.url")
         if not path.exists():
             raise SecretsError(
-                f"monitoring.webhook is {name!r} but {path} does not exist: write the webhook's "
+                f"monitoring.{key} is {name!r} but {path} does not exist: write the "
                 f"URL into it (one line, chmod 600)"
             )
         url = self._read(path).strip()

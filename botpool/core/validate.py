@@ -54,7 +54,9 @@ class SecretFiles(Protocol):
 
     def notify_credentials(self, service: str, name: str) -> dict[str, str]: ...
 
-    def alert_webhook_url(self, name: str) -> str: ...
+    def alert_receiver(self, kind: str, name: str) -> dict[str, str]: ...
+
+    def alert_webhook_url(self, name: str, key: str = "webhook") -> str: ...
 
 
 def read_layout(
@@ -168,7 +170,6 @@ class _Validator:
                 ("defaults", "max_port"), f"must be between base_port ({base_port}) and 65535"
             )
         self.check_monitoring_ports(monitoring, base_port, max_port)
-        self.check_alert_webhook(monitoring)
         hosts = self.hosts(top.get("hosts") or {})
         exchanges = self.exchanges(top.get("exchanges") or {})
         strategies = self.strategies(defaults["strategies_dir"])
@@ -184,6 +185,7 @@ class _Validator:
             if (user := self.user(str(user_name), raw, defaults, hosts, context))
         )
         self.check_telegram_tokens([bot for user in users for bot in user.bots])
+        self.check_alert_delivery(monitoring, {user.name for user in users})
         image = filled(image, schema.IMAGE)
         if image["frequi"] and image["base"] != "local":
             self.report(
@@ -213,17 +215,6 @@ class _Validator:
             lines=self.doc.lines,
         )
 
-    def check_alert_webhook(self, monitoring: dict[str, Any]) -> None:
-        """The file `monitoring.webhook` names must be there and hold one URL (never shown),
-        as every converge and drift reads it."""
-        name = monitoring.get("webhook")
-        if not name or self.secrets is None or monitoring.get("enabled") is False:
-            return
-        try:
-            self.secrets.alert_webhook_url(name)
-        except SecretsError as exc:
-            self.report(("monitoring", "webhook"), str(exc))
-
     def check_monitoring_ports(
         self, monitoring: dict[str, Any], base_port: int, max_port: int
     ) -> None:
@@ -239,6 +230,40 @@ class _Validator:
                 f"pick a base_port above {max_port} or at most "
                 f"{base_port - len(schema.MONITORING_PORTS)}",
             )
+
+    def check_alert_delivery(self, monitoring: dict[str, Any], users: set[str]) -> None:
+        """Receivers named are declared, users routed exist, and every secrets file the
+        monitoring section names is there and well formed (its content never shown)."""
+        if not monitoring.get("enabled", True):
+            return
+        declared = monitoring.get("receivers") or {}
+        named = [(("monitoring", "operator"), monitoring.get("operator"))] + [
+            (("monitoring", "user_receivers", user), receiver)
+            for user, receiver in (monitoring.get("user_receivers") or {}).items()
+        ]
+        for path, receiver in named:
+            if receiver is not None and receiver not in declared:
+                self.report(
+                    path,
+                    f"no receiver {receiver!r} in monitoring.receivers "
+                    f"(declared: {', '.join(sorted(declared)) or 'none'})",
+                )
+        for user in monitoring.get("user_receivers") or {}:
+            if user not in users:
+                self.report(("monitoring", "user_receivers", user), f"no user {user!r}")
+        if self.secrets is None:
+            return
+        for name, kind in declared.items():
+            try:
+                self.secrets.alert_receiver(kind, name)
+            except SecretsError as error:
+                self.report(("monitoring", "receivers", name), str(error))
+        for key in ("webhook", "watchdog"):
+            if monitoring.get(key):
+                try:
+                    self.secrets.alert_webhook_url(monitoring[key], key)
+                except SecretsError as error:
+                    self.report(("monitoring", key), str(error))
 
     def hosts(self, raw: dict[str, Any]) -> dict[str, Host]:
         if not raw:  # no hosts: section this machine, every value its default

@@ -19,6 +19,7 @@ from botpool.core.source import LayoutError
 from botpool.hosts.remote import RemoteError, RemoteHost
 
 FIELDS = ("alertname", "severity", "pool", "user", "bot")
+ALWAYS_FIRING = "Watchdog"  # the dead man's switch fires all the time: not a problem
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class HostAlerts:
 
 
 def parse(text: str) -> list[Alert]:
-    """amtool's JSON list of alerts; ValueError if it is not that."""
+    """amtool's JSON list of alerts, the Watchdog left out; ValueError if it is not that."""
     data = json.loads(text or "[]")
     if not isinstance(data, list):
         raise ValueError("not a list of alerts")
@@ -60,6 +61,8 @@ def parse(text: str) -> list[Alert]:
         labels = item.get("labels") or {}
         annotations = item.get("annotations") or {}
         named = {name: str(labels.get(name, "")) for name in FIELDS}
+        if named["alertname"] == ALWAYS_FIRING:
+            continue
         summary = str(annotations.get("summary", ""))
         alerts.append(Alert(**named, summary=summary, since=str(item.get("startsAt", ""))))
     return sorted(alerts, key=lambda a: (a.alertname, a.pool, a.user, a.bot))
