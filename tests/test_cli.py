@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from botpool.cli import main
+from botpool.core.plan import EXCHANGE_MB, MONITORING_MB
 from botpool.core import schema
 from botpool.core.allocate import lock_path
 from botpool.core.runtimes import ZYGOTE
@@ -54,7 +55,9 @@ def test_plan_json_lists_every_bot_with_host_pool_slot_and_port(write_layout, se
         ("two", "local", "alice-pool-1", 1, 9001),
     ]
     zygote = ZYGOTE  # the default runtime: its pool share, 2 bots, exchange
-    assert data["hosts"][0]["projected_mb"] == zygote.pool_mb + 2 * zygote.bot_mb + 40
+    assert data["hosts"][0]["projected_mb"] == (
+        zygote.pool_mb + 2 * zygote.bot_mb + EXCHANGE_MB + MONITORING_MB
+    )
     (pool,) = data["pools"]
     assert (pool["pool"], pool["runtime"], pool["bots"]) == ("alice-pool-1", "zygote", 2)
     assert pool["projected_mb"] == zygote.pool_mb + 2 * zygote.bot_mb

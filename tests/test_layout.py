@@ -297,7 +297,8 @@ def test_more_bots_than_the_host_memory_holds(write_layout):
     path = write_layout(text.replace("      - name: one\n", bots))
     assert one_problem(path) == (
         f"{path}:9: hosts.vps1: host vps1 cannot hold its bots: 12 bots in 2 pools need about "
-        "1640 MiB (2 zygote pools x 200 MiB + 12 bots x 100 MiB + exchanges), more than its 1536 "
+        "1800 MiB (2 zygote pools x 200 MiB + 12 bots x 100 MiB + exchanges + monitoring), more "
+        "than its 1536 "
         "MiB usable (memory_mb 2048 - reserved_mb 512); declare the host's real memory_mb, add a "
         "host, or remove bots"
     )
@@ -309,11 +310,11 @@ def test_capacity_uses_each_runtimes_figures_and_a_hosts_own_bot_memory(write_la
     text = text.replace("      - name: one\n", bots)
     assert problems_of(write_layout(text)) == []  # 12 zygote bots: 1720 MiB
     process = text.replace("  alice:\n", "  alice:\n    runtime: process\n")
-    assert "(2 process pools x 40 MiB + 12 bots x 260 MiB + exchanges)" in one_problem(
+    assert "(2 process pools x 40 MiB + 12 bots x 260 MiB + exchanges + monitoring)" in one_problem(
         write_layout(process)
     )
     heavy = text.replace("{memory_mb: 3072}", "{memory_mb: 3072, bot_memory_mb: 400}")
-    assert "(2 zygote pools x 200 MiB + 12 bots x 400 MiB + exchanges)" in one_problem(
+    assert "(2 zygote pools x 200 MiB + 12 bots x 400 MiB + exchanges + monitoring)" in one_problem(
         write_layout(heavy)
     )
 
@@ -323,9 +324,9 @@ def test_fifty_bots_fit_the_seed_vps_under_the_zygote_runtime_only(write_layout)
     bots = "".join(f"      - name: b{i}\n" for i in range(50))
     text = MINIMAL.replace("users:", "hosts:\n  seed: {memory_mb: 7800}\nusers:")
     text = text.replace("      - name: one\n", bots)
-    assert problems_of(write_layout(text)) == []  # 5 x 200 + 50 x 100 + 40 = 6040 MiB
+    assert problems_of(write_layout(text)) == []  # 5 x 200 + 50 x 100 + 40 + 160 = 6200 MiB
     process = text.replace("  alice:\n", "  alice:\n    runtime: process\n")
-    assert "need about 13240 MiB" in one_problem(write_layout(process))
+    assert "need about 13400 MiB" in one_problem(write_layout(process))
 
 
 def test_an_unknown_runtime_names_the_choices(write_layout):

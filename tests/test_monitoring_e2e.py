@@ -1,9 +1,12 @@
 """Monitoring on the real engine: the converge deploys Prometheus, Alertmanager, the node
 exporter and botpool's exporter; a bot stopped by hand reaches a webhook as a BotDown alert
-naming the bot and its owner, and as resolved once it runs again.
+naming the bot and its owner, and as resolved once it runs again; a file changed on the host
+alerts HostOutOfSync with no controller involved; the Watchdog reaches its heartbeat URL
+again and again; a pool over its memory share alerts PoolMemoryHigh.
 
 The webhook is a test double: a small HTTP sink on 127.0.0.1 that records what it gets,
-standing in for Slack, Discord or Telegram (Alertmanager posts its webhook format to it).
+standing in for Slack, Discord or Telegram (Alertmanager posts its webhook format to it),
+and for a healthchecks-style heartbeat service (the Watchdog's URL).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ pytestmark = pytest.mark.e2e(minutes=3)
 BOT_PORT = 17000
 MONITORING_PORT = 18990  # below every test deployment's bot ports, above this one's
 TOKEN = "T0KEN-never-printed-9f3c"
+BEAT = "B3AT-never-printed-51ac"
 MONITORING = (
     f"{{base_port: {MONITORING_PORT}, scrape_interval: 2s, bot_down_for: 4s, "
+    "out_of_sync_for: 2s, watchdog: beat, watchdog_interval: 3s, "
     "group_wait: 1s, group_interval: 2s, repeat_interval: 1h, webhook: sink}"
 )
 USERS = """
@@ -45,13 +50,17 @@ class Sink:
     """Records every JSON body posted to it (Alertmanager's webhook messages)."""
 
     def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        received = self.messages
+        self.messages: list[dict[str, Any]] = []  # to the alerts webhook
+        self.beats: list[str] = []  # paths the Watchdog was posted to
+        received, beats = self.messages, self.beats
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body))
+                if self.path.startswith("/beat/"):
+                    beats.append(self.path)
+                else:
+                    received.append(json.loads(body))
                 self.send_response(200)
                 self.end_headers()
 
@@ -64,6 +73,11 @@ class Sink:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{TOKEN}"
+
+    @property
+    def beat_url(self) -> str:
+        """The heartbeat URL as the layout's file holds it ({host}: each host's name)."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/beat/{{host}}/{BEAT}"
 
     def alerts(self, name: str, status: str) -> list[dict[str, Any]]:
         return [
@@ -91,6 +105,9 @@ def dep(tmp_path_factory: pytest.TempPathFactory, sink: Sink) -> Iterator[Deploy
     url = alerts / "sink.url"
     url.write_text(sink.url + "\n")
     url.chmod(0o600)
+    beat = alerts / "beat.url"
+    beat.write_text(sink.beat_url + "\n")
+    beat.chmod(0o600)
     deployment.write(USERS)
     yield deployment
     deployment.monitoring = "{enabled: false}"  # the teardown's converge removes it too
@@ -186,7 +203,38 @@ def test_converge_deploys_monitoring_and_a_stopped_bot_alerts_its_owner(dep, sin
 
     again = dep.converge()
     assert again.operations == [], again.output[-3000:]
-    assert TOKEN not in again.output
+    assert TOKEN not in again.output and BEAT not in again.output
+
+
+def test_a_file_changed_on_the_host_alerts_out_of_sync_without_the_controller(dep, sink):
+    """The exporter compares the host's files with the manifest the converge left: nothing
+    of botpool runs on the controller between the edit and the alert."""
+    config = dep.root / "pools" / "mona-pool-1" / "bots" / "two" / "config.json"
+    config.write_text(config.read_text() + "\n")  # one byte the converge did not write
+    fired = wait_for(
+        lambda: sink.alerts("HostOutOfSync", "firing"),
+        timeout=120,
+        what=f"a firing HostOutOfSync at the webhook\n{logs(dep)}",
+    )
+    assert fired[0]["labels"]["host"] == "local"
+    dep.converge()  # writes the file back
+    wait_for(
+        lambda: sink.alerts("HostOutOfSync", "resolved"),
+        timeout=120,
+        what=f"a resolved HostOutOfSync at the webhook\n{logs(dep)}",
+    )
+
+
+def test_the_watchdog_reaches_its_heartbeat_url_again_and_again(dep, sink):
+    """A dead man's switch: the heartbeat service notices when these posts stop."""
+    seen = len(sink.beats)
+    wait_for(
+        lambda: len(sink.beats) >= seen + 2,
+        timeout=90,
+        what=f"two more Watchdog posts (so far {len(sink.beats)})\n{logs(dep)}",
+    )
+    assert set(sink.beats) == {f"/beat/local/{BEAT}"}  # {host} became the host's name
+    assert not sink.alerts("Watchdog", "firing")  # never to the alerts webhook
 
 
 def test_a_changed_threshold_reloads_prometheus_without_restarting_it(dep):
@@ -214,6 +262,21 @@ def bot_down_for() -> float | None:
     answer = httpx.get(f"http://127.0.0.1:{MONITORING_PORT}/api/v1/rules", timeout=5).json()
     rules = [r for g in answer["data"]["groups"] for r in g["rules"] if r["name"] == "BotDown"]
     return rules[0]["duration"] if rules else None
+
+
+def test_a_pool_over_its_memory_share_alerts(dep, sink):
+    dep.monitoring = MONITORING.replace(
+        "bot_down_for: 4s", "pool_memory_share: 0.01, pool_memory_for: 1s"
+    )
+    dep.write(USERS)
+    dep.converge()
+    fired = wait_for(
+        lambda: sink.alerts("PoolMemoryHigh", "firing"),
+        timeout=120,
+        what=f"a firing PoolMemoryHigh at the webhook\n{logs(dep)}",
+    )
+    assert {a["labels"]["pool"] for a in fired} == {"mona-pool-1"}
+    assert "memory limit" in fired[0]["annotations"]["summary"]
 
 
 def test_turning_monitoring_off_removes_it_and_archives_its_data(dep):

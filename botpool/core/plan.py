@@ -20,6 +20,10 @@ from botpool.core.source import LayoutError, Problem
 from botpool.core.validate import SecretFiles, read_layout
 
 EXCHANGE_MB = 40  # a sandbox exchange container
+# The monitoring container (Prometheus, Alertmanager, node exporter, botpool's exporter):
+# 129 MiB measured with `docker stats` on a host of 6 bots after hours; a bot adds a few
+# dozen series (kilobytes in Prometheus' head), so 160 MiB holds a host of 50 bots.
+MONITORING_MB = 160
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class HostPlan:
     host: Host
     pools: tuple[PoolPlan, ...]
     exchanges: tuple[ExchangePlan, ...]
+    monitoring_mb: int = 0  # MONITORING_MB when the layout's monitoring is on
 
     @property
     def name(self) -> str:
@@ -134,7 +139,8 @@ class HostPlan:
 
     @property
     def projected_mb(self) -> int:
-        return sum(p.projected_mb for p in self.pools) + EXCHANGE_MB * len(self.exchanges)
+        exchanges = EXCHANGE_MB * len(self.exchanges)
+        return sum(p.projected_mb for p in self.pools) + exchanges + self.monitoring_mb
 
     def bots_per_profile(self) -> dict[str, int]:
         """How many bots of each exchange profile run here (they share this host's IP)."""
@@ -197,7 +203,8 @@ def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]
             pools.append(
                 PoolPlan(block, user.freqtrade_version, limit, bots, runtime, layout.project)
             )
-        hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools))
+        monitoring_mb = MONITORING_MB if layout.monitoring.enabled else 0
+        hosts[host.name] = HostPlan(host, tuple(pools), _exchanges(layout, pools), monitoring_mb)
         problems += _capacity_problems(layout, hosts[host.name])
         problems += _rate_limit_problems(layout, hosts[host.name])
     for block in sorted(allocation.pools.values(), key=lambda p: p.name):
@@ -281,7 +288,8 @@ def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
             path,
             f"host {host.name} cannot hold its bots: {len(plan.bots)} bots in "
             f"{len(plan.pools)} pools need about {plan.projected_mb} MiB "
-            f"({' + '.join(parts)} + exchanges), more "
+            f"({' + '.join(parts)} + exchanges"
+            f"{' + monitoring' if plan.monitoring_mb else ''}), more "
             f"than its {host.usable_mb} MiB usable (memory_mb {host.memory_mb} - "
             f"reserved_mb {host.reserved_mb}); declare the host's real memory_mb, add a "
             "host, or remove bots",
