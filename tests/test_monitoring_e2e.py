@@ -177,6 +177,22 @@ def test_converge_deploys_monitoring_and_a_stopped_bot_alerts_its_owner(dep, sin
             what=f"{expr} in Prometheus; up: {prometheus_sees('up')}\n{logs(dep)}",
         )
 
+    # each bot's own figures, from its API with its login and from the host's /proc
+    for expr in (
+        "botpool_bot_heartbeat_age_seconds < 120",
+        "botpool_bot_pss_bytes > 20e6",  # a forked freqtrade's own share: tens of MiB
+        "botpool_bot_wallet_coin > 0",
+        "botpool_bot_trades_closed >= 0",
+        "botpool_bot_trades_open >= 0",
+        "botpool_bot_profit_closed_coin > -1e9",
+    ):
+        found = wait_for(
+            lambda expr=expr: (r := prometheus_sees(expr)) and len(r) == 2 and r,
+            timeout=60,
+            what=f"{expr} for both bots; seen: {prometheus_sees(expr.split()[0])}\n{logs(dep)}",
+        )
+        assert {s["metric"]["bot"] for s in found} == {"one", "two"}, expr
+
     dep.ctl("mona-pool-1", "stop", "mona-one")
     fired = wait_for(
         lambda: sink.alerts("BotDown", "firing"),
