@@ -20,7 +20,7 @@ from botpool.core.plan import BotPlan
 
 from .e2e import Deployment, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=5)
+pytestmark = pytest.mark.e2e(minutes=0.9)
 
 USERS = """
 ann:

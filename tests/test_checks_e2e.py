@@ -16,7 +16,7 @@ import yaml
 
 from .e2e import REPO, VENV, Deployment, container_names, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=4)
+pytestmark = pytest.mark.e2e(minutes=7)
 
 RUNTIMES = {"cat": "zygote", "dog": "process"}  # user -> the runtime of its pool
 BOTS = "    - name: a\n    - {name: b, pairs: [ETH/USDT]}\n    - {name: stag, pairs: [SOL/USDT]}\n"

@@ -19,7 +19,7 @@ import pytest
 
 from .e2e import REPO, VENV, Deployment, docker, mode_of, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=3)
+pytestmark = pytest.mark.e2e(minutes=2)
 
 USERS = """
 nia:
