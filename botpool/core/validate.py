@@ -27,6 +27,7 @@ from botpool.core.layout import (
     ImageSettings,
     Layout,
     MonitoringSettings,
+    UpgradeSettings,
     User,
     deep_merge,
 )
@@ -159,6 +160,7 @@ class _Validator:
         checks = self.section(top.get("checks"), ("checks",), schema.CHECKS)
         monitoring = self.section(top.get("monitoring"), ("monitoring",), schema.MONITORING)
         backups = self.section(top.get("backups"), ("backups",), schema.BACKUPS)
+        upgrades = self.section(top.get("upgrades"), ("upgrades",), schema.UPGRADES)
         base_port = defaults["base_port"]
         max_port = defaults["max_port"] or min(base_port + 999, 65535)
         if base_port > max_port or max_port > 65535:
@@ -207,6 +209,7 @@ class _Validator:
             frequi_origins=defaults["frequi_origins"],
             monitoring=MonitoringSettings(**monitoring),
             backups=BackupSettings(**backups),
+            upgrades=UpgradeSettings(**upgrades),
         )
 
     def check_monitoring_ports(
