@@ -48,9 +48,12 @@ def users(
     return text
 
 
+GATE = "upgrades: {settle_seconds: 5}\n"  # a new image: each pool gated, briefly
+
+
 def write(dep: Deployment, wheel: bool = False, **step: bool | int) -> None:
     """Write one step; wheel: an extra package in the image (a new image, new containers)."""
-    dep.write(users(**step))
+    dep.write(users(**step), GATE)
     if wheel:
         text = dep.layout.read_text()
         dep.layout.write_text(
@@ -78,6 +81,10 @@ def dep(tmp_path_factory) -> Deployment:
 
 def container_id(name: str) -> str:
     return docker("inspect", "-f", "{{.Id}}", name).strip()
+
+
+def image_of(dep: Deployment, pool_name: str) -> str:
+    return docker("inspect", "-f", "{{.Config.Image}}", dep.container(pool_name)).strip()
 
 
 def test_cold_converge_runs_every_bot_and_each_api_answers(dep):
@@ -196,7 +203,7 @@ def test_damage_done_by_hand_is_repaired(dep):
     assert dep.converge().operations == []
 
 
-def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
+def test_a_new_image_upgrades_pools_one_at_a_time_canary_first_and_keeps_trade_history(dep):
     trades = {
         main: wait_for(
             lambda main=main: dep.api(main, "one", "trades").json()["total_trades"],
@@ -206,18 +213,21 @@ def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
         for main in MAINS
     }
     before = {p: container_id(dep.container(p)) for p in ALL_POOLS}
+    old = image_of(dep, "ann-pool-1")
     write(dep, four=True, stake=25, two=False, wheel=True)  # an extra package: a new image
     run = dep.converge()
-    recreated = [op for op in run.operations if "recreate the pool" in op or "wait until" in op]
+    new = image_of(dep, "ann-pool-1")
+    gated = [op for op in run.operations if "recreate the pool" in op or ", gated (" in op]
     expected = []
-    for name in ALL_POOLS:  # one pool after another, each waited for
+    # one pool after another, each held to its health gate: the smallest (a solo pool) first
+    for name in ["ben-pool-1", *[p for p in ALL_POOLS if p != "ben-pool-1"]]:
         bots = 3 if name in [pool(m) for m in MAINS] else 1
         programs = bots + (RUNTIME[name] == "zygote")  # a zygote pool has one more: its zygote
-        expected += [
-            f"tasks/pools.py | {dep.container(name)}: recreate the pool container",
-            f"tasks/pools.py | {dep.container(name)}: wait until its {programs} programs run",
-        ]
-    assert recreated == expected, run.operations
+        expected.append(
+            f"tasks/pools.py | {dep.container(name)}: upgrade from {old} to {new}, gated "
+            f"({programs} programs)"
+        )
+    assert gated == expected, run.operations
     assert all(container_id(dep.container(p)) != cid for p, cid in before.items())
     dep.wait_answering()
     for main in MAINS:

@@ -87,7 +87,7 @@ def test_the_fleet_trades_on_its_first_image(dep):
     for user, bot in BOTS:
         wait_for(
             lambda u=user, b=bot: trade_ids(dep, u, b),
-            timeout=180,
+            timeout=360,  # the sandbox scalper trades within minutes, on a busy machine too
             what=f"a trade of {user}/{bot}",
         )
 
