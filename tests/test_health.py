@@ -283,6 +283,8 @@ def test_a_bot_without_a_backup_passes_only_while_it_is_new(write_layout):
     assert young.ok
     (old,) = backup_findings(plan, parse(["@@botpool backups"]), uptime=3 * 3600).values()
     assert not old.ok and "alice/one has no backup and has run 3 h 0 min" in old.message
+    (stopped,) = backup_findings(plan, parse(["@@botpool backups"]), uptime=None).values()
+    assert stopped.ok  # its `running` check fails; how old it is, nobody knows
 
 
 def test_no_backup_check_when_backups_are_off(write_layout):

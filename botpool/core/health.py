@@ -397,12 +397,13 @@ def _backup_age(
 ) -> Finding:
     """The bot's newest scheduled backup is at most two intervals old (one run may be late or
     still running). A bot without any backup passes while it has run less than that (a new bot
-    has no database until it starts, so the job's first run may skip it)."""
+    has no database until it starts, so the job's first run may skip it), or while it does not
+    run (the `running` check reports that; its age is then unknown)."""
     allowed = 2 * backups.interval_minutes * 60
     newest = health.newest_backup.get(bot.key)
     uptime = program.uptime_s if program and program.uptime_s is not None else None
     if newest is None:
-        young = uptime is not None and uptime <= allowed
+        young = uptime is None or uptime <= allowed
         said = "has no backup" + (f" and has run {_duration(uptime)}" if uptime else "")
         ok = young
     else:
