@@ -57,7 +57,10 @@ def read(remote: RemoteHost) -> HostResult:
         image = probe_image(pools[0].container.image if pools else "", state.snapshot.images)
         probing = probe.command(state.plan.layout.root, image, targets)
         seen = health.parse(remote.run(probing, "the bot probe"))
-        findings = health.evaluate(host, state.snapshot, seen, state.plan.layout.checks)
+        layout = state.plan.layout
+        findings = health.evaluate(
+            host, state.snapshot, seen, layout.checks, backups=layout.backups
+        )
         return HostResult(remote.name, None, explain(state), findings, remote.commands)
     except (RemoteError, LayoutError) as exc:
         return HostResult(remote.name, str(exc), commands=remote.commands)

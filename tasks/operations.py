@@ -131,6 +131,37 @@ def container(
         yield q("docker", "restart", "-t", "45", spec.name)
 
 
+def run_commands(spec: ContainerSpec) -> str:
+    """Shell that creates a container from its spec and joins its other networks."""
+    joins = [q("docker", "network", "connect", n, spec.name) for n in spec.networks[1:]]
+    return " && ".join([q(*spec.run_args()), *joins])
+
+
+@operation()
+def upgrade_pool(script: str, job: str, files: dict[str, str]):
+    """Move a pool to another image behind its health gate (botpool/payloads/upgrade.sh),
+    with the backup payload and the pool's schedule in `job` for its pre-upgrade backup
+    (readable by the bots' uids, which read their databases; nothing secret in them)."""
+    yield q("rm", "-rf", job) + " && " + q("install", "-d", "-m", "0755", job)
+    for name, text in sorted(files.items()):
+        yield FileUploadCommand(io.BytesIO(text.encode()), f"{job}/{name}")
+        yield q("chmod", "0644", f"{job}/{name}")
+    yield script
+    yield q("rm", "-rf", job)
+
+
+@operation()
+def prune_images(script: str):
+    """Remove pool images nothing uses any more, but the way back (upgrade.prune_command)."""
+    yield script
+
+
+@operation()
+def refuse(message: str):
+    """Stop this host's converge with a message (what it holds back, and how to go on)."""
+    yield f"echo {q(message)} >&2; exit 1"
+
+
 @operation()
 def networks(connect: list[str], disconnect: list[str], container: str):
     """A kept container joins and leaves networks live (a sandbox exchange gains a user)."""

@@ -11,12 +11,26 @@ a time).
 
 from __future__ import annotations
 
+from botpool.core import upgrades
+from botpool.core.plan import Plan
 from botpool.core.reconcile import UnitChanges
+from botpool.core.render import BACKUP_SOURCE, backup_schedule
+from botpool.core.upgrades import Transition
 from tasks import context, operations
 
 
-def apply(unit: UnitChanges, root: str, kind: str) -> None:
-    """Add the operations that carry out `unit`'s changes (kind names it in the output)."""
+def apply(
+    unit: UnitChanges,
+    root: str,
+    kind: str,
+    upgrade: Transition | None = None,
+    plan: Plan | None = None,
+) -> None:
+    """Add the operations that carry out `unit`'s changes (kind names it in the output).
+
+    upgrade (with its plan): the pool moves to another image; its container is replaced
+    behind the health gate (botpool.core.upgrades), which also waits for its programs.
+    """
     fresh = unit.container in ("create", "recreate")
     if unit.directories and not fresh:
         operations.directories(
@@ -36,7 +50,9 @@ def apply(unit: UnitChanges, root: str, kind: str) -> None:
             root=root,
             paths=unit.removals,
         )
-    if unit.container:
+    if upgrade and plan:
+        gated(unit, upgrade, root, plan)
+    elif unit.container:
         operations.container(
             name=f"{unit.name}: {unit.container} the {kind} container",
             spec=unit.spec,
@@ -72,9 +88,34 @@ def apply(unit: UnitChanges, root: str, kind: str) -> None:
             stamp=context.STAMP,
             paths=[f"{unit.directory}/bots/{b}" for b in unit.archive_bots],
         )
-    if unit.wait_for:
+    if unit.wait_for and not upgrade:
         operations.wait_running(
             name=f"{unit.name}: wait until its {len(unit.wait_for)} programs run",
             pool=unit.name,
             programs=unit.wait_for,
         )
+
+
+def gated(unit: UnitChanges, move: Transition, root: str, plan: Plan) -> None:
+    """The operation that replaces a pool's container on another image behind the gate."""
+    job = f"{root}/.staging/upgrade-{move.pool}"
+    script = upgrades.gate_command(
+        move,
+        spec_run=operations.run_commands(unit.spec),
+        prepare=" && ".join(operations.folder_commands(root, unit.directories)) or "true",
+        settings=plan.layout.upgrades,
+        root=root,
+        stamp=context.STAMP,
+        job=job,
+    )
+    what = "downgrade" if move.downgrade else "upgrade"
+    operations.upgrade_pool(
+        name=f"{unit.name}: {what} from {move.source} to {move.target}, gated "
+        f"({len(move.programs)} programs)",
+        script=script,
+        job=job,
+        files={
+            "backup.py": BACKUP_SOURCE.read_text(),
+            "schedule.json": backup_schedule(plan, move.bots),
+        },
+    )

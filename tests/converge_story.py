@@ -40,9 +40,12 @@ def users(
     return text
 
 
+GATE = "upgrades: {settle_seconds: 5}\n"  # a new image: each pool gated, briefly
+
+
 def write(dep: Deployment, wheel: bool = False, **step: bool | int) -> None:
     """Write one step; wheel: an extra package in the image (a new image, new containers)."""
-    dep.write(users(**step))
+    dep.write(users(**step), GATE)
     if wheel:
         text = dep.layout.read_text()
         dep.layout.write_text(
@@ -66,3 +69,7 @@ def container_id(name: str) -> str:
 
 def memory_limit(dep: Deployment, pool_name: str) -> int:
     return int(docker("inspect", "-f", "{{.HostConfig.Memory}}", dep.container(pool_name)))
+
+
+def image_of(dep: Deployment, pool_name: str) -> str:
+    return docker("inspect", "-f", "{{.Config.Image}}", dep.container(pool_name)).strip()

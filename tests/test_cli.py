@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from botpool.cli import main
-from botpool.core.plan import EXCHANGE_MB, MONITORING_MB
 from botpool.core import schema
 from botpool.core.allocate import lock_path
+from botpool.core.plan import EXCHANGE_MB, MONITORING_MB
 from botpool.core.runtimes import ZYGOTE
 
 from .conftest import MINIMAL

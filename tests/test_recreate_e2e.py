@@ -1,8 +1,9 @@
-"""Converges that recreate pools, on the real engine: a new image (one pool at a time, trade
-history kept), a user's last bot removed (only its pool goes), the runtime switched (one
-converge, new memory limit, every bot's data kept). One deployment evolves through the
-module in file order, both runtimes side by side (tests/converge_story.py); it runs beside
-test_converge_e2e.py's, so the two stories take half the time one took.
+"""Converges that recreate pools, on the real engine: a new image (one pool at a time, each
+held to its health gate, canary first, trade history kept), a user's last bot removed (only
+its pool goes), the runtime switched (one converge, new memory limit, every bot's data
+kept). One deployment evolves through the module in file order, both runtimes side by side
+(tests/converge_story.py); it runs beside test_converge_e2e.py's, so the two stories take
+half the time one took.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .converge_story import (
     RUNTIME,
     SIDES,
     container_id,
+    image_of,
     memory_limit,
     pool,
     write,
@@ -35,7 +37,7 @@ def dep(tmp_path_factory) -> Deployment:
     deployment.teardown()
 
 
-def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
+def test_a_new_image_upgrades_pools_one_at_a_time_canary_first_and_keeps_trade_history(dep):
     trades = {
         main: wait_for(
             lambda main=main: dep.api(main, "one", "trades").json()["total_trades"],
@@ -45,18 +47,21 @@ def test_a_new_image_recreates_pools_one_at_a_time_and_keeps_trade_history(dep):
         for main in MAINS
     }
     before = {p: container_id(dep.container(p)) for p in ALL_POOLS}
+    old = image_of(dep, "ann-pool-1")
     write(dep, four=True, two=False, wheel=True)  # an extra package: a new image
     run = dep.converge()
-    recreated = [op for op in run.operations if "recreate the pool" in op or "wait until" in op]
+    new = image_of(dep, "ann-pool-1")
+    gated = [op for op in run.operations if "recreate the pool" in op or ", gated (" in op]
     expected = []
-    for name in ALL_POOLS:  # one pool after another, each waited for
+    # one pool after another, each held to its health gate: the smallest (a solo pool) first
+    for name in ["ben-pool-1", *[p for p in ALL_POOLS if p != "ben-pool-1"]]:
         bots = 3 if name in [pool(m) for m in MAINS] else 1
         programs = bots + (RUNTIME[name] == "zygote")  # a zygote pool has one more: its zygote
-        expected += [
-            f"tasks/pools.py | {dep.container(name)}: recreate the pool container",
-            f"tasks/pools.py | {dep.container(name)}: wait until its {programs} programs run",
-        ]
-    assert recreated == expected, run.operations
+        expected.append(
+            f"tasks/pools.py | {dep.container(name)}: upgrade from {old} to {new}, gated "
+            f"({programs} programs)"
+        )
+    assert gated == expected, run.operations
     assert all(container_id(dep.container(p)) != cid for p, cid in before.items())
     dep.wait_answering()
     for main in MAINS:

@@ -29,6 +29,7 @@ SHIPPED = REPO / "inventory" / "layout.schema.json"
         (layout.CheckSettings, schema.CHECKS),
         (layout.MonitoringSettings, schema.MONITORING),
         (layout.BackupSettings, schema.BACKUPS),
+        (layout.UpgradeSettings, schema.UPGRADES),
     ],
 )
 def test_typed_settings_read_only_schema_keys(model, keys):

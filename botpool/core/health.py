@@ -13,9 +13,10 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from botpool.core.layout import CheckSettings
+from botpool.core.layout import BackupSettings, CheckSettings
 from botpool.core.plan import BotPlan, HostPlan, PoolPlan
 from botpool.core.render import PROGRAM_TIMING
 from botpool.core.snapshot import MARK, ProgramState, Snapshot
@@ -32,6 +33,7 @@ class Health:
     container_memory: dict[str, tuple[float, float]] = field(default_factory=dict)  # MiB
     bots: dict[str, dict[str, Any]] = field(default_factory=dict)  # program -> probe report
     probe_error: str | None = None
+    newest_backup: dict[str, float] = field(default_factory=dict)  # user/bot -> epoch seconds
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def parse(lines: list[str]) -> Health:
             name, usage = line.split("|", 1)
             used, _, limit = usage.partition(" / ")
             health.container_memory[name] = (_mib(used), _mib(limit))
+        elif section == "backups":
+            _backup(line, health)
         elif section == "probe":
             probe.append(line)
     try:
@@ -62,6 +66,19 @@ def parse(lines: list[str]) -> Health:
     except (ValueError, IndexError):
         health.probe_error = " ".join(probe)[-500:] or "no answer"
     return health
+
+
+BACKUP_NAME = re.compile(r"\./([a-z0-9-]+/[a-z0-9-]+)/([0-9]{8}T[0-9]{6}Z)\.sqlite\.gz")
+
+
+def _backup(line: str, health: Health) -> None:
+    """One backup file (`./<user>/<bot>/<UTC stamp>.sqlite.gz`): the newest of each bot counts.
+    A file there is whole and checked (the job renames it into place only then)."""
+    match = BACKUP_NAME.fullmatch(line.strip())
+    if match:
+        taken = datetime.strptime(match.group(2), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        key, stamp = match.group(1), taken.timestamp()
+        health.newest_backup[key] = max(stamp, health.newest_backup.get(key, 0.0))
 
 
 def _listening(line: str, health: Health) -> None:
@@ -103,15 +120,24 @@ def _duration(seconds: float) -> str:
 
 
 def evaluate(
-    host: HostPlan, snap: Snapshot, health: Health, limits: CheckSettings, now: float | None = None
+    host: HostPlan,
+    snap: Snapshot,
+    health: Health,
+    limits: CheckSettings,
+    now: float | None = None,
+    backups: BackupSettings | None = None,
 ) -> list[Finding]:
-    """Every check of one host, passed or failed, in a stable order."""
+    """Every check of one host, passed or failed, in a stable order (with backups: the
+    layout's backup settings, each bot's backup age too, when they are on)."""
     now = time.time() if now is None else now
     findings: list[Finding] = []
     for pool in host.pools:
         findings += _pool(pool, snap, health, limits)
         for bot in pool.bots:
-            findings += _bot(bot, snap.programs.get(pool.container, {}), health, limits, now)
+            programs = snap.programs.get(pool.container, {})
+            findings += _bot(bot, programs, health, limits, now)
+            if backups and backups.enabled:
+                findings.append(_backup_age(bot, programs.get(bot.program), health, backups, now))
     available = health.mem_available_mb
     findings.append(
         Finding(
@@ -364,6 +390,34 @@ def _number(value: object) -> float | None:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def _backup_age(
+    bot: BotPlan, program: ProgramState | None, health: Health, backups: BackupSettings, now: float
+) -> Finding:
+    """The bot's newest scheduled backup is at most two intervals old (one run may be late or
+    still running). A bot without any backup passes while it has run less than that (a new bot
+    has no database until it starts, so the job's first run may skip it), or while it does not
+    run (the `running` check reports that; its age is then unknown)."""
+    allowed = 2 * backups.interval_minutes * 60
+    newest = health.newest_backup.get(bot.key)
+    uptime = program.uptime_s if program and program.uptime_s is not None else None
+    if newest is None:
+        young = uptime is None or uptime <= allowed
+        said = "has no backup" + (f" and has run {_duration(uptime)}" if uptime else "")
+        ok = young
+    else:
+        age = now - newest
+        ok = age <= allowed
+        said = f"last good backup is {_duration(age)} old"
+    return Finding(
+        f"bot {bot.key}",
+        "backup",
+        ok,
+        f"{bot.key} {said}; the schedule allows {_duration(allowed)} (twice "
+        f"backups.interval_minutes: {backups.interval_minutes}): see `docker logs` of the "
+        "host's backup job, or take one now with `botpool backup`",
+    )
 
 
 BOT_CHECKS = (_running, _crash_loop, _port, _api, _files, _config, _heartbeat, _stagnant)

@@ -156,6 +156,15 @@ class BackupSettings(Settings):
     daily: int
 
 
+class UpgradeSettings(Settings):
+    """How a changed pool image is rolled out on a host: every key of schema.UPGRADES."""
+
+    KEYS = schema.UPGRADES
+    canary: str | None
+    health_timeout_seconds: int
+    settle_seconds: int
+
+
 @dataclass(frozen=True)
 class Bot:
     user: str
@@ -248,6 +257,7 @@ class Layout:
     frequi_origins: tuple[str, ...] = ()  # every bot's CORS origins, for FreqUI
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     backups: BackupSettings = field(default_factory=BackupSettings)
+    upgrades: UpgradeSettings = field(default_factory=UpgradeSettings)
     # the line of every key path of the file, for problems found after validation
     lines: Mapping[tuple[str | int, ...], int] = field(
         default_factory=dict, compare=False, repr=False

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,23 +370,24 @@ def render_exchange(plan: Plan, exchange: ExchangePlan, image: str) -> RenderedE
     return RenderedExchange(exchange, files, container)
 
 
-def backup_schedule(plan: Plan, host: HostPlan) -> str:
-    """What the host's backup job backs up and keeps (read by botpool/payloads/backup.py)."""
+def backup_schedule(plan: Plan, bots: Iterable[BotPlan]) -> str:
+    """What a backup job backs up and keeps (read by botpool/payloads/backup.py): the host's
+    bots for its job, one pool's before an upgrade."""
     settings = plan.layout.backups
-    bots = [
+    entries = [
         {
             "user": bot.user,
             "bot": bot.name,
             "uid": bot.uid,
             "database": f"{bot.pool}/bots/{bot.name}/user_data/{names.DATABASE}",
         }
-        for bot in host.bots
+        for bot in bots
     ]
     schedule = {
         "interval_minutes": settings.interval_minutes,
         "hourly": settings.hourly,
         "daily": settings.daily,
-        "bots": bots,
+        "bots": entries,
     }
     return json.dumps(schedule, indent=2) + "\n"
 
@@ -402,7 +404,7 @@ def render_backup_job(plan: Plan, host: HostPlan, image: str) -> RenderedJob | N
         return None
     files = (
         Artifact("backup.py", BACKUP_SOURCE.read_text()),
-        Artifact("schedule.json", backup_schedule(plan, host)),
+        Artifact("schedule.json", backup_schedule(plan, host.bots)),
     )
     root = plan.layout.root
     container = ContainerSpec(

@@ -902,6 +902,28 @@ BACKUPS: dict[str, Key] = {
     ),
 }
 
+POOL_NAME_RE = re.compile(rf"(?:{NAME_RE.pattern})-pool-[1-9][0-9]{{0,3}}")
+
+UPGRADES: dict[str, Key] = {
+    "canary": Key(
+        optional(matching(POOL_NAME_RE, "a pool name such as alice-pool-1")),
+        None,
+        "the pool each host upgrades first when its image changes (a pool of that host); "
+        "none, or not on the host: the host's pool with the fewest bots",
+    ),
+    "health_timeout_seconds": Key(
+        integer(10, 3600),
+        180,
+        "an upgraded pool fails its health gate unless every bot's supervisor program is "
+        "RUNNING and its API answers within this time",
+    ),
+    "settle_seconds": Key(
+        integer(0, 3600),
+        60,
+        "then no bot of it may restart or stop during this time, or it fails its gate",
+    ),
+}
+
 TOP: dict[str, Key] = {
     "defaults": Key(mapping, {}, "settings shared by everything below", keys=DEFAULTS),
     "hosts": Key(
@@ -915,6 +937,12 @@ TOP: dict[str, Key] = {
     ),
     "backups": Key(
         mapping, {}, "scheduled trade-database backups on each host (keys below)", keys=BACKUPS
+    ),
+    "upgrades": Key(
+        mapping,
+        {},
+        "how a changed pool image is rolled out: canary, health gate (keys below)",
+        keys=UPGRADES,
     ),
 }
 ENTRY_NAMES = {"hosts": HOST_RE, "exchanges": NAME_RE, "users": NAME_RE}

@@ -46,6 +46,7 @@ class ContainerState:
     spec_hash: str
     labels: dict[str, str] = field(default_factory=dict, compare=False)
     networks: frozenset[str] = frozenset()
+    image: str = ""  # the image it was created from, as named then (a pool's tag)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class Snapshot:
     )  # pool -> name -> state
     supervisor_errors: dict[str, str] = field(default_factory=dict)  # pool -> message
     marked: bool = False  # the root holds botpool's marker file (names.ROOT_MARKER)
+    # upgrades rolled back on this host: the image (tag after ":") -> why (one line)
+    failed_upgrades: dict[str, str] = field(default_factory=dict)
+    retired_images: list[str] = field(default_factory=list)  # left behind by upgrades, oldest first
 
 
 def command(root: str) -> str:
@@ -132,7 +136,13 @@ def parse(lines: list[str]) -> Snapshot:
                 seen["role"],
                 seen["spec_hash"],
                 networks=_names(seen["networks"]),
+                image=seen.get("image", ""),
             )
+        elif section == "upgrade-failed":
+            image, _, why = line.strip().partition(" ")
+            snap.failed_upgrades[image] = why
+        elif section == "retired-images":
+            snap.retired_images.append(line.strip())
         elif section == "files":
             mode_hex, uid_text, gid_text, path = line.split(" ", 3)
             modes[path] = (int(mode_hex, 16), int(uid_text), int(gid_text))

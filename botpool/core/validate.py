@@ -27,6 +27,7 @@ from botpool.core.layout import (
     ImageSettings,
     Layout,
     MonitoringSettings,
+    UpgradeSettings,
     User,
     deep_merge,
 )
@@ -163,6 +164,7 @@ class _Validator:
         checks = self.section(top.get("checks"), ("checks",), schema.CHECKS)
         monitoring = self.section(top.get("monitoring"), ("monitoring",), schema.MONITORING)
         backups = self.section(top.get("backups"), ("backups",), schema.BACKUPS)
+        upgrades = self.section(top.get("upgrades"), ("upgrades",), schema.UPGRADES)
         base_port = defaults["base_port"]
         max_port = defaults["max_port"] or min(base_port + 999, 65535)
         if base_port > max_port or max_port > 65535:
@@ -212,6 +214,7 @@ class _Validator:
             frequi_origins=defaults["frequi_origins"],
             monitoring=MonitoringSettings(**monitoring),
             backups=BackupSettings(**backups),
+            upgrades=UpgradeSettings(**upgrades),
             lines=self.doc.lines,
         )
 

@@ -17,6 +17,7 @@ import json
 import shlex
 from importlib import resources
 
+from botpool.core import names
 from botpool.core.snapshot import MARK  # one marker for every host command's sections
 
 PROBE = (resources.files("botpool.payloads") / "probe.py").read_text()
@@ -50,6 +51,9 @@ def command(root: str, image: str, targets: list[dict[str, object]]) -> str:
             "cat /proc/meminfo",
             f"echo '{MARK}stats'",
             "timeout 30 docker stats --no-stream --format '{{.Name}}|{{.MemUsage}}' 2>/dev/null",
+            f"echo '{MARK}backups'",  # each bot's scheduled backups: ./<user>/<bot>/<stamp>...
+            f"(cd {shlex.quote(root)}/{names.BACKUPS_DIR} 2>/dev/null && find . -mindepth 3 "
+            "-maxdepth 3 -type f -name '*.sqlite.gz')",
             f"echo '{MARK}probe'",
             run_probe(root, image, targets) if targets else "echo '{}'",
             "exit 0",

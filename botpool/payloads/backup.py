@@ -5,6 +5,8 @@ Standard library only: it runs in the pool image with none of botpool's dependen
     python3 backup.py loop   # the job: a backup of every bot now, then every interval
     python3 backup.py run    # one backup of every bot now (`botpool backup`)
     python3 backup.py copy DB  # as the bot's uid: a consistent, checked copy of DB on stdout
+    python3 backup.py pre-upgrade FROM  # before an upgrade (bots stopped): every bot of the
+                                        # schedule into <user>/<bot>/pre-upgrade/, tagged FROM
 
 The schedule (`--schedule`, written by the converge, root's) lists the bots: user, bot, uid
 and database path under `--pools`; and the retention. Each backup is
@@ -18,6 +20,11 @@ and database path under `--pools`; and the retention. Each backup is
   renamed into place), so a backup that is there is whole;
 - kept by a retention that keeps the newest backup of each of the `hourly` most recent hours
   and of each of the `daily` most recent days (UTC), and removes every other backup.
+
+A pre-upgrade backup (botpool.core.upgrade: the converge takes one of every bot of a pool
+before it runs the pool on a new image, with the pool stopped) is the same copy, written to
+`<backups>/<user>/<bot>/pre-upgrade/<UTC stamp>-from-<old image tag>.sqlite.gz`, outside the
+retention (an upgrade's way back is kept until someone deletes it).
 
 One run at a time per host: a run holds `<backups>/.lock` (flock), which restores take too.
 A bot whose database does not exist yet (it never started) is skipped and said so.
@@ -47,6 +54,8 @@ from typing import IO
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 SUFFIX = ".sqlite.gz"
 BACKUP_RE = re.compile(r"([0-9]{8}T[0-9]{6}Z)\.sqlite\.gz")
+IMAGE_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # a Docker tag
+PRE_UPGRADE = "pre-upgrade"  # the folder of a bot's pre-upgrade backups
 SQLITE_MAGIC = b"SQLite format 3\x00"
 NO_DATABASE = 3  # exit code of `copy`: the bot has no database yet
 COPY_TIMEOUT = 600  # seconds one bot's copy may take
@@ -188,12 +197,16 @@ def as_bot(uid: int) -> list[str]:
     return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
 
 
-def backup_bot(entry: BotEntry, pools: str, backups: str, stamp: str) -> Outcome:
-    """One bot's backup, written atomically, 0600; the bot's uid reads its database."""
-    folder = private_folder(backups, entry.user, entry.bot)
-    final = os.path.join(folder, stamp + SUFFIX)
+def backup_bot(
+    entry: BotEntry, pools: str, backups: str, stamp: str, tagged: str | None = None
+) -> Outcome:
+    """One bot's backup, written atomically, 0600; the bot's uid reads its database.
+    tagged: a pre-upgrade backup from that image tag (its own folder, its own name)."""
+    folder = private_folder(backups, entry.user, entry.bot, *[PRE_UPGRADE] * bool(tagged))
+    name = f"{stamp}-from-{tagged}" if tagged else stamp
+    final = os.path.join(folder, name + SUFFIX)
     if os.path.exists(final):
-        return Outcome(entry.key, "backed-up", f"{stamp} already taken")
+        return Outcome(entry.key, "backed-up", f"{name} already taken")
     fd, partial = tempfile.mkstemp(prefix=f".{stamp}-", suffix=".part", dir=folder)
     try:
         with os.fdopen(fd, "wb") as raw, tempfile.TemporaryFile() as errors:
@@ -209,7 +222,7 @@ def backup_bot(entry: BotEntry, pools: str, backups: str, stamp: str) -> Outcome
         os.chmod(partial, 0o600)
         os.rename(partial, final)
         partial = ""
-        return Outcome(entry.key, "backed-up", f"{stamp}{SUFFIX}")
+        return Outcome(entry.key, "backed-up", f"{name}{SUFFIX}")
     finally:
         if partial:
             with contextlib.suppress(FileNotFoundError):
@@ -266,6 +279,23 @@ def run_once(
     return outcomes
 
 
+def pre_upgrade(schedule: Schedule, pools: str, backups: str, source: str, stamp: str) -> int:
+    """A backup of every bot of the schedule, tagged with the image it ran on; no retention.
+    Exit 1 if any bot's failed (a bot without a database yet has nothing to lose)."""
+    if not IMAGE_TAG_RE.fullmatch(source) or not re.fullmatch(r"[0-9]{8}T[0-9]{6}Z", stamp):
+        print(f"not an image tag and a UTC stamp: {source!r} {stamp!r}", file=sys.stderr)
+        return 1
+    outcomes = []
+    with run_lock(backups):
+        for entry in schedule.bots:
+            try:
+                outcomes.append(backup_bot(entry, pools, backups, stamp, tagged=source))
+            except Exception as exc:
+                outcomes.append(Outcome(entry.key, "failed", f"{type(exc).__name__}: {exc}"))
+    report(outcomes)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
 def report(outcomes: list[Outcome]) -> None:
     for o in outcomes:
         removed = f" (retention removed {', '.join(o.removed)})" if o.removed else ""
@@ -291,9 +321,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("loop")
     copy = sub.add_parser("copy")
     copy.add_argument("database")
+    before = sub.add_parser("pre-upgrade")
+    before.add_argument("source", help="the tag of the image the bots ran on")
+    before.add_argument("--stamp", default=datetime.now(UTC).strftime(STAMP_FORMAT))
     args = parser.parse_args(argv)
     if args.command == "copy":
         return copy_database(args.database, sys.stdout.buffer)
+    if args.command == "pre-upgrade":
+        schedule = read_schedule(args.schedule)
+        return pre_upgrade(schedule, args.pools, args.backups, args.source, args.stamp)
     if args.command == "loop":
         loop(args.schedule, args.pools, args.backups)
     outcomes = run_once(read_schedule(args.schedule), args.pools, args.backups)

@@ -41,7 +41,7 @@ section containers
 docker ps -a --filter "label=$managed=true" --filter "label=$root_label=$root" \
   --format "{\"name\":{{json .Names}},\"state\":{{json .State}},\
 \"role\":{{json (.Label \"$role_label\")}},\"spec_hash\":{{json (.Label \"$spec_label\")}},\
-\"networks\":{{json .Networks}}}" 2>/dev/null
+\"networks\":{{json .Networks}},\"image\":{{json .Image}}}" 2>/dev/null
 
 # everything but folders, links included (%f: the raw mode, file type and all)
 section files
@@ -51,6 +51,15 @@ section files
 section hashes
 (cd "$root" 2>/dev/null && find pools exchanges monitoring jobs -mindepth 1 \( "$@" \) -prune -o -type f \
   -print0 2>/dev/null | xargs -0 -r sha256sum 2>/dev/null)
+
+# upgrades this root rolled back (one file per image, named by its tag; converge writes
+# them, root's only) and the images its upgrades left behind, oldest first
+section upgrade-failed
+for f in "$root/upgrades/failed"/*; do
+  [ -f "$f" ] && printf '%s %s\n' "${f##*/}" "$(head -n 1 "$f" | cut -c 1-2000)"
+done
+section retired-images
+cat "$root/upgrades/retired" 2>/dev/null
 
 section marker
 test -f "$root/$marker" && echo present
