@@ -21,7 +21,7 @@ import pytest
 
 from .e2e import Deployment, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=8)
+pytestmark = pytest.mark.e2e(minutes=7)
 
 USERS = """
 ann:
