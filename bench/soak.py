@@ -533,7 +533,8 @@ def report(out: Path) -> str:
     verdicts.append(
         (
             "API errors",
-            f"{errors:.0f} of {calls:.0f} calls ({share:.3f} %), worst p95 {fmt(p95)} ms"
+            f"{errors:.0f} of {calls:.0f} calls ({share:.3f} %), worst p95 "
+            + (f"{p95:.0f} ms" if p95 is not None else "n/a")
             if share is not None
             else "no calls recorded",
             "< 0.1 %",
@@ -648,6 +649,9 @@ def plot(rows: list[dict[str, str]], path: Path, limit: float) -> None:
         ("oom_kills", "OOM kills"),
     ):
         restarts.step(hours, series(column), where="post", label=label)
+    counts = [v for c in ("restarts", "unexpected_exits", "oom_kills") for v in series(c)]
+    restarts.set_ylim(0, max([1.0, *(v for v in counts if not math.isnan(v))]) * 1.2)
+    restarts.yaxis.get_major_locator().set_params(integer=True)
     restarts.set_xlabel("hours")
     restarts.set_ylabel("count")
     restarts.legend(loc="upper left", fontsize="small")
