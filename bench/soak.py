@@ -180,9 +180,13 @@ class Setup:
 
 def start(out: Path, bots: int, events: dict[str, float]) -> Iterator[Setup]:
     """A converged VPS with `bots` bots answering, yielded once; removed afterwards."""
-    remove_orphans()
+    remove_orphans()  # VPSes of runs that were killed, then their volumes
+    label = "botpool-test=soak"
+    stale = docker("volume", "ls", "-q", "--filter", f"label={label}", "--filter", "dangling=true")
+    for old in stale.split():
+        docker("volume", "rm", old, check=False)
     volume = f"botpool-soak-{uuid.uuid4().hex[:8]}"
-    docker("volume", "create", "--label", "botpool-test=soak", volume)
+    docker("volume", "create", "--label", label, volume)
     vps: Vps | None = None
     try:
         flags = ("--memory", SEED["memory"], "--memory-swap", SEED["memory"])
@@ -251,9 +255,10 @@ class Sampler:
     every: float  # seconds
     started: float = field(default_factory=time.time)
     traffic_offset: int = 0
-    pids: dict[str, int] = field(default_factory=dict)  # program -> last pid seen
-    restarts: dict[str, int] = field(default_factory=dict)  # program -> pid changes seen
-    first_exits: dict[str, int] | None = None
+    # (container, program) -> the last pid seen, pid changes seen, exits before the first sample
+    pids: dict[tuple[str, str], int] = field(default_factory=dict)
+    restarts: dict[tuple[str, str], int] = field(default_factory=dict)
+    first_exits: dict[tuple[str, str], int] | None = None
     first_starts: float | None = None
     trades: dict[str, int] = field(default_factory=dict)  # bot -> latest total_trades
     last_cpu: tuple[float, int] | None = None
@@ -320,17 +325,18 @@ class Sampler:
 
         # restarts: a program whose pid changed since the previous sample
         running = 0
-        for programs in raw["supervisor"].values():
+        for container, programs in raw["supervisor"].items():
             for program, (state, pid) in programs.items():
-                running += state == "RUNNING" and program != "zygote"
+                running += state == "RUNNING" and program in program_of.values()
+                key = (container, program)
                 if pid is not None:
-                    if program in self.pids and self.pids[program] != pid:
-                        self.restarts[program] = self.restarts.get(program, 0) + 1
-                    self.pids[program] = pid
-        exits_now = {p: n for c in raw["exits"].values() for p, n in c.items()}
+                    if key in self.pids and self.pids[key] != pid:
+                        self.restarts[key] = self.restarts.get(key, 0) + 1
+                    self.pids[key] = pid
+        exits_now = {(c, p): n for c, counts in raw["exits"].items() for p, n in counts.items()}
         if self.first_exits is None:
             self.first_exits = exits_now
-        exits = {p: n - self.first_exits.get(p, 0) for p, n in exits_now.items()}
+        exits = {k: n - self.first_exits.get(k, 0) for k, n in exits_now.items()}
 
         for container, pool in sorted(pool_containers.items()):
             rows = containers.get(container, [])
@@ -346,8 +352,8 @@ class Sampler:
                     kind="pool",
                     name=pool,
                     pss_mib=f"{memory.total / MIB:.1f}",
-                    restarts=sum(self.restarts.get(p, 0) for p in programs),
-                    exits=sum(exits.get(p, 0) for p in programs),
+                    restarts=sum(self.restarts.get((container, p), 0) for p in programs),
+                    exits=sum(exits.get((container, p), 0) for p in programs),
                 )
             )
             by_pid = {r[0]: r for r in rows}
@@ -364,8 +370,8 @@ class Sampler:
                         kind="bot",
                         name=bot.key,
                         pss_mib=f"{kib / MIB:.1f}",
-                        restarts=self.restarts.get(program, 0),
-                        exits=exits.get(program, 0),
+                        restarts=self.restarts.get((container, program), 0),
+                        exits=exits.get((container, program), 0),
                     )
                 )
 
