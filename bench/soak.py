@@ -693,16 +693,24 @@ def soak(args: argparse.Namespace) -> None:
         start_traffic(setup)
         sampler = Sampler(setup, out, args.every * 60)
         end = sampler.started + args.hours * 3600
-        while True:
+        for due in sample_times(sampler.started, end, sampler.every):
+            time.sleep(max(0.0, due - time.time()))
             sampler.take()
-            if time.time() >= end:
-                break
-            time.sleep(max(0.0, min(sampler.every, end - time.time())))
         print(report(out))
     finally:
         if KEEP:
             log(f"kept: VPS {setup.vps.name}, volume {setup.volume}")
         setups.close()  # runs start()'s cleanup
+
+
+def sample_times(start: float, end: float, every: float) -> Iterator[float]:
+    """When to sample: at the start, every `every` seconds on that grid (a slow sample does
+    not shift the next ones), and at the end."""
+    due = start
+    while due < end:
+        yield due
+        due += every
+    yield end
 
 
 def positive(text: str) -> float:

@@ -182,3 +182,8 @@ def test_stat_files_are_read_as_numbers(tmp_path):
     path = tmp_path / "memory.oom_control"
     path.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
     assert stat_file(path)["oom_kill"] == 2
+
+
+def test_samples_are_taken_on_a_grid_from_start_to_end():
+    assert list(soak.sample_times(0, 900, 120)) == [0, 120, 240, 360, 480, 600, 720, 840, 900]
+    assert list(soak.sample_times(0, 240, 120)) == [0, 120, 240]
