@@ -479,14 +479,14 @@ def number(row: dict[str, str], column: str) -> float | None:
 
 
 def growth(rows: list[dict[str, str]], column: str) -> tuple[float, float, float] | None:
-    """Least-squares growth of a column after the warm-up: (MiB per hour, value at the last
-    sample, projected at 48 h), or None with fewer than 3 samples after it."""
+    """Least-squares growth of a column over the second half of the run, so that the
+    start-up growth (candles and trades accumulating in every bot) weighs less: (MiB per
+    hour, value at the last sample, projected at 48 h), or None with fewer than 3 samples."""
     points = [(number(r, "elapsed_min"), number(r, column)) for r in rows]
     pairs = [(t, v) for t, v in points if t is not None and v is not None]
     if not pairs:
         return None
-    warmup = min(15.0, pairs[-1][0] / 2)
-    pairs = [(t, v) for t, v in pairs if t >= warmup]
+    pairs = [(t, v) for t, v in pairs if t >= pairs[-1][0] / 2]
     if len(pairs) < 3 or pairs[-1][0] == pairs[0][0]:
         return None
     slope, intercept = statistics.linear_regression([t for t, _ in pairs], [v for _, v in pairs])
@@ -556,7 +556,7 @@ def report(out: Path) -> str:
             verdicts.append((f"{what}: growth, 48 h", "not measurable (< 3 samples)", "", "n/a"))
             continue
         per_hour, now, at_48h = fit
-        short = " (run < 1 h: a rough guess)" if minutes < 60 else ""
+        short = " (a run under 2 h: early growth, not a forecast)" if minutes < 120 else ""
         verdicts.append(
             (
                 f"{what}: growth, 48 h",
@@ -646,7 +646,7 @@ def plot(rows: list[dict[str, str]], path: Path, limit: float) -> None:
     per_bot = memory.twinx()
     per_bot.plot(hours, series("pss_per_bot_mib"), color="grey", linestyle=":", label="per bot")
     per_bot.set_ylabel("PSS per bot, MiB (dotted)")
-    per_bot.set_ylim(bottom=0)
+    per_bot.set_ylim(0, max([250.0, *(v for v in series("pss_per_bot_mib") if v == v)]) * 1.2)
     memory.legend(loc="lower right", fontsize="small")
     memory.set_title("botpool soak: memory and restarts")
     for column, label in (
@@ -656,7 +656,7 @@ def plot(rows: list[dict[str, str]], path: Path, limit: float) -> None:
     ):
         restarts.step(hours, series(column), where="post", label=label)
     counts = [v for c in ("restarts", "unexpected_exits", "oom_kills") for v in series(c)]
-    restarts.set_ylim(0, max([1.0, *(v for v in counts if not math.isnan(v))]) * 1.2)
+    restarts.set_ylim(-0.05, max([1.0, *(v for v in counts if not math.isnan(v))]) * 1.2)
     restarts.yaxis.get_major_locator().set_params(integer=True)
     restarts.set_xlabel("hours")
     restarts.set_ylabel("count")
