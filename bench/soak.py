@@ -701,6 +701,7 @@ def soak(args: argparse.Namespace) -> None:
         if KEEP:
             log(f"kept: VPS {setup.vps.name}, volume {setup.volume}")
         setups.close()  # runs start()'s cleanup
+        log(f"the samples are in {out}")
 
 
 def sample_times(start: float, end: float, every: float) -> Iterator[float]:
@@ -738,7 +739,10 @@ def main() -> None:
     if not 1 <= args.bots <= 200:
         parser.error("--bots must be between 1 and 200")
     KEEP = args.keep
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
+    # clean up on Ctrl-C and SIGTERM, also when started in the background by a shell that
+    # ignores SIGINT for its background jobs (Python then keeps ignoring it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     soak(args)
 
 
