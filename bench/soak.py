@@ -743,7 +743,10 @@ def main() -> None:
     # ignores SIGINT for its background jobs (Python then keeps ignoring it)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    soak(args)
+    try:
+        soak(args)
+    except KeyboardInterrupt:
+        sys.exit("interrupted; `bench/soak.py --report` reports the samples taken so far")
 
 
 if __name__ == "__main__":
