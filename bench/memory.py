@@ -43,6 +43,12 @@ def pool_memory(name: str) -> PoolMemory:
     for line in docker("top", name, "-eo", "pid,ppid,args", check=False).splitlines()[1:]:
         pid, ppid, args = line.split(None, 2)
         rows.append((int(pid), int(ppid), args, pss_kib(int(pid))))
+    return classify(rows)
+
+
+def classify(rows: list[tuple[int, int, str, int]]) -> PoolMemory:
+    """A pool's processes `(pid, ppid, args, PSS KiB)` by role, wherever they were read (here,
+    or inside a VPS by bench/soak.py)."""
     memory = PoolMemory(total=sum(r[3] for r in rows))
     zygotes = {pid for pid, ppid, args, _ in rows if " serve " in args and "zygote.py" in args}
     launchers = [kib for _, _, args, kib in rows if "zygote.py launch" in args]

@@ -52,10 +52,12 @@ RUN_FLAGS = (
     *("--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN"),
     *("--cap-add", "MKNOD", "--cap-add", "NET_RAW"),
     *("--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined"),
-    # the inner engine's storage: overlay2 cannot stack on the outer overlay filesystem
-    *("--tmpfs", "/var/lib/docker:exec"),
     *("-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"),
 )
+# the inner engine's storage: overlay2 cannot stack on the outer overlay filesystem. A tmpfs
+# by default (fast, gone with the container); its pages count against a memory limit, so a
+# VPS with one (bench/soak.py) gives a named volume instead, as a real disk would be
+TMPFS_STORAGE = ("--tmpfs", "/var/lib/docker:exec")
 DOCKERFILE = """\
 FROM {base}
 RUN apt-get update \\
@@ -225,13 +227,24 @@ def wait_for_sshd(port: int, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
-def start_vps(key: Path, name: str | None = None) -> Vps:
+def start_vps(
+    key: Path,
+    name: str | None = None,
+    run_flags: Sequence[str] = (),
+    docker_volume: str | None = None,
+) -> Vps:
     """Start a fresh bare VPS that accepts `key` for root; its host keys go to a known_hosts
-    file beside `key`."""
+    file beside `key`.
+
+    run_flags: more `docker run` flags (a memory or CPU limit, labels). docker_volume: a named
+    volume for the inner engine's /var/lib/docker instead of a tmpfs (the caller removes it).
+    """
     image = ensure_vps_image()
     name = name or f"botpool-test-vps-{uuid.uuid4().hex[:8]}"
     labels = ("--label", LABEL, "--label", f"{PID_LABEL}={os.getpid()}")
-    docker("run", "--detach", "--name", name, *labels, *RUN_FLAGS, "-p", "127.0.0.1::22", image)
+    storage = ("-v", f"{docker_volume}:/var/lib/docker") if docker_volume else TMPFS_STORAGE
+    flags = (*labels, *RUN_FLAGS, *storage, *run_flags)
+    docker("run", "--detach", "--name", name, *flags, "-p", "127.0.0.1::22", image)
     try:
         public = key.with_suffix(".pub").read_bytes()
         docker("exec", "-i", name, "sh", "-c", "cat > /root/.ssh/authorized_keys", stdin=public)
