@@ -43,7 +43,7 @@ BOTS = (("ann", "one"), ("ann", "two"), ("ben", "solo"))
 
 @pytest.fixture(scope="module")
 def dep(tmp_path_factory) -> Deployment:
-    deployment = new_deployment(tmp_path_factory.mktemp("upgrade"), "e2eupg", 19300)
+    deployment = new_deployment(tmp_path_factory.mktemp("upgrade"), "e2eupg", 20400)
     deployment.write(USERS, GATE)
     yield deployment
     deployment.teardown()
