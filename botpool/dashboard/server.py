@@ -133,7 +133,7 @@ def create_app(fleet: Fleet, token: str | None = None) -> Flask:
     def fleet_json() -> Response:
         win, who = window(), user()
         view = model.fleet(fleet.window(win), win, who)
-        return jsonify(fleet_as_dict(view))
+        return jsonify({**fleet_as_dict(view), "refreshes": fleet.refreshes})
 
     @app.get("/pool/<host>/<pool>")
     def pool_page(host: str, pool: str) -> str:

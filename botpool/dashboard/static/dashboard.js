@@ -60,6 +60,7 @@ function draw(id, times, named, unit) {
 
 // fleet: counts by health, each bot's state and health
 every(document.getElementById("live"), (fleet) => {
+  document.getElementById("refreshes").textContent = String(fleet.refreshes);
   for (const [health, n] of Object.entries(fleet.counts)) {
     const badge = document.querySelector(`.count[data-health="${health}"] b`);
     if (badge) badge.textContent = String(n);
