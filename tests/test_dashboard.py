@@ -333,3 +333,44 @@ def test_only_loopback_listens_without_a_token(tmp_path):
     loose.write_text("short\n")
     with pytest.raises(server.DashboardError, match="16 characters"):
         server.read_token(str(loose))
+
+
+# --- reading a host: the checks' two commands, Prometheus inside the second ------------------
+
+
+class Recorded(RemoteHost):
+    """A host that records every command and answers as a host with nothing running."""
+
+    def run(self, command: str, purpose: str) -> list[str]:
+        self.commands += 1
+        self.data.setdefault("sent", []).append((purpose, command))
+        if self.data.get("down"):
+            raise collect.RemoteError(f"{self.name}: unreachable during {purpose}: timed out")
+        return []
+
+
+def test_a_refresh_is_two_commands_per_host_with_prometheus_asked_in_the_second(
+    write_layout, secrets
+):
+    many = MINIMAL + "".join(f"      - name: bot{i}\n" for i in range(12))
+    cases = ((LAYOUT, True), (many, True), (LAYOUT, False))
+    for number, (layout, monitoring) in enumerate(cases):
+        text = layout if monitoring else "monitoring: {enabled: false}\n" + layout
+        path = write_layout(text, name=f"layout{number}.yaml")  # plans are cached per file
+        remote = Recorded("@local", "local", str(path), {})
+        read = collect.HostReader(remote).read()
+        assert read.error is None and read.commands == 2
+        (_, snapshot), (_, second) = remote.data["sent"]
+        asks_prometheus = "docker exec" in second and "query_range" in second
+        assert asks_prometheus == monitoring
+        assert all(secrets.api_credentials(b.key).password not in second for b in read.plan.bots)
+
+
+def test_an_unreachable_host_is_a_reading_with_its_error(write_layout, secrets):
+    remote = Recorded("vps1", "local", str(write_layout(LAYOUT)), {"down": True})
+    read = collect.HostReader(remote).read()
+    assert read.error == "vps1: unreachable during the host snapshot: timed out"
+    assert read.commands == 1
+    fleet = Fleet([remote], interval_s=15)
+    assert [r.error for r in fleet.refresh()] == [read.error] and fleet.refreshes == 1
+    assert model.fleet(fleet.readings, "1h").hosts[0].reachable is False
