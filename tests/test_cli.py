@@ -146,7 +146,7 @@ def test_checks_of_an_inventory_without_hosts_fail(tmp_path):
         ("empty.py", "hosts = []\n", "empty.py: the inventory lists no hosts"),
     ],
 )
-@pytest.mark.parametrize("command", ["drift", "alerts", "backup", "tunnel"])
+@pytest.mark.parametrize("command", ["drift", "alerts", "backup", "tunnel", "dashboard"])
 def test_a_bad_inventory_is_an_error_naming_file_and_line(
     tmp_path, capsys, command, name, text, message
 ):
@@ -159,3 +159,17 @@ def test_a_bad_inventory_is_an_error_naming_file_and_line(
     err = capsys.readouterr().err
     assert message in err, err
     assert "Traceback" not in err
+
+
+def test_the_dashboard_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/botpool"), "dashboard", "inventory/local.py"]
+        + ["--listen", "0.0.0.0", "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "--listen 0.0.0.0 is reachable beyond this machine: give --token FILE" in proc.stderr
+    assert proc.stdout == ""  # it never printed a URL
