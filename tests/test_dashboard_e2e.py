@@ -10,15 +10,13 @@ bots' API credentials.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from .e2e import REPO, VENV, Deployment, new_deployment, wait_for
+from .e2e import REPO, Dashboard, Deployment, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=3)
 
@@ -51,50 +49,9 @@ def dep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     deployment.teardown()
 
 
-class Dashboard:
-    """`botpool dashboard` running in the background, and what it printed."""
-
-    def __init__(self, dep: Deployment) -> None:
-        self.log = open(dep.directory / "dashboard.log", "w+")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(VENV / "botpool"), "dashboard", "inventory/local.py", "--port", "0"]
-            + ["--refresh", str(REFRESH_S)],
-            cwd=REPO,
-            env=dep.environment(),
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        first = self.process.stdout.readline()
-        assert first.startswith("botpool dashboard on http://127.0.0.1:"), first + self.output()
-        self.url = first.split(" on ", 1)[1].strip().rstrip("/")
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=30)
-
-    def fleet(self, query: str = "") -> dict[str, Any]:
-        answer = self.get("/api/fleet" + query)
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-    def bots(self, query: str = "") -> dict[str, dict[str, Any]]:
-        fleet = self.fleet(query)
-        return {b["key"]: b for h in fleet["hosts"] for p in h["pools"] for b in p["bots"]}
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read()[-3000:]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def dashboard(dep: Deployment) -> Iterator[Dashboard]:
-    running = Dashboard(dep)
+    running = Dashboard(dep, refresh_s=REFRESH_S)
     yield running
     running.stop()
     assert running.process.returncode == 0, running.output()
