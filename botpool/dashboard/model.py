@@ -426,4 +426,7 @@ def has_data(values: Iterable[Any]) -> bool:
 def settings_of(bot: BotPlan) -> dict[str, Any]:
     """The bot's settings from the plan, never a secret (no credentials, no notify)."""
     settings = bot.settings
-    return {key: getattr(settings, key) for key in SHOWN_SETTINGS}
+    shown = {key: getattr(settings, key) for key in SHOWN_SETTINGS}
+    pairs = shown["pairs"]
+    shown["pairs"] = ", ".join(pairs) if pairs is not None else "dynamic (a pair list picks them)"
+    return shown

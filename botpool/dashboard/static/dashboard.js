@@ -51,6 +51,7 @@ function draw(id, times, named, unit) {
   const series = [{}, ...names.map((n, i) => ({
     label: n, stroke: n === "limit" ? "#111827" : COLOURS[i % COLOURS.length],
     dash: n === "limit" ? [6, 4] : undefined, width: n === "limit" ? 2 : 1.5,
+    points: {show: true, size: 4},  // a young series is a few points: show them
     value: (u, v) => (v === null || v === undefined ? "–" : v.toFixed(2) + (unit || "")),
   }))];
   const width = Math.max(320, element.clientWidth || 600);
