@@ -374,3 +374,16 @@ def test_an_unreachable_host_is_a_reading_with_its_error(write_layout, secrets):
     fleet = Fleet([remote], interval_s=15)
     assert [r.error for r in fleet.refresh()] == [read.error] and fleet.refreshes == 1
     assert model.fleet(fleet.readings, "1h").hosts[0].reachable is False
+
+
+class Garbled(Recorded):
+    """A host whose snapshot is not what botpool prints."""
+
+    def run(self, command: str, purpose: str) -> list[str]:
+        super().run(command, purpose)
+        return ["@@botpool files", "not a file line"]
+
+
+def test_a_host_that_prints_nonsense_is_a_reading_with_its_error(write_layout, secrets):
+    read = collect.HostReader(Garbled("vps1", "local", str(write_layout(LAYOUT)), {})).read()
+    assert read.error == "vps1: unreadable answer: ValueError"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +108,8 @@ class HostReader:
                 reading.answers, reading.prometheus_error = answers, error
             except (RemoteError, LayoutError) as exc:
                 reading.error = str(exc)
+            except (ValueError, KeyError, IndexError) as exc:  # a host printed nonsense
+                reading.error = f"{self.remote.name}: unreadable answer: {type(exc).__name__}"
         reading.commands = self.remote.commands - before
         reading.read_at = time.time()
         return reading
@@ -159,7 +162,10 @@ class Fleet:
         """Refresh every interval until stopped."""
         while not stop.is_set():
             began = time.monotonic()
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception as exc:  # noqa: BLE001 - one failed refresh must not end them all
+                print(f"refresh failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             stop.wait(max(1.0, self.interval_s - (time.monotonic() - began)))
 
     def window(self, window: str) -> list[HostReading]:
