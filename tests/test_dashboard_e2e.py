@@ -84,6 +84,7 @@ def page(browser: Any, dashboard: Dashboard) -> Iterator[Any]:
 
     page.route("**/*", keep)
     yield page
+    page.unroute_all(behavior="ignoreErrors")  # a poll may be in flight as the test ends
     context.close()
 
 
