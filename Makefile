@@ -26,7 +26,7 @@ status:
 
 lint:
 	@command -v shellcheck >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends shellcheck >/dev/null; }
-	shellcheck -s sh botpool/payloads/*.sh
+	shellcheck -s sh botpool/payloads/*.sh scripts/vendor-uplot.sh
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check botpool tasks tests bench checks deploy.py inventory
 	$(VENV)/mypy
@@ -39,6 +39,8 @@ test: test-fast
 
 # the slowest modules start first (tests/conftest.py), each whole on one worker
 test-e2e: bootstrap
+	@# the dashboard's browser test drives Debian's chromium (Playwright's own download cannot work here)
+	@command -v chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }
 	$(VENV)/pytest -m e2e -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder \
 		--durations=15 $(PYTEST_ARGS)
 

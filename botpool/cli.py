@@ -442,6 +442,21 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return hosts_exit_code(results)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """A local web page for every host, pool and bot of an inventory (read-only)."""
+    from botpool.dashboard.collect import Fleet
+    from botpool.dashboard.server import DashboardError, read_token, serve
+    from botpool.hosts.remote import inventory_hosts
+
+    try:
+        token = read_token(args.token) if args.token else None
+        fleet = Fleet(inventory_hosts(args.inventory), args.refresh)
+        return serve(fleet, args.listen, args.port, token)
+    except DashboardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ERROR
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     """A backup of every bot on every host now; with --pull, the newest copied here."""
     from botpool.hosts import backups
@@ -511,6 +526,22 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return OK
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535; 0: any free port)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 2 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds between 2 and 3600")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="botpool", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -556,6 +587,17 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
     a.add_argument("--json", action="store_true", help="machine-readable output")
     a.set_defaults(func=cmd_alerts)
+    db = sub.add_parser("dashboard", help="a local web page for every host, pool and bot")
+    db.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
+    db.add_argument("--listen", default="127.0.0.1", help="address (default 127.0.0.1)")
+    db.add_argument("--port", type=_port, default=8790, help="port (default 8790)")
+    db.add_argument(
+        "--token", metavar="FILE", help="a file (0600) holding the token; needed beyond loopback"
+    )
+    db.add_argument(
+        "--refresh", type=_seconds, default=15.0, help="seconds between reads (default 15)"
+    )
+    db.set_defaults(func=cmd_dashboard)
     b = sub.add_parser("backup", help="back up every bot on every host now")
     b.add_argument("inventory", help="pyinfra inventory, e.g. inventory/local.py")
     b.add_argument(

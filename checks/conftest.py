@@ -49,13 +49,7 @@ def read(remote: RemoteHost) -> HostResult:
     try:
         state = read_host(remote)
         host = state.plan.hosts[remote.layout_host]
-        targets = [
-            {"program": b.program, "pool": b.pool, "bot": b.name, "port": b.host_port}
-            for b in host.bots
-        ]
-        pools = state.desired.pools
-        image = probe_image(pools[0].container.image if pools else "", state.snapshot.images)
-        probing = probe.command(state.plan.layout.root, image, targets)
+        probing = probe.command_for(state.desired, state.snapshot)
         seen = health.parse(remote.run(probing, "the bot probe"))
         layout = state.plan.layout
         findings = health.evaluate(
@@ -64,13 +58,6 @@ def read(remote: RemoteHost) -> HostResult:
         return HostResult(remote.name, None, explain(state), findings, remote.commands)
     except (RemoteError, LayoutError) as exc:
         return HostResult(remote.name, str(exc), commands=remote.commands)
-
-
-def probe_image(planned: str, present: set[str]) -> str:
-    """The planned pool image, or (before a converge built it) any pool image on the host."""
-    if planned in present:
-        return planned
-    return next(iter(sorted(i for i in present if i.startswith("botpool/pool:"))), planned)
 
 
 def pytest_configure(config: pytest.Config) -> None:

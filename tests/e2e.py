@@ -17,6 +17,7 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -296,6 +297,48 @@ class Deployment:
                 return
             time.sleep(1)
         raise AssertionError(f"bots not answering after {timeout}s: {silent}")
+
+
+class Dashboard:
+    """`botpool dashboard DEP.INVENTORY --port 0` in the background (any free port), with
+    the URL it printed; its JSON endpoints at hand."""
+
+    def __init__(self, dep: Deployment, refresh_s: float) -> None:
+        self.log = open(dep.directory / "dashboard.log", "w+")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [str(VENV / "botpool"), "dashboard", dep.inventory, "--port", "0"]
+            + ["--refresh", str(refresh_s)],
+            cwd=REPO,
+            env=dep.environment(),
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline()
+        assert first.startswith("botpool dashboard on http://127.0.0.1:"), first + self.output()
+        self.url = first.split(" on ", 1)[1].strip().rstrip("/")
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30)
+
+    def fleet(self, query: str = "") -> dict[str, Any]:
+        answer = self.get("/api/fleet" + query)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def bots(self, query: str = "") -> dict[str, dict[str, Any]]:
+        fleet = self.fleet(query)
+        return {b["key"]: b for h in fleet["hosts"] for p in h["pools"] for b in p["bots"]}
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()[-3000:]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
 
 
 def start_pyinfra(dep: Deployment, *args: str, deploy: str = "deploy.py") -> subprocess.Popen[str]:

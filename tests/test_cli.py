@@ -135,7 +135,7 @@ def test_checks_of_an_inventory_without_hosts_fail(tmp_path):
     assert "lists no hosts, so there is nothing to read" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("command", ["drift", "alerts", "backup", "tunnel"])
+@pytest.mark.parametrize("command", ["drift", "alerts", "backup", "tunnel", "dashboard"])
 def test_a_missing_inventory_or_a_layout_given_as_one_is_an_error(tmp_path, capsys, command):
     """A tired user's typo, or the layout passed where the inventory goes: exit 1 naming the
     file, never exit 0 with nothing read (a missing file did that) nor a traceback."""
@@ -166,6 +166,7 @@ def test_a_missing_inventory_or_a_layout_given_as_one_is_an_error(tmp_path, caps
             "raises.py:2: cannot read the inventory: ZeroDivisionError",
         ),
         ("backup", "empty.py", "hosts = []\n", "empty.py: the inventory lists no hosts"),
+        ("dashboard", "empty.py", "hosts = []\n", "empty.py: the inventory lists no hosts"),
     ],
 )
 def test_a_broken_or_empty_inventory_is_an_error_naming_file_and_line(
@@ -185,3 +186,17 @@ def test_a_broken_or_empty_inventory_is_an_error_naming_file_and_line(
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_dashboard_refuses_to_listen_beyond_loopback_without_a_token(tmp_path):
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/botpool"), "dashboard", "inventory/local.py"]
+        + ["--listen", "0.0.0.0", "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "--listen 0.0.0.0 is reachable beyond this machine: give --token FILE" in proc.stderr
+    assert proc.stdout == ""  # it never printed a URL

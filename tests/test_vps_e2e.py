@@ -29,7 +29,7 @@ import pytest
 from botpool.core.allocate import lock_path, read_lock
 from botpool.hosts.remote import RemoteError, RemoteHost
 
-from .e2e import Deployment, docker, finish, new_deployment, start_pyinfra, wait_for
+from .e2e import Dashboard, Deployment, docker, finish, new_deployment, start_pyinfra, wait_for
 from .harness import images
 from .harness.vps import (
     Vps,
@@ -428,3 +428,32 @@ def test_one_host_down_and_the_other_stays_green(story):
     assert failed and all(h1.name in t for t in failed), failed
     passed = [t for t, outcome in outcomes.items() if outcome == "passed" and h2.name in t]
     assert len(passed) >= 4, outcomes  # h2: reachable, as planned, and its bots checked
+
+
+def test_the_dashboard_shows_the_host_that_is_down_as_unreachable_and_the_other_current(story):
+    """After the test above: h1 is gone, h2 runs its pools (monitoring off in this layout,
+    so the dashboard shows h2's current state without history)."""
+    dep, h1, h2 = story.dep, story.hosts["h1"], story.hosts["h2"]
+    dashboard = Dashboard(dep, refresh_s=5)
+    try:
+        fleet = wait_for(
+            lambda: (f := dashboard.fleet())["refreshes"] >= 1 and f,
+            timeout=180,
+            what=f"a first refresh of both hosts\n{dashboard.output()}",
+        )
+    finally:
+        dashboard.stop()
+    hosts = {h["name"]: h for h in fleet["hosts"]}
+    assert f"{h1.name}: unreachable" in hosts[h1.name]["error"], hosts[h1.name]
+    assert hosts[h2.name]["error"] is None and hosts[h2.name]["monitoring"] == "off"
+    plan = dep.plan()
+    seen = {b["key"]: b for h in hosts.values() for p in h["pools"] for b in p["bots"]}
+    assert seen.keys() == {b.key for b in plan.bots}
+    for bot in plan.bots:
+        host = h1.name if bot.host == "h1" else h2.name
+        assert seen[bot.key]["host"] == host
+        expected = "unknown" if host == h1.name else "RUNNING"
+        assert seen[bot.key]["state"] == expected, seen[bot.key]
+    assert {r["pool"] for r in fleet["heat"]} == {p.name for p in plan.pools}
+    assert all(v is None for r in fleet["heat"] for v in r["cells"])  # no history: no data
+    assert dashboard.process.returncode == 0, dashboard.output()

@@ -18,7 +18,8 @@ import shlex
 from importlib import resources
 
 from botpool.core import names
-from botpool.core.snapshot import MARK  # one marker for every host command's sections
+from botpool.core.pipeline import Desired
+from botpool.core.snapshot import MARK, Snapshot  # one marker for every host command's sections
 
 PROBE = (resources.files("botpool.payloads") / "probe.py").read_text()
 
@@ -88,3 +89,21 @@ def run_probe(
             'stuck past its wall clock"',
         ]
     )
+
+
+def command_for(want: Desired, snap: Snapshot) -> str:
+    """The probe of every bot planned for a host (the checks' and the dashboard's)."""
+    targets: list[dict[str, object]] = [
+        {"program": b.program, "pool": b.pool, "bot": b.name, "port": b.host_port}
+        for b in want.host.bots
+    ]
+    pools = want.pools
+    image = image_for(pools[0].container.image if pools else "", snap.images)
+    return command(want.plan.layout.root, image, targets)
+
+
+def image_for(planned: str, present: set[str]) -> str:
+    """The planned pool image, or (before a converge built it) any pool image on the host."""
+    if planned in present:
+        return planned
+    return next(iter(sorted(i for i in present if i.startswith("botpool/pool:"))), planned)
