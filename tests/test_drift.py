@@ -121,6 +121,9 @@ def test_differing_keys_walks_nested_json_and_ini_without_values():
     ]
     ini = Artifact("programs/x.conf", "[program:x]\ncommand=a\nuser=b\n")
     assert differing_keys(ini, "[program:x]\ncommand=a\nuser=root\n") == ["program:x.user"]
+    # code is not made of keys: its lines were shown as if they were (an edited backup.py)
+    code = Artifact("jobs/backup/backup.py", "import os\nX = 1\n")
+    assert differing_keys(code, "import os\nX = 2\nprint(X, file=y)\n") == []
 
 
 def test_an_edited_backup_schedule_is_drift_named_key_by_key(host):

@@ -115,12 +115,15 @@ def explain(state: HostState) -> list[Difference]:
 
 
 def differing_keys(want: Artifact, have: str) -> list[str]:
-    """Dotted keys whose values differ, for JSON and for supervisor/ini files."""
+    """Dotted keys whose values differ, for JSON and for supervisor/ini files; none for
+    anything else (code: a strategy or a payload is not made of keys)."""
     if want.path.endswith(".json"):
         try:
             return _json_diff(json.loads(want.text), json.loads(have), "")
         except ValueError:
             return ["(not valid JSON)"]
+    if not want.path.endswith((".conf", ".ini")):
+        return []
     return sorted(
         k
         for k in _ini(want.text).keys() | _ini(have).keys()
