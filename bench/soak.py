@@ -41,6 +41,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.density import table  # noqa: E402
 from bench.memory import classify  # noqa: E402
 from tests.e2e import CTL, Deployment  # noqa: E402
 from tests.harness import images  # noqa: E402
@@ -608,15 +609,6 @@ def fmt(value: float | None) -> str:
 
 def verdict(passed: bool, unmeasured: bool) -> str:
     return "not measured" if unmeasured else ("pass" if passed else "FAIL")
-
-
-def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]
-    ]
-    lines.insert(1, "-|-".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def plot(rows: list[dict[str, str]], path: Path, limit: float) -> None:
