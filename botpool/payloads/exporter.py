@@ -217,14 +217,18 @@ def warning(pools: str, folder: str) -> str | None:
 # --- PSS: each bot's processes, as the kernel accounts them ------------------------------
 
 
-def namespace_pid(proc: str, host_pid: int) -> int | None:
-    """The pid a host process has in its own (the pool's) namespace: NSpid's last field."""
+def proc_text(proc: str, host_pid: int, name: str) -> str | None:
+    """/proc/PID/NAME of a host process, read bounded; None if it is gone or unreadable."""
     try:
-        with open(f"{proc}/{host_pid}/status", "rb") as status:
-            text = status.read(STATUS_MAX_BYTES).decode(errors="replace")
+        with open(f"{proc}/{host_pid}/{name}", "rb") as file:
+            return file.read(STATUS_MAX_BYTES).decode(errors="replace")
     except OSError:
         return None
-    for line in text.splitlines():
+
+
+def namespace_pid(proc: str, host_pid: int) -> int | None:
+    """The pid a host process has in its own (the pool's) namespace: NSpid's last field."""
+    for line in (proc_text(proc, host_pid, "status") or "").splitlines():
         if line.startswith("NSpid:"):
             last = line.split()[-1]
             return int(last) if last.isdigit() else None
@@ -233,12 +237,7 @@ def namespace_pid(proc: str, host_pid: int) -> int | None:
 
 def pss_bytes(proc: str, host_pid: int) -> int | None:
     """PSS of one process (shared pages split among their sharers), from smaps_rollup."""
-    try:
-        with open(f"{proc}/{host_pid}/smaps_rollup", "rb") as rollup:
-            text = rollup.read(STATUS_MAX_BYTES).decode(errors="replace")
-    except OSError:
-        return None
-    match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+    match = re.search(r"^Pss:\s+(\d+) kB", proc_text(proc, host_pid, "smaps_rollup") or "", re.M)
     return int(match[1]) * 1024 if match else None
 
 
