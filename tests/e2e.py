@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import textwrap
@@ -28,6 +29,15 @@ from botpool.core.secretstore import SecretStore
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv" / "bin"
 CTL = names.SUPERVISORCTL
+
+# Trades a bot keeps: those with a filled order. Freqtrade itself deletes a trade whose first
+# entry order is cancelled before anything filled (unfilledtimeout, a failed replacement), so a
+# trade seen while its entry was pending may go without any loss of data; a trade with a fill
+# never does. Tests that say "no trade lost" compare these, as (id, pair, open date).
+KEPT_TRADES_SQL = (
+    "SELECT DISTINCT t.id, t.pair, t.open_date FROM trades t "
+    "JOIN orders o ON o.ft_trade_id = t.id WHERE o.filled > 0"
+)
 
 
 @dataclass
@@ -280,6 +290,16 @@ class Deployment:
             auth=(creds.username, creds.password) if auth else None,
         )
 
+    def kept_trades(self, user: str, bot: str) -> set[int]:
+        """The ids of the bot's trades with a filled order, from its API (see KEPT_TRADES_SQL):
+        the open ones (/status) first, then the closed ones (/trades lists only those), so that
+        a trade closing between the two calls is in one of them."""
+        trades = [
+            *self.api(user, bot, "status").json(),
+            *self.api(user, bot, "trades").json()["trades"],
+        ]
+        return {t["trade_id"] for t in trades if t["nr_of_successful_entries"] > 0}
+
     def wait_answering(self, timeout: float = 120) -> None:
         """Until every planned bot answers /ping (raises with the silent ones)."""
         deadline = time.monotonic() + timeout
@@ -371,6 +391,18 @@ def read_until(run: subprocess.Popen[str], text: str, timeout: float = 120) -> s
         assert line and time.monotonic() < deadline, f"no {text!r} in:\n{seen[-3000:]}"
         seen += line
     return seen
+
+
+def kept_trades_in(database: Path) -> set[tuple[int, str, str]]:
+    """A database's trades with a filled order (see KEPT_TRADES_SQL); none if it is absent."""
+    if not database.exists():
+        return set()
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = connection.execute(KEPT_TRADES_SQL).fetchall()
+    finally:
+        connection.close()
+    return {(int(i), str(pair), str(opened)) for i, pair, opened in rows}
 
 
 def docker(*args: str, check: bool = True) -> str:

@@ -18,7 +18,7 @@ import pytest
 from botpool.core import names
 from botpool.core.plan import BotPlan
 
-from .e2e import Deployment, docker, new_deployment, wait_for
+from .e2e import Deployment, docker, kept_trades_in, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=0.9)
 
@@ -53,16 +53,9 @@ def database(dep: Deployment, name: str) -> Path:
     return dep.root / "pools" / b.pool / "bots" / name / "user_data" / names.DATABASE
 
 
-def trades_in(path: Path) -> set[tuple[int, str, str]]:
-    """Each trade as (id, pair, open date)."""
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-        rows = connection.execute("select id, pair, open_date from trades").fetchall()
-    return {(int(i), str(pair), str(opened)) for i, pair, opened in rows}
-
-
 def trades(dep: Deployment, name: str) -> set[tuple[int, str, str]]:
-    path = database(dep, name)
-    return trades_in(path) if path.exists() else set()
+    """The bot's trades with a fill, from its database on the host (tests/e2e.py)."""
+    return kept_trades_in(database(dep, name))
 
 
 def backups_of(dep: Deployment, name: str) -> list[str]:
@@ -101,7 +94,7 @@ def test_a_backup_taken_while_the_bot_trades_is_checked_and_pulled(dep, tmp_path
     copy.write_bytes(gzip.decompress(path.read_bytes()))
     with sqlite3.connect(copy) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    assert seen <= trades_in(copy)
+    assert seen <= kept_trades_in(copy)
     first = pulled / "local" / "ann" / "one" / taken
     assert first.read_bytes() == path.read_bytes()
     assert (first.stat().st_mode & 0o777, first.parent.stat().st_mode & 0o777) == (0o600, 0o700)
@@ -124,7 +117,7 @@ def test_restore_brings_the_trades_back_after_a_bad_edit_restarting_that_bot_onl
     copy = tmp_path / "at-backup.sqlite"
     taken = dep.root / "backups" / "ann" / "one" / f"{stamp}.sqlite.gz"
     copy.write_bytes(gzip.decompress(taken.read_bytes()))
-    at_backup = trades_in(copy)
+    at_backup = kept_trades_in(copy)
     assert at_backup
     with sqlite3.connect(database(dep, "one"), timeout=30) as connection:  # the bad edit
         connection.execute("delete from trades")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from .e2e import (
     Deployment,
     container_names,
     docker,
+    kept_trades_in,
     mode_of,
     new_deployment,
     wait_for,
@@ -91,13 +91,10 @@ def converge_old(dep: Deployment, release: Path) -> None:
 
 
 def trades(dep: Deployment, bot: BotPlan) -> set[tuple[int, str, str]]:
-    """Each trade of a bot as (id, pair, open date), read from its database on the host."""
-    database = dep.root / "pools" / bot.pool / "bots" / bot.name / "user_data" / "tradesv3.sqlite"
-    if not database.exists():
-        return set()
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        rows = connection.execute("select id, pair, open_date from trades").fetchall()
-    return {(int(i), str(pair), str(opened)) for i, pair, opened in rows}
+    """A bot's trades with a fill, read from its database on the host (tests/e2e.py)."""
+    return kept_trades_in(
+        dep.root / "pools" / bot.pool / "bots" / bot.name / "user_data" / "tradesv3.sqlite"
+    )
 
 
 def owners(path: Path) -> dict[int, list[str]]:

@@ -40,9 +40,9 @@ def dep(tmp_path_factory) -> Deployment:
 def test_a_new_image_upgrades_pools_one_at_a_time_canary_first_and_keeps_trade_history(dep):
     trades = {
         main: wait_for(
-            lambda main=main: dep.api(main, "one", "trades").json()["total_trades"],
+            lambda main=main: dep.kept_trades(main, "one"),
             timeout=300,
-            what=f"a trade of {main}/one before the image change",
+            what=f"a filled trade of {main}/one before the image change",
         )
         for main in MAINS
     }
@@ -65,7 +65,7 @@ def test_a_new_image_upgrades_pools_one_at_a_time_canary_first_and_keeps_trade_h
     assert all(container_id(dep.container(p)) != cid for p, cid in before.items())
     dep.wait_answering()
     for main in MAINS:
-        assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
+        assert dep.kept_trades(main, "one") >= trades[main]
 
 
 def test_removing_a_users_last_bot_removes_only_its_pool(dep):
@@ -101,7 +101,7 @@ def test_removing_a_users_last_bot_removes_only_its_pool(dep):
 
 
 def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
-    trades = {main: dep.api(main, "one", "trades").json()["total_trades"] for main in MAINS}
+    trades = {main: dep.kept_trades(main, "one") for main in MAINS}
     limits = {main: memory_limit(dep, pool(main)) for main in MAINS}
     write(dep, four=True, two=False, wheel=True, solo=False, switched=True)
     dep.converge()
@@ -114,5 +114,5 @@ def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
         assert memory_limit(dep, pool(main)) == planned[pool(main)] != limits[main]
     dep.wait_answering()
     for main in MAINS:
-        assert dep.api(main, "one", "trades").json()["total_trades"] >= trades[main]
+        assert dep.kept_trades(main, "one") >= trades[main]
     assert dep.converge().operations == []

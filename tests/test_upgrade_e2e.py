@@ -15,11 +15,10 @@ image (a harmless extra package), usually already built.
 from __future__ import annotations
 
 import gzip
-import sqlite3
 
 import pytest
 
-from .e2e import Deployment, docker, new_deployment, wait_for
+from .e2e import Deployment, docker, kept_trades_in, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=7)
 
@@ -64,21 +63,13 @@ def container_id(dep: Deployment, pool: str) -> str:
     return docker("inspect", "-f", "{{.Id}}", dep.container(pool)).strip()
 
 
-def trade_ids(dep: Deployment, user: str, bot: str) -> set[int]:
-    trades = dep.api(user, bot, "trades").json()["trades"]
-    return {t["trade_id"] for t in trades}
+def kept(dep: Deployment) -> dict[tuple[str, str], set[int]]:
+    """Each bot's trades with a fill: the ones no upgrade may lose (tests/e2e.py says why)."""
+    return {(u, b): dep.kept_trades(u, b) for u, b in BOTS}
 
 
 def database(dep: Deployment, user: str, bot: str):  # noqa: ANN201
     return dep.root / "pools" / f"{user}-pool-1" / "bots" / bot / "user_data" / "tradesv3.sqlite"
-
-
-def ids_in(path) -> set[int]:  # noqa: ANN001
-    db = sqlite3.connect(path)
-    try:
-        return {row[0] for row in db.execute("SELECT id FROM trades")}
-    finally:
-        db.close()
 
 
 def test_the_fleet_trades_on_its_first_image(dep):
@@ -86,9 +77,9 @@ def test_the_fleet_trades_on_its_first_image(dep):
     dep.wait_answering()
     for user, bot in BOTS:
         wait_for(
-            lambda u=user, b=bot: trade_ids(dep, u, b),
+            lambda u=user, b=bot: dep.kept_trades(u, b),
             timeout=360,  # the sandbox scalper trades within minutes, on a busy machine too
-            what=f"a trade of {user}/{bot}",
+            what=f"a filled trade of {user}/{bot}",
         )
 
 
@@ -96,7 +87,7 @@ def test_a_canary_that_fails_its_gate_is_rolled_back_with_every_trade(dep):
     old = image_of(dep, "ben-pool-1")
     ann = container_id(dep, "ann-pool-1")
     ann_pids = dep.pids("ann-pool-1")
-    before = {(u, b): trade_ids(dep, u, b) for u, b in BOTS}
+    before = kept(dep)
     use_image(dep, BROKEN)
     run = dep.converge(check=False)
     assert run.returncode != 0, run.output[-3000:]
@@ -108,14 +99,14 @@ def test_a_canary_that_fails_its_gate_is_rolled_back_with_every_trade(dep):
     # rolled back: its old image, its old container (renamed back), its bots answering
     assert image_of(dep, "ben-pool-1") == old
     dep.wait_answering()
-    after = trade_ids(dep, "ben", "solo")
+    after = dep.kept_trades("ben", "solo")
     assert before[("ben", "solo")] <= after  # every trade it had, and it trades on
     # the pre-upgrade backup is what it runs on again; the failed attempt's database is aside
     (backup,) = (dep.root / "backups" / "ben" / "solo" / "pre-upgrade").iterdir()
     assert backup.name.endswith(f"-from-{old.rpartition(':')[2]}.sqlite.gz")
     copy = dep.directory / "pre-upgrade.sqlite"
     copy.write_bytes(gzip.decompress(backup.read_bytes()))
-    assert before[("ben", "solo")] <= ids_in(copy) <= after
+    assert before[("ben", "solo")] <= {t[0] for t in kept_trades_in(copy)} <= after
     aside = list(database(dep, "ben", "solo").parent.glob("tradesv3.sqlite.after-failed-upgrade-*"))
     assert aside, "the failed attempt's database was not kept"
     # the other pool was never touched: same container, same processes, old image
@@ -139,7 +130,7 @@ def test_the_next_converge_does_not_retry_the_failed_image_blindly(dep):
 def test_an_image_that_works_goes_pool_by_pool_canary_first_and_keeps_every_trade(dep):
     old = image_of(dep, "ben-pool-1")
     broken = sorted((dep.root / "upgrades" / "failed").iterdir())[0].name
-    before = {(u, b): trade_ids(dep, u, b) for u, b in BOTS}
+    before = kept(dep)
     use_image(dep, WORKS)
     run = dep.converge()
     gated = [op for op in run.operations if ": upgrade from " in op]
@@ -151,7 +142,7 @@ def test_an_image_that_works_goes_pool_by_pool_canary_first_and_keeps_every_trad
     assert new != old and image_of(dep, "ben-pool-1") == new
     dep.wait_answering()
     for user, bot in BOTS:
-        assert before[(user, bot)] <= trade_ids(dep, user, bot)
+        assert before[(user, bot)] <= dep.kept_trades(user, bot)
         assert list((dep.root / "backups" / user / bot / "pre-upgrade").glob("*-from-*"))
     # no container aside is left; the old image stays (the way back), the failed one went
     assert not [

@@ -29,7 +29,16 @@ import pytest
 from botpool.core.allocate import lock_path, read_lock
 from botpool.hosts.remote import RemoteError, RemoteHost
 
-from .e2e import Dashboard, Deployment, docker, finish, new_deployment, start_pyinfra, wait_for
+from .e2e import (
+    KEPT_TRADES_SQL,
+    Dashboard,
+    Deployment,
+    docker,
+    finish,
+    new_deployment,
+    start_pyinfra,
+    wait_for,
+)
 from .harness import images
 from .harness.vps import (
     Vps,
@@ -60,9 +69,9 @@ PING = (
     'python3 -c "import urllib.request; print(urllib.request.urlopen('
     "'http://127.0.0.1:{port}/api/v1/ping', timeout=5).read().decode())\""
 )
-TRADES = (  # each trade as "id pair open_date": a fresh database would not repeat them
+TRADES = (  # each trade with a fill as "id pair open_date" (tests/e2e.py's KEPT_TRADES_SQL)
     "python3 -c \"import json, sqlite3; print(json.dumps(sorted(' '.join(map(str, r)) for r in "
-    "sqlite3.connect('{db}').execute('select id, pair, open_date from trades'))))\""
+    f"sqlite3.connect('{{db}}').execute('{KEPT_TRADES_SQL}'))))\""
 )
 
 

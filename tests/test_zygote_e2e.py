@@ -153,7 +153,7 @@ def test_a_launcher_killed_with_sigkill_leaves_no_orphan_and_no_duplicate(dep):
 
 def test_a_crashed_zygote_takes_its_bots_and_everything_comes_back(dep):
     old_zygote, before = zygote_pid(dep), bot_children(dep)
-    trades = dep.api("zed", "a", "trades").json()["total_trades"]
+    trades = dep.kept_trades("zed", "a")
     docker("exec", dep.container(POOL), "sh", "-c", f"kill -9 {old_zygote}")  # root's (CAP_KILL)
     dep.wait_answering(timeout=120)
     dep.pids(POOL)
@@ -161,7 +161,7 @@ def test_a_crashed_zygote_takes_its_bots_and_everything_comes_back(dep):
     assert not pids & set(before.values()), "a bot of the dead zygote still runs"
     after = bot_children(dep)
     assert zygote_pid(dep) != old_zygote and sorted(after) == sorted(before)
-    assert dep.api("zed", "a", "trades").json()["total_trades"] >= trades
+    assert dep.kept_trades("zed", "a") >= trades
     assert dep.converge().operations == []
 
 
