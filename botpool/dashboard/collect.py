@@ -40,9 +40,15 @@ ERROR_CHARS = 300  # of what a failing `docker exec` said
 
 def prometheus_command(want: Desired, window: str, now: float) -> str:
     """Shell printing a section mark, then the JSON answers of every query of the window."""
+    return ask_command(want, prometheus.queries(window, now))
+
+
+def ask_command(want: Desired, asked: list[dict[str, Any]]) -> str:
+    """Shell printing a section mark, then the host's Prometheus' JSON answers to `asked`
+    (the queries of botpool/payloads/promquery.py); read them back with split()."""
     layout = want.plan.layout
     url = f"http://127.0.0.1:{layout.monitoring.ports['prometheus']}"
-    queries = json.dumps(prometheus.queries(window, now), separators=(",", ":"))
+    queries = json.dumps(asked, separators=(",", ":"))
     container = monitoring.container_name(layout.project)
     return "\n".join(
         [
