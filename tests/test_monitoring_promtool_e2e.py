@@ -151,7 +151,7 @@ def stagnant(labels: dict[str, str], reason: str) -> dict[str, Any]:
 def action(name: str) -> str:
     (rule,) = [
         r
-        for r in monitoring.alert_rules(MonitoringSettings())["groups"][0]["rules"]
+        for r in monitoring.alert_rules(RULED)["groups"][0]["rules"]
         if r["alert"] == name
     ]
     return str(rule["annotations"]["action"])
@@ -159,6 +159,8 @@ def action(name: str) -> str:
 
 # Each alert: input series (one minute apart), then times at which exactly these alerts fire
 # (an empty list: it must not fire then). Thresholds are the layout's defaults.
+MI = 2**20
+RULED = MonitoringSettings(pool_memory_mb=500)  # every default, and the MiB alert (off by default)
 CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]]]]]] = {
     "BotDown": (  # bot_down_for: 2m; bot two never stops
         [
@@ -243,6 +245,26 @@ CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]
                         f"pool alice-pool-1 uses 95% of its memory limit (above 90%) on host "
                         f"{HOST}",
                         action("PoolMemoryHigh"),
+                    )
+                ],
+            ),
+        ],
+    ),
+    "PoolMemoryAbove": (  # above RULED's 500 MiB for 5m; pool 2 stays at 500 MiB exactly
+        [
+            series("botpool_pool_memory_bytes", POOL, f"{400 * MI} {400 * MI} {600 * MI}x10"),
+            series("botpool_pool_memory_bytes", {**POOL, "pool": "alice-pool-2"}, f"{500 * MI}x12"),
+        ],
+        [
+            ("5m", []),
+            (
+                "9m",
+                [
+                    alert(
+                        POOL,
+                        "warning",
+                        f"pool alice-pool-1 uses 600MiB of memory (above 500 MiB) on host {HOST}",
+                        action("PoolMemoryAbove"),
                     )
                 ],
             ),
@@ -411,13 +433,15 @@ CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]
 
 
 def test_every_alert_has_a_rule_unit_test():
-    rules = monitoring.alert_rules(MonitoringSettings())["groups"][0]["rules"]
+    rules = monitoring.alert_rules(RULED)["groups"][0]["rules"]
     assert {r["alert"] for r in rules} == CASES.keys()
+    defaults = monitoring.alert_rules(MonitoringSettings())["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} - {r["alert"] for r in defaults} == {"PoolMemoryAbove"}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_each_alert_fires_when_it_should_and_not_when_it_should_not(image, tmp_path, name):
-    write_configs(tmp_path / "m", MonitoringSettings())
+    write_configs(tmp_path / "m", RULED)
     inputs, expectations = CASES[name]
     tests = {
         "rule_files": ["rules.yml"],

@@ -119,6 +119,7 @@ class MonitoringSettings(Settings):
     bot_down_for: str
     api_down_for: str
     pool_memory_share: float
+    pool_memory_mb: int | None
     pool_memory_for: str
     crash_loop_restarts: int
     out_of_sync_for: str

@@ -193,6 +193,7 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "(pool_memory_limit_mb) before the kernel kills a bot",
             "warning",
         ),
+        *_pool_memory_above(settings),
         _rule(
             "BotHeartbeatStale",
             f"botpool_bot_heartbeat_age_seconds > {settings.heartbeat_max_age_seconds} "
@@ -265,6 +266,25 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
         ),
     ]
     return {"groups": [{"name": "botpool", "rules": rules}]}
+
+
+def _pool_memory_above(settings: MonitoringSettings) -> list[dict[str, Any]]:
+    """The alert on a pool's memory in MiB, when the layout sets pool_memory_mb."""
+    if settings.pool_memory_mb is None:
+        return []
+    mib = settings.pool_memory_mb
+    return [
+        _rule(
+            "PoolMemoryAbove",
+            f"botpool_pool_memory_bytes > {mib * 2**20}",
+            settings.pool_memory_for,
+            "pool {{ $labels.pool }} uses {{ $value | humanize1024 }}B of memory (above "
+            f"{mib} MiB) on host {{{{ $labels.host }}}}",
+            "give the pool fewer bots (max_bots_per_pool), or raise monitoring.pool_memory_mb "
+            "if the pool is meant to be this large",
+            "warning",
+        )
+    ]
 
 
 def _stagnant(seconds: int) -> str:

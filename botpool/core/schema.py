@@ -816,7 +816,13 @@ MONITORING: dict[str, Key] = {
     "pool_memory_share": Key(
         number(0, 1), 0.9, "a pool using more than this share of its memory limit alerts"
     ),
-    "pool_memory_for": Key(duration, "5m", "for this long (PoolMemoryHigh)"),
+    "pool_memory_mb": Key(
+        optional_integer(1, MEMORY_MB_MAX),
+        None,
+        "a pool using more MiB than this alerts PoolMemoryAbove (the seed's 'pool memory > "
+        "500MB'); none: only the share of its limit alerts (pool_memory_share)",
+    ),
+    "pool_memory_for": Key(duration, "5m", "for this long (PoolMemoryHigh, PoolMemoryAbove)"),
     "crash_loop_restarts": Key(
         integer(1, 10_000), 3, "more bot starts than this within an hour alert BotCrashLooping"
     ),
