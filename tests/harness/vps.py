@@ -51,6 +51,9 @@ PID_LABEL = "botpool-test.pid"
 RUN_FLAGS = (
     *("--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN"),
     *("--cap-add", "MKNOD", "--cap-add", "NET_RAW"),
+    # a real server's root has every capability; the monitoring container needs this one
+    # (reading other uids' smaps_rollup), and an inner engine can only give what it has
+    *("--cap-add", "SYS_PTRACE"),
     *("--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined"),
     *("-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"),
 )
