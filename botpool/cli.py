@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from botpool.core import freqtrade_validation, names, schema
-from botpool.core.allocate import lock_path, write_lock
+from botpool.core.allocate import lock_path, read_lock, write_lock
 from botpool.core.pipeline import Artifact, HostRef, desired
 from botpool.core.plan import Plan, load_plan
 from botpool.core.render import ContainerSpec
@@ -117,9 +117,12 @@ def plan_as_json(plan: Plan) -> dict[str, Any]:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Show the plan; write the lock (or, with --check, only say whether it is current)."""
+    lock = lock_path(args.layout)
+    lost = frozenset(args.lost_host or ())
+    if lost:
+        return _plan_without(args, lock, lost)
     plan = _plan(args)
     print(json.dumps(plan_as_json(plan), indent=2) if args.json else plan_tables(plan))
-    lock = lock_path(args.layout)
     wanted = plan.allocation.to_yaml()
     if (lock.read_text() if lock.exists() else None) == wanted:
         return OK
@@ -131,6 +134,45 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return CHANGES
     write_lock(lock, wanted)
     print(f"wrote {lock}", file=sys.stderr)
+    return OK
+
+
+def _plan_without(args: argparse.Namespace, lock: Path, lost: frozenset[str]) -> int:
+    """`plan --lost-host`: the hosts' data is gone for good. Pools leaving them carry nothing
+    (no move waits for them), pools staying (a replacement server of the same name) start
+    empty there; the lock is written; each bot to restore is named."""
+    previous = read_lock(lock)
+    known = {p.host for p in previous.pools.values()} | {
+        p.moved_from for p in previous.pools.values() if p.moved_from
+    }
+    unknown = sorted(lost - known)
+    if unknown:
+        print(
+            f"--lost-host {', '.join(unknown)}: {lock} places no pool there (hosts it knows: "
+            f"{', '.join(sorted(known)) or 'none'})",
+            file=sys.stderr,
+        )
+        return ERROR
+    if args.check:
+        print("--lost-host writes the lock: it cannot be combined with --check", file=sys.stderr)
+        return ERROR
+    plan = load_plan(args.layout, SecretStore.from_env(), lost)
+    print(json.dumps(plan_as_json(plan), indent=2) if args.json else plan_tables(plan))
+    write_lock(lock, plan.allocation.to_yaml())
+    print(f"wrote {lock}", file=sys.stderr)
+    for pool in plan.pools:
+        before = previous.pools.get(pool.name)
+        if before and (before.host in lost or before.moved_from in lost):
+            print(
+                f"{pool.name} starts empty on {pool.host} at the next converge; then restore "
+                "each of its bots from a pulled backup (`botpool backup INVENTORY --pull DIR`):",
+                file=sys.stderr,
+            )
+            for bot in pool.bots:
+                print(
+                    f"  botpool restore INVENTORY {bot.key} --from DIR --at latest",
+                    file=sys.stderr,
+                )
     return OK
 
 
@@ -477,7 +519,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    """Without --at: list the bot's backups. With --at STAMP (or latest): restore it."""
+    """Without --at: list the bot's backups (on its host, or pulled: --from DIR). With --at
+    STAMP (or latest): restore it (a pulled one is sent to the bot's host first)."""
     from botpool.hosts import backups
     from botpool.hosts.remote import RemoteError, inventory_hosts
 
@@ -487,20 +530,32 @@ def cmd_restore(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ERROR
+    if args.source and not Path(args.source).is_dir():
+        print(
+            f"--from {args.source}: no such folder (a `botpool backup --pull` folder)",
+            file=sys.stderr,
+        )
+        return ERROR
     try:
         located = backups.locate(inventory_hosts(args.inventory), args.bot)
-        have = backups.stamps(located)
+        if args.source:  # pulled to the controller: its old host may be gone
+            files = backups.pulled(Path(args.source), located.bot.key)
+            have, where = sorted(files), f"{args.source} (pulled)"
+        else:
+            have, where = backups.stamps(located), f"{located.remote.layout_host}:{located.folder}"
         if not args.at:
-            where = f"{located.remote.layout_host}:{located.folder}"
             print(f"backups of {args.bot} in {where} (restore one with --at STAMP):")
             print("\n".join(have) if have else "none yet")
             return OK
         stamp = have[-1] if args.at == "latest" and have else args.at
         if stamp not in have:
             print(
-                f"no backup {stamp} of {args.bot}: run without --at to list them", file=sys.stderr
+                f"no backup {stamp} of {args.bot} in {where}: run without --at to list them",
+                file=sys.stderr,
             )
             return ERROR
+        if args.source:
+            backups.push(located, files[stamp], stamp)
         kept = backups.restore(located, stamp)
     except RemoteError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -558,6 +613,13 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not write; exit 2 if the lock file is not current (for CI)",
     )
+    pl.add_argument(
+        "--lost-host",
+        metavar="HOST",
+        action="append",
+        help="that host and its data are gone for good: pools placed elsewhere in the layout "
+        "start there empty, to be restored from pulled backups (repeatable)",
+    )
     pl.set_defaults(func=cmd_plan)
     r = sub.add_parser("render", help="write every rendered file into a directory")
     r.add_argument("layout")
@@ -609,6 +671,13 @@ def parser() -> argparse.ArgumentParser:
     rs.add_argument("bot", help="USER/BOT")
     rs.add_argument(
         "--at", metavar="STAMP", help="the backup to restore (a listed stamp, or latest)"
+    )
+    rs.add_argument(
+        "--from",
+        dest="source",
+        metavar="DIR",
+        help="take the backup from DIR, a `botpool backup --pull` folder on this machine "
+        "(any host's copy: the bot's old host may be gone); it is sent to the bot's host first",
     )
     rs.set_defaults(func=cmd_restore)
     sc = sub.add_parser("schema", help="print the layout's JSON Schema (for editors)")

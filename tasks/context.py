@@ -183,8 +183,9 @@ def moves() -> list[Move]:
                     raise ValueError(
                         f"pool {pool.name} moves from host {origin} to {pool.host}, but "
                         f"{origin} is not in this run: include it (its trade data moves with "
-                        f"the pool), or, if {origin} and its data are gone for good, delete "
-                        f"`moved_from: {origin}` from {target.plan.layout.file}'s lock file"
+                        f"the pool), or, if {origin} and its data are gone for good, run "
+                        f"`botpool plan {target.plan.layout.file} --lost-host {origin}` and "
+                        "restore its bots from pulled backups"
                     )
                 if data in for_host(source).snapshot.directories:
                     found.append(Move(pool.name, source, h))

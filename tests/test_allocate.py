@@ -308,6 +308,35 @@ def test_removing_a_host_that_still_runs_pools_is_refused(write_layout):
         load_plan(path)
 
 
+def test_a_lost_hosts_pools_start_empty_where_the_layout_places_them(write_layout, capsys):
+    """`botpool plan --lost-host h1`: h1 died with its data; alice's pool, placed on h0 now,
+    waits for no move (a converge without h1 can run) and her bots are named to restore."""
+    from botpool.cli import main
+
+    hosts = "hosts:\n  h0: {memory_mb: 8000}\n  h1: {memory_mb: 8000}\nusers:"
+    path = write_layout(
+        MINIMAL.replace("users:", hosts).replace("  alice:\n", "  alice:\n    host: h1\n")
+    )
+    lock_path(path).write_text(load_plan(path).allocation.to_yaml())
+    path.write_text(
+        path.read_text().replace("  h1: {memory_mb: 8000}\n", "").replace("host: h1", "host: h0")
+    )
+    with pytest.raises(LayoutError, match="pool alice-pool-1 is still moving from host h1"):
+        load_plan(path)
+    assert main(["plan", str(path), "--lost-host", "h9"]) == 1  # a typo changes nothing
+    assert "--lost-host h9: " in capsys.readouterr().err
+    assert main(["plan", str(path), "--lost-host", "h1", "--check"]) == 1
+
+    assert main(["plan", str(path), "--lost-host", "h1"]) == 0
+    said = capsys.readouterr().err
+    assert "alice-pool-1 starts empty on h0" in said
+    assert "botpool restore INVENTORY alice/one --from DIR --at latest" in said
+    block = read_lock(lock_path(path)).pools["alice-pool-1"]
+    assert (block.host, block.moved_from) == ("h0", None)
+    assert load_plan(path).allocation == read_lock(lock_path(path))  # and it stays so
+    assert main(["plan", str(path), "--check"]) == 0
+
+
 RATE_LIMITED = """
 defaults:
   bot: {exchange: real, strategy: SampleStrategy, stake_amount: 10, dry_run_wallet: 1000,

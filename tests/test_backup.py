@@ -355,3 +355,51 @@ def test_restore_refuses_a_stamp_it_does_not_have_before_touching_a_host(capsys)
 
     assert main(["restore", "inventory/local.py", "alice/one", "--at", "yesterday"]) == 1
     assert "use a stamp from the list" in capsys.readouterr().err
+
+
+def test_a_pulled_backup_is_sent_to_the_bots_new_host_checked_and_private(
+    write_layout, secrets, tmp_path
+):
+    """`restore --from DIR`'s first half, through @local: what `pull` wrote on the controller
+    arrives in the bot's backups folder on its host, whole, root's and 0600; sent again, it is
+    left as it is; a different file of the same stamp, or a damaged one, is refused."""
+    from botpool.core.plan import load_plan
+    from botpool.hosts import backups as host_backups
+    from botpool.hosts.remote import RemoteError, RemoteHost
+
+    from .conftest import MINIMAL
+
+    root = tmp_path / "root"
+    path = write_layout(MINIMAL.replace("defaults:\n", f"defaults:\n  root: {root}\n"))
+    plan = load_plan(path)
+    (one,) = plan.bots
+    pulled = tmp_path / "pulled"
+    stamp = "20261127T120000Z"
+    source = pulled / "gone-host" / one.user / one.name / f"{stamp}.sqlite.gz"
+    source.parent.mkdir(parents=True)
+    data = gzip.compress(os.urandom(200_000))  # several commands' worth (PUSH_CHUNK)
+    source.write_bytes(data)
+    (source.parent / "20261127T110000Z.sqlite.gz").symlink_to(source)  # never taken
+    assert host_backups.pulled(pulled, one.key) == {stamp: source}
+    located = host_backups.Located(one, RemoteHost("@local", "local", str(path), {}), plan)
+
+    host_backups.push(located, source, stamp)
+
+    arrived = root / "backups" / one.user / one.name / f"{stamp}.sqlite.gz"
+    assert arrived.read_bytes() == data
+    assert (arrived.stat().st_uid, arrived.stat().st_mode & 0o777) == (0, 0o600)
+    assert arrived.parent.stat().st_mode & 0o777 == 0o700
+    assert host_backups.stamps(located) == [stamp]
+    assert sorted(os.listdir(arrived.parent)) == [arrived.name]  # no partial file left
+    commands = located.remote.commands
+    host_backups.push(located, source, stamp)  # already there: one command, nothing sent
+    assert located.remote.commands == commands + 1
+    other = tmp_path / "other.sqlite.gz"
+    other.write_bytes(gzip.compress(b"other"))
+    with pytest.raises(RemoteError, match=f"another backup {stamp} of {one.key}"):
+        host_backups.push(located, other, stamp)
+    damaged = tmp_path / "damaged.sqlite.gz"
+    damaged.write_bytes(data[: len(data) // 2])
+    with pytest.raises(RemoteError, match="not a whole backup"):
+        host_backups.push(located, damaged, "20261127T130000Z")
+    assert arrived.read_bytes() == data

@@ -149,11 +149,7 @@ def stagnant(labels: dict[str, str], reason: str) -> dict[str, Any]:
 
 
 def action(name: str) -> str:
-    (rule,) = [
-        r
-        for r in monitoring.alert_rules(RULED)["groups"][0]["rules"]
-        if r["alert"] == name
-    ]
+    (rule,) = [r for r in monitoring.alert_rules(RULED)["groups"][0]["rules"] if r["alert"] == name]
     return str(rule["annotations"]["action"])
 
 

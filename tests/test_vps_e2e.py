@@ -7,11 +7,13 @@ bare hosts converged at once (engine installed, image built or shipped, pools pl
 and by memory, every bot answering, drift and checks green); a second converge runs one
 command per host; host keys verified (known, unknown, an impostor, opt-in); every remote
 read bounded (a hung command, a frozen host); a pool moved with its trade history; a stopped
-engine started, not reinstalled; one host down while the other stays green.
+engine started, not reinstalled; a host lost with its pools, which come back on the other
+from pulled backups; then one host down while the other stays green, in the dashboard too.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -35,6 +37,7 @@ from .e2e import (
     Deployment,
     docker,
     finish,
+    kept_trades_in,
     new_deployment,
     start_pyinfra,
     wait_for,
@@ -426,22 +429,74 @@ def test_a_stopped_engine_is_started_not_reinstalled(story):
     assert images.pool_spec().tag in h1.exec("docker images --format '{{.Repository}}:{{.Tag}}'")
 
 
-def test_one_host_down_and_the_other_stays_green(story):
+def kept_in_backup(path: Path, directory: Path) -> list[str]:
+    """A pulled backup's trades with a fill, as TRADES prints them."""
+    copy = directory / (path.name + ".sqlite")
+    copy.write_bytes(gzip.decompress(path.read_bytes()))
+    return sorted(" ".join(map(str, t)) for t in kept_trades_in(copy))
+
+
+def test_a_lost_hosts_pools_come_back_on_the_other_from_pulled_backups(story, tmp_path):
+    """The disaster: h2 (both users' pools since the move) is destroyed after `backup --pull`
+    ran. Its pools are placed on h1 (`plan --lost-host h2`: h2 stays declared, as a server
+    that may be replaced), converged without h2, and each bot restored from the pulled
+    backup answers with its trades."""
     dep, h1, h2 = story.dep, story.hosts["h1"], story.hosts["h2"]
-    h1.remove()
+    wait_for(
+        lambda: trades(dep, h2, "bob-pool-1", "three") or None,
+        timeout=180,
+        what="a dry-run trade of bob/three on h2",
+    )
+    pulled = tmp_path / "pulled"
+    code, output = dep.botpool("backup", dep.inventory, "--pull", str(pulled))
+    assert code == 0, output
+    bots = dep.plan().bots
+    assert {b.host for b in bots} == {"h2"}
+    backups = {b.key: sorted((pulled / "h2" / b.user / b.name).iterdir())[-1] for b in bots}
+    at_backup = {key: kept_in_backup(path, tmp_path) for key, path in backups.items()}
+    assert at_backup["bob/three"], at_backup  # a trade to bring back
+    h2.remove()
+
+    text = dep.layout.read_text().replace("host: h2", "host: h1")
+    dep.layout.write_text(text.replace("bob:\n", "bob:\n  host: h1\n"))
+    survivor = replace(dep, inventory=str(story.inventory("survivor", "h1")))
+    refused = survivor.converge(check=False)  # the move would need h2's data
+    assert refused.returncode != 0 and "--lost-host h2" in refused.output, refused.output[-3000:]
+    code, output = dep.botpool("plan", str(dep.layout), "--lost-host", "h2")
+    assert code == 0, output
+    for pool in ("ann-pool-1", "bob-pool-1"):
+        assert f"{pool} starts empty on h1" in output, output
+    survivor.converge()
+    assert {b.host for b in dep.plan().bots} == {"h1"}
+    for bot in bots:
+        code, output = survivor.botpool(
+            "restore", survivor.inventory, bot.key, "--from", str(pulled), "--at", "latest"
+        )
+        assert code == 0, output
+        assert f"{bot.key} restored from {backups[bot.key].name[:16]}" in output, output
+        assert set(at_backup[bot.key]) <= set(trades(dep, h1, bot.pool, bot.name)), bot.key
+    wait_for(lambda: answering(story), timeout=180, what="every bot answering on h1")
+    code, output = drift(survivor, survivor.inventory)
+    assert code == 0, output
+    assert survivor.converge().operations == []
+
+
+def test_one_host_down_and_the_other_stays_green(story):
+    """After the test above: h2 is gone, h1 runs every pool."""
+    dep, h1, h2 = story.dep, story.hosts["h1"], story.hosts["h2"]
     code, output = drift(dep, dep.inventory)
     assert code == 1, output  # drift says so, and still reports the other host
-    assert f"{h1.name}: unreachable" in output and f"no drift on {h2.name}" in output, output
+    assert f"{h2.name}: unreachable" in output and f"no drift on {h1.name}" in output, output
     outcomes = {name: outcome for name, (outcome, _) in dep.checks(dep.inventory).tests.items()}
     failed = {t for t, outcome in outcomes.items() if outcome == "failed"}
-    assert failed and all(h1.name in t for t in failed), failed
-    passed = [t for t, outcome in outcomes.items() if outcome == "passed" and h2.name in t]
-    assert len(passed) >= 4, outcomes  # h2: reachable, as planned, and its bots checked
+    assert failed and all(h2.name in t for t in failed), failed
+    passed = [t for t, outcome in outcomes.items() if outcome == "passed" and h1.name in t]
+    assert len(passed) >= 4, outcomes  # h1: reachable, as planned, and its bots checked
 
 
 def test_the_dashboard_shows_the_host_that_is_down_as_unreachable_and_the_other_current(story):
-    """After the test above: h1 is gone, h2 runs its pools (monitoring off in this layout,
-    so the dashboard shows h2's current state without history)."""
+    """After the tests above: h2 is gone, h1 runs every pool (monitoring off in this layout,
+    so the dashboard shows h1's current state without history)."""
     dep, h1, h2 = story.dep, story.hosts["h1"], story.hosts["h2"]
     dashboard = Dashboard(dep, refresh_s=5)
     try:
@@ -453,16 +508,14 @@ def test_the_dashboard_shows_the_host_that_is_down_as_unreachable_and_the_other_
     finally:
         dashboard.stop()
     hosts = {h["name"]: h for h in fleet["hosts"]}
-    assert f"{h1.name}: unreachable" in hosts[h1.name]["error"], hosts[h1.name]
-    assert hosts[h2.name]["error"] is None and hosts[h2.name]["monitoring"] == "off"
+    assert f"{h2.name}: unreachable" in hosts[h2.name]["error"], hosts[h2.name]
+    assert hosts[h1.name]["error"] is None and hosts[h1.name]["monitoring"] == "off"
     plan = dep.plan()
     seen = {b["key"]: b for h in hosts.values() for p in h["pools"] for b in p["bots"]}
     assert seen.keys() == {b.key for b in plan.bots}
     for bot in plan.bots:
-        host = h1.name if bot.host == "h1" else h2.name
-        assert seen[bot.key]["host"] == host
-        expected = "unknown" if host == h1.name else "RUNNING"
-        assert seen[bot.key]["state"] == expected, seen[bot.key]
+        assert bot.host == "h1" and seen[bot.key]["host"] == h1.name
+        assert seen[bot.key]["state"] == "RUNNING", seen[bot.key]
     assert {r["pool"] for r in fleet["heat"]} == {p.name for p in plan.pools}
     assert all(v is None for r in fleet["heat"] for v in r["cells"])  # no history: no data
     assert dashboard.process.returncode == 0, dashboard.output()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -277,17 +277,23 @@ class _LockCheck:
         return None
 
 
-def allocate(layout: Layout, previous: Allocation) -> tuple[Allocation, list[Problem]]:
+def allocate(
+    layout: Layout, previous: Allocation, lost: frozenset[str] = frozenset()
+) -> tuple[Allocation, list[Problem]]:
     """Keep every still-wanted bot where it is; seat new bots in their user's pools.
 
     A new bot takes the lowest free slot of its user's lowest-numbered pool with room; when
     all are full a new pool opens with the lowest free number and the lowest free port block
-    on its host. Pools left without bots are dropped, freeing their ports.
+    on its host. Pools left without bots are dropped, freeing their ports. `lost`: hosts
+    whose data is gone for good (`botpool plan --lost-host`): a pool leaving one carries
+    nothing (it starts empty where it goes; its bots are restored from pulled backups).
     """
     wanted = {bot.key: bot for bot in layout.bots}
     bots = {k: s for k, s in previous.bots.items() if k in wanted}
     pools = {
-        p.name: p for p in previous.pools.values() if any(s.pool == p.name for s in bots.values())
+        p.name: replace(p, moved_from=None) if p.moved_from in lost else p
+        for p in previous.pools.values()
+        if any(s.pool == p.name for s in bots.values())
     }
     problems: list[Problem] = []
     for block in sorted(pools.values(), key=_pool_order):  # explicit placement edits move pools
@@ -303,7 +309,7 @@ def allocate(layout: Layout, previous: Allocation) -> tuple[Allocation, list[Pro
                 continue
             # the data is where the last converged move left it
             origin = block.moved_from or block.host
-            moved_from = None if origin == host else origin
+            moved_from = None if origin == host or origin in lost else origin
             pools[block.name] = PoolBlock(
                 block.name, block.user, host, first, block.size, moved_from
             )

@@ -169,8 +169,10 @@ class Plan:
         return self.hosts.get(name) or HostPlan(Host(name, 0, 0, None, 0, {}), (), ())
 
 
-def make_plan(layout: Layout, previous: Allocation) -> tuple[Plan, list[Problem]]:
-    allocation, problems = allocate(layout, previous)
+def make_plan(
+    layout: Layout, previous: Allocation, lost: frozenset[str] = frozenset()
+) -> tuple[Plan, list[Problem]]:
+    allocation, problems = allocate(layout, previous, lost)
     bots_by_key = {bot.key: bot for bot in layout.bots}
     users = {user.name: user for user in layout.users}
     hosts: dict[str, HostPlan] = {}
@@ -297,8 +299,11 @@ def _capacity_problems(layout: Layout, plan: HostPlan) -> list[Problem]:
     ]
 
 
-def load_plan(layout_file: str | Path, secrets: SecretFiles | None = None) -> Plan:
-    """Layout + lock -> plan, or LayoutError with every problem found in either."""
+def load_plan(
+    layout_file: str | Path, secrets: SecretFiles | None = None, lost: frozenset[str] = frozenset()
+) -> Plan:
+    """Layout + lock -> plan, or LayoutError with every problem found in either. `lost`:
+    hosts whose data is gone for good (see allocate)."""
     lock = lock_path(layout_file)
     if lock.resolve() == Path(layout_file).resolve():
         message = "a layout must not be named *.lock (its lock file would be itself): rename it"
@@ -307,7 +312,7 @@ def load_plan(layout_file: str | Path, secrets: SecretFiles | None = None) -> Pl
     previous = read_lock(lock, layout)
     if layout is None:
         raise LayoutError(problems)
-    plan, more = make_plan(layout, previous)
+    plan, more = make_plan(layout, previous, lost)
     if problems or more:
         raise LayoutError(problems + more)
     return plan

@@ -31,6 +31,7 @@ from botpool.hosts.remote import RemoteError, RemoteHost
 STAMP_RE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 SUFFIX = ".sqlite.gz"
 API_WAIT = 180  # seconds a restored bot may take until its API answers
+PUSH_CHUNK = 48 * 1024  # bytes a command sends: far below a shell argument's 128 KiB limit
 
 
 def q(*words: str) -> str:
@@ -120,6 +121,59 @@ def pull(remote: RemoteHost, into: Path) -> list[Path]:
         write_private(target, data)
         fetched.append(target)
     return fetched
+
+
+def pulled(into: Path, key: str) -> dict[str, Path]:
+    """The backups of bot USER/BOT that `pull` copied into `into`, from any host (its old one
+    may be gone): stamp -> file, the last host's in name order when two hold one stamp."""
+    user, _, bot = key.partition("/")
+    found = {}
+    for path in sorted(into.glob(f"*/{user}/{bot}/*{SUFFIX}")):
+        stamp = path.name[: -len(SUFFIX)]
+        if STAMP_RE.fullmatch(stamp) and path.is_file() and not path.is_symlink():
+            found[stamp] = path
+    return found
+
+
+def push(located: Located, source: Path, stamp: str) -> None:
+    """Copy a pulled backup into the bot's backups folder on its (new) host as `stamp`, so
+    that `restore` finds it there: checked whole before it is sent, sent in bounded commands
+    (base64, PUSH_CHUNK bytes each), checked against its sha256 on arrival, then renamed in
+    place, root's and 0600. A backup already there with the same content is left as it is."""
+    data = source.read_bytes()
+    try:
+        gzip.decompress(data)
+    except (OSError, EOFError) as exc:
+        raise RemoteError(f"{source} is not a whole backup ({exc}): pull it again") from None
+    digest = hashlib.sha256(data).hexdigest()
+    remote, key = located.remote, located.bot.key
+    top = f"{located.root}/{names.BACKUPS_DIR}"
+    target = f"{located.folder}/{stamp}{SUFFIX}"
+    partial = f"{located.folder}/.{stamp}.push"
+    same = f'[ "$(sha256sum < {q(target)} | cut -d" " -f1)" = {digest} ]'
+    start = remote.run(
+        "\n".join(
+            [
+                "set -e",
+                f"install -d -m 0700 {q(top)} {q(f'{top}/{located.bot.user}')} {q(located.folder)}",
+                f"if [ -f {q(target)} ]; then {same} && echo present && exit 0; "
+                f"echo 'another backup {stamp} of {key} is on the host' >&2; exit 1; fi",
+                f"rm -f {q(partial)} && (umask 077 && : > {q(partial)})",
+            ]
+        ),
+        f"preparing to send {key}'s backup {stamp}",
+    )
+    if start == ["present"]:
+        return
+    for offset in range(0, len(data), PUSH_CHUNK):
+        chunk = base64.b64encode(data[offset : offset + PUSH_CHUNK]).decode()
+        remote.run(f"printf %s {chunk} | base64 -d >> {q(partial)}", f"sending {key}'s backup")
+    remote.run(
+        f'set -e; [ "$(sha256sum < {q(partial)} | cut -d" " -f1)" = {digest} ] || '
+        f"{{ rm -f {q(partial)}; echo '{key}: the backup arrived damaged: send it again' >&2; "
+        f"exit 1; }}; chmod 0600 {q(partial)} && mv -T {q(partial)} {q(target)}",
+        f"checking {key}'s backup {stamp} on arrival",
+    )
 
 
 def write_private(path: Path, data: bytes) -> None:
