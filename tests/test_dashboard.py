@@ -273,7 +273,7 @@ def app_for(plan, layout: str, token: str | None = None, **changes: Any):
 def test_every_page_renders_and_escapes_what_bots_wrote(plan, write_layout):
     layout = str(write_layout(LAYOUT))
     seen = reading(plan)
-    seen.health.bots["alice-one"]["last_warning"] = HOSTILE
+    seen.health.bots["alice-one"]["last_warnings"] = ["an older warning", HOSTILE]
     client = app_for(plan, layout, health=seen.health)
     for path in ("/", "/?window=1d", "/pool/@local/alice-pool-1", "/bot/alice/one"):
         page = client.get(path)
@@ -281,7 +281,8 @@ def test_every_page_renders_and_escapes_what_bots_wrote(plan, write_layout):
         assert "<script>alert" not in page.text and "<img src=x" not in page.text
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     bot = client.get("/bot/alice/one").text
-    assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in bot
+    escaped = "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"
+    assert escaped in bot and bot.index(escaped) < bot.index("an older warning")  # newest first
     assert "no tunnel needed: http://127.0.0.1:" in bot
     fleet = client.get("/").text
     assert len(re.findall(r'class="heatrow"', fleet)) == 2

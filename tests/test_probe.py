@@ -363,7 +363,7 @@ def test_as_root_without_capabilities_it_reads_root_owned_0640_configs_and_says_
 def test_a_failed_notifications_url_never_reaches_the_last_warning():
     """freqtrade logs the URL of a webhook it could not call; a Discord webhook's URL is its
     secret, and the checks print a bot's last warning."""
-    from botpool.payloads.probe import last_warning
+    from botpool.payloads.probe import last_warning, last_warnings
 
     lines = [
         "2026-11-27 10:00:00,000 - freqtrade.rpc.webhook - WARNING - Could not call webhook "
@@ -376,3 +376,7 @@ def test_a_failed_notifications_url_never_reaches_the_last_warning():
     assert "SECRETTOKEN" not in last_warning(lines[:1])
     assert "with url: (URL hidden) (Caused by NewConnectionError" in last_warning(lines[:1])
     assert last_warning(lines).endswith("Updates: (URL hidden) answered 409")
+    shown = last_warnings([*lines, "2026-11-27 10:00:02,000 - freqtrade - INFO - Bot heartbeat"])
+    assert shown == [last_warning(lines[:1]), last_warning(lines)]  # oldest first
+    assert not any("SECRET" in w for w in shown)
+    assert last_warnings(lines * 5, 3) == last_warnings(lines, 2)[-1:] + last_warnings(lines, 2)

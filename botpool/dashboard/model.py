@@ -92,7 +92,7 @@ class BotView:
     open_trades: int | None
     closed_trades: int | None
     wallet: Any
-    last_warning: str | None
+    last_warnings: tuple[str, ...]  # oldest first
     exits_last_hour: int | None
     restarts_1h: float | None
     metrics: dict[str, float | None]
@@ -239,7 +239,7 @@ def bot_view(reading: HostReading, bot: BotPlan, samples: Sequence[Sample]) -> B
         open_trades=_int(count.get("current")),
         closed_trades=_int(report.get("trade_count")),
         wallet=wallet.get("total"),
-        last_warning=_text(report.get("last_warning")),
+        last_warnings=_texts(report.get("last_warnings")),
         exits_last_hour=_int(report.get("exits_last_hour")),
         restarts_1h=restarts[0] if restarts else None,
         metrics=metrics,
@@ -256,8 +256,8 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _text(value: Any) -> str | None:
-    return str(value) if value is not None else None
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def pool_view(reading: HostReading, pool: PoolPlan, samples: Sequence[Sample]) -> PoolView:

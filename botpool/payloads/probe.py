@@ -36,6 +36,7 @@ LOG_TAIL_BYTES = 256 * 1024  # of a bot's log and of supervisord's: hours of lin
 CONFIG_MAX_BYTES = 64 * 1024  # a rendered config is about 3 KiB
 ANSWER_MAX_BYTES = 1024 * 1024  # one API answer
 WARNING_MAX_CHARS = 300
+WARNINGS_SHOWN = 5  # a bot's last warnings the dashboard shows
 DEFAULT_TRADABLE_BALANCE_RATIO = 0.99  # freqtrade's own default
 # freqtrade's warning about listening on 0.0.0.0 is expected in a container: skip it
 EXPECTED_WARNING = "SECURITY WARNING"
@@ -338,10 +339,12 @@ def probe_bot(
     else:
         _ask_in_time(port, login, left, limits, result)
     try:
-        result["last_warning"] = last_warning(log_tail(pools, f"{bot}/logs/freqtrade.log"))
+        warnings = last_warnings(log_tail(pools, f"{bot}/logs/freqtrade.log"))
     except Unreadable as error:
         file_errors.append(str(error))
-        result["last_warning"] = None
+        warnings = []
+    result["last_warnings"] = warnings  # the dashboard's bot page
+    result["last_warning"] = warnings[-1] if warnings else None  # the checks' reasons
     now = time.time()
     result["exits_last_hour"] = sum(now - t < 3600 for t in pool.exits.get(program, []))
     spawned = pool.spawned.get(program)
@@ -369,13 +372,19 @@ def _ask_in_time(
         result["error"] = f"{type(error).__name__}: {error}"
 
 
-def last_warning(lines: list[str]) -> str | None:
+def last_warnings(lines: list[str], count: int = WARNINGS_SHOWN) -> list[str]:
+    """The log's last `count` warnings and errors, oldest first, URLs hidden, each cut."""
     warnings = [
         line
         for line in lines
         if (" - WARNING - " in line or " - ERROR - " in line) and EXPECTED_WARNING not in line
     ]
-    return URL.sub("(URL hidden)", warnings[-1])[:WARNING_MAX_CHARS] if warnings else None
+    return [URL.sub("(URL hidden)", w)[:WARNING_MAX_CHARS] for w in warnings[-count:]]
+
+
+def last_warning(lines: list[str]) -> str | None:
+    found = last_warnings(lines, 1)
+    return found[0] if found else None
 
 
 def probe(pools: Path, targets: list[dict[str, Any]], limits: Limits) -> dict[str, Any]:
