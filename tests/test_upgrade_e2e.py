@@ -93,7 +93,8 @@ def test_a_canary_that_fails_its_gate_is_rolled_back_with_every_trade(dep):
     assert run.returncode != 0, run.output[-3000:]
     # the canary is the smallest pool, named with what failed and the bot's own log
     assert "pool ben-pool-1 FAILED its upgrade to botpool/pool:2026.9-" in run.output
-    assert "ben-solo was not RUNNING with its API answering within 60s" in run.output
+    # FATAL (supervisor gave up on it) fails the gate at once, not after its 60 s
+    assert "ben-solo is FATAL: it exited at every start and supervisor gave up" in run.output
     assert "the last lines of ben/solo's log" in run.output
     assert "It was rolled back" in run.output
     # rolled back: its old image, its old container (renamed back), its bots answering

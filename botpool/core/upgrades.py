@@ -10,8 +10,9 @@ forward, and an older freqtrade cannot read it any more (freqtrade #12045). So, 
 - each one is stopped, each bot's database is backed up by the backup payload with the old
   image (`backups/<user>/<bot>/pre-upgrade/<stamp>-from-<old tag>.sqlite.gz`), the old
   container is kept aside (renamed, stopped), and the new one must pass a *health gate*:
-  every program RUNNING and every bot's API answering within `health_timeout_seconds`, then
-  no program restarting or stopping for `settle_seconds`;
+  every program RUNNING and every bot's API answering within `health_timeout_seconds` (a
+  program FATAL fails it at once), then no program restarting or stopping for
+  `settle_seconds`;
 - a pool that fails its gate is rolled back (new container removed, each bot's database put
   aside as `tradesv3.sqlite.after-failed-upgrade-<stamp>`, never deleted, the pre-upgrade
   backup restored, the old container renamed back and started), the failure is recorded on

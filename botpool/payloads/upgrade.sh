@@ -5,8 +5,9 @@
 #      database with the old image and the backup payload (pre-upgrade, tagged source_tag);
 #      a downgrade then puts back each bot's newest backup matching restore_glob
 #   2. keep the old container aside (renamed, stopped), create the new one in its place
-#   3. gate: every program RUNNING and every bot's API answering within `timeout` seconds,
-#      then no program restarting or stopping for `settle` seconds
+#   3. gate: every program RUNNING and every bot's API answering within `timeout` seconds
+#      (a program FATAL fails it at once: supervisor never retries one), then no program
+#      restarting or stopping for `settle` seconds
 #   4. passed: the old container goes, source is recorded as retired, target's failure record
 #      (a retry) goes. Failed: the new container goes, each bot's database is put aside and
 #      its pre-upgrade backup restored, the old container comes back, the failure is recorded
@@ -116,9 +117,20 @@ EOF
 
 pids() { printf '%s\n' "$1" | awk '$2 == "RUNNING" {print $1, $4}' | sort; }
 
+given_up() { # the first program supervisor gave up starting (FATAL: it never retries)
+  for p in $programs; do
+    if printf '%s\n' "$1" | grep -qE "^$p +FATAL"; then failed_program=$p; return 0; fi
+  done
+  return 1
+}
+
 gate() {
   deadline=$(($(now) + timeout))
   until current=$(status) && running "$current" && answering; do
+    if given_up "$current"; then
+      why="$failed_program is FATAL: it exited at every start and supervisor gave up"
+      return 1
+    fi
     if [ "$(now)" -ge "$deadline" ]; then
       why="$failed_program was not RUNNING with its API answering within ${timeout}s (upgrades.health_timeout_seconds)"
       return 1
