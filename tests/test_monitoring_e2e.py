@@ -1,12 +1,16 @@
 """Monitoring on the real engine: the converge deploys Prometheus, Alertmanager, the node
 exporter and botpool's exporter; a bot stopped by hand reaches a webhook as a BotDown alert
-naming the bot and its owner, and as resolved once it runs again; a file changed on the host
-alerts HostOutOfSync with no controller involved; the Watchdog reaches its heartbeat URL
-again and again; a pool over its memory share alerts PoolMemoryHigh.
+naming the bot and its owner, and as resolved once it runs again; each user's alerts reach
+that user's receiver in its own service's format (Slack, Telegram), everyone else's the
+operator's (Discord); a file changed on the host alerts HostOutOfSync with no controller
+involved; the Watchdog reaches its heartbeat URL again and again; a pool over its memory
+share alerts PoolMemoryHigh.
 
-The webhook is a test double: a small HTTP sink on 127.0.0.1 that records what it gets,
-standing in for Slack, Discord or Telegram (Alertmanager posts its webhook format to it),
-and for a healthchecks-style heartbeat service (the Watchdog's URL).
+Every receiving service is a test double: one small HTTP sink on 127.0.0.1 that records what
+it gets, standing in for a webhook, Slack's and Discord's incoming webhooks, Telegram's Bot
+API (through the receiver's `api_url`; it answers as Telegram does) and a healthchecks-style
+heartbeat service (the Watchdog's URL). E-mail is not delivered here (no SMTP double); its
+configuration is checked by amtool (test_monitoring_promtool_e2e.py).
 """
 
 from __future__ import annotations
@@ -33,17 +37,32 @@ BOT_PORT = 17000
 MONITORING_PORT = 18990  # below every test deployment's bot ports, above this one's
 TOKEN = "T0KEN-never-printed-9f3c"
 BEAT = "B3AT-never-printed-51ac"
+BOT_TOKEN = "123456:TeLeGrAmToKeNnEvErPrInTeD42"  # the form @BotFather gives
+CHAT = -1001234567890
 MONITORING = (
     f"{{base_port: {MONITORING_PORT}, scrape_interval: 2s, bot_down_for: 4s, "
     "out_of_sync_for: 2s, watchdog: beat, watchdog_interval: 3s, "
-    "group_wait: 1s, group_interval: 2s, repeat_interval: 1h, webhook: sink}"
+    "group_wait: 1s, group_interval: 2s, repeat_interval: 1h, webhook: sink, "
+    "receivers: {chat: discord, team: slack, phone: telegram}, operator: chat, "
+    "user_receivers: {nico: team, olga: phone}}"
 )
 USERS = """
 mona:
   bots:
     - name: one
     - name: two
+nico:
+  bots:
+    - name: one
+olga:
+  bots:
+    - name: one
 """
+TELEGRAM_SENT = {  # what Telegram's sendMessage answers (Alertmanager reads the chat back)
+    "ok": True,
+    "result": {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "group"}, "text": ""},
+}
+TELEGRAM_ME = {"ok": True, "result": {"id": 1, "is_bot": True, "first_name": "sink"}}
 
 
 class Sink:
@@ -52,17 +71,27 @@ class Sink:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []  # to the alerts webhook
         self.beats: list[str] = []  # paths the Watchdog was posted to
-        received, beats = self.messages, self.beats
+        self.posts: list[tuple[str, str]] = []  # (path, body) to the other services
+        received, beats, posts = self.messages, self.beats, self.posts
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                answer: dict[str, Any] = {}
                 if self.path.startswith("/beat/"):
                     beats.append(self.path)
-                else:
+                elif self.path.startswith("/hooks/"):
                     received.append(json.loads(body))
+                else:
+                    posts.append((self.path, body.decode()))
+                    if self.path.startswith("/telegram/"):
+                        answer = TELEGRAM_ME if self.path.endswith("/getMe") else TELEGRAM_SENT
+                reply = json.dumps(answer).encode()
                 self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
+                self.wfile.write(reply)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -73,6 +102,13 @@ class Sink:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/{TOKEN}"
+
+    def service_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{service}"
+
+    def sent(self, prefix: str, text: str) -> list[str]:
+        """The bodies posted under `prefix` that hold `text` (JSON-escaped, as sent)."""
+        return [body for path, body in self.posts if path.startswith(prefix) and text in body]
 
     @property
     def beat_url(self) -> str:
@@ -108,6 +144,14 @@ def dep(tmp_path_factory: pytest.TempPathFactory, sink: Sink) -> Iterator[Deploy
     beat = alerts / "beat.url"
     beat.write_text(sink.beat_url + "\n")
     beat.chmod(0o600)
+    for name, values in {
+        "chat": {"url": sink.service_url(f"discord/{TOKEN}")},
+        "team": {"url": sink.service_url(f"slack/{TOKEN}"), "channel": "#nico"},
+        "phone": {"token": BOT_TOKEN, "chat_id": str(CHAT), "api_url": sink.service_url("tg")},
+    }.items():
+        path = alerts / f"{name}.json"
+        path.write_text(json.dumps(values))
+        path.chmod(0o600)
     deployment.write(USERS)
     yield deployment
     deployment.monitoring = "{enabled: false}"  # the teardown's converge removes it too
@@ -179,17 +223,17 @@ def test_converge_deploys_monitoring_and_a_stopped_bot_alerts_its_owner(dep, sin
 
     # each bot's own figures, from its API with its login and from the host's /proc
     for expr in (
-        "botpool_bot_heartbeat_age_seconds < 120",
-        "botpool_bot_pss_bytes > 20e6",  # a forked freqtrade's own share: tens of MiB
-        "botpool_bot_wallet_coin > 0",
-        "botpool_bot_trades_closed >= 0",
-        "botpool_bot_trades_open >= 0",
-        "botpool_bot_profit_closed_coin > -1e9",
+        'botpool_bot_heartbeat_age_seconds{user="mona"} < 120',
+        'botpool_bot_pss_bytes{user="mona"} > 20e6',  # a forked freqtrade's own: tens of MiB
+        'botpool_bot_wallet_coin{user="mona"} > 0',
+        'botpool_bot_trades_closed{user="mona"} >= 0',
+        'botpool_bot_trades_open{user="mona"} >= 0',
+        'botpool_bot_profit_closed_coin{user="mona"} > -1e9',
     ):
         found = wait_for(
             lambda expr=expr: (r := prometheus_sees(expr)) and len(r) == 2 and r,
             timeout=60,
-            what=f"{expr} for both bots; seen: {prometheus_sees(expr.split()[0])}\n{logs(dep)}",
+            what=f"{expr} for mona's bots; seen: {prometheus_sees(expr.split()[0])}\n{logs(dep)}",
         )
         assert {s["metric"]["bot"] for s in found} == {"one", "two"}, expr
 
@@ -219,7 +263,45 @@ def test_converge_deploys_monitoring_and_a_stopped_bot_alerts_its_owner(dep, sin
 
     again = dep.converge()
     assert again.operations == [], again.output[-3000:]
-    assert TOKEN not in again.output and BEAT not in again.output
+    for secret in (TOKEN, BEAT, BOT_TOKEN):
+        assert secret not in first.output + again.output
+
+
+def test_each_users_alerts_reach_their_own_service_in_its_format(dep, sink):
+    """nico's receiver is Slack, olga's Telegram, the operator's Discord (mona has none of her
+    own: her BotDown above went there, beside the webhook)."""
+    summary = "bot mona/one is not running"
+    (discord,) = sink.sent(f"/discord/{TOKEN}", summary)[:1]
+    assert json.loads(discord)["embeds"][0]["title"] == "[FIRING] BotDown on local"
+    for user in ("nico", "olga"):
+        dep.ctl(f"{user}-pool-1", "stop", f"{user}-one")
+    slack = wait_for(
+        lambda: sink.sent(f"/slack/{TOKEN}", "bot nico/one is not running"),
+        timeout=90,
+        what=f"nico's BotDown at Slack; posts: {[p for p, _ in sink.posts]}\n{logs(dep)}",
+    )
+    message = json.loads(slack[0])
+    assert message["channel"] == "#nico"
+    assert message["attachments"][0]["title"] == "[FIRING] BotDown on local"
+    telegram = wait_for(
+        lambda: sink.sent(f"/tg/bot{BOT_TOKEN}/sendMessage", "bot olga/one is not running"),
+        timeout=90,
+        what=f"olga's BotDown at Telegram; posts: {[p for p, _ in sink.posts]}\n{logs(dep)}",
+    )
+    assert int(json.loads(telegram[0])["chat_id"]) == CHAT
+    # a user's alerts go to that user's receiver alone
+    assert {a["labels"]["user"] for a in sink.alerts("BotDown", "firing")} == {"mona"}
+    assert not sink.sent("/discord/", "nico/one") and not sink.sent("/slack/", "olga/one")
+    for user in ("nico", "olga"):
+        dep.ctl(f"{user}-pool-1", "start", f"{user}-one")
+    wait_for(
+        lambda: (
+            sink.sent("/slack/", "RESOLVED: bot nico/one")
+            and sink.sent("/tg/", "RESOLVED: bot olga/one")
+        ),
+        timeout=90,
+        what=f"both resolutions; posts: {[p for p, _ in sink.posts]}\n{logs(dep)}",
+    )
 
 
 def test_a_file_changed_on_the_host_alerts_out_of_sync_without_the_controller(dep, sink):

@@ -66,7 +66,14 @@ EVERY_KIND = {  # one receiver of each kind, as alerts/<name>.json would hold it
     "hook": ("webhook", {"url": "https://hooks.example.org/services/T0/B0/x"}),
     "team": ("slack", {"url": "https://hooks.slack.com/services/T0/B0/x", "channel": "#ops"}),
     "chat": ("discord", {"url": "https://discord.com/api/webhooks/1/x"}),
-    "phone": ("telegram", {"token": "123456:" + "A" * 35, "chat_id": "-1001234567890"}),
+    "phone": (
+        "telegram",
+        {
+            "token": "123456:" + "A" * 35,
+            "chat_id": "-1001234567890",
+            "api_url": "https://tg-proxy.example.org",
+        },
+    ),
     "mail": (
         "email",
         {

@@ -345,6 +345,8 @@ def integration(kind: str, values: dict[str, str]) -> dict[str, Any]:
             "message": f"{TITLE}\n{TEXT}",
             **RESOLVED,
         }
+        if "api_url" in values:  # default https://api.telegram.org
+            telegram["api_url"] = values["api_url"]
         return {"telegram_configs": [telegram]}
     email = {
         "to": values["to"],

@@ -64,12 +64,13 @@ RECEIVER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "webhook": (frozenset({"url"}), frozenset()),
     "slack": (frozenset({"url"}), frozenset({"channel"})),
     "discord": (frozenset({"url"}), frozenset()),
-    "telegram": (frozenset({"token", "chat_id"}), frozenset()),
+    "telegram": (frozenset({"token", "chat_id"}), frozenset({"api_url"})),
     "email": (frozenset({"to", "from", "smarthost"}), frozenset({"username", "password"})),
 }
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}")
 RECEIVER_VALUES: dict[str, tuple[re.Pattern[str], str]] = {
     "url": NOTIFY_VALUES["url"],
+    "api_url": NOTIFY_VALUES["url"],  # Telegram's Bot API server (a self-hosted one, a proxy)
     "channel": (re.compile(r"[#@]?[A-Za-z0-9._-]{1,80}"), "a Slack channel such as #alerts"),
     "token": NOTIFY_VALUES["token"],
     "chat_id": (re.compile(r"-?[0-9]{1,19}"), 'a numeric chat id as a string, e.g. "-100123"'),
