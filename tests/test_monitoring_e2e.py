@@ -31,7 +31,7 @@ from botpool.core import monitoring
 
 from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=2)
+pytestmark = pytest.mark.e2e(minutes=3)
 
 BOT_PORT = 17000
 MONITORING_PORT = 18990  # below every test deployment's bot ports, above this one's
@@ -84,7 +84,7 @@ class Sink:
                     received.append(json.loads(body))
                 else:
                     posts.append((self.path, body.decode()))
-                    if self.path.startswith("/telegram/"):
+                    if self.path.startswith("/tg/"):
                         answer = TELEGRAM_ME if self.path.endswith("/getMe") else TELEGRAM_SENT
                 reply = json.dumps(answer).encode()
                 self.send_response(200)

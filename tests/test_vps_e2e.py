@@ -52,7 +52,7 @@ from .harness.vps import (
     write_inventory,
 )
 
-pytestmark = pytest.mark.e2e(minutes=7)
+pytestmark = pytest.mark.e2e(minutes=8.5)
 pytest_plugins = ["tests.harness.vps"]  # the ssh_key fixture
 
 HOSTS = "hosts:\n  h1: {memory_mb: 2048}\n  h2: {memory_mb: 2048}\n"
@@ -458,7 +458,9 @@ def test_a_lost_hosts_pools_come_back_on_the_other_from_pulled_backups(story, tm
     h2.remove()
 
     text = dep.layout.read_text().replace("host: h2", "host: h1")
-    dep.layout.write_text(text.replace("bob:\n", "bob:\n  host: h1\n"))
+    placed = text.replace("\n  bob:\n", "\n  bob:\n    host: h1\n")
+    assert placed != text, text
+    dep.layout.write_text(placed)
     survivor = replace(dep, inventory=str(story.inventory("survivor", "h1")))
     refused = survivor.converge(check=False)  # the move would need h2's data
     assert refused.returncode != 0 and "--lost-host h2" in refused.output, refused.output[-3000:]
