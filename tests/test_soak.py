@@ -140,7 +140,7 @@ def verdicts(text: str) -> dict[str, str]:
 
 
 def test_a_clean_run_passes_every_criterion(tmp_path):
-    write_csv(tmp_path, [steady(m) for m in range(0, 121, 5)])
+    write_csv(tmp_path, [steady(m, alerts_firing="Watchdog") for m in range(0, 121, 5)])
     text = soak.report(tmp_path)
     assert set(verdicts(text).values()) == {"pass"}, text
     assert "+10 MiB/h" in text and "5480 MiB at 48 h" in text, text
@@ -150,7 +150,7 @@ def test_a_clean_run_passes_every_criterion(tmp_path):
 def test_each_failure_and_gap_shows(tmp_path):
     rows = [steady(m) for m in range(0, 121, 5)]
     rows[10].update(unexpected_exits=1, oom_kills=1, api_errors=30)  # 30 of 25,000 calls
-    rows[12].update(alerts_firing="BotDown(u0/b3)")
+    rows[12].update(alerts_firing="BotDown(u0/b3);Watchdog")
     for r in rows:
         r["vps_working_set_mib"] = 5000 + 10 * float(str(r["elapsed_min"]))  # 600 MiB/h
     write_csv(tmp_path, rows)
@@ -161,14 +161,16 @@ def test_each_failure_and_gap_shows(tmp_path):
         "API errors": "FAIL",  # 0.12 %
         "VPS memory, PSS of every process: growth, 48 h": "pass",
         "VPS memory, cgroup working set: growth, 48 h": "FAIL",
-        "alerts that fired": "FAIL",
+        "alerts that fired (the Watchdog always does: the dead man's switch)": "FAIL",
     }, found
 
     write_csv(
         tmp_path, [steady(0, alerts_firing="n/a", api_calls=0), steady(2, alerts_firing="n/a")]
     )
     found = verdicts(soak.report(tmp_path))
-    assert found["alerts that fired"] == "not measured"
+    assert found["alerts that fired (the Watchdog always does: the dead man's switch)"] == (
+        "not measured"
+    )
     assert found["VPS memory, PSS of every process: growth, 48 h"] == "n/a"
 
 
