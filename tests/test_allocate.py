@@ -290,12 +290,18 @@ def test_a_move_round_trips_through_the_lock_file(write_layout):
     assert read_lock(lock_path(path)) == plan.allocation
 
 
-def test_removing_a_host_that_still_runs_pools_is_refused(write_layout):
+def converged_on_h1(write_layout):  # noqa: ANN001, ANN201
+    """A layout of hosts h0 and h1 with alice's pool on h1, and its lock written."""
     hosts = "hosts:\n  h0: {memory_mb: 8000}\n  h1: {memory_mb: 8000}\nusers:"
     path = write_layout(
         MINIMAL.replace("users:", hosts).replace("  alice:\n", "  alice:\n    host: h1\n")
     )
     lock_path(path).write_text(load_plan(path).allocation.to_yaml())
+    return path
+
+
+def test_removing_a_host_that_still_runs_pools_is_refused(write_layout):
+    path = converged_on_h1(write_layout)
     path.write_text(
         path.read_text().replace("  h1: {memory_mb: 8000}\n", "").replace("    host: h1\n", "")
     )
@@ -313,11 +319,7 @@ def test_a_lost_hosts_pools_start_empty_where_the_layout_places_them(write_layou
     waits for no move (a converge without h1 can run) and her bots are named to restore."""
     from botpool.cli import main
 
-    hosts = "hosts:\n  h0: {memory_mb: 8000}\n  h1: {memory_mb: 8000}\nusers:"
-    path = write_layout(
-        MINIMAL.replace("users:", hosts).replace("  alice:\n", "  alice:\n    host: h1\n")
-    )
-    lock_path(path).write_text(load_plan(path).allocation.to_yaml())
+    path = converged_on_h1(write_layout)
     path.write_text(
         path.read_text().replace("  h1: {memory_mb: 8000}\n", "").replace("host: h1", "host: h0")
     )
