@@ -7,20 +7,10 @@ the zygote's shared pages once per bot.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from bench.soak_inside import pss_kib  # standard library only: it runs in the VPS too
 from tests.e2e import docker
-
-
-def pss_kib(pid: int) -> int:
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return 0
-    match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
-    return int(match.group(1)) if match else 0
 
 
 @dataclass
