@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.density import table  # noqa: E402
-from botpool.dashboard.collect import HostReader, ask_command, split  # noqa: E402
+from botpool.dashboard.collect import HostReader  # noqa: E402
+from botpool.hosts.prometheus import ask  # noqa: E402
 from botpool.hosts.remote import InventoryError, RemoteError, RemoteHost  # noqa: E402
 
 RATE = "5m"
@@ -92,11 +93,9 @@ def measure(remote: RemoteHost) -> dict[str, Any]:
         if not settings.enabled:
             return {"host": remote.name, "error": "monitoring is disabled in the layout"}
         asked = [{"id": key, "expr": expr} for key, expr in QUERIES.items()]
-        _, answers, error = split(remote.run(ask_command(want, asked), "asking Prometheus"))
+        answers = ask(remote, want.plan.layout, asked)
     except RemoteError as exc:
         return {"host": remote.name, "error": str(exc)}
-    if error:
-        return {"host": remote.name, "error": error}
     memory, cpu = values(answers, "memory"), values(answers, "cpu")
     measured = one(answers, "bytes_per_sample")
     per_sample = measured or ASSUMED_BYTES_PER_SAMPLE

@@ -20,7 +20,7 @@ from botpool.core.pipeline import Artifact, HostRef, desired
 from botpool.core.plan import Plan, load_plan
 from botpool.core.render import ContainerSpec
 from botpool.core.secretstore import SecretsError, SecretStore
-from botpool.core.source import LayoutError, printable
+from botpool.core.source import LayoutError, printable, table
 from botpool.hosts.remote import InventoryError
 from botpool.hosts.tunnel import TunnelError, local_url
 
@@ -28,15 +28,6 @@ if TYPE_CHECKING:
     from botpool.hosts.remote import RemoteHost
 
 OK, ERROR, CHANGES = 0, 1, 2
-
-
-def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
-    """Plain aligned columns, the way `docker ps` prints them (control characters escaped)."""
-    cells = [[printable(str(c)) for c in header]] + [[printable(str(c)) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -119,6 +110,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """Show the plan; write the lock (or, with --check, only say whether it is current)."""
     lock = lock_path(args.layout)
     lost = frozenset(args.lost_host or ())
+    if args.measured:
+        return _plan_measured(args)
     if lost:
         return _plan_without(args, lock, lost)
     plan = _plan(args)
@@ -174,6 +167,38 @@ def _plan_without(args: argparse.Namespace, lock: Path, lost: frozenset[str]) ->
                     file=sys.stderr,
                 )
     return OK
+
+
+def _plan_measured(args: argparse.Namespace) -> int:
+    """`plan --measured INVENTORY`: the plan projected with each host's measured peaks, and
+    the fewest pool moves bringing every host under the threshold. Reads only: 0 every host
+    is under it, 2 some host is above (the moves are the pending change), 1 error."""
+    from botpool.hosts import capacity
+    from botpool.hosts.remote import inventory_hosts
+
+    if args.check or args.lost_host:
+        print(
+            "--measured only reads: it cannot be combined with --check or --lost-host",
+            file=sys.stderr,
+        )
+        return ERROR
+    plan = _plan(args)
+    if not plan.layout.monitoring.enabled:
+        print(
+            "error: --measured reads each host's Prometheus, and this layout turns monitoring "
+            "off (monitoring.enabled: false)",
+            file=sys.stderr,
+        )
+        return ERROR
+    readings = capacity.measure(inventory_hosts(args.measured), plan, args.window)
+    report = capacity.report(plan, readings, args.window, args.threshold / 100)
+    print(capacity.as_json(report) if args.json else capacity.text(report))
+    for reading in readings:
+        if reading.error:
+            print(f"error: {reading.error} (its pools count with planned figures)", file=sys.stderr)
+    if any(r.error for r in readings):
+        return ERROR
+    return CHANGES if report.above else OK
 
 
 HOST_COLUMNS = ("HOST", "POOLS", "BOTS", "PROJECTED", "USABLE", "USE", "LABELS", "BOTS/EXCHANGE")
@@ -587,6 +612,22 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _window(text: str) -> str:
+    from botpool.hosts.capacity import WINDOW_RE
+
+    if not WINDOW_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a window: a whole number of hours, days or weeks (6h, 1d, 2w)"
+        )
+    return text
+
+
+def _percent(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole percentage from 1 to 100")
+    return int(text)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -619,6 +660,25 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         help="that host and its data are gone for good: pools placed elsewhere in the layout "
         "start there empty, to be restored from pulled backups (repeatable)",
+    )
+    pl.add_argument(
+        "--measured",
+        metavar="INVENTORY",
+        help="project every host with what its pools really used (each host's Prometheus, "
+        "read over SSH) and print the fewest pool moves that bring every host under "
+        "--threshold; reads only",
+    )
+    pl.add_argument(
+        "--window",
+        type=_window,
+        default="1d",
+        help="with --measured: the peak over this much history (e.g. 6h, 1d, 2w; default 1d)",
+    )
+    pl.add_argument(
+        "--threshold",
+        type=_percent,
+        default=80,
+        help="with --measured: the share of a host's usable memory not to pass (default 80)",
     )
     pl.set_defaults(func=cmd_plan)
     r = sub.add_parser("render", help="write every rendered file into a directory")

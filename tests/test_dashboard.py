@@ -20,6 +20,7 @@ from botpool.core.plan import load_plan
 from botpool.dashboard import collect, model, prometheus, server
 from botpool.dashboard.collect import Fleet
 from botpool.dashboard.model import HostReading
+from botpool.hosts import prometheus as prometheus_ask
 from botpool.hosts.remote import RemoteHost
 
 from .conftest import MINIMAL
@@ -173,10 +174,10 @@ def test_the_probe_command_output_is_split_from_prometheus_answers():
         "@@botpool probe",
         "{}",
     ]
-    rest, found, error = collect.split(lines)
+    rest, found, error = prometheus_ask.split(lines)
     assert found == {"alerts": {"status": "success"}} and error is None
     assert rest == lines[2:]
-    _, found, error = collect.split(["@@botpool prometheus", "Error: No such container: x"])
+    _, found, error = prometheus_ask.split(["@@botpool prometheus", "Error: No such container: x"])
     assert found == {} and error == "Error: No such container: x"
 
 

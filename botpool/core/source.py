@@ -17,6 +17,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,15 @@ def _cut(text: str, limit: int) -> str:
 def printable(text: str) -> str:
     """Text safe for a terminal: control characters (an ANSI escape, say) shown escaped."""
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """Plain aligned columns, the way `docker ps` prints them (control characters escaped)."""
+    cells = [[printable(str(c)) for c in header]] + [[printable(str(c)) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
 
 
 @dataclass(frozen=True, order=True)

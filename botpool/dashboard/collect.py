@@ -7,79 +7,31 @@ command. So a refresh costs TWO remote commands per host, whatever its number of
 connection per host, host keys verified: botpool.hosts.remote). A window other than the
 last hour costs one more command per host, at most once per refresh interval.
 
-Prometheus is asked from inside the monitoring container (where it listens on 127.0.0.1)
-by botpool/payloads/promquery.py: one `docker exec`, every query of the refresh at once.
+Prometheus is asked the way botpool.hosts.prometheus asks it: from inside the monitoring
+container, one `docker exec`, every query of the refresh at once.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from importlib import resources
-from typing import Any
 
-from botpool.core import health, monitoring, snapshot
+from botpool.core import health, snapshot
 from botpool.core.pipeline import Desired, HostRef, desired
-from botpool.core.snapshot import MARK
 from botpool.core.source import LayoutError
 from botpool.dashboard import prometheus
 from botpool.dashboard.model import HostReading
 from botpool.hosts import probe
+from botpool.hosts.prometheus import ask_command, split
 from botpool.hosts.remote import RemoteError, RemoteHost
-
-PROMQUERY = (resources.files("botpool.payloads") / "promquery.py").read_text()
-PROMETHEUS_SECTION = "prometheus"
-PROMETHEUS_TIMEOUT_S = 60  # every query of one refresh, on the host
-ERROR_CHARS = 300  # of what a failing `docker exec` said
 
 
 def prometheus_command(want: Desired, window: str, now: float) -> str:
     """Shell printing a section mark, then the JSON answers of every query of the window."""
-    return ask_command(want, prometheus.queries(window, now))
-
-
-def ask_command(want: Desired, asked: list[dict[str, Any]]) -> str:
-    """Shell printing a section mark, then the host's Prometheus' JSON answers to `asked`
-    (the queries of botpool/payloads/promquery.py); read them back with split()."""
-    layout = want.plan.layout
-    url = f"http://127.0.0.1:{layout.monitoring.ports['prometheus']}"
-    queries = json.dumps(asked, separators=(",", ":"))
-    container = monitoring.container_name(layout.project)
-    return "\n".join(
-        [
-            f"echo '{MARK}{PROMETHEUS_SECTION}'",
-            f"timeout {PROMETHEUS_TIMEOUT_S} docker exec {shlex.quote(container)} python3 -I -c "
-            f"{shlex.quote(PROMQUERY)} {shlex.quote(url)} {shlex.quote(queries)} 2>&1 "
-            "|| echo 'the monitoring container did not answer'",
-        ]
-    )
-
-
-def split(lines: list[str]) -> tuple[list[str], dict[str, Any], str | None]:
-    """The probe's lines, and the Prometheus answers (or why there are none)."""
-    rest: list[str] = []
-    mine: list[str] = []
-    inside = False
-    for line in lines:
-        if line.startswith(MARK):
-            inside = line[len(MARK) :] == PROMETHEUS_SECTION
-            if inside:
-                continue
-        (mine if inside else rest).append(line)
-    if not mine:
-        return rest, {}, None
-    try:
-        answers = json.loads(mine[-1])
-        if not isinstance(answers, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        return rest, {}, " ".join(mine)[-ERROR_CHARS:] or "no answer"
-    return rest, answers, None
+    return ask_command(want.plan.layout, prometheus.queries(window, now))
 
 
 class HostReader:
