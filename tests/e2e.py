@@ -7,6 +7,7 @@ everything by root). Tests converge it with the real `pyinfra inventory/local.py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,6 +361,46 @@ class Dashboard:
         self.process.terminate()
         self.process.wait(timeout=30)
         self.log.close()
+
+    def __enter__(self) -> Dashboard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own download cannot work here
+ARTIFACTS = Path(os.environ.get("BOTPOOL_ARTIFACTS", REPO / "reports")) / "dashboard"
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A real browser: Playwright driving Debian's chromium (`make test-e2e` installs it)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def bot_rows(page: Any) -> dict[str, list[str]]:
+    """The fleet page's bot rows: bot key -> its first cells (bot, pool, host)."""
+    rows = page.locator("tr.bot")
+    return {
+        rows.nth(i).get_attribute("data-bot"): rows.nth(i).locator("td").all_inner_texts()[:3]
+        for i in range(rows.count())
+    }
+
+
+def screenshot(page: Any, name: str) -> None:
+    """A whole page as a test artifact (reports/dashboard/NAME.png; CI keeps reports/)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def start_pyinfra(dep: Deployment, *args: str, deploy: str = "deploy.py") -> subprocess.Popen[str]:

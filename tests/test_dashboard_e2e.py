@@ -9,21 +9,18 @@ bots' API credentials.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .e2e import REPO, Dashboard, Deployment, new_deployment, wait_for
+from .e2e import Dashboard, Deployment, bot_rows, chromium, new_deployment, screenshot, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=3)
 
 BOT_PORT = 20700
 MONITORING_PORT = 18960  # one set per host: not the monitoring test's 18990
 REFRESH_S = 3
-ARTIFACTS = Path(os.environ.get("BOTPOOL_ARTIFACTS", REPO / "reports")) / "dashboard"
 USERS = """
 alice:
   bots:
@@ -34,8 +31,6 @@ bob:
   bots:
     - name: sol-trend
 """
-CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own download cannot work here
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu"]
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +54,8 @@ def dashboard(dep: Deployment) -> Iterator[Dashboard]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield chromium
-        chromium.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture
@@ -101,11 +90,6 @@ def secrets_of(dep: Deployment) -> list[str]:
     return out
 
 
-def screenshot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 def test_the_fleet_page_lists_every_bot_with_its_pool_and_host_and_a_heat_row_per_pool(
     dep, dashboard, page
 ):
@@ -124,13 +108,8 @@ def test_the_fleet_page_lists_every_bot_with_its_pool_and_host_and_a_heat_row_pe
         what="pool memory in the heatmap",
     )
     page.goto(dashboard.url + "/")
-    rows = page.locator("tr.bot")
-    assert rows.count() == len(plan.bots)
-    shown = {
-        rows.nth(i).get_attribute("data-bot"): rows.nth(i).locator("td").all_inner_texts()[:3]
-        for i in range(rows.count())
-    }
-    assert shown == {b.key: [b.key, b.pool, "@local"] for b in plan.bots}
+    assert page.locator("tr.bot").count() == len(plan.bots)
+    assert bot_rows(page) == {b.key: [b.key, b.pool, "@local"] for b in plan.bots}
     heat = page.locator("tr.heatrow")
     assert sorted(heat.nth(i).get_attribute("data-pool") for i in range(heat.count())) == sorted(
         p.name for p in plan.pools

@@ -377,6 +377,35 @@ def test_a_pool_over_its_memory_share_alerts(dep, sink):
     assert "memory limit" in fired[0]["annotations"]["summary"]
 
 
+def test_plan_measured_projects_each_pool_with_its_peak_from_prometheus(dep):
+    """`botpool plan --measured` over SSH-less @local: each pool's figure is the peak its
+    host's Prometheus recorded (asked here directly for the same), every bot measured."""
+    wanted = {
+        r["metric"]["pool"]: float(r["value"][1]) / 2**20
+        for r in query("max_over_time(botpool_pool_memory_bytes[1d])")
+    }
+    code, output = dep.botpool(
+        "plan", str(dep.layout), "--measured", "inventory/local.py", "--json"
+    )
+    assert code == 0, output
+    report = json.loads(output)
+    pools = {p["pool"]: p for p in report["pools"]}
+    assert set(pools) == {"mona-pool-1", "nico-pool-1", "olga-pool-1"}
+    for name, pool in pools.items():
+        assert pool["unmeasured_bots"] == 0, pool
+        assert abs(pool["measured_mb"] - wanted[name]) <= 0.02 * wanted[name] + 1, (pool, wanted)
+        assert 30 < pool["measured_mb"] < pool["planned_mb"] * 3, pool  # a real pool's figure
+    (host,) = report["hosts"]
+    assert host["above"] is False and 0 < host["history_hours"] < 1, host
+    # a threshold this host passes: flagged, exit 2, and with one host no move can help
+    code, output = dep.botpool(
+        "plan", str(dep.layout), "--measured", "inventory/local.py", "--threshold", "1"
+    )
+    assert code == 2, output
+    assert "ABOVE 1 %" in output and "no set of pool moves brings every host under it" in output
+    assert "password" not in output.lower()
+
+
 def test_turning_monitoring_off_removes_it_and_archives_its_data(dep):
     dep.monitoring = "{enabled: false}"
     dep.write(USERS)
@@ -386,3 +415,5 @@ def test_turning_monitoring_off_removes_it_and_archives_its_data(dep):
     assert not (dep.root / "monitoring").exists()
     assert list(Path(dep.root / "archive").glob("*/monitoring/prometheus.yml"))
     assert dep.converge().operations == []
+    code, output = dep.botpool("plan", str(dep.layout), "--measured", "inventory/local.py")
+    assert code == 1 and "monitoring.enabled: false" in output, output

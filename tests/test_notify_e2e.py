@@ -21,14 +21,18 @@ from .e2e import REPO, VENV, Deployment, docker, mode_of, new_deployment, wait_f
 
 pytestmark = pytest.mark.e2e(minutes=2)
 
+# nia/one trades ETH until its webhook is added, and BTC from then on: a BTC trade opened
+# before could stay open for many minutes (the scalper exits at +0.2 %, or at break-even
+# after 10 minutes), and no second BTC trade, so no entry message, comes while it does
 USERS = """
 nia:
   bots:
-    - name: one
+    - {name: one, pairs: [ETH/USDT]}
     - name: two
 """
 NOTIFIED = USERS.replace(
-    "    - name: one\n", "    - {name: one, notify: {webhook: {credentials: sink}}}\n"
+    "{name: one, pairs: [ETH/USDT]}",
+    "{name: one, pairs: [BTC/USDT], notify: {webhook: {credentials: sink}}}",
 )
 SINK_PORT = 47123  # inside the pool container's network namespace, on its 127.0.0.1
 # the URL is the secret: its path and query must show nowhere but in the bot's config

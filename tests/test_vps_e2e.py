@@ -35,10 +35,13 @@ from .e2e import (
     KEPT_TRADES_SQL,
     Dashboard,
     Deployment,
+    bot_rows,
+    chromium,
     docker,
     finish,
     kept_trades_in,
     new_deployment,
+    screenshot,
     start_pyinfra,
     wait_for,
 )
@@ -498,26 +501,34 @@ def test_one_host_down_and_the_other_stays_green(story):
 
 def test_the_dashboard_shows_the_host_that_is_down_as_unreachable_and_the_other_current(story):
     """After the tests above: h2 is gone, h1 runs every pool (monitoring off in this layout,
-    so the dashboard shows h1's current state without history)."""
+    so the dashboard shows h1's current state without history); in its JSON, then in a real
+    browser."""
     dep, h1, h2 = story.dep, story.hosts["h1"], story.hosts["h2"]
-    dashboard = Dashboard(dep, refresh_s=5)
-    try:
+    plan = dep.plan()
+    with Dashboard(dep, refresh_s=5) as dashboard:
         fleet = wait_for(
             lambda: (f := dashboard.fleet())["refreshes"] >= 1 and f,
             timeout=180,
             what=f"a first refresh of both hosts\n{dashboard.output()}",
         )
-    finally:
-        dashboard.stop()
-    hosts = {h["name"]: h for h in fleet["hosts"]}
-    assert f"{h2.name}: unreachable" in hosts[h2.name]["error"], hosts[h2.name]
-    assert hosts[h1.name]["error"] is None and hosts[h1.name]["monitoring"] == "off"
-    plan = dep.plan()
-    seen = {b["key"]: b for h in hosts.values() for p in h["pools"] for b in p["bots"]}
-    assert seen.keys() == {b.key for b in plan.bots}
-    for bot in plan.bots:
-        assert bot.host == "h1" and seen[bot.key]["host"] == h1.name
-        assert seen[bot.key]["state"] == "RUNNING", seen[bot.key]
-    assert {r["pool"] for r in fleet["heat"]} == {p.name for p in plan.pools}
-    assert all(v is None for r in fleet["heat"] for v in r["cells"])  # no history: no data
+        hosts = {h["name"]: h for h in fleet["hosts"]}
+        assert f"{h2.name}: unreachable" in hosts[h2.name]["error"], hosts[h2.name]
+        assert hosts[h1.name]["error"] is None and hosts[h1.name]["monitoring"] == "off"
+        seen = {b["key"]: b for h in hosts.values() for p in h["pools"] for b in p["bots"]}
+        assert seen.keys() == {b.key for b in plan.bots}
+        for bot in plan.bots:
+            assert bot.host == "h1" and seen[bot.key]["host"] == h1.name
+            assert seen[bot.key]["state"] == "RUNNING", seen[bot.key]
+        assert {r["pool"] for r in fleet["heat"]} == {p.name for p in plan.pools}
+        assert all(v is None for r in fleet["heat"] for v in r["cells"])  # no history: no data
+
+        # the same in a real browser: h1's row green with every bot, h2's unreachable
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(dashboard.url + "/")
+            assert page.locator(f'tr.host.up[data-host="{h1.name}"]').count() == 1
+            down = page.locator(f'tr.host.unreachable[data-host="{h2.name}"]')
+            assert "unreachable" in down.inner_text(), down.inner_text()
+            assert bot_rows(page) == {b.key: [b.key, b.pool, h1.name] for b in plan.bots}
+            screenshot(page, "two-hosts-one-down")
     assert dashboard.process.returncode == 0, dashboard.output()
