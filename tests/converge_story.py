@@ -13,7 +13,6 @@ from .e2e import Deployment, docker
 SIDES = {"zygote": ("ann", "ben"), "process": ("cid", "dot")}  # runtime -> (main, solo) users
 OTHER = {"zygote": "process", "process": "zygote"}
 SOLO = "{name: solo, pairs: [SOL/USDT]}"
-WHEEL = "image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt, pip_packages: [wheel]}"
 
 
 def users(
@@ -40,18 +39,9 @@ def users(
     return text
 
 
-GATE = "upgrades: {settle_seconds: 5}\n"  # a new image: each pool gated, briefly
-
-
-def write(dep: Deployment, wheel: bool = False, **step: bool | int) -> None:
-    """Write one step; wheel: an extra package in the image (a new image, new containers)."""
-    dep.write(users(**step), GATE)
-    if wheel:
-        text = dep.layout.read_text()
-        dep.layout.write_text(
-            text.replace("image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt}", WHEEL)
-        )
-        assert WHEEL in dep.layout.read_text()
+def write(dep: Deployment, **step: bool | int) -> None:
+    """Write one step of the story."""
+    dep.write(users(**step))
 
 
 def pool(user: str) -> str:
@@ -59,17 +49,7 @@ def pool(user: str) -> str:
 
 
 MAINS = [main for main, _ in SIDES.values()]
-RUNTIME = {pool(user): runtime for runtime, side in SIDES.items() for user in side}
-ALL_POOLS = sorted(RUNTIME)
-
-
-def container_id(name: str) -> str:
-    return docker("inspect", "-f", "{{.Id}}", name).strip()
 
 
 def memory_limit(dep: Deployment, pool_name: str) -> int:
     return int(docker("inspect", "-f", "{{.HostConfig.Memory}}", dep.container(pool_name)))
-
-
-def image_of(dep: Deployment, pool_name: str) -> str:
-    return docker("inspect", "-f", "{{.Config.Image}}", dep.container(pool_name)).strip()

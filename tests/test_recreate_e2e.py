@@ -1,9 +1,9 @@
-"""Converges that recreate pools, on the real engine: a new image (one pool at a time, each
-held to its health gate, canary first, trade history kept), a user's last bot removed (only
-its pool goes), the runtime switched (one converge, new memory limit, every bot's data
+"""Converges that remove or recreate pools, on the real engine: a user's last bot removed
+(only its pool goes), the runtime switched (one converge, new memory limit, every bot's data
 kept). One deployment evolves through the module in file order, both runtimes side by side
 (tests/converge_story.py); it runs beside test_converge_e2e.py's, so the two stories take
-half the time one took.
+half the time one took. A new image recreating every pool (gated, canary first, trades
+kept) is tests/test_upgrade_e2e.py's story, both runtimes there too.
 """
 
 from __future__ import annotations
@@ -11,20 +11,16 @@ from __future__ import annotations
 import pytest
 
 from .converge_story import (
-    ALL_POOLS,
     MAINS,
     OTHER,
-    RUNTIME,
     SIDES,
-    container_id,
-    image_of,
     memory_limit,
     pool,
     write,
 )
 from .e2e import Deployment, container_names, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=6)
+pytestmark = pytest.mark.e2e(minutes=3)
 
 
 @pytest.fixture(scope="module")
@@ -35,37 +31,6 @@ def dep(tmp_path_factory) -> Deployment:
     deployment.wait_answering()
     yield deployment
     deployment.teardown()
-
-
-def test_a_new_image_upgrades_pools_one_at_a_time_canary_first_and_keeps_trade_history(dep):
-    trades = {
-        main: wait_for(
-            lambda main=main: dep.kept_trades(main, "one"),
-            timeout=300,
-            what=f"a filled trade of {main}/one before the image change",
-        )
-        for main in MAINS
-    }
-    before = {p: container_id(dep.container(p)) for p in ALL_POOLS}
-    old = image_of(dep, "ann-pool-1")
-    write(dep, four=True, two=False, wheel=True)  # an extra package: a new image
-    run = dep.converge()
-    new = image_of(dep, "ann-pool-1")
-    gated = [op for op in run.operations if "recreate the pool" in op or ", gated (" in op]
-    expected = []
-    # one pool after another, each held to its health gate: the smallest (a solo pool) first
-    for name in ["ben-pool-1", *[p for p in ALL_POOLS if p != "ben-pool-1"]]:
-        bots = 3 if name in [pool(m) for m in MAINS] else 1
-        programs = bots + (RUNTIME[name] == "zygote")  # a zygote pool has one more: its zygote
-        expected.append(
-            f"tasks/pools.py | {dep.container(name)}: upgrade from {old} to {new}, gated "
-            f"({programs} programs)"
-        )
-    assert gated == expected, run.operations
-    assert all(container_id(dep.container(p)) != cid for p, cid in before.items())
-    dep.wait_answering()
-    for main in MAINS:
-        assert dep.kept_trades(main, "one") >= trades[main]
 
 
 def test_removing_a_users_last_bot_removes_only_its_pool(dep):
@@ -87,7 +52,7 @@ def test_removing_a_users_last_bot_removes_only_its_pool(dep):
     ]
     try:
         before = dep.pids(*mains)
-        write(dep, four=True, two=False, wheel=True, solo=False)
+        write(dep, four=True, two=False, solo=False)
         dep.converge()
         for name in alone:
             assert dep.container(name) not in container_names()
@@ -101,9 +66,16 @@ def test_removing_a_users_last_bot_removes_only_its_pool(dep):
 
 
 def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
-    trades = {main: dep.kept_trades(main, "one") for main in MAINS}
+    trades = {
+        main: wait_for(
+            lambda main=main: dep.kept_trades(main, "one"),
+            timeout=300,
+            what=f"a filled trade of {main}/one before the switch",
+        )
+        for main in MAINS
+    }
     limits = {main: memory_limit(dep, pool(main)) for main in MAINS}
-    write(dep, four=True, two=False, wheel=True, solo=False, switched=True)
+    write(dep, four=True, two=False, solo=False, switched=True)
     dep.converge()
     planned = {p.name: p.memory_limit_mb * 2**20 for p in dep.plan().pools}
     for runtime, (main, _) in SIDES.items():  # each side now runs the other runtime

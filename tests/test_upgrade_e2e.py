@@ -8,8 +8,8 @@ freqtrade's import of `sqlalchemy.orm.DeclarativeBase` then fails, so no bot's p
 RUNNING and no API answers, exactly as a strategy's pinned dependency or a broken freqtrade
 release would. It takes a `pip install` (about a minute), not a build of another freqtrade
 version (many), and it goes through the same path: a new image tag, so a new container spec,
-so each pool's container recreated on it. The working image is the converge module's `wheel`
-image (a harmless extra package), usually already built.
+so each pool's container recreated on it. The working image adds a harmless extra package
+(`wheel`). Both runtimes: ann's pool runs a process a bot, ben's a zygote.
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ from .e2e import Deployment, docker, kept_trades_in, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=7)
 
+# both runtimes: ann's pool runs a freqtrade process a bot, ben's (the canary: the fewest
+# bots) forks its bot from a zygote
 USERS = """
 ann:
+  runtime: process
   bots:
     - name: one
     - {name: two, pairs: [ETH/USDT]}
 ben:
+  runtime: zygote
   bots:
     - name: solo
 """
@@ -134,12 +138,14 @@ def test_an_image_that_works_goes_pool_by_pool_canary_first_and_keeps_every_trad
     before = kept(dep)
     use_image(dep, WORKS)
     run = dep.converge()
-    gated = [op for op in run.operations if ": upgrade from " in op]
-    assert [op.split(" | ")[-1].split(":")[0] for op in gated] == [
-        dep.container("ben-pool-1"),
-        dep.container("ann-pool-1"),
-    ], run.operations
     new = image_of(dep, "ann-pool-1")
+    gated = [op.split(" | ")[-1] for op in run.operations if ": upgrade from " in op]
+    # one pool after the other, the canary (the fewest bots) first, each held to its gate with
+    # every program: ben's bot and its zygote, ann's two bots
+    assert gated == [
+        f"{dep.container('ben-pool-1')}: upgrade from {old} to {new}, gated (2 programs)",
+        f"{dep.container('ann-pool-1')}: upgrade from {old} to {new}, gated (2 programs)",
+    ], run.operations
     assert new != old and image_of(dep, "ben-pool-1") == new
     dep.wait_answering()
     for user, bot in BOTS:
