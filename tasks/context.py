@@ -78,10 +78,21 @@ def _converge_plan(layout: str) -> Plan:
     """The plan, once freqtrade itself accepted every bot's config (nothing applied if not;
     a controller without freqtrade leaves that to each host: tasks/freqtrade_check.py)."""
     plan = plan_of(layout)
-    refused = freqtrade_validation.problems(plan)
-    if refused:
-        raise LayoutError(refused)
+    judged = freqtrade_validation.judge(plan)
+    if judged.problems:
+        raise LayoutError(judged.problems)
+    _judged_here[layout] = judged.here
     return plan
+
+
+_judged_here: dict[str, bool] = {}  # layout -> its configs were judged on the controller
+
+
+def judged_here(host: Host) -> bool:
+    """Did the controller's freqtrade judge every config of this host's layout (so no host
+    check is needed)?"""
+    plan(host)  # judged with the plan (every problem, plainly, if it has any)
+    return _judged_here[layout_path(host)]
 
 
 def plan(host: Host) -> Plan:

@@ -68,6 +68,15 @@ def write_layout(layout_dir: Path) -> Callable[..., Path]:
     return write
 
 
+@pytest.fixture(autouse=True)
+def private_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Unit tests remember nothing in the user's ~/.cache/botpool (accepted freqtrade
+    configs): each gets its own. End-to-end tests use the real one, as a user's converges."""
+    if request.node.get_closest_marker("e2e") is None:
+        mp = request.getfixturevalue("monkeypatch")
+        mp.setenv("BOTPOOL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SecretStore:
     """A private secrets directory, also seen by the CLI through BOTPOOL_SECRETS_DIR."""

@@ -49,6 +49,11 @@ def pool(user: str) -> str:
 
 
 MAINS = [main for main, _ in SIDES.values()]
+ALL_POOLS = sorted(pool(user) for side in SIDES.values() for user in side)
+
+
+def container_id(name: str) -> str:
+    return docker("inspect", "-f", "{{.Id}}", name).strip()
 
 
 def memory_limit(dep: Deployment, pool_name: str) -> int:

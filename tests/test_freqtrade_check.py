@@ -99,6 +99,26 @@ def test_without_freqtrade_the_controller_checks_nothing(write_layout, monkeypat
     assert validation.problems(load_plan(write_layout(INVALID))) == []
 
 
+def test_an_accepted_config_is_not_judged_again(write_layout, monkeypatch):
+    plan = load_plan(write_layout(MINIMAL))
+    assert validation.judge(plan) == validation.Judgement([], True)
+    (mark,) = validation.accepted_folder().iterdir()
+    assert mark.read_bytes() == b""  # a hash names it; no config, no secret in it
+    judged = []
+    monkeypatch.setattr(validation.freqtrade_check, "refusal", lambda config: judged.append(config))
+    monkeypatch.setitem(sys.modules, "freqtrade", None)  # not even importable now
+    assert validation.judge(plan) == validation.Judgement([], True) and judged == []
+    # the same layout with a changed stake: a new config, judged anew (freqtrade gone: not here)
+    changed = load_plan(write_layout(MINIMAL.replace("stake_amount: 10", "stake_amount: 11")))
+    assert validation.judge(changed) == validation.Judgement([], False)
+
+
+def test_a_refused_config_is_judged_and_said_again_each_time(write_layout):
+    invalid = load_plan(write_layout(INVALID))
+    first, second = validation.judge(invalid), validation.judge(invalid)
+    assert len(first.problems) == 1 and first == second  # said again, each time
+
+
 def run_check(stdin: str) -> list[str]:
     """The host's check, run here with this controller's python (freqtrade installed):
     the same script the container runs, fed the same way."""

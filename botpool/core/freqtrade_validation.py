@@ -5,19 +5,28 @@ freqtrade's own checks (its JSON schema, deprecated and conflicting settings, co
 botpool/payloads/freqtrade_check.py) judge the rendered config, and a refusal is traced
 back to the layout's FILE:LINE and key that set the refused value.
 
-Where they run: on the controller when freqtrade is importable there (`problems`, for
+Where they run: on the controller when freqtrade is importable there (`judge`, for
 `validate` and the converge); otherwise the converge runs them on each host, inside the
 pool image the bots will run, before it touches a pool (`bots_to_check`, `check_command`,
 `check_input`, `read_check_output`; tasks/freqtrade_check.py). Either way the configs are
 rendered with placeholder credentials: no secret ever reaches the check.
+
+A config the controller's freqtrade accepted is remembered (ACCEPTED: one empty file named
+by the hash of the config, under the freqtrade version and this checker's own hash; no
+config and no secret is stored), so a converge whose configs were all judged before imports
+no freqtrade at all: that import was half of a converge with nothing to do. A refusal is
+never remembered: it is judged again, and said again, until the layout is fixed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shlex
 from collections.abc import Sequence
-from importlib import resources
+from dataclasses import dataclass
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +80,67 @@ def placeholder_config(plan: Plan, bot: BotPlan) -> dict[str, Any]:
     return config
 
 
-def problems(plan: Plan) -> list[Problem]:
-    """One problem per bot whose config freqtrade refuses (here: freqtrade must be
-    importable; nothing otherwise), at the layout key that set the refused value."""
-    if not available():
-        return []
-    found = []
+def accepted_folder() -> Path | None:
+    """Where the controller's accepted configs are remembered: $BOTPOOL_CACHE_DIR (default
+    ~/.cache/botpool) / freqtrade-accepted / <freqtrade version>-<this checker's hash>; None
+    when freqtrade is not installed here."""
+    try:
+        version = metadata.version("freqtrade")
+    except metadata.PackageNotFoundError:
+        return None
+    checker = hashlib.sha256(Path(freqtrade_check.__file__).read_bytes()).hexdigest()[:16]
+    root = os.environ.get("BOTPOOL_CACHE_DIR") or os.path.expanduser("~/.cache/botpool")
+    return Path(root) / "freqtrade-accepted" / f"{version}-{checker}"
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Judgement:
+    problems: list[Problem]
+    here: bool  # every config was judged by the controller's freqtrade (now or before)
+
+
+def judge(plan: Plan) -> Judgement:
+    """Every bot's config judged by the controller's freqtrade: one problem per refused
+    config, at the layout key that set the refused value. Configs accepted before are not
+    judged again; without an importable freqtrade, nothing is judged (`here` False: the
+    converge leaves it to each host)."""
+    folder = accepted_folder()
+    pending = []
     for bot in plan.bots:
-        refused = freqtrade_check.refusal(placeholder_config(plan, bot))
+        config = placeholder_config(plan, bot)
+        key = fingerprint(config)
+        if folder is None or not (folder / key).is_file():
+            pending.append((bot, config, key))
+    if not pending:
+        return Judgement([], True)
+    if not available():
+        return Judgement([], False)
+    found = []
+    for bot, config, key in pending:
+        refused = freqtrade_check.refusal(config)
         if refused:
             found.append(refusal_problem(plan, bot, *refused))
-    return found
+        elif folder is not None:
+            _remember(folder / key)
+    return Judgement(found, True)
+
+
+def _remember(path: Path) -> None:
+    """An accepted config's mark; a cache that cannot be written only costs a later import."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch()
+    except OSError:
+        pass
+
+
+def problems(plan: Plan) -> list[Problem]:
+    """The configs the controller's freqtrade refuses (none if it has no freqtrade)."""
+    return judge(plan).problems
 
 
 def refusal(config: dict[str, Any]) -> str | None:
