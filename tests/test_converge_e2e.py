@@ -16,7 +16,7 @@ import pytest
 from .converge_story import ALL_POOLS, MAINS, SIDES, container_id, pool, write
 from .e2e import Deployment, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=5)
+pytestmark = pytest.mark.e2e(minutes=4.6)
 
 
 @pytest.fixture(scope="module")

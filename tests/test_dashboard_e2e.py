@@ -16,7 +16,7 @@ import pytest
 
 from .e2e import Dashboard, Deployment, bot_rows, chromium, new_deployment, screenshot, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=3)
+pytestmark = pytest.mark.e2e(minutes=1.7)
 
 BOT_PORT = 20700
 MONITORING_PORT = 18960  # one set per host: not the monitoring test's 18990

@@ -9,7 +9,7 @@ import yaml
 
 from .e2e import REPO, new_deployment
 
-pytestmark = pytest.mark.e2e(minutes=2)
+pytestmark = pytest.mark.e2e(minutes=1.6)
 
 RUNTIMES = {"carol": "zygote", "dave": "process", "erin": "zygote"}
 

@@ -21,7 +21,7 @@ from botpool.core.layout import MonitoringSettings
 
 from .harness.images import ensure_pool_image
 
-pytestmark = pytest.mark.e2e(minutes=0.5)
+pytestmark = pytest.mark.e2e(minutes=0.3)
 
 HOST = "vps1"
 POOL = {"host": HOST, "pool": "alice-pool-1", "user": "alice"}

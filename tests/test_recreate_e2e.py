@@ -20,7 +20,7 @@ from .converge_story import (
 )
 from .e2e import Deployment, container_names, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=3)
+pytestmark = pytest.mark.e2e(minutes=2.6)
 
 
 @pytest.fixture(scope="module")
