@@ -388,6 +388,12 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def healthy_everywhere(dashboard: Dashboard) -> dict[str, dict[str, Any]] | None:
+    """Every bot of the dashboard's fleet, once each is healthy (None until then)."""
+    bots = dashboard.bots()
+    return bots if bots and {b["health"] for b in bots.values()} == {"healthy"} else None
+
+
 def bot_rows(page: Any) -> dict[str, list[str]]:
     """The fleet page's bot rows: bot key -> its first cells (bot, pool, host)."""
     rows = page.locator("tr.bot")

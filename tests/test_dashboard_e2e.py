@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from .e2e import Dashboard, Deployment, bot_rows, chromium, new_deployment, screenshot, wait_for
+from .e2e import (
+    Dashboard,
+    Deployment,
+    bot_rows,
+    chromium,
+    healthy_everywhere,
+    new_deployment,
+    screenshot,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e(minutes=1.7)
 
@@ -75,11 +84,6 @@ def page(browser: Any, dashboard: Dashboard) -> Iterator[Any]:
     yield page
     page.unroute_all(behavior="ignoreErrors")  # a poll may be in flight as the test ends
     context.close()
-
-
-def healthy_everywhere(dashboard: Dashboard) -> dict[str, dict[str, Any]] | None:
-    bots = dashboard.bots()
-    return bots if bots and {b["health"] for b in bots.values()} == {"healthy"} else None
 
 
 def secrets_of(dep: Deployment) -> list[str]:

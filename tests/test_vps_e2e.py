@@ -32,6 +32,7 @@ from botpool.core.allocate import lock_path, read_lock
 from botpool.hosts.remote import RemoteError, RemoteHost
 
 from .e2e import (
+    CTL,
     KEPT_TRADES_SQL,
     Dashboard,
     Deployment,
@@ -39,6 +40,7 @@ from .e2e import (
     chromium,
     docker,
     finish,
+    healthy_everywhere,
     kept_trades_in,
     new_deployment,
     screenshot,
@@ -216,6 +218,40 @@ def test_a_second_converge_runs_one_command_on_each_host(story):
     assert again.operations == [], again.output[-6000:]
     ran = re.findall(r"^\[([^]]+)\] >>> (.{0,80})", again.output, re.M)
     assert again.commands == 2, ran  # one snapshot a host, nothing else
+
+
+def test_the_dashboard_shows_each_hosts_bots_and_follows_a_bot_stopped_by_hand(story):
+    """In a real browser: every bot with its pool and its host (ann's pinned on h1, bob's
+    placed on h2); bob/three stopped by hand turns down on the open page, healthy after a
+    converge."""
+    dep = story.dep
+    plan = dep.plan()
+    assert {b.host for b in plan.bots} == {"h1", "h2"}
+    where = {b.key: [b.key, b.pool, story.hosts[b.host].name] for b in plan.bots}
+    with Dashboard(dep, refresh_s=3) as dashboard, chromium() as browser:
+        wait_for(
+            lambda: healthy_everywhere(dashboard),
+            timeout=120,
+            what=f"every bot healthy\n{dashboard.output()}",
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(dashboard.url + "/")
+        assert bot_rows(page) == where
+        assert page.locator("tr.host.up").count() == 2
+        heat = page.locator("tr.heatrow")
+        assert {heat.nth(i).get_attribute("data-pool") for i in range(heat.count())} == {
+            p.name for p in plan.pools
+        }
+        screenshot(page, "two-hosts")
+
+        (bob,) = [b for b in plan.bots if b.key == "bob/three"]
+        story.hosts[bob.host].exec(f"docker exec {dep.container(bob.pool)} {CTL} stop bob-three")
+        cell = page.locator('tr.bot[data-bot="bob/three"] .health')
+        cell.filter(has_text="down").wait_for(timeout=3 * 3000 + 60_000)  # a refresh is SSH
+        screenshot(page, "two-hosts-bot-down")
+        dep.converge()
+        cell.filter(has_text="healthy").wait_for(timeout=120_000)
+    assert dashboard.process.returncode == 0, dashboard.output()
 
 
 # --- host keys: every reader verifies them --------------------------------------------------------
