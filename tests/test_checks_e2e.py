@@ -285,22 +285,29 @@ def test_a_stagnant_bot_is_named_with_its_reason(dep):
 
     def findings() -> dict[str, str] | None:
         failed = checks(dep)
-        found = {user: failed.get(test) for user, test in stagnant.items()}
-        return found if all(found.values()) else None
+        found = {user: failed.get(test) or "" for user, test in stagnant.items()}
+        # the reason is in the bot's log once it tried to enter: on its first candle with an
+        # entry signal, which may come a candle or two after it ran a minute
+        return found if all("lower than stake amount" in m for m in found.values()) else None
 
     # checks.stagnant_after_minutes is 1: the findings must appear once the bots ran a minute
-    messages = wait_for(findings, 150, 10, "the stagnant finding of each runtime")
+    try:
+        messages = wait_for(findings, 240, 10, "each runtime's stagnant finding, with its reason")
+    finally:  # the next tests find the host as the layout says, whatever happened here
+        dep.write(USERS)
+        settle(dep)
     for user, message in messages.items():
-        assert re.match(rf"{user}-stag has run [12] min with 0 trades", message), message
+        assert re.match(rf"{user}-stag has run \d+ min with 0 trades", message), message
         assert (
             "wallet 100.0 USDT free of 100.0" in message
             and "stake 500" in message
             and "free trade slots 3 of 3" in message
         )
         assert "lower than stake amount (500 USDT)" in message
-    settle(dep)
-    assert not set(stagnant.values()) & set(checks(dep))
-    dep.write(USERS)
+    for user in RUNTIMES:  # the converge put back the stake and wallet the layout says
+        config = dep.root / "pools" / f"{user}-pool-1" / "bots" / "stag" / "config.json"
+        data = json.loads(config.read_text())
+        assert (data["stake_amount"], data["dry_run_wallet"]) == (10, 1000), data
 
 
 def test_drift_exit_codes_for_errors(dep, tmp_path):
