@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 from botpool.core import freqtrade_validation, names, schema
 from botpool.core.allocate import lock_path, read_lock, write_lock
+from botpool.core.capacity import THRESHOLD
 from botpool.core.pipeline import Artifact, HostRef, desired
 from botpool.core.plan import Plan, load_plan
 from botpool.core.render import ContainerSpec
 from botpool.core.secretstore import SecretsError, SecretStore
 from botpool.core.source import LayoutError, printable, table
+from botpool.hosts import capacity
 from botpool.hosts.remote import InventoryError
 from botpool.hosts.tunnel import TunnelError, local_url
 
@@ -173,7 +175,6 @@ def _plan_measured(args: argparse.Namespace) -> int:
     """`plan --measured INVENTORY`: the plan projected with each host's measured peaks, and
     the fewest pool moves bringing every host under the threshold. Reads only: 0 every host
     is under it, 2 some host is above (the moves are the pending change), 1 error."""
-    from botpool.hosts import capacity
     from botpool.hosts.remote import inventory_hosts
 
     if args.check or args.lost_host:
@@ -613,9 +614,7 @@ def _port(text: str) -> int:
 
 
 def _window(text: str) -> str:
-    from botpool.hosts.capacity import WINDOW_RE
-
-    if not WINDOW_RE.fullmatch(text):
+    if not capacity.WINDOW_RE.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a window: a whole number of hours, days or weeks (6h, 1d, 2w)"
         )
@@ -671,14 +670,16 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument(
         "--window",
         type=_window,
-        default="1d",
-        help="with --measured: the peak over this much history (e.g. 6h, 1d, 2w; default 1d)",
+        default=capacity.DEFAULT_WINDOW,
+        help="with --measured: the peak over this much history (e.g. 6h, 1d, 2w; default "
+        f"{capacity.DEFAULT_WINDOW})",
     )
     pl.add_argument(
         "--threshold",
         type=_percent,
-        default=80,
-        help="with --measured: the share of a host's usable memory not to pass (default 80)",
+        default=round(100 * THRESHOLD),
+        help="with --measured: the share of a host's usable memory not to pass (default "
+        f"{round(100 * THRESHOLD)})",
     )
     pl.set_defaults(func=cmd_plan)
     r = sub.add_parser("render", help="write every rendered file into a directory")

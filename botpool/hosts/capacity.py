@@ -19,14 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from botpool.core.capacity import THRESHOLD, HostLoad, Measured, Proposal, loads, over, propose
+from botpool.core.capacity import HostLoad, Measured, Proposal, loads, over, propose
 from botpool.core.plan import Plan
 from botpool.core.source import table
 from botpool.hosts import prometheus
 from botpool.hosts.remote import RemoteError, RemoteHost
 
 WINDOW_RE = re.compile(r"[1-9][0-9]{0,3}[hdw]")  # a Prometheus range: 1h .. 9999w
-DEFAULT_WINDOW = "1d"
+DEFAULT_WINDOW = "1d"  # the peak over the last day
 MIB = 2**20
 
 
@@ -267,6 +267,3 @@ def _moves(r: Report, limit: str) -> str:
 
 def as_json(r: Report) -> str:
     return json.dumps(r.as_dict(), indent=2)
-
-
-__all__ = ["DEFAULT_WINDOW", "THRESHOLD", "WINDOW_RE", "as_json", "measure", "report", "text"]
