@@ -31,7 +31,9 @@ from .harness.vps import LABEL, PID_LABEL, Vps, ensure_vps_image, wait_for_sshd,
 pytestmark = pytest.mark.e2e(minutes=0.5)
 pytest_plugins = ["tests.harness.vps"]  # the ssh_key fixture
 
-BASE_PORT = 19200
+# the tunnel's local ports are the bots' + WIDTH: 21800 and up, clear of every other module's
+# (at 19200, they were 20200 and up: the recreate module's bots, when the two ran at once)
+BASE_PORT = 20800
 WIDTH = 1000  # the port range of a host (max_port - base_port + 1, by default)
 USERS = "tia:\n  host: local\n  bots:\n    - name: one\n    - name: two\n"
 HOSTS = "hosts:\n  elsewhere: {memory_mb: 2048}\n  local: {memory_mb: 8192}\n"
