@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.density import table  # noqa: E402
 from botpool.dashboard.collect import HostReader  # noqa: E402
-from botpool.hosts.prometheus import ask  # noqa: E402
+from botpool.hosts.prometheus import ask, vector  # noqa: E402
 from botpool.hosts.remote import InventoryError, RemoteError, RemoteHost  # noqa: E402
 
 RATE = "5m"
@@ -62,15 +62,13 @@ DURATION_UNITS = {"h": 3600, "d": DAY, "w": 7 * DAY, "y": 365 * DAY}
 
 
 def values(answers: dict[str, Any], key: str) -> dict[str, float]:
-    """One query's vector as {job (or ""): value}; {} if it failed or is empty."""
-    answer = answers.get(key, {})
-    if answer.get("status") != "success":
-        return {}
-    return {r["metric"].get("job", ""): float(r["value"][1]) for r in answer["data"]["result"]}
+    """One query's vector as {job (or ""): value}; {} if it failed or is empty (a value that
+    is not finite, NaN when there is no data yet, is left out)."""
+    return {s.labels.get("job", ""): s.value for s in vector(answers.get(key))}
 
 
 def one(answers: dict[str, Any], key: str) -> float | None:
-    found = [v for v in values(answers, key).values() if v == v]  # NaN: no data yet
+    found = list(values(answers, key).values())
     return found[0] if found else None
 
 

@@ -74,25 +74,26 @@ def _fail(exc: LayoutError) -> SystemExit:
 
 
 @cache
-def _converge_plan(layout: str) -> Plan:
-    """The plan, once freqtrade itself accepted every bot's config (nothing applied if not;
-    a controller without freqtrade leaves that to each host: tasks/freqtrade_check.py)."""
+def _judged(layout: str) -> tuple[Plan, bool]:
+    """The plan, once freqtrade itself accepted every bot's config (nothing applied if not),
+    and whether the controller's freqtrade judged them all (if not, each host does:
+    tasks/freqtrade_check.py)."""
     plan = plan_of(layout)
     judged = freqtrade_validation.judge(plan)
     if judged.problems:
         raise LayoutError(judged.problems)
-    _judged_here[layout] = judged.here
-    return plan
+    return plan, judged.here
 
 
-_judged_here: dict[str, bool] = {}  # layout -> its configs were judged on the controller
+def _converge_plan(layout: str) -> Plan:
+    return _judged(layout)[0]
 
 
 def judged_here(host: Host) -> bool:
     """Did the controller's freqtrade judge every config of this host's layout (so no host
     check is needed)?"""
     plan(host)  # judged with the plan (every problem, plainly, if it has any)
-    return _judged_here[layout_path(host)]
+    return _judged(layout_path(host))[1]
 
 
 def plan(host: Host) -> Plan:

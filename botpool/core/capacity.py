@@ -154,10 +154,11 @@ def _assignments(
     """Every way to move `count` of the candidates to other hosts that could take them. A
     host receiving pools whose pools alone (plus its monitoring) would be above the threshold
     is skipped: exchanges only add to that, so planning it could not pass."""
+    before = {name: sum(p.mb for p in load.pools) for name, load in now.items()}
     for chosen in itertools.combinations(candidates, count):
         options = [[t for t in targets if t != load.pool.host] for load in chosen]
         for picked in itertools.product(*options):
-            pools = {name: sum(p.mb for p in load.pools) for name, load in now.items()}
+            pools = dict(before)
             for load, target in zip(chosen, picked, strict=True):
                 pools[load.pool.host] -= load.mb
                 pools[target] += load.mb

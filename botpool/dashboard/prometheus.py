@@ -10,8 +10,13 @@ Pure: the remote command lives in botpool.dashboard.collect.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
+
+# how an answer is read is the same for every asker (botpool.hosts.prometheus)
+from botpool.hosts.prometheus import Sample as Sample
+from botpool.hosts.prometheus import Series as Series
+from botpool.hosts.prometheus import matrix as matrix
+from botpool.hosts.prometheus import vector as vector
 
 # window -> (seconds shown, step between points): about 100 points, whatever the window
 WINDOWS = {"1h": (3600, 30), "1d": (86400, 900), "1w": (604800, 7200)}
@@ -52,73 +57,6 @@ def queries(window: str, now: float) -> list[dict[str, Any]]:
         {"id": key, "expr": expr.format(rate=rate), "start": start, "end": end, "step": step}
         for key, expr in RANGE.items()
     ]
-    return out
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One series of an instant query: its labels and value."""
-
-    labels: dict[str, str]
-    value: float
-
-
-@dataclass(frozen=True)
-class Series:
-    """One series of a range query: its labels and its points (unix seconds, value)."""
-
-    labels: dict[str, str]
-    points: tuple[tuple[float, float], ...]
-
-
-def _number(text: Any) -> float | None:
-    """A Prometheus sample value (a string: "1.5", "NaN", "+Inf"); None if not finite."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _result(answer: Any, kind: str) -> list[dict[str, Any]]:
-    """The result list of a successful answer of that kind; [] for anything else."""
-    if not isinstance(answer, dict) or answer.get("status") != "success":
-        return []
-    data = answer.get("data")
-    if not isinstance(data, dict) or data.get("resultType") != kind:
-        return []
-    result = data.get("result")
-    return [r for r in result if isinstance(r, dict)] if isinstance(result, list) else []
-
-
-def _labels(item: dict[str, Any]) -> dict[str, str]:
-    metric = item.get("metric")
-    return {str(k): str(v) for k, v in metric.items()} if isinstance(metric, dict) else {}
-
-
-def vector(answer: Any) -> list[Sample]:
-    """An instant query's answer as samples (non-finite values left out)."""
-    out = []
-    for item in _result(answer, "vector"):
-        pair = item.get("value")
-        value = _number(pair[1]) if isinstance(pair, list) and len(pair) == 2 else None
-        if value is not None:
-            out.append(Sample(_labels(item), value))
-    return out
-
-
-def matrix(answer: Any) -> list[Series]:
-    """A range query's answer as series (non-finite points left out)."""
-    out = []
-    for item in _result(answer, "matrix"):
-        values = item.get("values")
-        points = []
-        for pair in values if isinstance(values, list) else []:
-            if isinstance(pair, list) and len(pair) == 2:
-                stamp, value = _number(pair[0]), _number(pair[1])
-                if stamp is not None and value is not None:
-                    points.append((stamp, value))
-        out.append(Series(_labels(item), tuple(points)))
     return out
 
 

@@ -12,9 +12,7 @@ history it reads: the report says how many hours each host's history covers.
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,19 +52,10 @@ class HostMeasure:
     error: str | None = None
 
 
-def _vector(answers: dict[str, Any], key: str) -> Iterable[tuple[dict[str, str], float]]:
-    """(labels, value) of one instant query's answer; nothing if it failed. A value that is
-    not a finite positive number (NaN: no sample) is left out."""
-    answer = answers.get(key)
-    if not isinstance(answer, dict) or answer.get("status") != "success":
-        return
-    for item in answer.get("data", {}).get("result", []):
-        try:
-            labels, value = item["metric"], float(item["value"][1])
-        except (KeyError, IndexError, TypeError, ValueError):
-            continue
-        if isinstance(labels, dict) and math.isfinite(value) and value > 0:
-            yield labels, value
+def _peaks(answers: dict[str, Any], key: str) -> list[prometheus.Sample]:
+    """One query's samples; a value that is not positive (no memory used) is left out, as
+    prometheus.vector leaves out what is not finite (NaN: no sample in the window)."""
+    return [sample for sample in prometheus.vector(answers.get(key)) if sample.value > 0]
 
 
 def read(remote: RemoteHost, plan: Plan, window: str) -> HostMeasure:
@@ -83,13 +72,13 @@ def read(remote: RemoteHost, plan: Plan, window: str) -> HostMeasure:
     except RemoteError as exc:
         seen.error = str(exc)
         return seen
-    for labels, value in _vector(answers, "pools"):
-        if "pool" in labels:
-            seen.pools[labels["pool"]] = value / MIB
-    for labels, value in _vector(answers, "bots"):
-        if "user" in labels and "bot" in labels:
-            seen.bots[f"{labels['user']}/{labels['bot']}"] = value / MIB
-    seen.history_h = max((v / 3600 for _, v in _vector(answers, "history")), default=0.0)
+    for sample in _peaks(answers, "pools"):
+        if "pool" in sample.labels:
+            seen.pools[sample.labels["pool"]] = sample.value / MIB
+    for sample in _peaks(answers, "bots"):
+        if "user" in sample.labels and "bot" in sample.labels:
+            seen.bots[f"{sample.labels['user']}/{sample.labels['bot']}"] = sample.value / MIB
+    seen.history_h = max((s.value / 3600 for s in _peaks(answers, "history")), default=0.0)
     return seen
 
 

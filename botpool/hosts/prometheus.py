@@ -4,13 +4,15 @@ Prometheus listens on the host's 127.0.0.1 only, so the queries run inside the m
 container (botpool/payloads/promquery.py, `docker exec ... python3 -I -c`): no port leaves the
 host, and the cost is one command per host whatever the number of bots or queries. The
 dashboard (botpool.dashboard.collect), `botpool plan --measured` (botpool.hosts.capacity) and
-bench/monitoring.py ask through here.
+bench/monitoring.py ask through here, and read the answers with vector() and matrix().
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shlex
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -69,3 +71,73 @@ def ask(remote: RemoteHost, layout: Layout, asked: list[dict[str, Any]]) -> dict
     if error:
         raise RemoteError(f"{remote.name}: its Prometheus did not answer: {error}")
     return answers
+
+
+# --- reading the answers: Prometheus' own JSON, made into plain samples and series ------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One series of an instant query: its labels and value."""
+
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a range query: its labels and its points (unix seconds, value)."""
+
+    labels: dict[str, str]
+    points: tuple[tuple[float, float], ...]
+
+
+def _number(text: Any) -> float | None:
+    """A Prometheus sample value (a string: "1.5", "NaN", "+Inf"); None if not finite."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _result(answer: Any, kind: str) -> list[dict[str, Any]]:
+    """The result list of a successful answer of that kind; [] for anything else."""
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        return []
+    data = answer.get("data")
+    if not isinstance(data, dict) or data.get("resultType") != kind:
+        return []
+    result = data.get("result")
+    return [r for r in result if isinstance(r, dict)] if isinstance(result, list) else []
+
+
+def _labels(item: dict[str, Any]) -> dict[str, str]:
+    metric = item.get("metric")
+    return {str(k): str(v) for k, v in metric.items()} if isinstance(metric, dict) else {}
+
+
+def vector(answer: Any) -> list[Sample]:
+    """An instant query's answer as samples (non-finite values left out)."""
+    out = []
+    for item in _result(answer, "vector"):
+        pair = item.get("value")
+        value = _number(pair[1]) if isinstance(pair, list) and len(pair) == 2 else None
+        if value is not None:
+            out.append(Sample(_labels(item), value))
+    return out
+
+
+def matrix(answer: Any) -> list[Series]:
+    """A range query's answer as series (non-finite points left out)."""
+    out = []
+    for item in _result(answer, "matrix"):
+        values = item.get("values")
+        points = []
+        for pair in values if isinstance(values, list) else []:
+            if isinstance(pair, list) and len(pair) == 2:
+                stamp, value = _number(pair[0]), _number(pair[1])
+                if stamp is not None and value is not None:
+                    points.append((stamp, value))
+        out.append(Series(_labels(item), tuple(points)))
+    return out
