@@ -4,6 +4,7 @@ tests/test_freqtrade_check_e2e.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib import resources
@@ -111,6 +112,27 @@ def test_an_accepted_config_is_not_judged_again(write_layout, monkeypatch):
     # the same layout with a changed stake: a new config, judged anew (freqtrade gone: not here)
     changed = load_plan(write_layout(MINIMAL.replace("stake_amount: 10", "stake_amount: 11")))
     assert validation.judge(changed) == validation.Judgement([], False)
+
+
+def test_a_mark_that_is_not_a_plain_file_is_no_mark_and_hangs_nothing(write_layout, monkeypatch):
+    """A FIFO or a directory where a mark would be (the cache is the user's own folder, but a
+    tired user's or another tool's leftovers must not stall or fool a converge)."""
+    plan = load_plan(write_layout(MINIMAL))
+    (bot,) = plan.bots
+    folder = validation.accepted_folder()
+    folder.mkdir(parents=True)
+    mark = folder / validation.fingerprint(validation.placeholder_config(plan, bot))
+    os.mkfifo(mark)
+    assert validation.judge(plan) == validation.Judgement([], True)  # judged, not blocked
+    mark.unlink()
+    mark.mkdir()
+    judged = []
+    real = validation.freqtrade_check.refusal
+    monkeypatch.setattr(
+        validation.freqtrade_check, "refusal", lambda c: judged.append(c) or real(c)
+    )
+    assert validation.judge(plan) == validation.Judgement([], True)
+    assert len(judged) == 1  # a directory is no mark: judged again
 
 
 def test_a_refused_config_is_judged_and_said_again_each_time(write_layout):
