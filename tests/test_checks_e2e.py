@@ -10,13 +10,15 @@ import os
 import re
 import stat
 import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
 
 from .e2e import REPO, VENV, Deployment, container_names, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=6.3)
+pytestmark = pytest.mark.e2e(minutes=5.0)
 
 RUNTIMES = {"cat": "zygote", "dog": "process"}  # user -> the runtime of its pool
 BOTS = "    - name: a\n    - {name: b, pairs: [ETH/USDT]}\n    - {name: stag, pairs: [SOL/USDT]}\n"
@@ -157,16 +159,64 @@ def test_the_ci_workflow_steps_pass_against_this_machine(dep, tmp_path):
     settle(dep)
 
 
-def test_a_stopped_program(dep):
+# --- faults that do not hide each other: made at once, read once, repaired by one converge ------
+
+
+@dataclass
+class Broken:
+    failed: dict[str, str]  # `pytest checks/`: failing test id -> its message
+    drift: tuple[int, str]
+    status: tuple[int, str]
+    stray: str  # a container with botpool's labels that the plan does not have
+    ghosts: list[Path]  # program files the plan does not have, one a pool
+    passwords: list[str]  # the API passwords in the configs edited on the host
+
+
+@pytest.fixture(scope="module")
+def broken(dep: Deployment) -> Broken:
+    """In each pool: bot a stopped, a stray program file, bot b's config edited on the host;
+    and a stray container with botpool's labels. None of them hides another (a different bot,
+    file or container each), so each test below reads its own in one run of the checks,
+    drift and status, and one converge must repair them all."""
+    stray = f"{dep.project}_stray"
+    docker(
+        "run",
+        "-d",
+        "--init",  # sleep as PID 1 would ignore the converge's SIGTERM for 45 s
+        "--name",
+        stray,
+        "--label",
+        "botpool.managed=true",
+        "--label",
+        f"botpool.root={dep.root}",
+        "--label",
+        "botpool.role=pool",
+        "botpool/debian:bookworm",
+        "sleep",
+        "600",
+    )
+    ghosts, passwords = [], []
     for user in RUNTIMES:
+        pool = dep.root / "pools" / f"{user}-pool-1"
         dep.ctl(f"{user}-pool-1", "stop", f"{user}-a")
-    failed = checks(dep)
-    code, output = drift(dep)
+        ghost = pool / "programs" / f"{user}-ghost.conf"
+        ghost.write_text(f"[program:{user}-ghost]\ncommand=sleep 1000\n")
+        ghosts.append(ghost)
+        config = pool / "bots" / "b" / "config.json"
+        data = json.loads(config.read_text())
+        data["stake_amount"] = 99
+        config.write_text(json.dumps(data))
+        passwords.append(data["api_server"]["password"])
+    return Broken(checks(dep), drift(dep), status(dep), stray, ghosts, passwords)
+
+
+def test_a_stopped_program(dep, broken):
+    code, output = broken.drift
     for user in RUNTIMES:
         stopped = f"program {user}-a in {user}-pool-1 is STOPPED"
-        assert stopped in failed[f"test_check[@local|bot {user}/a|running]"]
+        assert stopped in broken.failed[f"test_check[@local|bot {user}/a|running]"]
         assert code == 2 and re.search(rf"bot {user}/a\s+stopped", output), output
-    code, output = status(dep)
+    code, output = broken.status
     assert code == 2 and re.search(r"2 bot\(s\) do not answer: \w+-a, \w+-a;", output), output
     dep.layout.rename(dep.layout.with_suffix(".gone"))
     try:
@@ -174,8 +224,42 @@ def test_a_stopped_program(dep):
         assert code == 1 and "Traceback" not in output, output
     finally:
         dep.layout.with_suffix(".gone").rename(dep.layout)
+
+
+def test_a_stray_container_with_botpool_labels(broken):
+    extra = broken.failed["test_host_runs_exactly_the_plan[@local]"]
+    assert f"container {broken.stray}: extra" in extra
+
+
+def test_a_stray_program_file(broken):
+    code, output = broken.drift
+    assert code == 2 and "extra" in output
+    for user in RUNTIMES:
+        assert f"file pools/{user}-pool-1/programs/{user}-ghost.conf" in output
+
+
+def test_a_config_edited_on_the_host(broken):
+    code, output = broken.drift
+    assert code == 2
+    for name in POOLS:
+        assert f"file pools/{name}/bots/b/config.json" in output, output
+    assert output.count("stake_amount differ (values not shown)") == len(POOLS), output
+    assert not [password for password in broken.passwords if password in output]
+    assert "stake_amount differ" in broken.failed["test_host_runs_exactly_the_plan[@local]"]
+
+
+def test_one_converge_repairs_all_of_them(dep, broken):
     settle(dep)
+    assert broken.stray not in container_names()
+    assert not any(ghost.exists() for ghost in broken.ghosts)
+    for name in POOLS:
+        config = dep.root / "pools" / name / "bots" / "b" / "config.json"
+        assert json.loads(config.read_text())["stake_amount"] == 10
+    assert drift(dep)[0] == 0
     assert checks(dep) == {}
+
+
+# --- faults that hide others: one at a time -------------------------------------------------------
 
 
 def test_a_stopped_zygote_is_named_with_every_bot_it_leaves_down(dep):
@@ -205,66 +289,6 @@ def test_a_killed_container(dep):
         assert "does not answer" in failed[f"test_check[@local|bot {user}/b|api]"]
     assert drift(dep)[0] == 2
     settle(dep)
-    assert checks(dep) == {}
-
-
-def test_a_stray_container_with_botpool_labels(dep):
-    stray = f"{dep.project}_stray"
-    docker(
-        "run",
-        "-d",
-        "--init",  # sleep as PID 1 would ignore the converge's SIGTERM for 45 s
-        "--name",
-        stray,
-        "--label",
-        "botpool.managed=true",
-        "--label",
-        f"botpool.root={dep.root}",
-        "--label",
-        "botpool.role=pool",
-        "botpool/debian:bookworm",
-        "sleep",
-        "600",
-    )
-    failed = checks(dep)
-    assert f"container {stray}: extra" in failed["test_host_runs_exactly_the_plan[@local]"]
-    settle(dep)
-    assert stray not in container_names()
-    assert checks(dep) == {}
-
-
-def test_a_stray_program_file(dep):
-    strays = {}
-    for user in RUNTIMES:
-        strays[user] = dep.root / "pools" / f"{user}-pool-1" / "programs" / f"{user}-ghost.conf"
-        strays[user].write_text(f"[program:{user}-ghost]\ncommand=sleep 1000\n")
-    code, output = drift(dep)
-    assert code == 2 and "extra" in output
-    for user in RUNTIMES:
-        assert f"file pools/{user}-pool-1/programs/{user}-ghost.conf" in output
-    settle(dep)
-    assert not any(stray.exists() for stray in strays.values()) and drift(dep)[0] == 0
-
-
-def test_a_config_edited_on_the_host(dep):
-    configs, passwords = [], []
-    for name in POOLS:
-        config = dep.root / "pools" / name / "bots" / "b" / "config.json"
-        data = json.loads(config.read_text())
-        data["stake_amount"] = 99
-        config.write_text(json.dumps(data))
-        configs.append(config)
-        passwords.append(data["api_server"]["password"])
-    code, output = drift(dep)
-    assert code == 2
-    for name in POOLS:
-        assert f"file pools/{name}/bots/b/config.json" in output, output
-    assert output.count("stake_amount differ (values not shown)") == len(POOLS), output
-    assert not [password for password in passwords if password in output]
-    failed = checks(dep)
-    assert "stake_amount differ" in failed["test_host_runs_exactly_the_plan[@local]"]
-    settle(dep)
-    assert all(json.loads(c.read_text())["stake_amount"] == 10 for c in configs)
     assert checks(dep) == {}
 
 
