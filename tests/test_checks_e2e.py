@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from botpool.core.image import LOCAL_BASE
+
 from .e2e import REPO, VENV, Deployment, container_names, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=5.0)
@@ -191,7 +193,7 @@ def broken(dep: Deployment) -> Broken:
         f"botpool.root={dep.root}",
         "--label",
         "botpool.role=pool",
-        "botpool/debian:bookworm",
+        LOCAL_BASE,
         "sleep",
         "600",
     )

@@ -13,6 +13,8 @@ import stat
 
 import pytest
 
+from botpool.core.image import LOCAL_BASE
+
 from .converge_story import ALL_POOLS, MAINS, SIDES, container_id, pool, write
 from .e2e import Deployment, docker, new_deployment, wait_for
 
@@ -147,7 +149,7 @@ def test_a_container_of_a_planned_name_that_botpool_did_not_create_stops_the_con
     """A new user's pool name is taken by someone else's container: the converge fails
     naming it, leaves that container running, and touches no other pool."""
     taken = dep.container(pool("eve"))
-    docker("run", "-d", "--name", taken, "botpool/debian:bookworm", "sleep", "600")
+    docker("run", "-d", "--name", taken, LOCAL_BASE, "sleep", "600")
     try:
         before = dep.pids(*[pool(m) for m in MAINS])
         write(dep, four=True, stake=25, two=False)

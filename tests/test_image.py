@@ -95,9 +95,9 @@ def test_the_final_stage_keeps_the_image_contract(base):
 
 def test_local_base_installs_freqtrade_and_supervisor_in_one_virtualenv():
     spec = image_spec("2026.9")
-    assert spec.base == "local" and spec.base_tag == "botpool/debian:bookworm"
+    assert spec.base == "local" and spec.base_tag == "botpool/debian:trixie"
     runtime, builder, final = stages(spec.dockerfile)
-    assert runtime.startswith("FROM botpool/debian:bookworm AS runtime")
+    assert runtime.startswith("FROM botpool/debian:trixie AS runtime")
     assert "useradd --uid 1000" in runtime and "ENV PATH=/opt/freqtrade/bin:" in runtime
     assert "pip install --no-cache-dir freqtrade==2026.9 supervisor==4.3.0" in builder
     assert final.startswith("FROM runtime\n")
@@ -189,12 +189,12 @@ def test_base_build_script_runs_debootstrap_minbase_and_imports_a_labelled_base(
     )
     assert proc.returncode == 0, proc.stderr
     debootstrap = (tmp_path / "log.debootstrap").read_text().split()
-    assert debootstrap[:2] == ["--variant=minbase", "bookworm"]
+    assert debootstrap[:2] == ["--variant=minbase", "trixie"]
     assert debootstrap[3] == "http://deb.debian.org/debian"
     docker = (tmp_path / "log.docker").read_text().splitlines()
     assert docker[0] == "import" and "LABEL botpool.image=base" in docker
     assert any(a.startswith("ENV PATH=") for a in docker)
-    assert docker[docker.index("-") + 1] == "botpool/debian:bookworm" and "./etc/os" in docker
+    assert docker[docker.index("-") + 1] == "botpool/debian:trixie" and "./etc/os" in docker
     assert not Path(debootstrap[2]).exists()  # the rootfs is removed
 
 

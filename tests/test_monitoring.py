@@ -92,7 +92,7 @@ def test_the_monitoring_container_listens_on_loopback_only_and_holds_one_capabil
     added = [args[i + 1] for i, a in enumerate(args) if a == "--cap-add"]
     assert added == ["SYS_PTRACE"] and "--privileged" not in args  # PSS of the bots only
     assert spec.image == want.monitoring.image.tag
-    assert spec.image.startswith("botpool/monitoring:bookworm-")
+    assert spec.image.startswith("botpool/monitoring:trixie-")
     conf = {a.path: a for a in want.monitoring.files}["supervisord.conf"].text
     for port in range(19090, 19094):
         assert f"127.0.0.1:{port}" in conf or f"127.0.0.1:{port}" in str(

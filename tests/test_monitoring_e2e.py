@@ -63,6 +63,7 @@ TELEGRAM_SENT = {  # what Telegram's sendMessage answers (Alertmanager reads the
     "result": {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "group"}, "text": ""},
 }
 TELEGRAM_ME = {"ok": True, "result": {"id": 1, "is_bot": True, "first_name": "sink"}}
+SLACK_SENT = {"ok": True}  # what Slack answers a post (Alertmanager 0.28 reads it; 0.25 did not)
 
 
 class Sink:
@@ -86,6 +87,8 @@ class Sink:
                     posts.append((self.path, body.decode()))
                     if self.path.startswith("/tg/"):
                         answer = TELEGRAM_ME if self.path.endswith("/getMe") else TELEGRAM_SENT
+                    elif self.path.startswith("/slack/"):
+                        answer = SLACK_SENT
                 reply = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -103,7 +103,7 @@ DELIVERY = monitoring.Delivery(
     [
         (MonitoringSettings(), None),
         (MonitoringSettings(), monitoring.Delivery(webhook="https://hooks.example.org/T0/x")),
-        (ROUTED, DELIVERY),  # every kind Alertmanager 0.25 of Debian bookworm supports
+        (ROUTED, DELIVERY),  # every kind Alertmanager 0.28 of Debian trixie supports
     ],
     ids=["nobody", "webhook", "every-kind"],
 )

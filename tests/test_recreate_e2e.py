@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from botpool.core.image import LOCAL_BASE
+
 from .converge_story import (
     MAINS,
     OTHER,
@@ -44,7 +46,7 @@ def test_removing_a_users_last_bot_removes_only_its_pool(dep):
             f"botpool.pool={name}",
             "--name",
             f"{dep.project}_foreign-{index}",
-            "botpool/debian:bookworm",
+            LOCAL_BASE,
             "sleep",
             "600",
         ).strip()

@@ -32,8 +32,10 @@ if TYPE_CHECKING:  # only pool_images needs the layout; keep this module importa
 
 SUPERVISOR_VERSION = "4.3.0"
 LOCAL = "local"  # `image.base: local`: build from a Debian base made here, no registry needed
-LOCAL_BASE = "botpool/debian:bookworm"
-DEBIAN_SUITE = "bookworm"
+# Debian trixie: its python3 is 3.13, whose immortal objects let zygote bots share the
+# preloaded heap (payloads/zygote.py immortalize; README "Density")
+LOCAL_BASE = "botpool/debian:trixie"
+DEBIAN_SUITE = "trixie"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 REPOSITORY = "botpool/pool"
 
@@ -231,7 +233,7 @@ def image_spec(
 
 
 MONITORING_REPOSITORY = "botpool/monitoring"
-# Debian bookworm's packages: Prometheus 2.42, Alertmanager 0.25, node exporter 1.5,
+# Debian trixie's packages: Prometheus 2.53, Alertmanager 0.28, node exporter 1.9,
 # prometheus_client and the Docker SDK for botpool's exporter, supervisor to run all four
 MONITORING_PACKAGES = (
     "prometheus",
