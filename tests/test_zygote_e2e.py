@@ -5,6 +5,7 @@ faults done to it by hand (tests/test_zygote.py covers the same parts with tiny 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -88,9 +89,53 @@ def test_every_bot_is_a_child_of_the_single_threaded_zygote(dep):
     assert {users[pid] for pid in children.values()} == uids
     log = (dep.root / "pools" / POOL / "logs" / "zygote.log").read_text()
     assert "one thread; serving /run/zygote.sock" in log
+    # the pool image's Python marks objects immortal: the whole preloaded heap was made so
+    made = [int(n) for n in re.findall(r"\((\d+) objects made immortal\)", log)]
+    assert made and min(made) > 100_000, log
     for slot, bot in enumerate("abc"):  # each child has its own config, port and log
         text = (dep.root / "pools" / POOL / "bots" / bot / "logs" / "freqtrade.log").read_text()
         assert f"Starting HTTP Server at 0.0.0.0:{8080 + slot}" in text
+
+
+# A heap like a preloaded one, forked: the child only reads it (as a bot uses freqtrade's
+# objects), and reports how many of its pages became its own (Private_Dirty, in KiB)
+SHARING = r"""
+import gc, os, sys
+sys.path.insert(0, "/botpool/runtime")
+import zygote
+heap = [{f"k{i}": [str(i), i * 1.5, (i, f"x{i}")]} for i in range(200_000)]
+gc.collect()
+made = zygote.immortalize() if sys.argv[1] == "immortal" else 0
+gc.freeze()
+def dirty():
+    with open("/proc/self/smaps_rollup") as f:
+        return sum(int(line.split()[1]) for line in f if line.startswith("Private_Dirty"))
+r, w = os.pipe()
+if (pid := os.fork()) == 0:
+    before = dirty()
+    sum(len(v[0]) + len(k) for d in heap for k, v in d.items())
+    os.write(w, str(dirty() - before).encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+print(made, os.read(r, 64).decode())
+"""
+
+
+def test_a_child_reading_the_immortal_heap_keeps_sharing_its_pages(dep):
+    """In the pool image's Python, as the zygote runs: reading mortal objects copies their
+    pages into the child (reference counts written); reading immortal ones copies none."""
+
+    def copied(mode: str) -> tuple[int, int]:
+        run = ["docker", "exec", "-i", dep.container(POOL), "python3", "-", mode]
+        proc = subprocess.run(run, input=SHARING, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        made, kib = proc.stdout.split()
+        return int(made), int(kib)
+
+    (none, mortal), (made, immortal) = copied("mortal"), copied("immortal")
+    assert none == 0 and made > 1_000_000  # each dict, list, string, float and tuple
+    assert mortal > 40_000, mortal  # KiB: most of the heap's pages, copied
+    assert immortal < mortal / 10, (immortal, mortal)
 
 
 FREQTRADE_IMPORTS = (

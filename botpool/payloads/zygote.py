@@ -629,6 +629,8 @@ def immortalize() -> int:
         made += 1
         if gc.is_tracked(obj):  # what it holds that the collector tracks is in the list
             todo.extend(o for o in gc.get_referents(obj) if not gc.is_tracked(o))
+            if issubclass(type(obj), dict):  # the collector sees a dict's values, not its keys
+                todo.extend(k for k in dict.keys(obj) if not gc.is_tracked(k))
         else:  # an untracked container (a tuple of strings, say) holds untracked objects only
             todo.extend(gc.get_referents(obj))
     return made
