@@ -1,6 +1,8 @@
 """checks/ and `botpool drift` on the real engine: break the real thing, see the right message,
 converge, see it pass again. One deployment, each runtime side by side: cat's pool forks its
 bots from a zygote, dog's runs one freqtrade process a bot; every fault is done to both.
+Faults that hide nothing of each other are made at once and repaired by one converge; the
+ones that would (a stopped zygote, a killed container, a stagnant bot) one at a time.
 """
 
 from __future__ import annotations
