@@ -37,6 +37,14 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
     || fail "apt-get install ${missing[*]} failed"
 fi
+# Debian 13 (trixie) moved the docker client out of docker.io into docker-cli
+if ! command -v docker >/dev/null 2>&1; then
+  need_root "installing docker-cli"
+  say "installing docker-cli"
+  apt-get update -q >/dev/null || fail "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-cli \
+    >/dev/null || fail "apt-get install docker-cli failed"
+fi
 
 # --- 2. the Docker engine -----------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then

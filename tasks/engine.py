@@ -9,20 +9,19 @@ Host data: `botpool_engine_timeout` (seconds to wait for a starting engine, defa
 """
 
 from pyinfra import host
-from pyinfra.operations import apt, server
+from pyinfra.operations import server
 
 from botpool import payloads
 from tasks import context
 
 docker = context.docker_state(host)
 if not docker.installed:  # False, or None (not known: apt finds out, and does nothing if so)
-    # docker.io: the distribution's engine, the same package name on Debian and Ubuntu. A host
-    # that has another engine (docker-ce) has dockerd and keeps it.
-    apt.packages(
+    # docker.io: the distribution's engine, the same package name on Debian and Ubuntu, and the
+    # client where it is a package of its own (Debian 13). A host that has another engine
+    # (docker-ce) has dockerd and docker, and keeps them.
+    server.shell(
         name="Install the Docker engine (docker.io)",
-        packages=["docker.io"],
-        update=True,
-        no_recommends=True,
+        commands=[payloads.shell("install-engine.sh")],
     )
 if docker.engine is None:
     server.shell(

@@ -122,7 +122,7 @@ class ImageSpec:
 class DockerState:
     """What a host's Docker has, as far as engine and image tasks care."""
 
-    installed: bool | None  # dockerd is on the host (any package); None: not known
+    installed: bool | None  # dockerd and docker are on the host (any package); None: not known
     engine: str | None  # server version; None when no engine answers
     images: frozenset[str] = frozenset()  # repository:tag of images botpool built
 
@@ -132,9 +132,9 @@ class DockerState:
         return self.engine is not None or self.installed is False
 
 
-# One command for both tasks: engine installed?, answering?, botpool's images.
+# One command for both tasks: engine (and its client) installed?, answering?, botpool's images.
 DOCKER_STATE_COMMAND = (
-    "command -v dockerd >/dev/null 2>&1 && echo installed; "
+    "command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 && echo installed; "
     "v=$(docker version --format '{{.Server.Version}}' 2>/dev/null) && echo \"engine $v\" && "
     f"docker images --filter label={IMAGE_LABEL} --format 'image {{{{.Repository}}}}:{{{{.Tag}}}}'"
     "; true"

@@ -9,6 +9,10 @@
 : "${timeout:?seconds to wait for the engine}"
 
 if docker info >/dev/null 2>&1; then exit 0; fi
+command -v docker >/dev/null 2>&1 || {
+  echo "no docker client on this host (Debian 13 and later: package docker-cli)" >&2
+  exit 1
+}
 if [ -d /run/systemd/system ]; then
   systemctl enable --now docker.service
 elif ! pidof dockerd >/dev/null 2>&1; then
