@@ -61,14 +61,18 @@ RUN_FLAGS = (
 # by default (fast, gone with the container); its pages count against a memory limit, so a
 # VPS with one (bench/soak.py) gives a named volume instead, as a real disk would be
 TMPFS_STORAGE = ("--tmpfs", "/var/lib/docker:exec")
+# SetEnv: what a container cannot do that a real server can. /proc/sys is read-only in a
+# container, so the inner engine (Debian 13's Docker 26) cannot turn IPv6 off on its
+# containers' interfaces and refuses to start them, unless told to go on: the engine started
+# over SSH (botpool/payloads/start-engine.sh) inherits this from the session.
 DOCKERFILE = """\
 FROM {base}
 RUN apt-get update \\
  && apt-get install -y --no-install-recommends openssh-server python3 sudo ca-certificates \\
  && rm -rf /var/lib/apt/lists/* \\
  && mkdir -p /run/sshd /root/.ssh && chmod 700 /root/.ssh \\
- && printf 'PermitRootLogin prohibit-password\\nPasswordAuthentication no\\n' \\
-      > /etc/ssh/sshd_config.d/botpool-test.conf \\
+ && printf 'PermitRootLogin prohibit-password\\nPasswordAuthentication no\\n%s\\n' \\
+      'SetEnv DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1' > /etc/ssh/sshd_config.d/botpool-test.conf \\
  && rm -f /etc/ssh/ssh_host_*
 EXPOSE 22
 # host keys of its own, made when it starts, like a freshly installed server
