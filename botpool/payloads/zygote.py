@@ -51,6 +51,9 @@ The hard parts, each tested in tests/test_zygote.py:
   - Forking a process with threads is unsafe: the zygote sets thread-pool sizes to 1 and
     pyarrow's jemalloc to no background thread before importing, and refuses to serve if a
     thread still exists (counted in /proc/self/task, native threads included).
+  - Sharing lasts: after preloading, every object is made immortal (Python 3.12 and 3.13:
+    its reference count is never written again) and frozen out of the collector, so a bot
+    that uses a preloaded object does not copy the page it lives on (immortalize()).
 """
 
 from __future__ import annotations
