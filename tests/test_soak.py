@@ -1,5 +1,6 @@
 """bench/soak.py without Docker: a sample read inside the VPS becomes the right CSV row, and
-the report's verdicts follow the CSV (a failure shows as FAIL, a gap as "not measured")."""
+the report's verdicts follow the CSV (a failure shows as FAIL, a gap as "not measured").
+Also bench/pages.py's sorting of a bot's pages."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import soak
+from bench import pages, soak
 from bench.soak_inside import UNEXPECTED_EXIT, stat_file
 from tests.e2e import Deployment
 
@@ -189,3 +190,16 @@ def test_stat_files_are_read_as_numbers(tmp_path):
 def test_samples_are_taken_on_a_grid_from_start_to_end():
     assert list(soak.sample_times(0, 900, 120)) == [0, 120, 240, 360, 480, 600, 720, 840, 900]
     assert list(soak.sample_times(0, 240, 120)) == [0, 120, 240]
+
+
+def test_a_bots_pages_are_told_apart_from_its_zygotes():
+    """bench/pages.py: the zygote's very frame is shared, another frame at one of its
+    addresses is a copy, an address it does not have is new."""
+    zygote = {0x1000: (7, "anon"), 0x2000: (8, "heap"), 0x3000: (9, "lib")}
+    bot = {0x1000: (7, "anon"), 0x2000: (42, "heap"), 0x3000: (9, "lib"), 0x9000: (43, "anon")}
+    assert pages.classify(bot, zygote) == {
+        ("shared", "anon"): 1,
+        ("copied", "heap"): 1,
+        ("shared", "lib"): 1,
+        ("new", "anon"): 1,
+    }
