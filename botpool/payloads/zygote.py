@@ -606,9 +606,10 @@ def immortalize() -> int:
     uses would become the bot's own copy of its page. An immortal object's reference count is
     never written (PEP 683), so its page stays shared. Only CPython 3.12 and 3.13, 64-bit,
     with the GIL mark objects so (the low 32 bits of the count set; 3.14 changed the scheme):
-    elsewhere this does nothing. The objects: everything the collector tracks, and what those
-    hold that it does not (strings, numbers, bytes). They are never freed, which is what a
-    preloaded module's objects are anyway."""
+    elsewhere this does nothing. The objects: everything the collector tracks, what those hold
+    that it does not (strings, numbers, bytes), and the keys of every dict (the collector
+    visits only a dict's values). They are never freed, which is what a preloaded module's
+    objects are anyway."""
     import ctypes
     import gc
     import sysconfig
