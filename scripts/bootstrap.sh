@@ -24,7 +24,6 @@ need_root() { [ "$(id -u)" -eq 0 ] || fail "$1 needs root: run me as root"; }
 
 # --- 1. packages: each one checked by the command it provides -----------------------------
 missing=()
-command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
@@ -37,13 +36,12 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
     || fail "apt-get install ${missing[*]} failed"
 fi
-# Debian 13 (trixie) moved the docker client out of docker.io into docker-cli
-if ! command -v docker >/dev/null 2>&1; then
-  need_root "installing docker-cli"
-  say "installing docker-cli"
-  apt-get update -q >/dev/null || fail "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-cli \
-    >/dev/null || fail "apt-get install docker-cli failed"
+# the engine and its client, as a converge installs them on a host (Debian 13 ships the client
+# apart, in docker-cli)
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+  need_root "installing the Docker engine"
+  say "installing the Docker engine (docker.io)"
+  sh "$REPO/botpool/payloads/install-engine.sh" >/dev/null || fail "installing docker.io failed"
 fi
 
 # --- 2. the Docker engine -----------------------------------------------------------------

@@ -14,17 +14,21 @@ from botpool import payloads
 SCRIPTS = sorted((Path(payloads.__file__).parent).glob("*.sh"))
 
 
-def stand_ins(tmp_path: Path, **programs: str) -> dict[str, str]:
+def stand_ins(tmp_path: Path, alone: bool = False, **programs: str) -> dict[str, str]:
+    """PATH with the stand-ins first; alone: nothing else on it (this machine's own docker
+    must not be found)."""
     bin_ = tmp_path / "bin"
     bin_.mkdir(exist_ok=True)
     for name, body in programs.items():
         (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_ / name).chmod(0o755)
-    return {"PATH": f"{bin_}:/usr/bin:/bin", "STATE": str(tmp_path)}
+    return {"PATH": str(bin_) if alone else f"{bin_}:/usr/bin:/bin", "STATE": str(tmp_path)}
 
 
 def run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=30
+    )
 
 
 def test_every_shell_payload_passes_shellcheck():
@@ -87,16 +91,6 @@ def test_inputs_are_quoted_and_names_checked():
         payloads.shell("start-engine.sh", **{"PATH=x": 1})
 
 
-def alone(tmp_path: Path, **programs: str) -> dict[str, str]:
-    """Stand-ins and nothing else on PATH: this machine's own docker must not be found."""
-    env = stand_ins(tmp_path, **programs)
-    return {**env, "PATH": env["PATH"].split(":")[0]}
-
-
-def run_alone(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
-
-
 @pytest.mark.parametrize("client_in_engine_package", [True, False], ids=["debian12", "debian13"])
 def test_the_engine_is_installed_with_its_client(tmp_path, client_in_engine_package):
     """Debian 13's docker.io only recommends docker-cli, the client: it is installed when the
@@ -104,14 +98,15 @@ def test_the_engine_is_installed_with_its_client(tmp_path, client_in_engine_pack
     bin_ = tmp_path / "bin"
     client = f'printf "#!/bin/sh\\n" > {bin_}/docker; /bin/chmod +x {bin_}/docker'
     brings = client if client_in_engine_package else ":"
-    env = alone(
+    env = stand_ins(
         tmp_path,
+        alone=True,
         **{
             "apt-get": f'echo "$*" >> "$STATE/apt"; case "$*" in *docker.io*) {brings};; '
             f"*docker-cli*) {client};; esac"
         },
     )
-    proc = run_alone(payloads.shell("install-engine.sh"), env)
+    proc = run(payloads.shell("install-engine.sh"), env)
     assert proc.returncode == 0, proc.stderr
     installs = [line for line in (tmp_path / "apt").read_text().splitlines() if "install" in line]
     expected = ["docker.io"] + ([] if client_in_engine_package else ["docker-cli"])
@@ -120,7 +115,7 @@ def test_the_engine_is_installed_with_its_client(tmp_path, client_in_engine_pack
 
 
 def test_an_engine_without_its_client_is_said_at_once(tmp_path):
-    env = alone(tmp_path, setsid='touch "$STATE/started"')
-    proc = run_alone(payloads.shell("start-engine.sh", timeout=30), env)
+    env = stand_ins(tmp_path, alone=True, setsid='touch "$STATE/started"')
+    proc = run(payloads.shell("start-engine.sh", timeout=30), env)
     assert proc.returncode == 1 and "no docker client on this host" in proc.stderr
     assert not (tmp_path / "started").exists()
