@@ -49,8 +49,10 @@ class Zygote:
         min_uid: int | None = MIN_UID,
         patch: str | None = None,
         prefix: tuple[str, ...] = (),
+        collect_every: str | None = None,
     ) -> None:
         self.directory, self.preload, self.uid, self.min_uid = directory, preload, uid, min_uid
+        self.collect_every = collect_every
         self.patch, self.prefix = patch, prefix
         directory.mkdir(exist_ok=True)
         os.chown(directory, uid, uid)  # an unprivileged zygote creates its socket here
@@ -66,6 +68,8 @@ class Zygote:
         options = ["--entry", "tests.zygote_apps:run", "--preload", self.preload]
         if self.min_uid is not None:
             options += ["--min-uid", str(self.min_uid)]
+        if self.collect_every is not None:
+            options += ["--collect-every", self.collect_every]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [*self.prefix, self.python, *program, "serve", str(self.socket), *options],
@@ -359,6 +363,22 @@ def test_a_root_zygote_refuses_root_and_uids_below_min_uid_with_a_clear_error(
         assert err == f"botpool launcher: refused: {why}\n"
         assert f"refused the launcher pid {launcher.pid} (uid {uid}): {why}" in z.text()
         assert z.children() == [] and z.process.poll() is None  # type: ignore[union-attr]
+    finally:
+        z.stop()
+
+
+@pytest.mark.parametrize("every, collected", [("0.2", True), ("0", False)])
+def test_each_bot_collects_its_garbage_whatever_thresholds_it_sets(
+    shared: Path, every: str, collected: bool
+) -> None:
+    """freqtrade's thresholds leave garbage in the oldest generation for good (zygote.py says
+    why): each child collects it every --collect-every seconds; 0 (never) is the control."""
+    z = Zygote(shared / "zygote", collect_every=every).start()
+    try:
+        launcher = z.launch("cycle", "1.5")
+        out, err = launcher.communicate(timeout=10)
+        assert launcher.returncode == 0, err
+        assert json.loads(out) == {"collected": collected}
     finally:
         z.stop()
 
@@ -696,7 +716,16 @@ def test_a_preload_that_starts_a_thread_is_refused(shared: Path) -> None:
     assert not z.socket.exists()
 
 
-@pytest.mark.parametrize("args", [["serve", "s", "--min-uid", "0"], ["serve", "s", "--bad", "1"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "s", "--min-uid", "0"],
+        ["serve", "s", "--bad", "1"],
+        ["serve", "s", "--collect-every", "-1"],
+        ["serve", "s", "--collect-every", "nan"],
+        ["serve", "s", "--collect-every", "soon"],
+    ],
+)
 def test_bad_zygote_arguments_print_the_usage(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,15 +12,21 @@ otherwise too short to hit (see PATCHES):
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+
+
+class Node:
+    me: Node
 
 
 def run(argv: list[str]) -> None:
@@ -55,6 +61,15 @@ def run(argv: list[str]) -> None:
             print(Path(args[0]).read_text(), end="", flush=True)
         except PermissionError:
             sys.exit(13)
+    elif name == "cycle":  # freqtrade's collector thresholds, then garbage no threshold reaches
+        gc.set_threshold(50_000, 500, 1000)
+        node = Node()
+        node.me = node  # a reference cycle: only a collection frees it
+        ref = weakref.ref(node)
+        gc.collect(1)  # a young collection while it lives moves it to the oldest generation
+        del node
+        time.sleep(float(args[0]))
+        print(json.dumps({"collected": ref() is None}), flush=True)
     elif name == "sleep":  # writes its pid, then waits; a SIGTERM ends it with code 3
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
         Path(args[0]).write_text(str(os.getpid()))
