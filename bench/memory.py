@@ -47,7 +47,7 @@ def classify(rows: list[tuple[int, int, str, int]]) -> PoolMemory:
             memory.supervisord += kib
         elif pid in zygotes and ppid not in zygotes:
             memory.zygote += kib
-        elif ppid in zygotes or "freqtrade trade" in args:
+        elif ppid in zygotes or "zygote.py run" in args or "freqtrade trade" in args:
             memory.bots.append(kib)
     if launchers and len(launchers) == len(memory.bots):
         memory.bots = [b + launcher for b, launcher in zip(memory.bots, launchers, strict=True)]

@@ -11,11 +11,14 @@ import pytest
 
 from botpool.cli import main
 from botpool.core import render as render_module
+from botpool.core import runtimes
 from botpool.core.plan import load_plan
 from botpool.core.render import render_host, render_pool
 from botpool.payloads.zygote import __file__ as ZYGOTE_FILE
 
 from .conftest import MINIMAL
+
+ZYGOTE_TEXT = Path(ZYGOTE_FILE).read_text()
 
 IMAGE = "botpool/pool:test"
 TWO_BOTS = MINIMAL + (
@@ -168,7 +171,7 @@ def test_program_restarts_on_every_exit_and_logs_with_rotation(write_layout, sec
     assert 'HOME="/botpool/bots/one/user_data"' in program and "\nuser=" not in program
 
 
-def test_a_zygote_pool_has_its_zygote_program_and_code_a_process_pool_has_neither(
+def test_a_zygote_pool_has_its_zygote_program_a_process_pool_runs_each_bot_itself(
     write_layout, secrets
 ):
     _, pool = rendered(write_layout(MINIMAL), secrets)
@@ -185,10 +188,13 @@ def test_a_zygote_pool_has_its_zygote_program_and_code_a_process_pool_has_neithe
     text = MINIMAL.replace("defaults:", "defaults:\n  runtime: process")
     _, process = rendered(write_layout(text), secrets)
     files = files_of(process)
-    assert "runtime/zygote.py" not in files and "programs/zygote.conf" not in files
+    # no zygote: each bot runs freqtrade in its own process, through the same file (run)
+    assert files["runtime/zygote.py"] == Path(ZYGOTE_FILE).read_text()
+    assert "programs/zygote.conf" not in files
     assert (
-        "command=setpriv --reuid=209000 --regid=209000 --clear-groups -- freqtrade trade "
-        "--config config.json --userdir user_data\n" in (files["programs/alice-one.conf"])
+        "command=setpriv --reuid=209000 --regid=209000 --clear-groups -- python3 "
+        "/botpool/runtime/zygote.py run -- trade --config config.json --userdir user_data\n"
+        in files["programs/alice-one.conf"]
     )
     assert process.programs == {"alice-one"}
     # each runtime has its own memory limit: a switch recreates the container
@@ -337,3 +343,20 @@ def test_a_strategy_edit_restarts_exactly_the_bots_that_use_it(write_layout, lay
     _, after = rendered(path, secrets)
     changed = {a.path for a in after.files if a.text != files_of(before).get(a.path)}
     assert changed == {"strategies/other.py", "programs/alice-two.conf"}
+
+
+@pytest.mark.parametrize(
+    "runtime, restarted",
+    [("zygote", {"programs/zygote.conf"}), ("process", {"programs/alice-one.conf"})],
+)
+def test_new_runtime_code_restarts_what_runs_it(
+    write_layout, secrets, monkeypatch, runtime, restarted
+):
+    """A new zygote.py restarts a zygote pool's zygote (its bots restart with it) and every
+    bot program of a process pool, each of which runs the file itself."""
+    path = write_layout(MINIMAL.replace("defaults:", f"defaults:\n  runtime: {runtime}"))
+    _, before = rendered(path, secrets)
+    monkeypatch.setattr(runtimes, "_script", lambda: ZYGOTE_TEXT + "# a new release\n")
+    _, after = rendered(path, secrets)
+    changed = {a.path for a in after.files if a.text != files_of(before).get(a.path)}
+    assert changed == {"runtime/zygote.py", *restarted}

@@ -383,6 +383,36 @@ def test_each_bot_collects_its_garbage_whatever_thresholds_it_sets(
         z.stop()
 
 
+def run_alone(*args: str, every: str = "0.2") -> subprocess.CompletedProcess[str]:
+    """The process runtime's bot program: `zygote.py run`, no zygote."""
+    options = ["--entry", "tests.zygote_apps:run", "--collect-every", every]
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "run", *options, "--", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+@pytest.mark.parametrize("every, collected", [("0.2", True), ("0", False)])
+def test_a_bot_run_alone_collects_its_garbage_too(every: str, collected: bool) -> None:
+    done = run_alone("cycle", "1.5", every=every)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"collected": collected}
+
+
+@pytest.mark.parametrize(
+    "args, code, stderr",
+    [(("exit", "7"), 7, ""), (("message", "bad config"), 1, "fatal: bad config")],
+)
+def test_a_bot_run_alone_ends_with_its_own_exit_code(
+    args: tuple[str, ...], code: int, stderr: str
+) -> None:
+    done = run_alone(*args)
+    assert done.returncode == code and stderr in done.stderr
+
+
 def test_without_min_uid_a_root_zygote_serves_any_uid_but_root(shared: Path) -> None:
     z = Zygote(shared / "zygote", min_uid=None).start()
     try:
@@ -724,6 +754,10 @@ def test_a_preload_that_starts_a_thread_is_refused(shared: Path) -> None:
         ["serve", "s", "--collect-every", "-1"],
         ["serve", "s", "--collect-every", "nan"],
         ["serve", "s", "--collect-every", "soon"],
+        ["run", "--collect-every", "-1", "--", "trade"],
+        ["run", "--bad", "1", "--", "trade"],
+        ["run", "--entry", "--", "trade"],
+        ["run", "trade"],
     ],
 )
 def test_bad_zygote_arguments_print_the_usage(

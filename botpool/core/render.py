@@ -266,7 +266,9 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
         config = Artifact(
             f"bots/{bot.name}/config.json", bot_config(plan, bot, secrets), 0o640, 0, bot.uid
         )
-        inputs = sha256(config.hash + strategy_hash[bot.settings.strategy])[:16]
+        inputs = sha256(
+            config.hash + strategy_hash[bot.settings.strategy] + pool.runtime.bot_inputs()
+        )[:16]
         program = render_template(
             "program.conf.j2",
             bot=bot,

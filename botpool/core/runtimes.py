@@ -20,11 +20,18 @@ from botpool.payloads import zygote
 
 FREQTRADE_ARGS = "trade --config config.json --userdir user_data"
 ZYGOTE_SOCKET = "/run/zygote.sock"  # root's /run in the pool: no bot can take the name first
+# both runtimes run their bots through this one file (botpool/payloads/zygote.py)
+SCRIPT = f"{names.MOUNT}/runtime/zygote.py"
+
+
+def _script() -> str:
+    return Path(zygote.__file__).read_text()
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """A whole `freqtrade trade` process per bot: plain and independent."""
+    """A whole freqtrade process per bot: plain and independent (`zygote.py run`: freqtrade's
+    main in that process, with the garbage collection freqtrade's settings leave out)."""
 
     name: str
     doc: str
@@ -38,11 +45,16 @@ class Runtime:
 
     def files(self) -> list[tuple[str, str]]:
         """(path in the pool, text) of what the runtime adds to a pool."""
-        return []
+        return [("runtime/zygote.py", _script())]
 
     def bot_command(self) -> str:
         """The command of a bot's program (run as the bot, in its folder)."""
-        return f"freqtrade {FREQTRADE_ARGS}"
+        return f"python3 {SCRIPT} run -- {FREQTRADE_ARGS}"
+
+    def bot_inputs(self) -> str:
+        """What, besides its config and strategy, restarts a bot when it changes: the code
+        each bot process runs (a zygote's bots restart with their zygote instead)."""
+        return hashlib.sha256(_script().encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -51,20 +63,20 @@ class ZygoteRuntime(Runtime):
     (botpool/payloads/zygote.py); each bot's program is a launcher that asks it for its bot."""
 
     def files(self) -> list[tuple[str, str]]:
-        source = Path(zygote.__file__).read_text()
-        script = f"{names.MOUNT}/runtime/zygote.py"
         program = render_template(
             "zygote.conf.j2",
             program=self.name,
             # root: it forks each bot with its launcher's uid, and serves no uid below the bots'
-            command=f"python3 {script} serve {ZYGOTE_SOCKET} --min-uid {names.BOT_UID_BASE}",
-            inputs_hash=hashlib.sha256(source.encode()).hexdigest()[:16],
+            command=f"python3 {SCRIPT} serve {ZYGOTE_SOCKET} --min-uid {names.BOT_UID_BASE}",
+            inputs_hash=super().bot_inputs(),
         )
-        return [("runtime/zygote.py", source), (f"programs/{self.name}.conf", program)]
+        return [*super().files(), (f"programs/{self.name}.conf", program)]
 
     def bot_command(self) -> str:
-        script = f"{names.MOUNT}/runtime/zygote.py"
-        return f"python3 {script} launch {ZYGOTE_SOCKET} -- {FREQTRADE_ARGS}"
+        return f"python3 {SCRIPT} launch {ZYGOTE_SOCKET} -- {FREQTRADE_ARGS}"
+
+    def bot_inputs(self) -> str:
+        return ""
 
 
 # pools of 1, 5, 10 bots measured 325, 695, 1158 MiB: planned 300, 700, 1200

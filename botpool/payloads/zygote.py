@@ -6,6 +6,9 @@ standard library only until the zygote preloads. It has two roles:
     python3 zygote.py serve SOCKET [--min-uid N]   the pool's zygote, program `zygote`
     python3 zygote.py launch SOCKET -- ARGS        one bot, its own supervisord program
 
+and a third for the process runtime, which has no zygote: `python3 zygote.py run -- ARGS`
+runs freqtrade in that very process, with the same garbage collection as a forked bot (below).
+
 Every bot stays its own supervisord program: its program is a small launcher that asks the
 zygote to fork the bot, lends it its stdout/stderr (so the bot's log stays the program's
 log), forwards every signal supervisord sends, and exits as the bot exits. So
@@ -560,30 +563,40 @@ def child(
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
+    code = _run_bot(target, message["argv"], collect_every)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    return code
+
+
+def run(argv: list[str], entry: str = ENTRY, collect_every: float = COLLECT_EVERY) -> int:
+    """One bot in this very process, no zygote: the process runtime's bot program."""
+    sys.argv = ["freqtrade", *argv]
+    return _run_bot(_resolve(entry), argv, collect_every)
+
+
+def _run_bot(target: Any, argv: list[str], collect_every: float) -> int:
+    """Run the bot's entry (with the collection thread); its exit code, as freqtrade's own."""
     if collect_every > 0:
         import threading
 
         threading.Thread(
             target=collect_cycles, args=(collect_every,), name="botpool-gc", daemon=True
         ).start()
-    code: int
     try:
-        target(message["argv"])
-        code = 0
+        target(argv)
     except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         if not isinstance(exit_.code, (int, type(None))):
             print(exit_.code, file=sys.stderr)
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except BaseException:  # noqa: BLE001
         import traceback
 
         traceback.print_exc()
-        code = 1
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    return code
+        return 1
+    return 0
 
 
 def collect_cycles(every: float) -> None:
@@ -830,7 +843,8 @@ def _signal_bot(pidfd: int, sig: int, patience: float = 5.0) -> None:
 
 USAGE = """usage: zygote.py serve SOCKET [--min-uid N] [--entry MODULE:FUNC] [--preload M1,M2]
                         [--collect-every SECONDS]   (0: never)
-       zygote.py launch SOCKET -- ARGS"""
+       zygote.py launch SOCKET -- ARGS
+       zygote.py run [--entry MODULE:FUNC] [--collect-every SECONDS] -- ARGS"""
 
 
 def main(args: list[str]) -> int:
@@ -851,6 +865,12 @@ def main(args: list[str]) -> int:
             return zygote.serve()
     if len(args) >= 3 and args[0] == "launch" and "--" in args:
         return launch(args[1], args[args.index("--") + 1 :])
+    if len(args) >= 2 and args[0] == "run" and "--" in args and args.index("--") % 2 == 1:
+        split = args.index("--")
+        options = dict(zip(args[1:split:2], args[2:split:2], strict=True))
+        every = options.get("--collect-every", str(COLLECT_EVERY))
+        if not set(options) - {"--entry", "--collect-every"} and _seconds(every):
+            return run(args[split + 1 :], options.get("--entry", ENTRY), float(every))
     print(USAGE, file=sys.stderr)
     return 2
 
