@@ -760,6 +760,7 @@ def test_a_preload_that_starts_a_thread_is_refused(shared: Path) -> None:
         ["serve", "s", "--collect-every", "-1"],
         ["serve", "s", "--collect-every", "nan"],
         ["serve", "s", "--collect-every", "soon"],
+        ["serve", "s", "--collect-every", "1e308"],
         ["run", "--collect-every", "-1", "--", "trade"],
         ["run", "--bad", "1", "--", "trade"],
         ["run", "--entry", "--", "trade"],

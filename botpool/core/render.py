@@ -261,14 +261,12 @@ def render_pool(plan: Plan, pool: PoolPlan, image: str, secrets: SecretStore) ->
     directories += [
         Directory(d) for d in sorted({posixpath.dirname(f.path) for f in files} - known)
     ]
-    command = pool.runtime.bot_command()
+    command, runtime_inputs = pool.runtime.bot_command(), pool.runtime.bot_inputs()
     for bot in pool.bots:
         config = Artifact(
             f"bots/{bot.name}/config.json", bot_config(plan, bot, secrets), 0o640, 0, bot.uid
         )
-        inputs = sha256(
-            config.hash + strategy_hash[bot.settings.strategy] + pool.runtime.bot_inputs()
-        )[:16]
+        inputs = sha256(config.hash + strategy_hash[bot.settings.strategy] + runtime_inputs)[:16]
         program = render_template(
             "program.conf.j2",
             bot=bot,

@@ -10,6 +10,7 @@ here and nothing else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,14 @@ ZYGOTE_SOCKET = "/run/zygote.sock"  # root's /run in the pool: no bot can take t
 SCRIPT = f"{names.MOUNT}/runtime/zygote.py"
 
 
+@functools.cache
 def _script() -> str:
     return Path(zygote.__file__).read_text()
+
+
+def _script_hash() -> str:
+    """Changes with the runtime's code: restarts what runs it."""
+    return hashlib.sha256(_script().encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class Runtime:
     def bot_inputs(self) -> str:
         """What, besides its config and strategy, restarts a bot when it changes: the code
         each bot process runs (a zygote's bots restart with their zygote instead)."""
-        return hashlib.sha256(_script().encode()).hexdigest()[:16]
+        return _script_hash()
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class ZygoteRuntime(Runtime):
             program=self.name,
             # root: it forks each bot with its launcher's uid, and serves no uid below the bots'
             command=f"python3 {SCRIPT} serve {ZYGOTE_SOCKET} --min-uid {names.BOT_UID_BASE}",
-            inputs_hash=super().bot_inputs(),
+            inputs_hash=_script_hash(),
         )
         return [*super().files(), (f"programs/{self.name}.conf", program)]
 

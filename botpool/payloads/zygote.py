@@ -610,9 +610,9 @@ def collect_cycles(every: float) -> None:
 
 
 def _seconds(text: str) -> bool:
-    """A number of seconds the zygote accepts: finite and not negative."""
+    """A number of seconds the zygote accepts: 0 to a day (time.sleep overflows on huge ones)."""
     try:
-        return 0 <= float(text) < float("inf")
+        return 0 <= float(text) <= 86400
     except ValueError:
         return False
 
