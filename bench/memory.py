@@ -41,7 +41,7 @@ def classify(rows: list[tuple[int, int, str, int]]) -> PoolMemory:
     or inside a VPS by bench/soak.py)."""
     memory = PoolMemory(total=sum(r[3] for r in rows))
     zygotes = {pid for pid, ppid, args, _ in rows if " serve " in args and "zygote.py" in args}
-    launchers = [kib for _, _, args, kib in rows if "zygote.py launch" in args]
+    launchers = [kib for _, _, args, kib in rows if "launcher.py" in args]
     for pid, ppid, args, kib in rows:
         if "supervisord" in args:
             memory.supervisord += kib

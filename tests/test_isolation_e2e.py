@@ -120,6 +120,8 @@ def test_a_bot_changes_nothing_root_reads_and_reads_no_other_bots_secrets(dep, u
         for p in (dep.root / "pools" / pool / folder).glob("*")
     } | {"/botpool/supervisord.conf"}
     assert "/botpool/runtime/zygote.py" in root_reads  # both runtimes run their bots through it
+    # a zygote pool's bot programs are launchers (root's file too, run as each bot's uid)
+    assert ("/botpool/runtime/launcher.py" in root_reads) == (user == "ivy")
     for bot in bots:
         others = [b.name for b in bots if b != bot]
         result = in_pool(dep, pool, ATTEMPTS, bot.name, *others, uid=bot.uid)

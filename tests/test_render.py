@@ -14,11 +14,10 @@ from botpool.core import render as render_module
 from botpool.core import runtimes
 from botpool.core.plan import load_plan
 from botpool.core.render import render_host, render_pool
+from botpool.payloads.launcher import __file__ as LAUNCHER_FILE
 from botpool.payloads.zygote import __file__ as ZYGOTE_FILE
 
 from .conftest import MINIMAL
-
-ZYGOTE_TEXT = Path(ZYGOTE_FILE).read_text()
 
 IMAGE = "botpool/pool:test"
 TWO_BOTS = MINIMAL + (
@@ -164,8 +163,8 @@ def test_program_restarts_on_every_exit_and_logs_with_rotation(write_layout, sec
     # the default runtime: the program is the bot's launcher, asking the pool's zygote; it
     # runs as the bot's own uid and gid (200000 + its port), and HOME is its data folder
     assert (
-        "command=setpriv --reuid=209000 --regid=209000 --clear-groups -- python3 "
-        "/botpool/runtime/zygote.py launch /run/zygote.sock -- trade "
+        "command=setpriv --reuid=209000 --regid=209000 --clear-groups -- python3 -I -S "
+        "/botpool/runtime/launcher.py /run/zygote.sock -- trade "
         "--config config.json --userdir user_data\n" in program
     )
     assert 'HOME="/botpool/bots/one/user_data"' in program and "\nuser=" not in program
@@ -177,6 +176,7 @@ def test_a_zygote_pool_has_its_zygote_program_a_process_pool_runs_each_bot_itsel
     _, pool = rendered(write_layout(MINIMAL), secrets)
     files = files_of(pool)
     assert files["runtime/zygote.py"] == Path(ZYGOTE_FILE).read_text()
+    assert files["runtime/launcher.py"] == Path(LAUNCHER_FILE).read_text()
     zygote = files["programs/zygote.conf"]
     # root, refusing launchers below the bots' uids; no passwd user, no HOME of ftuser
     assert (
@@ -190,7 +190,7 @@ def test_a_zygote_pool_has_its_zygote_program_a_process_pool_runs_each_bot_itsel
     files = files_of(process)
     # no zygote: each bot runs freqtrade in its own process, through the same file (run)
     assert files["runtime/zygote.py"] == Path(ZYGOTE_FILE).read_text()
-    assert "programs/zygote.conf" not in files
+    assert "programs/zygote.conf" not in files and "runtime/launcher.py" not in files
     assert (
         "command=setpriv --reuid=209000 --regid=209000 --clear-groups -- python3 "
         "/botpool/runtime/zygote.py run -- trade --config config.json --userdir user_data\n"
@@ -346,17 +346,24 @@ def test_a_strategy_edit_restarts_exactly_the_bots_that_use_it(write_layout, lay
 
 
 @pytest.mark.parametrize(
-    "runtime, restarted",
-    [("zygote", {"programs/zygote.conf"}), ("process", {"programs/alice-one.conf"})],
+    "runtime, code, restarted",
+    [
+        ("zygote", ZYGOTE_FILE, {"programs/zygote.conf"}),
+        ("zygote", LAUNCHER_FILE, {"programs/alice-one.conf"}),
+        ("process", ZYGOTE_FILE, {"programs/alice-one.conf"}),
+    ],
 )
 def test_new_runtime_code_restarts_what_runs_it(
-    write_layout, secrets, monkeypatch, runtime, restarted
+    write_layout, secrets, monkeypatch, runtime, code, restarted
 ):
     """A new zygote.py restarts a zygote pool's zygote (its bots restart with it) and every
-    bot program of a process pool, each of which runs the file itself."""
+    bot program of a process pool, each of which runs the file itself; a new launcher.py
+    restarts a zygote pool's bot programs (each is a launcher), not its zygote."""
     path = write_layout(MINIMAL.replace("defaults:", f"defaults:\n  runtime: {runtime}"))
     _, before = rendered(path, secrets)
-    monkeypatch.setattr(runtimes, "_script", lambda: ZYGOTE_TEXT + "# a new release\n")
+    released = Path(code).read_text() + "# a new release\n"
+    read = runtimes._code
+    monkeypatch.setattr(runtimes, "_code", lambda path: released if path == code else read(path))
     _, after = rendered(path, secrets)
     changed = {a.path for a in after.files if a.text != files_of(before).get(a.path)}
-    assert changed == {"runtime/zygote.py", *restarted}
+    assert changed == {f"runtime/{Path(code).name}", *restarted}

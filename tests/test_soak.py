@@ -36,7 +36,7 @@ def raw_sample(
     (pool,) = dep.plan().pools
     container = dep.container(pool.name)
     b0, b1 = (b.program for b in dep.plan().bots)
-    launch = "python3 /botpool/runtime/zygote.py launch"
+    launch = "python3 -I -S /botpool/runtime/launcher.py"
     rows = [
         [10, 1, "/usr/bin/python3 /usr/bin/supervisord -c /botpool/supervisord.conf", 14336, "s"],
         [11, 10, ZYGOTE, 75776, "python3"],

@@ -26,16 +26,19 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from botpool.payloads import launcher as launcher_py
 from botpool.payloads import zygote
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "botpool" / "payloads" / "zygote.py"
+LAUNCHER_FILE = REPO / "botpool" / "payloads" / "launcher.py"
 APPS = REPO / "tests" / "zygote_apps.py"
 BOT_A, BOT_B = 209001, 209002  # uids as a pool gives its bots: 200000 + the bot's host port
 MIN_UID = 200000
 # what runs as a bot's uid runs the system's python3 (standard library only, as in a pool):
 # this machine's own interpreter may live where only root can reach (/root/.pyenv)
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/local/bin:/usr/bin") or sys.executable
+LAUNCHER = [SYSTEM_PYTHON, "-I", "-S", str(LAUNCHER_FILE)]  # as a pool runs it
 
 
 class Zygote:
@@ -99,7 +102,7 @@ class Zygote:
         env = {**os.environ, "BOTPOOL_BOT": key, "BOT_SETTING": f"setting of {key}"}
         kw.setdefault("cwd", self.workdir(uid))
         return subprocess.Popen(
-            [SYSTEM_PYTHON, str(SCRIPT), "launch", str(self.socket), "--", *args],
+            [*LAUNCHER, str(self.socket), "--", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -774,10 +777,75 @@ def test_bad_zygote_arguments_print_the_usage(
     assert capsys.readouterr().err.startswith("usage: zygote.py serve SOCKET [--min-uid N]")
 
 
+@pytest.mark.parametrize("args", [[], ["s"], ["s", "trade"], ["launch", "s", "--", "trade"]])
+def test_bad_launcher_arguments_print_the_usage(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert launcher_py.main(args) == 2
+    assert capsys.readouterr().err == "usage: launcher.py SOCKET -- ARGS\n"
+
+
+def _imported(*args: str) -> set[str]:
+    """The modules a `python3 -I -S` run imports (-X importtime names each on stderr)."""
+    run = subprocess.run(
+        [SYSTEM_PYTHON, "-I", "-S", "-X", "importtime", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return {line.rpartition("|")[2].strip() for line in run.stderr.splitlines() if "|" in line}
+
+
+def test_the_launcher_imports_only_modules_written_in_c() -> None:
+    """One launcher runs beside every bot: a pure-Python import (json pulls in re, signal and
+    socket pull in enum) costs its memory once per bot. Only modules written in C (built in or
+    extensions), and __future__ (a few lines, for the type checker's names), beyond what
+    python3 itself loads."""
+    baseline = _imported("-c", "pass")
+    added = _imported(str(LAUNCHER_FILE)) - baseline
+    assert added, "nothing measured: -X importtime printed nothing"
+    assert "_json" in added and "_socket" in added  # (the control: what it does use)
+    where = subprocess.run(
+        [SYSTEM_PYTHON, "-I", "-S", "-c", ORIGINS, *sorted(added)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.split()
+    python = {n for n, origin in zip(sorted(added), where, strict=True) if origin == "python"}
+    assert python == {"__future__"}
+
+
+ORIGINS = """import importlib.util, sys
+for name in sys.argv[1:]:
+    origin = importlib.util.find_spec(name).origin
+    print("C" if origin == "built-in" or origin.endswith(".so") else "python")"""
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(),
+        st.one_of(st.text(), st.lists(st.text()), st.dictionaries(st.text(), st.text())),
+    )
+)
+def test_the_launchers_json_is_json(message: dict[str, object]) -> None:
+    """Its own encoder (no json module) writes what json reads, surrogates from undecodable
+    environment bytes included; its decoder reads what the zygote's json writes."""
+    assert json.loads(launcher_py.encode(message)) == message
+    assert launcher_py.decode(json.dumps(message).encode()) == message
+
+
+@pytest.mark.parametrize("data", [b"", b"[1]", b'{"pid": 1} x', b"{", b"\xff", b"NaN", b"{}{}"])
+def test_the_launcher_refuses_what_is_not_one_json_object(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        launcher_py.decode(data)
+
+
 def test_launcher_gives_up_when_no_zygote_appears(tmp_path: Path) -> None:
     started = time.monotonic()
-    code = zygote.launch(str(tmp_path / "none.sock"), ["exit", "0"], wait=0.5)
-    assert code == zygote.TEMPFAIL
+    code = launcher_py.launch(str(tmp_path / "none.sock"), ["exit", "0"], wait=0.5)
+    assert code == zygote.TEMPFAIL == launcher_py.TEMPFAIL
     assert time.monotonic() - started < 5
 
 
@@ -798,7 +866,7 @@ def test_a_stop_as_the_bot_starts_reaches_the_bot_not_the_launcher(root_zygote: 
 
 def test_a_launcher_stopped_while_it_waits_for_a_zygote_ends_at_once(tmp_path: Path) -> None:
     launcher = subprocess.Popen(
-        [SYSTEM_PYTHON, str(SCRIPT), "launch", str(tmp_path / "none.sock"), "--", "exit", "0"],
+        [*LAUNCHER, str(tmp_path / "none.sock"), "--", "exit", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -17,22 +17,24 @@ from pathlib import Path
 
 from botpool.core import names
 from botpool.core.templating import render_template
-from botpool.payloads import zygote
+from botpool.payloads import launcher, zygote
 
 FREQTRADE_ARGS = "trade --config config.json --userdir user_data"
 ZYGOTE_SOCKET = "/run/zygote.sock"  # root's /run in the pool: no bot can take the name first
-# both runtimes run their bots through this one file (botpool/payloads/zygote.py)
+# both runtimes run their bots through zygote.py (botpool/payloads/zygote.py); a zygote pool's
+# bot programs are launcher.py (botpool/payloads/launcher.py)
 SCRIPT = f"{names.MOUNT}/runtime/zygote.py"
+LAUNCHER = f"{names.MOUNT}/runtime/launcher.py"
 
 
 @functools.cache
-def _script() -> str:
-    return Path(zygote.__file__).read_text()
+def _code(path: str) -> str:
+    return Path(path).read_text()
 
 
-def _script_hash() -> str:
-    """Changes with the runtime's code: restarts what runs it."""
-    return hashlib.sha256(_script().encode()).hexdigest()[:16]
+def _hash(path: str) -> str:
+    """Changes with a runtime file's code: restarts what runs it."""
+    return hashlib.sha256(_code(path).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Runtime:
 
     def files(self) -> list[tuple[str, str]]:
         """(path in the pool, text) of what the runtime adds to a pool."""
-        return [("runtime/zygote.py", _script())]
+        return [("runtime/zygote.py", _code(zygote.__file__))]
 
     def bot_command(self) -> str:
         """The command of a bot's program (run as the bot, in its folder)."""
@@ -60,14 +62,15 @@ class Runtime:
 
     def bot_inputs(self) -> str:
         """What, besides its config and strategy, restarts a bot when it changes: the code
-        each bot process runs (a zygote's bots restart with their zygote instead)."""
-        return _script_hash()
+        each bot process runs."""
+        return _hash(zygote.__file__)
 
 
 @dataclass(frozen=True)
 class ZygoteRuntime(Runtime):
     """One preloaded freqtrade, the pool's `zygote` program, forks every bot of the pool
-    (botpool/payloads/zygote.py); each bot's program is a launcher that asks it for its bot."""
+    (botpool/payloads/zygote.py); each bot's program is a launcher that asks it for its bot
+    (botpool/payloads/launcher.py, small: one runs beside every bot)."""
 
     def files(self) -> list[tuple[str, str]]:
         program = render_template(
@@ -75,15 +78,21 @@ class ZygoteRuntime(Runtime):
             program=self.name,
             # root: it forks each bot with its launcher's uid, and serves no uid below the bots'
             command=f"python3 {SCRIPT} serve {ZYGOTE_SOCKET} --min-uid {names.BOT_UID_BASE}",
-            inputs_hash=_script_hash(),
+            inputs_hash=_hash(zygote.__file__),
         )
-        return [*super().files(), (f"programs/{self.name}.conf", program)]
+        return [
+            *super().files(),
+            ("runtime/launcher.py", _code(launcher.__file__)),
+            (f"programs/{self.name}.conf", program),
+        ]
 
     def bot_command(self) -> str:
-        return f"python3 {SCRIPT} launch {ZYGOTE_SOCKET} -- {FREQTRADE_ARGS}"
+        # -I -S: no site-packages, no PYTHON* variables: the launcher needs neither
+        return f"python3 -I -S {LAUNCHER} {ZYGOTE_SOCKET} -- {FREQTRADE_ARGS}"
 
     def bot_inputs(self) -> str:
-        return ""
+        # the launcher's code (the bot itself restarts with its zygote, whose inputs differ)
+        return _hash(launcher.__file__)
 
 
 # pools of 1, 5, 10 bots measured 325, 695, 1158 MiB: planned 300, 700, 1200

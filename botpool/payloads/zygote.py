@@ -1,15 +1,14 @@
 """The zygote runtime: a pool imports freqtrade once, then forks one child per bot.
 
 This file runs inside a pool container (converge copies it to /botpool/runtime/zygote.py),
-standard library only until the zygote preloads. It has two roles:
+standard library only until the zygote preloads. Its roles:
 
     python3 zygote.py serve SOCKET [--min-uid N]   the pool's zygote, program `zygote`
-    python3 zygote.py launch SOCKET -- ARGS        one bot, its own supervisord program
+    python3 zygote.py run -- ARGS                  the process runtime's bot (no zygote):
+        freqtrade in that very process, with the same garbage collection as a forked bot
 
-and a third for the process runtime, which has no zygote: `python3 zygote.py run -- ARGS`
-runs freqtrade in that very process, with the same garbage collection as a forked bot (below).
-
-Every bot stays its own supervisord program: its program is a small launcher that asks the
+Every bot stays its own supervisord program: its program is a small launcher
+(`python3 -I -S launcher.py SOCKET -- ARGS`, botpool/payloads/launcher.py) that asks the
 zygote to fork the bot, lends it its stdout/stderr (so the bot's log stays the program's
 log), forwards every signal supervisord sends, and exits as the bot exits. So
 `supervisorctl stop/start/restart <bot>`, autorestart and per-bot logs work unchanged.
@@ -81,9 +80,8 @@ from typing import Any
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 4  # a request carries three; a fourth shows a sender that sent too many
 MAX_KEY = 200
-TEMPFAIL = 75  # EX_TEMPFAIL: the zygote went away; supervisord restarts the launcher
+TEMPFAIL = 75  # EX_TEMPFAIL: the zygote went away (launcher.py: the same code)
 CANNOT_DROP = 71  # EX_OSERR: a child could not become its launcher's uid; no bot ran
-FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
 SINGLE_THREADED = {
     # set before any import: libraries size their thread pools when they load
     "JE_ARROW_MALLOC_CONF": "background_thread:false",  # pyarrow (pandas imports it)
@@ -730,120 +728,8 @@ def _describe(status: int) -> str:
 # --- the launcher -----------------------------------------------------------------------------
 
 
-def launch(path: str, argv: list[str], wait: float = 180.0) -> int:
-    """Run one bot through the zygote at path; returns (or dies) the way the bot did."""
-    request = {
-        "key": os.environ.get("BOTPOOL_BOT") or os.getcwd(),
-        "argv": argv,
-        "cwd": os.getcwd(),
-        "env": dict(os.environ),
-    }
-    deadline = time.monotonic() + wait
-    notified = False
-    # Signals are caught from the start: one that comes while the bot is being forked (it
-    # may already run) is kept and forwarded once its pidfd is here, not left to kill us
-    bot: dict[str, int] = {}
-    pending: list[int] = []
-
-    def forward(sig: int, _frame: Any) -> None:
-        if "pidfd" in bot:
-            _signal_bot(bot["pidfd"], sig)
-        elif sig != signal.SIGWINCH:  # (no terminal to resize yet; the others end a process)
-            pending.append(sig)
-
-    for name in FORWARDED:
-        signal.signal(getattr(signal, name), forward)
-    while True:
-        if pending:  # stopped while no bot runs: end the way the signal would have ended us
-            _die_of(pending[0])
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            sock.connect(path)
-            send(sock, request, [0, 1, 2])
-            reply, fds = answer(sock)
-        except PermissionError:
-            print(f"botpool launcher: may not connect to {path}", file=sys.stderr, flush=True)
-            return 1
-        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
-            reply, fds = None, []  # no zygote yet, or one that left before reading the request
-        else:
-            if reply is None:  # it read the request and died without a word: maybe mid-fork
-                # (a child it forked dies with it: PR_SET_PDEATHSIG); the next zygote is new
-                print("botpool launcher: the zygote went away during the request", file=sys.stderr)
-                return TEMPFAIL
-        if reply is not None and "pid" in reply:
-            break
-        sock.close()
-        if reply is not None and not reply.get("retry"):
-            print(f"botpool launcher: {reply.get('error')}", file=sys.stderr, flush=True)
-            return 1
-        if time.monotonic() > deadline:
-            print(f"botpool launcher: no zygote at {path} after {wait:.0f} s", file=sys.stderr)
-            return TEMPFAIL
-        if not notified:
-            why = reply.get("error") if reply else "not answering yet"
-            print(f"botpool launcher: zygote {why}; waiting", file=sys.stderr, flush=True)
-            notified = True
-        time.sleep(0.2)
-    bot["pidfd"] = fds[0]
-    while pending:
-        _signal_bot(bot["pidfd"], pending.pop(0))
-    try:
-        message, _ = answer(sock)
-    except OSError:
-        message = None
-    if message is None or "status" not in message:
-        # the zygote is gone (its bots die with it); make sure ours is, then let supervisord
-        # start us again: we will wait for the next zygote
-        forward(signal.SIGKILL, None)
-        select.select([bot["pidfd"]], [], [], 10.0)
-        print("botpool launcher: the zygote went away; the bot was stopped", file=sys.stderr)
-        return TEMPFAIL
-    code = os.waitstatus_to_exitcode(message["status"])
-    if code < 0:  # killed by a signal: die of the same one, as the bot did
-        _die_of(-code)
-        return 128 - code
-    return code
-
-
-def _die_of(sig: int) -> None:
-    """End this process by sig, with its default action (as the bot, or we, would have)."""
-    for name in FORWARDED:
-        signal.signal(getattr(signal, name), signal.SIG_DFL)
-    if sig not in (signal.SIGKILL, signal.SIGSTOP):
-        signal.signal(sig, signal.SIG_DFL)
-    os.kill(os.getpid(), sig)
-
-
-def answer(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    """The zygote's next message and its fds (None: the zygote hung up)."""
-    data, fds, _flags = receive(sock)
-    if not data:
-        _close(fds)
-        return None, []
-    return json.loads(data), fds
-
-
-def _signal_bot(pidfd: int, sig: int, patience: float = 5.0) -> None:
-    """Send sig to the bot through its pidfd. For a moment after the fork the child is still
-    root (it has not become the launcher's uid yet), and the kernel refuses: try again."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            signal.pidfd_send_signal(pidfd, sig)
-            return
-        except ProcessLookupError:  # already gone
-            return
-        except PermissionError:
-            if time.monotonic() > deadline:
-                print(f"botpool launcher: may not signal the bot ({sig})", file=sys.stderr)
-                return
-            time.sleep(0.005)
-
-
 USAGE = """usage: zygote.py serve SOCKET [--min-uid N] [--entry MODULE:FUNC] [--preload M1,M2]
                         [--collect-every SECONDS]   (0: never)
-       zygote.py launch SOCKET -- ARGS
        zygote.py run [--entry MODULE:FUNC] [--collect-every SECONDS] -- ARGS"""
 
 
@@ -863,8 +749,6 @@ def main(args: list[str]) -> int:
                 float(every),
             )
             return zygote.serve()
-    if len(args) >= 3 and args[0] == "launch" and "--" in args:
-        return launch(args[1], args[args.index("--") + 1 :])
     if len(args) >= 2 and args[0] == "run" and "--" in args and args.index("--") % 2 == 1:
         split = args.index("--")
         options = dict(zip(args[1:split:2], args[2:split:2], strict=True))
