@@ -119,13 +119,14 @@ def ensure_archive(spec: ImageSpec, archive: str) -> None:
             return
         if spec.base_tag and not _local_has(spec.base_tag):
             _run_local(base_build_command(spec.base_tag))
-        if not _local_has(spec.tag):
-            context_dir = tempfile.mkdtemp(prefix="botpool-build-")
-            for rel, text in spec.files.items():
-                file = Path(context_dir) / rel
-                file.parent.mkdir(parents=True, exist_ok=True)
-                file.write_text(text)
-            _run_local(spec.build_command(context_dir))
+        for step in spec.build_order:  # its parent first (kept: the next variant starts there)
+            if not _local_has(step.tag):
+                context_dir = tempfile.mkdtemp(prefix="botpool-build-")
+                for rel, text in step.files.items():
+                    file = Path(context_dir) / rel
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                    file.write_text(text)
+                _run_local(step.build_command(context_dir))
         _run_local(spec.save_command(archive))
 
 
@@ -144,7 +145,11 @@ def build_on_host(specs: list[ImageSpec], docker: DockerState, build_dir: str) -
             commands=[base_build_command(base)],
             _if=if_missing(base, known),
         )
-    for spec in specs:
+    # each image's parent first (pip adds packages to it); one already there is not built
+    steps = {step.tag: step for spec in specs for step in spec.build_order}
+    for spec in steps.values():
+        if known and spec.tag in docker.images:
+            continue  # a parent already there
         directory = f"{build_dir}/{spec.inputs_hash[:12]}"
         upload_context(
             name=f"Upload the build context of {spec.tag}",

@@ -103,6 +103,29 @@ def test_local_base_installs_freqtrade_and_supervisor_in_one_virtualenv():
     assert final.startswith("FROM runtime\n")
 
 
+def test_extra_packages_from_the_local_base_are_added_to_the_image_without_them():
+    """pip adds only the packages to a built freqtrade (seconds, not a whole install), and the
+    final image is a whole copy of that virtualenv over the same runtime stage (no file pip
+    removed from the parent is left behind, as a COPY onto the parent would leave it)."""
+    plain = image_spec("2026.9", ca_bundle=PEM, frequi=True)
+    extra = image_spec("2026.9", ca_bundle=PEM, pip_packages=["wheel"], frequi=True)
+    assert extra.parent == plain and plain.parent is None
+    assert [s.tag for s in extra.build_order] == [plain.tag, extra.tag]
+    runtime, builder, final = stages(extra.dockerfile)
+    assert runtime == stages(plain.dockerfile)[0]  # the same layers: Docker's cache
+    assert builder.startswith(f"FROM {plain.tag} AS builder\nUSER root\n")
+    assert "LABEL botpool.stage=builder" in builder  # pruned after the build
+    assert f"COPY build-time/ {BUILD_TIME_DIR}/" in builder  # pip's settings, here only
+    assert "RUN /opt/freqtrade/bin/pip install --no-cache-dir wheel" in builder
+    assert "freqtrade==" not in builder and "install-ui" not in builder  # (the parent's)
+    assert final.startswith("FROM runtime\nCOPY --from=builder /opt/freqtrade /opt/freqtrade\n")
+    # another list of packages: another image, the same parent
+    other = image_spec("2026.9", ca_bundle=PEM, pip_packages=["wheel", "pytz"], frequi=True)
+    assert other.tag != extra.tag and other.parent == plain
+    # the official base installs extra packages beside its own: no parent
+    assert image_spec("2026.9", OFFICIAL, pip_packages=["wheel"]).parent is None
+
+
 def test_official_base_adds_supervisor_beside_freqtrade():
     spec = image_spec("2026.9", OFFICIAL)
     assert spec.base == "freqtradeorg/freqtrade:2026.9" and spec.base_tag is None

@@ -63,6 +63,14 @@ class ImageSpec:
     base_tag: str | None  # the local Debian base to make first (base "local"), else None
     files: Mapping[str, str] = field(compare=False)  # build context: relative path -> text
     role: str = "pool"  # pool | monitoring: the image's botpool.image label
+    # the image this one's builder starts from, made first (a local base's image with extra
+    # packages: pip adds only them to its parent's freqtrade); None: none
+    parent: ImageSpec | None = None
+
+    @property
+    def build_order(self) -> list[ImageSpec]:
+        """This image's parents, the first to build first, then this image."""
+        return [*(self.parent.build_order if self.parent else []), self]
 
     @property
     def what(self) -> str:
@@ -200,15 +208,23 @@ def image_spec(
     reference to start FROM, e.g. "freqtradeorg/freqtrade:{version}" ({version} is replaced).
     ca_bundle: PEM text pip trusts during the build (TLS-intercepting proxies).
     pip_index_url: the index pip uses during the build. Neither changes the tag.
-    pip_packages: extra requirements the strategies import; they change the tag.
+    pip_packages: extra requirements the strategies import; they change the tag. From the
+    local base, pip adds them to the image without them (its parent, built first, then kept
+    for the next change of the list) instead of installing freqtrade again.
     frequi: (base "local") run `freqtrade install-ui` in the builder stage, so that bots
     serve FreqUI; it downloads from GitHub at build time. The official image ships FreqUI.
     """
     local = base == LOCAL
+    parent = (
+        image_spec(freqtrade_version, base, ca_bundle, pip_index_url, (), frequi)
+        if local and pip_packages
+        else None
+    )
     dockerfile = render_template(
         "Dockerfile.j2",
         freqtrade_version=freqtrade_version,
         local=local,
+        parent=parent.tag if parent else None,
         base=LOCAL_BASE if local else base.replace("{version}", freqtrade_version),
         supervisor_version=SUPERVISOR_VERSION,
         pip_packages=" ".join(shlex.quote(p) for p in pip_packages),
@@ -229,6 +245,7 @@ def image_spec(
         base=LOCAL if local else base.replace("{version}", freqtrade_version),
         base_tag=LOCAL_BASE if local else None,
         files=files,
+        parent=parent,
     )
 
 

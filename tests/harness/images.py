@@ -93,7 +93,9 @@ def ensure_pool_image(spec: ImageSpec) -> str:
     """A pool image, built by its own build command (so with its labels and pruning)."""
     if spec.base_tag:
         ensure_base()
-    return build(spec.tag, spec.files, spec.build_command)
+    for step in spec.build_order:  # its parent first
+        build(step.tag, step.files, step.build_command)
+    return spec.tag
 
 
 def saved_archive(spec: ImageSpec) -> Path:
