@@ -281,6 +281,29 @@ def test_starts_count_new_pids_but_not_the_first_one_seen():
     assert Starts().see(key, 12) == 0  # a restarted exporter adds no start
 
 
+def test_the_supervisor_status_is_read_again_exactly_when_it_may_have_changed():
+    """The exporter reads a pool's `supervisorctl status` (a docker exec, about 0.1
+    CPU-second) only when the pool's processes changed, a program is between states, or a
+    minute passed; in between it serves the last status with uptimes counted on."""
+    from botpool.payloads.exporter import Program, StatusCache
+
+    cache, pool, pids = StatusCache(every=60), "alice-pool-1", frozenset({1, 7, 8})
+    running = {"alice-one": Program("RUNNING", 7, 100), "alice-two": Program("FATAL", None, None)}
+    assert cache.get(pool, pids, 0.0) is None  # never read
+    cache.put(pool, running, pids, 0.0)
+    assert cache.get(pool, pids, 15.5) == {
+        "alice-one": Program("RUNNING", 7, 115),  # its uptime counted on
+        "alice-two": Program("FATAL", None, None),
+    }
+    assert cache.get("bob-pool-1", pids, 15.5) is None  # another pool: its own status
+    assert cache.get(pool, pids, 60.0) is None  # a minute passed
+    assert cache.get(pool, pids - {7}, 15.5) is None  # a program's process ended
+    assert cache.get(pool, pids | {9}, 15.5) is None  # a process started (a program, a fork)
+    for passing in ("STARTING", "BACKOFF", "STOPPING"):
+        cache.put(pool, {**running, "alice-two": Program(passing, None, None)}, pids, 0.0)
+        assert cache.get(pool, pids, 15.5) is None, passing  # changes with no process
+
+
 def test_out_of_sync_counts_missing_changed_and_linked_files(tmp_path):
     import hashlib
 
