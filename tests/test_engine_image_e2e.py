@@ -60,17 +60,22 @@ def test_the_pool_image_from_the_local_base_keeps_the_contract(tmp_path):
 def test_the_pool_image_from_an_official_style_base_keeps_the_contract(tmp_path):
     """The production path (FROM freqtradeorg/freqtrade), on a stand-in for the official image."""
     official = images.ensure_official_like()
-    spec = images.pool_spec(base=official, pip_packages=("requests-toolbelt==1.0.0",))
+    # an extra package, and a pin of one freqtrade has (idna 3.18 there)
+    extra = ("requests-toolbelt==1.0.0", "idna==3.6")
+    spec = images.pool_spec(base=official, pip_packages=extra)
     images.ensure_pool_image(spec)
     run = local_run(spec.tag)
     images.check_contract(run, spec)
     assert_no_build_time_settings(spec.tag, tmp_path)
-    # the extra package imports for every user; what freqtrade already had was not copied again
-    for user in (None, "0"):
-        run(user, "HOME=/ python3 -c 'import requests_toolbelt'")
-    assert run(
-        None, "ls $(cat /usr/local/lib/python3*/*-packages/botpool-packages.pth)"
-    ).split() == [
+    # both import for every user (ftuser, root, a bot's uid), the pin before freqtrade's own;
+    # what freqtrade already had (requests, for the toolbelt) was not copied again
+    show = "python3 -c 'import idna, requests_toolbelt; print(idna.__version__)'"
+    for user, home in ((None, "/home/ftuser"), ("0", "/"), ("209001", "/tmp")):
+        assert run(user, f"HOME={home} {show}").strip() == "3.6", user
+    where = "find /opt/botpool-packages -type d -name site-packages -o -name dist-packages"
+    assert run(None, f"ls $({where})").split() == [
+        "idna",
+        "idna-3.6.dist-info",
         "requests_toolbelt",
         "requests_toolbelt-1.0.0.dist-info",
     ]
