@@ -160,6 +160,34 @@ MUTANTS = (
         "if isinstance(value, str) and re.match(NAME_RE.pattern + '$', value):",
         ("tests/test_hostile_inputs.py", "-k", "newline"),
     ),
+    Mutant(
+        "a new launcher.py never restarts the launchers",
+        "botpool/core/runtimes.py",
+        "        return _hash(launcher.__file__)",
+        '        return ""',
+        ("tests/test_render.py", "-k", "runtime_code"),
+    ),
+    Mutant(
+        "an image with extra packages is built without its parent first",
+        "botpool/core/image.py",
+        "return [*(self.parent.build_order if self.parent else []), self]",
+        "return [self]",
+        ("tests/test_image.py",),
+    ),
+    Mutant(
+        "the exporter keeps a pool's supervisor status though its processes changed",
+        "botpool/payloads/exporter.py",
+        "if last is None or now - last.at >= self.every or pids != last.pids:",
+        "if last is None or now - last.at >= self.every:",
+        ("tests/test_monitoring.py", "-k", "status"),
+    ),
+    Mutant(
+        "the exporter keeps a pool's status while a program is between states",
+        "botpool/payloads/exporter.py",
+        "if any(p.state not in STEADY for p in last.programs.values()):",
+        "if False:",
+        ("tests/test_monitoring.py", "-k", "status"),
+    ),
 )
 
 
