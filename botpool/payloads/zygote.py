@@ -127,6 +127,24 @@ PRELOAD = (
     "freqtrade.rpc.api_server.api_webserver",
     "freqtrade.rpc.api_server.api_ws",
     "freqtrade.rpc.api_server.web_ui",
+    # what a bot's API server imports as it starts, found by comparing a forked bot's
+    # sys.modules with its zygote's (freqtrade 2026.9): about 2 MiB RSS a bot imported itself
+    "anyio._backends._asyncio",
+    "anyio._core._resources",
+    "anyio._core._sockets",
+    "anyio._core._streams",
+    "anyio.abc._eventloop",
+    "anyio.abc._sockets",
+    "anyio.abc._subprocesses",
+    "anyio.abc._testing",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+    "anyio.streams.tls",
+    "fastapi.telemetry._runtime",
+    "pyarrow.vendored.version",
+    "uvicorn.lifespan.on",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
 )
 ENTRY = "freqtrade.main:main"
 COLLECT_EVERY = 60.0  # seconds between a bot's full collections (the docstring says why)
