@@ -1,0 +1,95 @@
+"""Where a command's CPU goes: every process that ends while it runs, by name.
+
+    sudo .venv/bin/python bench/cpu.py [--top 25] -- COMMAND [ARGS...]   # e.g. -- make test-e2e
+
+BSD process accounting (`accton`, Debian's acct package, installed if missing) records each
+process as it exits, short-lived ones included (a `docker exec supervisorctl`, a pip
+install, a bot that a test stopped), with its name, uid and user + system CPU time: what a
+sampler of running processes misses. The kernel writes it for processes in containers and
+nested containers too. Printed when the command ends: the command's wall time and exit code,
+the machine's busy CPU-seconds over that time (/proc/stat), and CPU-seconds by process name
+(processes of uids 200000 and up, a pool's bots and launchers, grouped apart). Processes that
+are still running at the end (engines, a fleet beside the run) are not counted, and what
+else ran on the machine meanwhile is: run it on a quiet machine. Root only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ACCT_V3 = struct.Struct("<BBHIIIIIIf8H16s")  # struct acct_v3 (linux/acct.h)
+BOT_UIDS = 200000  # botpool/core/names.py BOT_UID_BASE: each bot's (and launcher's) uid
+HZ = 100  # AHZ: the unit of acct's times
+
+
+def comp_t(value: int) -> int:
+    """acct's 16-bit float: 13-bit mantissa, 3-bit base-8 exponent."""
+    return (value & 0x1FFF) << (3 * ((value >> 13) & 7))
+
+
+def records(data: bytes) -> list[tuple[str, int, float]]:
+    """(name, uid, CPU-seconds) of each acct_v3 record."""
+    out = []
+    for offset in range(0, len(data) - ACCT_V3.size + 1, ACCT_V3.size):
+        fields = ACCT_V3.unpack_from(data, offset)
+        if fields[1] != 3:  # ac_version
+            continue
+        uid, utime, stime, comm = fields[4], fields[10], fields[11], fields[-1]
+        name = comm.rstrip(b"\0").decode(errors="replace")
+        out.append((name, uid, (comp_t(utime) + comp_t(stime)) / HZ))
+    return out
+
+
+def busy_seconds() -> float:
+    """CPU-seconds the machine was not idle since boot (all cores)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command or os.geteuid() != 0:
+        parser.error("give a command after --, and run as root")
+    if not shutil.which("accton"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "acct"], check=True, capture_output=True)
+    with tempfile.TemporaryDirectory() as directory:
+        log = os.path.join(directory, "pacct")
+        open(log, "w").close()
+        subprocess.run(["accton", log], check=True, capture_output=True)
+        began, busy = time.monotonic(), busy_seconds()
+        try:
+            code = subprocess.run(command).returncode
+        finally:
+            subprocess.run(["accton", "off"], check=False, capture_output=True)
+        wall, busy = time.monotonic() - began, busy_seconds() - busy
+        with open(log, "rb") as f:
+            rows = records(f.read())
+    totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
+    for name, uid, cpu in rows:
+        key = f"{name} (a bot's uid)" if uid >= BOT_UIDS else name
+        totals[key][0] += 1
+        totals[key][1] += cpu
+    counted = sum(cpu for _, cpu in totals.values())
+    print(f"\n{' '.join(command)}: exit {code}, {wall / 60:.1f} min")
+    print(f"machine busy {busy:.0f} CPU-s; {len(rows)} processes ended, {counted:.0f} CPU-s")
+    print(f"{'CPU-s':>8} {'runs':>7}  name")
+    for key, (runs, cpu) in sorted(totals.items(), key=lambda kv: -kv[1][1])[: args.top]:
+        print(f"{cpu:8.1f} {int(runs):7d}  {key}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
