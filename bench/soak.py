@@ -596,6 +596,13 @@ def report(out: Path) -> str:
     ]
     if pools is not None:
         lines.append(f"density goal (50 bots in at most 5,000 MiB PSS): {pools:.0f} MiB")
+    fit = per_trade(out)
+    if fit is not None:
+        kib, base, r, bots = fit
+        lines.append(
+            f"each bot's own PSS at the last sample, against its trades ({bots} bots): "
+            f"{base:.1f} MiB + {kib:.0f} KiB a trade (r = {r:.2f})"
+        )
     try:
         plot(rows, out / "memory.png", limit)
         lines.append(f"plot: {out / 'memory.png'}")
@@ -604,6 +611,33 @@ def report(out: Path) -> str:
     text = "\n".join(lines)
     (out / "summary.txt").write_text(text + "\n")
     return text
+
+
+def per_trade(out: Path) -> tuple[float, float, float, int] | None:
+    """Each bot's own PSS at the last sample against its trade count, across the bots: (KiB
+    a trade, MiB at no trade, correlation, bots), or None when it cannot be fitted. Growth
+    that follows trades rather than the clock shows as a steady slope, sample after sample."""
+    detail, raw = out / "detail.csv", out / "raw.jsonl"
+    if not detail.exists() or not raw.exists():
+        return None
+    with detail.open() as f:
+        bots = [r for r in csv.DictReader(f) if r["kind"] == "bot"]
+    if not bots:
+        return None
+    last = max(float(r["elapsed_min"]) for r in bots)
+    pss = {r["name"]: float(r["pss_mib"]) for r in bots if float(r["elapsed_min"]) == last}
+    trades: dict[str, float] = {}
+    with raw.open() as f:
+        for line in f:
+            for call in json.loads(line).get("traffic") or []:
+                if isinstance(call.get("trades"), int | float):
+                    trades[call["bot"]] = call["trades"]
+    pairs = [(trades[bot], size) for bot, size in pss.items() if bot in trades]
+    xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+    if len(pairs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return None
+    slope, intercept = statistics.linear_regression(xs, ys)
+    return slope * 1024, intercept, statistics.correlation(xs, ys), len(pairs)
 
 
 def fmt(value: float | None) -> str:

@@ -203,3 +203,21 @@ def test_a_bots_pages_are_told_apart_from_its_zygotes():
         ("shared", "lib"): 1,
         ("new", "anon"): 1,
     }
+
+
+def test_per_trade_fits_each_bots_own_pss_against_its_trades(tmp_path):
+    """Memory that follows trades, not the clock: the cross-section at the last sample."""
+    from bench.soak import per_trade
+
+    assert per_trade(tmp_path) is None  # nothing recorded yet
+    bots = {"u0/b0": 10, "u0/b1": 20, "u1/b0": 40}
+    detail = ["time_utc,elapsed_min,kind,name,pss_mib,restarts,exits"]
+    detail += [f"t,0.0,bot,{b},60.0,0,0" for b in bots]  # an earlier sample: not used
+    detail += [f"t,5.0,bot,{b},{70 + 0.25 * n},0,0" for b, n in bots.items()]
+    detail.append("t,5.0,pool,u0-pool-1,900.0,0,0")
+    (tmp_path / "detail.csv").write_text("\n".join(detail) + "\n")
+    traffic = [{"bot": b, "trades": n - 1} for b, n in bots.items()]  # older rounds first
+    traffic += [{"bot": b, "trades": n} for b, n in bots.items()] + [{"bot": "u9/b9"}]
+    (tmp_path / "raw.jsonl").write_text(json.dumps({"sample": {}, "traffic": traffic}) + "\n")
+    kib, base, r, count = per_trade(tmp_path)
+    assert (round(kib), round(base, 6), round(r, 6), count) == (256, 70.0, 1.0, 3)
