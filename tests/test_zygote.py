@@ -822,18 +822,20 @@ for name in sys.argv[1:]:
     print("C" if origin == "built-in" or origin.endswith(".so") else "python")"""
 
 
+# any text, lone surrogates included: what os gives for undecodable environment bytes
+TEXT = st.text(st.characters(exclude_categories=()))
+
+
 @settings(max_examples=200, deadline=None)
-@given(
-    st.dictionaries(
-        st.text(),
-        st.one_of(st.text(), st.lists(st.text()), st.dictionaries(st.text(), st.text())),
-    )
-)
+@given(st.dictionaries(TEXT, st.one_of(TEXT, st.lists(TEXT), st.dictionaries(TEXT, TEXT))))
 def test_the_launchers_json_is_json(message: dict[str, object]) -> None:
     """Its own encoder (no json module) writes what json reads, surrogates from undecodable
-    environment bytes included; its decoder reads what the zygote's json writes."""
+    environment bytes included; its decoder reads what the zygote's json writes, and JSON
+    with characters beyond ASCII too (its end is counted in characters, not bytes)."""
     assert json.loads(launcher_py.encode(message)) == message
     assert launcher_py.decode(json.dumps(message).encode()) == message
+    unicode = {"error": "zygote: é ∞ 🐍", "retry": True}
+    assert launcher_py.decode(json.dumps(unicode, ensure_ascii=False).encode()) == unicode
 
 
 @pytest.mark.parametrize("data", [b"", b"[1]", b'{"pid": 1} x', b"{", b"\xff", b"NaN", b"{}{}"])

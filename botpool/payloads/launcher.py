@@ -67,10 +67,11 @@ _scan = _json.make_scanner(_Decoding)  # type: ignore[arg-type]  # (any object w
 def decode(data: bytes) -> dict[str, Any]:
     """The zygote's message, a JSON object (ValueError if it is not one)."""
     try:
-        value, end = _scan(data.decode(), 0)
+        text = data.decode()
+        value, end = _scan(text, 0)
     except (StopIteration, UnicodeDecodeError) as error:
         raise ValueError("not JSON") from error
-    if end != len(data) or not isinstance(value, dict):
+    if end != len(text) or not isinstance(value, dict):  # (end counts characters, not bytes)
         raise ValueError("not a JSON object")
     return value
 
