@@ -1,7 +1,7 @@
 """Soak: 50 bots on a VPS the size of the seed's (7.8 GB, 2 CPUs, no swap) for hours.
 
     flock /tmp/botpool-e2e.lock .venv/bin/python bench/soak.py [--hours 2] [--bots 50]
-        [--every 5] [--out /var/tmp/botpool-soak] [--keep]
+        [--every 5] [--exit-at PCT] [--out /var/tmp/botpool-soak] [--keep]
     .venv/bin/python bench/soak.py --report [--out DIR]   # table and plot from the CSV so far
 
 1. A "VPS in a container" (tests/harness/vps.py) limited to the seed's size, its inner
@@ -9,7 +9,10 @@
    its containers' cgroups nested under its own (so the limit covers them).
 2. Converged over SSH from this machine (the controller ships the images), 5 users x 10 bots,
    zygote runtime, trading on the sandbox, monitoring on (its memory counts; its alerts are
-   recorded).
+   recorded). The strategy (SandboxScalper) exits at +0.2 % or after 10 minutes: about 35
+   trades a bot an hour, far more than a real bot makes. --exit-at PCT makes every bot exit at
+   +PCT % or -PCT % only (freqtrade's minimal_roi and stoploss in the layout), so that trades
+   last longer and come at a rate closer to a real fleet's; the report gives the rate.
 3. Inside the VPS, bench/soak_inside.py calls every bot's API as a dashboard would (every
    10 s: ping, status, profit, balance, trades, health) on the VPS's 127.0.0.1.
 4. Every --every minutes one row of samples.csv (and per pool and bot, detail.csv), written
@@ -101,12 +104,15 @@ DETAIL_COLUMNS = ("time_utc", "elapsed_min", "kind", "name", "pss_mib", "restart
 # --- the VPS and its deployment ---------------------------------------------------------------
 
 
-def layout_users(bots: int, per_user: int = 10) -> str:
-    """`bots` bots, 10 a user (u0, u1, ...), a few pairs spread among them."""
+def layout_users(bots: int, per_user: int = 10, exit_at: float | None = None) -> str:
+    """`bots` bots, 10 a user (u0, u1, ...), a few pairs spread among them; with exit_at,
+    each exits a trade at +exit_at % or -exit_at % only."""
     users: dict[str, Any] = {}
+    exits = {"minimal_roi": {"0": exit_at / 100}, "stoploss": -exit_at / 100} if exit_at else {}
     for i in range(bots):
         user = users.setdefault(f"u{i // per_user}", {"bots": []})
-        user["bots"].append({"name": f"b{i % per_user}", "pairs": [PAIRS[i % len(PAIRS)]]})
+        bot: dict[str, Any] = {"name": f"b{i % per_user}", "pairs": [PAIRS[i % len(PAIRS)]]}
+        user["bots"].append({**bot, "freqtrade": exits} if exits else bot)
     return yaml.safe_dump(users, default_flow_style=None, sort_keys=False)
 
 
@@ -180,7 +186,9 @@ class Setup:
     dep: Deployment
 
 
-def start(out: Path, bots: int, events: dict[str, float]) -> Iterator[Setup]:
+def start(
+    out: Path, bots: int, events: dict[str, float], exit_at: float | None = None
+) -> Iterator[Setup]:
     """A converged VPS with `bots` bots answering, yielded once; removed afterwards."""
     remove_orphans()  # VPSes of runs that were killed, then their volumes
     label = "botpool-test=soak"
@@ -200,7 +208,8 @@ def start(out: Path, bots: int, events: dict[str, float]) -> Iterator[Setup]:
         dep = Deployment(PROJECT, out / "deploy", BOT_BASE_PORT, monitoring="{enabled: true}")
         dep.directory.mkdir(parents=True, exist_ok=True)
         dep.write(
-            layout_users(bots), extra_yaml=f"hosts:\n  vps: {{memory_mb: {SEED_MEMORY_MIB}}}\n"
+            layout_users(bots, exit_at=exit_at),
+            extra_yaml=f"hosts:\n  vps: {{memory_mb: {SEED_MEMORY_MIB}}}\n",
         )
         host = {"botpool_host": "vps", "botpool_image_build": "controller"}
         dep.inventory = str(
@@ -507,6 +516,12 @@ def report(out: Path) -> str:
     ]
     if "startup_s" in meta:
         lines.append(f"startup: {meta['startup_s']}")
+    trades, bots = number(last, "trades"), meta.get("bots")
+    if trades is not None and isinstance(bots, int) and bots > 0 and minutes > 0:
+        rate = trades / bots / (minutes / 60)
+        lines.append(
+            f"trades: {trades:.0f}, {rate:.1f} a bot an hour (exits: {meta.get('exits', '?')})"
+        )
     verdicts: list[tuple[str, str, str, str]] = []
 
     def values(column: str) -> list[float]:
@@ -706,8 +721,9 @@ def soak(args: argparse.Namespace) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"bots": args.bots, "hours": args.hours, "every_min": args.every}
+    meta["exits"] = f"+/-{args.exit_at:g} %" if args.exit_at else "the strategy's own"
     events: dict[str, float] = {"start": time.time()}
-    setups = start(out, args.bots, events)
+    setups = start(out, args.bots, events, args.exit_at)
     setup = next(setups)
     try:
         meta["vps"] = setup.vps.name
@@ -758,6 +774,9 @@ def main() -> None:
     parser.add_argument("--hours", type=positive, default=2.0, help="how long (default 2)")
     parser.add_argument("--bots", type=int, default=50, help="bots, 10 a user (default 50)")
     parser.add_argument("--every", type=positive, default=5.0, help="minutes between samples")
+    parser.add_argument(
+        "--exit-at", type=positive, default=None, help="exit trades at +/- this %% only"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="CSV, plot, summary")
     parser.add_argument("--report", action="store_true", help="only the table and plot so far")
     parser.add_argument("--keep", action="store_true", help="leave the VPS running at the end")

@@ -13,6 +13,7 @@ import pytest
 
 from bench import pages, soak
 from bench.soak_inside import UNEXPECTED_EXIT, stat_file
+from botpool.core.render import render_pool
 from tests.e2e import Deployment
 
 ZYGOTE = "python3 /botpool/runtime/zygote.py serve /run/zygote.sock --min-uid 200000"
@@ -146,6 +147,33 @@ def test_a_clean_run_passes_every_criterion(tmp_path):
     assert set(verdicts(text).values()) == {"pass"}, text
     assert "+10 MiB/h" in text and "5480 MiB at 48 h" in text, text
     assert (tmp_path / "summary.txt").read_text() == text + "\n"
+
+
+def test_the_report_gives_the_trade_rate_and_how_trades_exit(tmp_path):
+    write_csv(tmp_path, [steady(m, trades=m * 25) for m in range(0, 121, 5)])  # 3,000 in 2 h
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "exits": "+/-5 %"}))
+    assert "trades: 3000, 30.0 a bot an hour (exits: +/-5 %)" in soak.report(tmp_path)
+
+
+@pytest.mark.parametrize("exit_at", [None, 5.0])
+def test_exit_at_sets_every_bots_take_profit_and_stop_loss(tmp_path, secrets, exit_at):
+    """--exit-at: freqtrade's own minimal_roi and stoploss in each bot's rendered config;
+    without it the strategy's own (no such key in the config)."""
+    dep = Deployment("soak", tmp_path / "deploy", 9000)
+    dep.directory.mkdir(parents=True)
+    dep.write(soak.layout_users(3, exit_at=exit_at))
+    plan = dep.plan()
+    assert len(plan.bots) == 3
+    for pool in plan.pools:
+        files = render_pool(plan, pool, "botpool/pool:test", secrets).files
+        configs = [json.loads(f.text) for f in files if f.path.endswith("/config.json")]
+        assert len(configs) == 3
+        for config in configs:
+            if exit_at is None:
+                assert "minimal_roi" not in config and "stoploss" not in config, config
+            else:
+                assert config["minimal_roi"] == {"0": 0.05} and config["stoploss"] == -0.05
 
 
 def test_each_failure_and_gap_shows(tmp_path):
