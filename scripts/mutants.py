@@ -205,6 +205,7 @@ def run(mutant: Mutant) -> tuple[int, float]:
     tests) says the mutant is broken, not that a test caught it."""
     with tempfile.TemporaryDirectory(prefix="botpool-mutant-") as temp:
         tree = Path(temp)
+        tree.chmod(0o755)  # the zygote's tests run files of the tree as bots' uids
         for name in COPIED:
             source = REPO / name
             if source.is_dir():
