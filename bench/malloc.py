@@ -1,15 +1,18 @@
-"""A density idea measured: glibc's malloc arenas capped (MALLOC_ARENA_MAX) in zygote pools.
+"""Density ideas about the allocators measured: one environment variable in zygote pools.
 
-    .venv/bin/python bench/malloc.py [--minutes 20] [--arenas 2]
+    .venv/bin/python bench/malloc.py [--minutes 20] [--env MALLOC_ARENA_MAX=2]
 
-glibc gives each thread that allocates an arena of its own (up to 8 per core), and freed
-memory stays in its arena: a freqtrade bot has several threads (its loop, the API server's
-event loop, ...), so its heap may grow with the arenas. MALLOC_ARENA_MAX caps them.
+- MALLOC_ARENA_MAX=2 (the default): glibc gives each thread that allocates an arena of its
+  own (up to 8 per core), and freed memory stays in its arena: a freqtrade bot has several
+  threads (its loop, the API server's event loop, ...), so its heap may grow with the arenas.
+- PYTHONMALLOC=malloc: Python's small objects from glibc's heaps instead of pymalloc's 1 MiB
+  arenas, which go back to the kernel only when every object in them is gone (malloc_trim,
+  which each bot calls after its minute's collection, can give back any whole free page).
 
 Two zygote pools of 10 bots run side by side on one sandbox exchange with the same API
 traffic (every bot's ping, status, profit, balance and trades every 10 s): `za` as botpool
-renders it, `zb` with MALLOC_ARENA_MAX=ARENAS added to its zygote's environment (its children
-inherit the zygote's malloc state). Both pools' programs are restarted at the same moment,
+renders it, `zb` with NAME=VALUE added to its zygote's environment (its children inherit the
+zygote's allocators). Both pools' programs are restarted at the same moment,
 then the PSS of each pool (bench/memory.py) is read 60 s later and every 5 minutes until
 --minutes: one table, side by side. Own root (/var/tmp/botpool-malloc), ports 21500+; it
 removes what it made.
@@ -34,11 +37,11 @@ from tests.e2e import CTL, Deployment  # noqa: E402
 WORK = Path("/var/tmp/botpool-malloc")
 
 
-def cap_arenas(dep: Deployment, pool: str, arenas: int) -> None:
+def add_environment(dep: Deployment, pool: str, name: str, value: str) -> None:
     conf = dep.root / "pools" / pool / "programs" / "zygote.conf"
     text = conf.read_text()
     assert "environment=" in text, text
-    conf.write_text(text.replace("environment=", f'environment=MALLOC_ARENA_MAX="{arenas}",', 1))
+    conf.write_text(text.replace("environment=", f'environment={name}="{value}",', 1))
 
 
 def restart(dep: Deployment, pools: list[str]) -> None:
@@ -66,8 +69,11 @@ def restart(dep: Deployment, pools: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=20)
-    parser.add_argument("--arenas", type=int, default=2)
+    parser.add_argument("--env", default="MALLOC_ARENA_MAX=2", help="NAME=VALUE for zb")
     args = parser.parse_args()
+    name, _, value = args.env.partition("=")
+    if not name.isidentifier() or not value or '"' in value:
+        parser.error(f"--env wants NAME=VALUE, not {args.env!r}")
     if WORK.exists():
         shutil.rmtree(WORK)
     WORK.mkdir(parents=True)
@@ -79,7 +85,7 @@ def main() -> None:
     try:
         dep.converge()
         dep.wait_answering(timeout=900)
-        cap_arenas(dep, pools[1], args.arenas)
+        add_environment(dep, pools[1], name, value)
         restart(dep, pools)
         dep.wait_answering(timeout=900)
         traffic = Traffic(dep)
@@ -106,7 +112,7 @@ def main() -> None:
                 (
                     "after restart",
                     "za MiB (as rendered)",
-                    f"zb MiB (MALLOC_ARENA_MAX={args.arenas})",
+                    f"zb MiB ({args.env})",
                     "za per bot",
                     "zb per bot",
                     "zb vs za",
