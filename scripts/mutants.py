@@ -188,13 +188,6 @@ MUTANTS = (
         "if False:",
         ("tests/test_monitoring.py", "-k", "status"),
     ),
-    Mutant(
-        "a bot's collection no longer gives freed memory back",
-        "botpool/payloads/zygote.py",
-        "        trim()\n",
-        "        pass\n",
-        ("tests/test_zygote.py", "-k", "memory_it_freed"),
-    ),
 )
 
 

@@ -405,29 +405,6 @@ def test_a_bot_run_alone_collects_its_garbage_too(every: str, collected: bool) -
     assert json.loads(done.stdout) == {"collected": collected}
 
 
-@pytest.mark.parametrize("every, returned", [("0.2", True), ("0", False)])
-def test_each_bot_gives_the_memory_it_freed_back_after_a_collection(
-    shared: Path, every: str, returned: bool
-) -> None:
-    """A peak freed with holes (as a /trades call leaves it) stays resident until
-    malloc_trim: about 64 MiB returned within a second with collections, none without."""
-    z = Zygote(shared / "zygote", collect_every=every).start()
-    try:
-        launcher = z.launch("fragment", "1.0")
-        out, err = launcher.communicate(timeout=20)
-        assert launcher.returncode == 0, err
-        assert (json.loads(out)["returned_mib"] > 32) is returned, out
-    finally:
-        z.stop()
-
-
-@pytest.mark.parametrize("every, returned", [("0.2", True), ("0", False)])
-def test_a_bot_run_alone_gives_the_memory_it_freed_back_too(every: str, returned: bool) -> None:
-    done = run_alone("fragment", "1.0", every=every)
-    assert done.returncode == 0, done.stderr
-    assert (json.loads(done.stdout)["returned_mib"] > 32) is returned, done.stdout
-
-
 @pytest.mark.parametrize(
     "args, code, stderr",
     [(("exit", "7"), 7, ""), (("message", "bad config"), 1, "fatal: bad config")],

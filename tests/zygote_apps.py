@@ -18,7 +18,6 @@ import os
 import random
 import signal
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -71,38 +70,11 @@ def run(argv: list[str]) -> None:
         del node
         time.sleep(float(args[0]))
         print(json.dumps({"collected": ref() is None}), flush=True)
-    elif name == "fragment":  # an API call's peak, freed with holes, in a thread of its own
-        print(json.dumps({"returned_mib": returned_after_peak(float(args[0]))}), flush=True)
     elif name == "sleep":  # writes its pid, then waits; a SIGTERM ends it with code 3
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
         Path(args[0]).write_text(str(os.getpid()))
         while True:
             time.sleep(0.1)
-
-
-def returned_after_peak(seconds: float) -> float:
-    """MiB of resident memory the process gave back within `seconds` after a thread freed
-    every other block of the 128 MiB it had allocated (64 KiB blocks: from its malloc arena, below
-    the mmap threshold). The live blocks between keep the freed ones from the heap's top, so
-    only malloc_trim returns them."""
-    measured: list[float] = []
-
-    def peak() -> None:
-        blocks = [b"x" * 65536 for _ in range(2048)]  # written: every page resident
-        measured.append(resident_mib())  # before the holes: a trim now has nothing to return
-        del blocks[::2]
-        time.sleep(seconds)
-        measured.append(resident_mib())
-        del blocks
-
-    thread = threading.Thread(target=peak)
-    thread.start()
-    thread.join()
-    return round(measured[0] - measured[1], 1)
-
-
-def resident_mib() -> float:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGESIZE") / 2**20
 
 
 # --- the zygote with one step changed ---------------------------------------------------------

@@ -61,9 +61,7 @@ The hard parts, each tested in tests/test_zygote.py:
     that loads trades (/balance, /trades, /stats: SQLAlchemy objects hold reference cycles)
     left its objects behind for good: a bot with 704 trades grew 2.6 MB a /balance call. So
     each child runs a full collection every --collect-every seconds (default 60) in a thread
-    of its own (collect_cycles()); the frozen preloaded heap is not walked. After each, glibc's
-    malloc_trim(0) gives the kernel the whole pages that freed memory left inside the heaps:
-    the allocators otherwise keep the peak each such call reached (trim_heap()).
+    of its own (collect_cycles()); the frozen preloaded heap is not walked.
 """
 
 from __future__ import annotations
@@ -622,24 +620,9 @@ def collect_cycles(every: float) -> None:
     docstring says why); in a child of the zygote it skips the frozen preloaded heap."""
     import gc
 
-    trim = trim_heap()
     while True:
         time.sleep(every)
         gc.collect()
-        trim()
-
-
-def trim_heap() -> Any:
-    """A function that returns to the kernel every whole page of free memory in the C heaps
-    (glibc's malloc_trim(0): each arena, not only the top of the main heap); one that does
-    nothing where the C library has no such call."""
-    import ctypes
-
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    return lambda: malloc_trim(0)
 
 
 def _seconds(text: str) -> bool:
