@@ -35,6 +35,7 @@ def generate(directory: Path, bots: int, per_user: int = 25) -> Path:
         "    stake_amount: 10",
         "    dry_run_wallet: 1000",
         "    timeframe: 1m",
+        "monitoring: {base_port: 30000}",  # above the bots' ports (9000-29999)
         "hosts:",
     ]
     lines += [f"  host{h}: {{memory_mb: 64000}}" for h in range(hosts)]
