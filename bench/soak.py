@@ -516,9 +516,9 @@ def report(out: Path) -> str:
     ]
     if "startup_s" in meta:
         lines.append(f"startup: {meta['startup_s']}")
-    trades, bots = number(last, "trades"), meta.get("bots")
-    if trades is not None and isinstance(bots, int) and bots > 0 and minutes > 0:
-        rate = trades / bots / (minutes / 60)
+    trades, planned = number(last, "trades"), meta.get("bots")
+    if trades is not None and isinstance(planned, int) and planned > 0 and minutes > 0:
+        rate = trades / planned / (minutes / 60)
         lines.append(
             f"trades: {trades:.0f}, {rate:.1f} a bot an hour (exits: {meta.get('exits', '?')})"
         )
@@ -766,6 +766,14 @@ def positive(text: str) -> float:
     return value
 
 
+def percent(text: str) -> float:
+    """A loss freqtrade accepts: its stoploss goes no lower than -1 (all of the stake)."""
+    value = positive(text)
+    if value >= 100:
+        raise argparse.ArgumentTypeError(f"must be below 100, not {text!r}")
+    return value
+
+
 def main() -> None:
     global KEEP
     parser = argparse.ArgumentParser(
@@ -775,7 +783,7 @@ def main() -> None:
     parser.add_argument("--bots", type=int, default=50, help="bots, 10 a user (default 50)")
     parser.add_argument("--every", type=positive, default=5.0, help="minutes between samples")
     parser.add_argument(
-        "--exit-at", type=positive, default=None, help="exit trades at +/- this %% only"
+        "--exit-at", type=percent, default=None, help="exit trades at +/- this %% only"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="CSV, plot, summary")
     parser.add_argument("--report", action="store_true", help="only the table and plot so far")

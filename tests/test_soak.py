@@ -4,6 +4,7 @@ Also bench/pages.py's sorting of a bot's pages."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
@@ -149,6 +150,17 @@ def test_a_clean_run_passes_every_criterion(tmp_path):
     assert (tmp_path / "summary.txt").read_text() == text + "\n"
 
 
+@pytest.mark.parametrize("text", ["0", "-5", "100", "1e9", "nan", "inf", "ten", "5%", ""])
+def test_exit_at_refuses_what_is_not_a_loss_freqtrade_takes(text):
+    """A stoploss of -100 % or lower, no number: argparse prints the usage and exits 2."""
+    with pytest.raises((argparse.ArgumentTypeError, ValueError)):
+        soak.percent(text)
+
+
+def test_exit_at_takes_a_percentage_with_the_whitespace_float_ignores():
+    assert (soak.percent("99.5"), soak.percent(" 5\n")) == (99.5, 5.0)
+
+
 def test_the_report_gives_the_trade_rate_and_how_trades_exit(tmp_path):
     write_csv(tmp_path, [steady(m, trades=m * 25) for m in range(0, 121, 5)])  # 3,000 in 2 h
     meta = json.loads((tmp_path / "meta.json").read_text())
@@ -235,9 +247,7 @@ def test_a_bots_pages_are_told_apart_from_its_zygotes():
 
 def test_per_trade_fits_each_bots_own_pss_against_its_trades(tmp_path):
     """Memory that follows trades, not the clock: the cross-section at the last sample."""
-    from bench.soak import per_trade
-
-    assert per_trade(tmp_path) is None  # nothing recorded yet
+    assert soak.per_trade(tmp_path) is None  # nothing recorded yet
     bots = {"u0/b0": 10, "u0/b1": 20, "u1/b0": 40}
     detail = ["time_utc,elapsed_min,kind,name,pss_mib,restarts,exits"]
     detail += [f"t,0.0,bot,{b},60.0,0,0" for b in bots]  # an earlier sample: not used
@@ -247,5 +257,5 @@ def test_per_trade_fits_each_bots_own_pss_against_its_trades(tmp_path):
     traffic = [{"bot": b, "trades": n - 1} for b, n in bots.items()]  # older rounds first
     traffic += [{"bot": b, "trades": n} for b, n in bots.items()] + [{"bot": "u9/b9"}]
     (tmp_path / "raw.jsonl").write_text(json.dumps({"sample": {}, "traffic": traffic}) + "\n")
-    kib, base, r, count = per_trade(tmp_path)
+    kib, base, r, count = soak.per_trade(tmp_path)
     assert (round(kib), round(base, 6), round(r, 6), count) == (256, 70.0, 1.0, 3)
