@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from botpool.core.image import (
     BUILD_TIME_DIR,
     CA_BUNDLE,
     PIP_CONF,
+    UV_CONF,
+    UV_VERSION,
     DockerState,
     base_build_command,
     image_spec,
@@ -67,6 +70,11 @@ def test_ca_bundle_and_pip_index_do_not_change_the_tag():
     assert "index-url = https://pypi.example/simple" in conf
     assert f"cert = {BUILD_TIME_DIR}/ca.pem" in conf
     assert "index-url" not in plain.files[PIP_CONF] and plain.files[CA_BUNDLE] == ""
+    # uv (which installs freqtrade) uses the same index, from TOML, and the bundle when given
+    assert tomllib.loads(proxied.files[UV_CONF]) == {"index-url": "https://pypi.example/simple"}
+    assert tomllib.loads(plain.files[UV_CONF]) == {}
+    ca = f"{BUILD_TIME_DIR}/ca.pem"
+    assert f"if [ -s {ca} ]; then export SSL_CERT_FILE={ca}; fi" in plain.dockerfile
 
 
 @pytest.mark.parametrize("base", ["local", OFFICIAL])
@@ -99,8 +107,16 @@ def test_local_base_installs_freqtrade_and_supervisor_in_one_virtualenv():
     runtime, builder, final = stages(spec.dockerfile)
     assert runtime.startswith("FROM botpool/debian:trixie AS runtime")
     assert "useradd --uid 1000" in runtime and "ENV PATH=/opt/freqtrade/bin:" in runtime
-    assert "pip install --no-cache-dir freqtrade==2026.9 supervisor==4.3.0" in builder
-    assert final.startswith("FROM runtime\n")
+    # pip installs only uv, beside the virtualenv; uv installs both, bytecode compiled as pip would
+    assert f"/opt/uv/bin/pip install --no-cache-dir uv=={UV_VERSION}" in builder
+    install = " ".join(builder.split("/opt/uv/bin/uv pip install ")[1].split("\\\n"))
+    assert install.split() == [
+        *("--no-cache", "--compile-bytecode", "--python", "/opt/freqtrade/bin/python"),
+        *("freqtrade==2026.9", "supervisor==4.3.0"),
+    ]
+    assert f"ENV UV_CONFIG_FILE={BUILD_TIME_DIR}/uv.toml" in builder
+    assert final.startswith("FROM runtime\nCOPY --from=builder /opt/freqtrade /opt/freqtrade\n")
+    assert "/opt/uv" not in final
 
 
 def test_extra_packages_from_the_local_base_are_added_to_the_image_without_them():

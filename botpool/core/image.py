@@ -16,6 +16,7 @@ controller) and tests/harness runs it on this machine.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,9 @@ if TYPE_CHECKING:  # only pool_images needs the layout; keep this module importa
     from botpool.core.layout import Layout
 
 SUPERVISOR_VERSION = "4.3.0"
+# uv installs freqtrade in the builder stage (pip only installs uv, in a virtualenv the final
+# image does not copy): a bare host's build took 80 s instead of 103-127 (README "Dependencies")
+UV_VERSION = "0.13.9"
 LOCAL = "local"  # `image.base: local`: build from a Debian base made here, no registry needed
 # Debian trixie: its python3 is 3.13, whose immortal objects let zygote bots share the
 # preloaded heap (payloads/zygote.py immortalize; README "Density")
@@ -41,8 +45,9 @@ REPOSITORY = "botpool/pool"
 
 # Build-time context files: in the builder stage only, excluded from the inputs hash.
 PIP_CONF = "build-time/pip.conf"
+UV_CONF = "build-time/uv.toml"
 CA_BUNDLE = "build-time/ca.pem"
-BUILD_TIME_FILES = (PIP_CONF, CA_BUNDLE)
+BUILD_TIME_FILES = (PIP_CONF, UV_CONF, CA_BUNDLE)
 # Where the builder stage puts them (the Dockerfile template uses the same path).
 BUILD_TIME_DIR = "/tmp/botpool-build-time"
 
@@ -170,6 +175,12 @@ def pip_conf(ca_bundle: str | None, pip_index_url: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def uv_conf(pip_index_url: str | None) -> str:
+    """uv's configuration for the builder stage: the same index as pip's (the CA bundle
+    reaches uv as SSL_CERT_FILE, set in the Dockerfile when the bundle is not empty)."""
+    return f"index-url = {json.dumps(pip_index_url)}\n" if pip_index_url else ""
+
+
 def inputs_hash(files: Mapping[str, str]) -> str:
     """sha256 over the build context, build-time-only files left out.
 
@@ -227,6 +238,7 @@ def image_spec(
         parent=parent.tag if parent else None,
         base=LOCAL_BASE if local else base.replace("{version}", freqtrade_version),
         supervisor_version=SUPERVISOR_VERSION,
+        uv_version=UV_VERSION,
         pip_packages=" ".join(shlex.quote(p) for p in pip_packages),
         build_time_dir=BUILD_TIME_DIR,
         frequi=frequi and local,
@@ -235,6 +247,7 @@ def image_spec(
         "Dockerfile": dockerfile,
         # Always present (maybe empty) so the Dockerfile, hence the tag, does not depend on them.
         PIP_CONF: pip_conf(ca_bundle, pip_index_url),
+        UV_CONF: uv_conf(pip_index_url),
         CA_BUNDLE: ca_bundle or "",
     }
     digest = inputs_hash(files)

@@ -570,13 +570,13 @@ IMAGE: dict[str, Key] = {
     "ca_bundle": Key(
         optional_text,
         None,
-        "path (on the controller) to an extra CA bundle that pip trusts during builds: a PEM "
+        "path (on the controller) to an extra CA bundle that pip and uv trust during builds: a PEM "
         "file of certificates only",
     ),
     "pip_index_url": Key(
         optional(matching(HTTPS_URL_RE, "an https URL such as https://pypi.example.com/simple")),
         None,
-        "pip index used during image builds (https)",
+        "package index used during image builds (https), by pip and uv",
     ),
     "pip_packages": Key(requirements, (), "extra Python packages the strategies need"),
     "frequi": Key(
