@@ -442,11 +442,15 @@ def read_until(run: subprocess.Popen[str], text: str, timeout: float = 120) -> s
 
 
 def kept_trades_in(database: Path) -> set[tuple[int, str, str]]:
-    """A database's trades with a filled order (see KEPT_TRADES_SQL); none if it is absent."""
+    """A database's trades with a filled order (see KEPT_TRADES_SQL); none if it is absent,
+    or not yet made: freqtrade creates the file first and its tables a moment later."""
     if not database.exists():
         return set()
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     try:
+        listed = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not {"trades", "orders"} <= {name for (name,) in listed}:
+            return set()
         rows = connection.execute(KEPT_TRADES_SQL).fetchall()
     finally:
         connection.close()
