@@ -87,7 +87,8 @@ def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SecretStore:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slowest end-to-end modules first (each says about how long it takes, in its
-    `pytest.mark.e2e(minutes=N)`, measured), the rest in file order: `make test` hands
+    `pytest.mark.e2e(minutes=N)`, measured on a fresh machine, as CI runs it: what the first
+    run builds counts), the rest in file order: `make test` hands
     modules to its workers in this order (xdist --dist loadfile --no-loadscope-reorder), so
     the longest start at once and the short ones fill in, and the workers finish at about
     the same time."""

@@ -24,7 +24,7 @@ from .sandbox_fixtures import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e(minutes=0.7)
+pytestmark = pytest.mark.e2e(minutes=1.2)
 
 SERVED = {
     "/api/v3/ping",

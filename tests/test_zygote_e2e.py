@@ -16,7 +16,7 @@ from botpool.core.names import BOT_UID_BASE
 
 from .e2e import CTL, Deployment, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=1)
+pytestmark = pytest.mark.e2e(minutes=1.1)
 
 USERS = """
 zed:
