@@ -147,7 +147,8 @@ def stagnant(labels: dict[str, str], reason: str) -> dict[str, Any]:
     expected = alert(
         labels,
         "warning",
-        f"bot alice/{labels['bot']} has no trade open and opened none in the last 60 min in "
+        f"bot alice/{labels['bot']} has no trade open and opened or closed none in the last 60 "
+        f"min in "
         f"pool alice-pool-1 on host {HOST}",
         action("BotStagnant"),
     )
@@ -297,7 +298,8 @@ CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]
         ],
     ),
     "BotStagnant": (  # 60 min up, no trade open, none opened for 60 min (one) or ever (two);
-        # three holds an open trade, four opened one 10 min ago: neither is stagnant
+        # three holds an open trade, four opened one 10 min ago, five closed the one it had
+        # held for 83 min 5 min into the window: none of them is stagnant
         [
             series("botpool_bot_uptime_seconds", ONE, "3000+60x20"),
             series("botpool_bot_trades_open", ONE, "0x20"),
@@ -318,6 +320,11 @@ CASES: dict[str, tuple[list[dict[str, str]], list[tuple[str, list[dict[str, Any]
             series("botpool_bot_trades_open", {**POOL, "bot": "four"}, "0x20"),
             series("botpool_bot_last_trade_age_seconds", {**POOL, "bot": "four"}, "600x20"),
             series("botpool_bot_api_up", {**POOL, "bot": "four"}, "1x20"),
+            series("botpool_bot_uptime_seconds", {**POOL, "bot": "five"}, "9000x20"),
+            series("botpool_bot_trades_open", {**POOL, "bot": "five"}, "1x4 0x16"),
+            series("botpool_bot_last_trade_age_seconds", {**POOL, "bot": "five"}, "5000+60x20"),
+            series("botpool_bot_trades_closed", {**POOL, "bot": "five"}, "3x4 4x16"),
+            series("botpool_bot_api_up", {**POOL, "bot": "five"}, "1x20"),
         ],
         [
             ("5m", []),  # up 55 min only

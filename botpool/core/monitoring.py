@@ -209,7 +209,7 @@ def alert_rules(settings: MonitoringSettings) -> dict[str, Any]:
             "BotStagnant",
             _stagnant(settings.stagnant_after_minutes * 60),
             None,
-            f"bot {BOT} has no trade open and opened none in the last "
+            f"bot {BOT} has no trade open and opened or closed none in the last "
             f"{settings.stagnant_after_minutes} min {WHERE}",
             "`pytest checks/` shows its stake against its wallet, free slots and whitelist; "
             "the reason is often a stake above the tradable wallet or an empty whitelist",
@@ -288,13 +288,16 @@ def _pool_memory_above(settings: MonitoringSettings) -> list[dict[str, Any]]:
 
 
 def _stagnant(seconds: int) -> str:
-    """Running this long, no trade open, and its latest trade opened longer ago (or never:
-    no last-trade series while its API answers)."""
+    """Running this long, no trade open, its latest trade opened longer ago (or never: no
+    last-trade series while its API answers), and none closed meanwhile: a bot that held a
+    trade for hours and has just closed it is not stagnant (freqtrade gives the latest
+    trade's open date only; the closed count's changes give the close)."""
     never_traded = f"(botpool_bot_api_up == 1 unless {SAME_BOT} botpool_bot_last_trade_age_seconds)"
     return (
         f"botpool_bot_uptime_seconds > {seconds} "
         f"and {SAME_BOT} botpool_bot_trades_open == 0 "
-        f"and {SAME_BOT} (botpool_bot_last_trade_age_seconds > {seconds} or {never_traded})"
+        f"and {SAME_BOT} (botpool_bot_last_trade_age_seconds > {seconds} or {never_traded}) "
+        f"unless {SAME_BOT} changes(botpool_bot_trades_closed[{seconds}s]) > 0"
     )
 
 

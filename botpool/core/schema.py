@@ -841,7 +841,7 @@ MONITORING: dict[str, Key] = {
     "stagnant_after_minutes": Key(
         integer(1, 525_600),
         60,
-        "a bot running this long with no trade open and none opened within as long "
+        "a bot running this long with no trade open and none opened or closed within as long "
         "alerts BotStagnant",
     ),
     "host_memory_min_available_mb": Key(
