@@ -83,7 +83,8 @@ def test_build_time_settings_stay_in_the_builder_stage(base):
     *builders, final = stages(spec.dockerfile)
     assert any(BUILD_TIME_DIR in stage and "PIP_CONFIG_FILE" in stage for stage in builders)
     # the final stage copies installed packages from the builder, nothing else
-    assert BUILD_TIME_DIR not in final and "PIP_" not in final and "build-time" not in final
+    assert BUILD_TIME_DIR not in final and "build-time" not in final
+    assert "PIP_" not in final and "UV_" not in final and "SSL_CERT_FILE" not in final
     copies = [ln for ln in final.splitlines() if ln.startswith("COPY")]
     assert copies and all(ln.startswith("COPY --from=builder /opt/") for ln in copies)
     # and no secret ever sits in the Dockerfile itself, which is what `docker history` shows
