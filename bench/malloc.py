@@ -6,9 +6,9 @@
   own (up to 8 per core), and freed memory stays in its arena: a freqtrade bot has several
   threads (its loop, the API server's event loop, ...), so its heap may grow with the arenas.
 - PYTHONMALLOC=malloc: Python's small objects from glibc's heaps instead of pymalloc's 1 MiB
-  arenas, which go back to the kernel only when every object in them is gone (glibc's heaps
-  can give back any whole free page). Measured with malloc_trim after each collection, since
-  taken out again: README, "Where a zygote bot's memory goes".
+  arenas, which go back to the kernel only when every object in them is gone (from glibc's
+  heaps, malloc_trim can give back any whole free page). Measured with malloc_trim after each
+  collection, since taken out again: README, "Where a zygote bot's memory goes".
 
 Two zygote pools of 10 bots run side by side on one sandbox exchange with the same API
 traffic (every bot's ping, status, profit, balance and trades every 10 s): `za` as botpool

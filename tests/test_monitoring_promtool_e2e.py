@@ -147,9 +147,8 @@ def stagnant(labels: dict[str, str], reason: str) -> dict[str, Any]:
     expected = alert(
         labels,
         "warning",
-        f"bot alice/{labels['bot']} has no trade open and opened or closed none in the last 60 "
-        f"min in "
-        f"pool alice-pool-1 on host {HOST}",
+        f"bot alice/{labels['bot']} has no trade open and opened or closed none in the last "
+        f"60 min in pool alice-pool-1 on host {HOST}",
         action("BotStagnant"),
     )
     expected["exp_annotations"]["reason"] = f"last warning: {reason}"
