@@ -59,6 +59,9 @@ from tests.harness.vps import (  # noqa: E402
 
 DEFAULT_OUT = Path("/var/tmp/botpool-soak")
 SEED = {"memory": "7800m", "cpus": "2"}  # the seed's VPS: 7.8 GB, 2 cores, no swap
+# a VPS's cores are its own: its CPU comes before anything else this machine runs (the
+# default weight is 1024), so other work here slows itself, not the soak
+CPU_SHARES = "262144"
 SEED_MEMORY_MIB = 7800
 PROJECT = "soak"
 BOT_BASE_PORT = 9000  # on the VPS's own 127.0.0.1
@@ -201,7 +204,9 @@ def start(
     try:
         flags = ("--memory", SEED["memory"], "--memory-swap", SEED["memory"])
         vps = start_vps(
-            new_key(out), run_flags=(*flags, "--cpus", SEED["cpus"]), docker_volume=volume
+            new_key(out),
+            run_flags=(*flags, "--cpus", SEED["cpus"], "--cpu-shares", CPU_SHARES),
+            docker_volume=volume,
         )
         nest_inner_cgroups(vps)
         events["vps_started"] = time.time()
