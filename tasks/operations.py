@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pyinfra.api import FileUploadCommand, FunctionCommand, StringCommand, operation
 from pyinfra.api.host import Host
 
+from botpool import payloads
 from botpool.core.names import MANAGED, ROOT, ROOT_MARKER, SUPERVISORCTL, USER
 from botpool.core.reconcile import Folder, Upload
 from botpool.core.render import ContainerSpec
@@ -225,13 +226,13 @@ def signal(container: str, supervisorctl: str, programs: list[str], name: str = 
 def wait_running(pool: str, programs: list[str], timeout: int = 180):
     """Wait until every program of a pool is RUNNING, so pools are replaced one at a time."""
     want = len(programs)
+    status = f"docker exec {shlex.quote(pool)} {q(*payloads.supervisor_status())}"
     yield (
         f"for i in $(seq {timeout}); do "
-        f"n=$(docker exec {shlex.quote(pool)} {SUPERVISORCTL} status 2>/dev/null "
-        f"| grep -cE '^({'|'.join(programs)}) +RUNNING'); "
+        f"n=$({status} 2>/dev/null | grep -cE '^({'|'.join(programs)}) +RUNNING'); "
         f'[ "$n" -ge {want} ] && exit 0; sleep 1; done; '
         f"echo 'pool {pool}: not all of {want} programs RUNNING after {timeout}s' >&2; "
-        f"docker exec {shlex.quote(pool)} {SUPERVISORCTL} status >&2; exit 1"
+        f"{status} >&2; exit 1"
     )
 
 

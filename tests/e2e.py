@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from botpool import payloads
 from botpool.core import names
 from botpool.core.plan import Plan, load_plan
 from botpool.core.secretstore import SecretStore
@@ -260,8 +261,9 @@ class Deployment:
         return docker("exec", self.container(pool), *CTL.split(), *args, check=check)
 
     def programs(self, pool: str) -> dict[str, tuple[str, int | None]]:
-        """supervisor's view inside a pool (by pool name): program -> (state, pid)."""
-        out = self.ctl(pool, "status", check=False)
+        """supervisor's view inside a pool (by pool name): program -> (state, pid), read as
+        the snapshot reads it (supervisor_status.py)."""
+        out = docker("exec", self.container(pool), *payloads.supervisor_status(), check=False)
         result = {}
         for line in out.splitlines():
             parts = line.split()

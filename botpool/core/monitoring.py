@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from botpool import payloads
 from botpool.core import names
 from botpool.core.image import ImageSpec, monitoring_image_spec
 from botpool.core.layout import MonitoringSettings
@@ -445,7 +446,7 @@ def exporter_config(
         "project": plan.layout.project,
         "root": plan.layout.root,
         "proc": f"{HOST_ROOT}/proc",
-        "supervisorctl": names.SUPERVISORCTL.split() + ["status"],
+        "supervisor_status": payloads.supervisor_status(),
         "pools": [
             {
                 "name": pool.name,

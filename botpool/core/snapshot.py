@@ -97,7 +97,7 @@ def command(root: str) -> str:
         image_label=names.IMAGE,
         legacy_network=LEGACY_NETWORK,
         marker=names.ROOT_MARKER,
-        supervisor_conf=names.SUPERVISOR_CONF,
+        supervisor_status=payloads.source("supervisor_status.py"),
         data_dirs=" ".join(DATA_DIRS),
     )
 
@@ -173,7 +173,8 @@ def _names(text: str) -> frozenset[str]:
 
 
 def parse_program(line: str) -> ProgramState | None:
-    """One line of `supervisorctl status`: NAME STATE [pid N, uptime H:MM:SS | message]."""
+    """One line of `supervisorctl status` (or of supervisor_status.py, which prints the same):
+    NAME STATE [pid N, uptime H:MM:SS | message]."""
     parts = line.split(None, 2)
     states = {"RUNNING", "STARTING", "BACKOFF", "STOPPED", "STOPPING", "EXITED", "FATAL", "UNKNOWN"}
     if len(parts) < 2 or parts[1] not in states:

@@ -5,10 +5,11 @@ network, as `python3 exporter.py CONFIG`. CONFIG (exporter.json, rendered by the
 names the pools and bots planned on this host and the hash of every file the converge
 wrote into the pools. Every `interval_seconds` it reads, and keeps for the next scrape:
 - each pool container's memory, memory limit and CPU time (the Docker API, via the socket),
-- each bot's supervisor state, uptime and starts (`supervisorctl status` in its pool, read
-  again only when the pool's processes changed, a program is between states, or a minute
-  passed: a `docker exec` of supervisorctl costs about 0.1 CPU-second, which every pool
-  paid every cycle, about 2 % of a 2-core host's CPU for 5 pools; StatusCache),
+- each bot's supervisor state, uptime and starts (supervisor_status.py in its pool, which
+  prints what `supervisorctl status` prints for half its CPU; read again only when the
+  pool's processes changed, a program is between states, or a minute passed: a `docker exec`
+  of supervisorctl cost about 0.1 CPU-second, which every pool paid every cycle, about 2 %
+  of a 2-core host's CPU for 5 pools; StatusCache),
 - whether each bot's API answers `/api/v1/ping` on its 127.0.0.1 port, and with the login
   of the bot's own config.json (read as the probe reads it: botpool/payloads/probe.py, shipped
   beside this file) its heartbeat, open and closed trades, closed profit, wallet and the age
@@ -100,7 +101,8 @@ class Sample:
 
 
 def parse_status(text: str) -> dict[str, Program]:
-    """`supervisorctl status` output: NAME STATE [pid N, uptime H:MM:SS | message]."""
+    """`supervisorctl status` output (supervisor_status.py prints the same): NAME STATE
+    [pid N, uptime H:MM:SS | message]."""
     programs = {}
     for line in text.splitlines():
         parts = line.split(None, 2)
@@ -437,7 +439,7 @@ def bot_samples(
 def read_pool(
     client: Any,
     container: str,
-    supervisorctl: list[str],
+    status_command: list[str],
     proc: str,
     statuses: StatusCache | None = None,
 ) -> PoolReading | None:
@@ -465,7 +467,7 @@ def read_pool(
     pids, now = frozenset(pid for pid, _ in processes), time.monotonic()
     programs = statuses.get(container, pids, now) if statuses is not None else None
     if programs is None:
-        result = found.exec_run(supervisorctl, demux=False)
+        result = found.exec_run(status_command, demux=False)
         programs = parse_status(result.output.decode(errors="replace"))
         if statuses is not None:  # (a program that changed since `top` changes the next one)
             statuses.put(container, programs, pids, now)
@@ -527,7 +529,7 @@ def main(argv: list[str]) -> int:
             proc = config.get("proc", PROC)
             readings = {
                 pool["container"]: read_pool(
-                    client, pool["container"], config["supervisorctl"], proc, statuses
+                    client, pool["container"], config["supervisor_status"], proc, statuses
                 )
                 for pool in config["pools"]
             }

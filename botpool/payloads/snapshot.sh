@@ -6,10 +6,13 @@
 #
 # Inputs (botpool.core.snapshot.command): root, mark (section prefix), the label names
 # managed, root_label, role_label, spec_label and image_label, legacy_network (the shared
-# network of older versions), marker (the root's marker file), supervisor_conf, and data_dirs
-# (folder names never walked into, space separated: bots' data can be large).
+# network of older versions), marker (the root's marker file), supervisor_status (the text of
+# supervisor_status.py, run by the pool's python3: it prints what `supervisorctl status`
+# prints), and data_dirs (folder names never walked into, space separated: bots' data can be
+# large).
 : "${root:?}" "${mark:?}" "${managed:?}" "${root_label:?}" "${role_label:?}" "${spec_label:?}"
-: "${image_label:?}" "${legacy_network:?}" "${marker:?}" "${supervisor_conf:?}" "${data_dirs:?}"
+: "${image_label:?}" "${legacy_network:?}" "${marker:?}" "${supervisor_status:?}"
+: "${data_dirs:?}"
 
 section() { printf '%s%s\n' "$mark" "$1"; }
 
@@ -76,6 +79,6 @@ section directories
 for c in $(docker ps --filter "label=$managed=true" --filter "label=$root_label=$root" \
   --filter "label=$role_label=pool" --format '{{.Names}}' 2>/dev/null); do
   section "supervisor $c"
-  docker exec "$c" supervisorctl -c "$supervisor_conf" status 2>&1
+  docker exec "$c" python3 -I -S -c "$supervisor_status" 2>&1
 done
 exit 0
