@@ -8,9 +8,11 @@ install, a bot that a test stopped), with its name, uid and user + system CPU ti
 sampler of running processes misses. The kernel writes it for processes in containers and
 nested containers too. Printed when the command ends: the command's wall time and exit code,
 the machine's busy CPU-seconds over that time (/proc/stat), and CPU-seconds by process name
-(processes of uids 200000 and up, a pool's bots and launchers, grouped apart). Processes that
-are still running at the end (engines, a fleet beside the run) are not counted, and what
-else ran on the machine meanwhile is: run it on a quiet machine. Root only.
+(processes of uids 200000 and up, a pool's bots and launchers, grouped apart). Then the
+processes still running at the end (engines, a fleet beside the run, kernel threads): their
+CPU-seconds during the command (from /proc/PID/stat), by the container they run in (the
+outermost, by name) or, on the host, by name. What else ran on the machine meanwhile is
+counted too: run it on a quiet machine, or read the containers' rows. Root only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -55,6 +58,47 @@ def busy_seconds() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def running() -> dict[int, tuple[str, int, float, str]]:
+    """Every process now: pid -> (name, start time in ticks, CPU-seconds, container id or "")."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cgroup") as f:
+                groups = f.read()
+        except OSError:  # it ended meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+        values = fields.split()  # from field 3 (state) on
+        cpu = (int(values[11]) + int(values[12])) / tick  # utime, stime
+        found = re.search(r"docker[/-]([0-9a-f]{64})", groups)
+        out[int(pid)] = (name, int(values[19]), cpu, found.group(1) if found else "")
+    return out
+
+
+def containers() -> dict[str, str]:
+    """id -> name of every container the engine knows (none if there is no engine)."""
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}"],
+        capture_output=True,
+        text=True,
+    )
+    return dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+
+
+def ran_on(before: dict[int, tuple[str, int, float, str]]) -> dict[str, float]:
+    """CPU-seconds, by container name (or "host: NAME" by process name), of the processes
+    running now, counted from `before` for those that were already running then."""
+    names, totals = containers(), collections.defaultdict(float)
+    for pid, (name, start, cpu, container) in running().items():
+        earlier = before.get(pid)
+        if earlier is not None and earlier[1] == start:
+            cpu -= earlier[2]
+        totals[names.get(container, container[:12]) if container else f"host: {name}"] += cpu
+    return totals
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--top", type=int, default=25)
@@ -69,12 +113,13 @@ def main() -> int:
         log = os.path.join(directory, "pacct")
         open(log, "w").close()
         subprocess.run(["accton", log], check=True, capture_output=True)
-        began, busy = time.monotonic(), busy_seconds()
+        began, busy, before = time.monotonic(), busy_seconds(), running()
         try:
             code = subprocess.run(command).returncode
         finally:
             subprocess.run(["accton", "off"], check=False, capture_output=True)
         wall, busy = time.monotonic() - began, busy_seconds() - busy
+        still = ran_on(before)
         with open(log, "rb") as f:
             rows = records(f.read())
     totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
@@ -88,6 +133,10 @@ def main() -> int:
     print(f"{'CPU-s':>8} {'runs':>7}  name")
     for key, (runs, cpu) in sorted(totals.items(), key=lambda kv: -kv[1][1])[: args.top]:
         print(f"{cpu:8.1f} {int(runs):7d}  {key}")
+    print(f"\nstill running at the end: {sum(still.values()):.0f} CPU-s during the command")
+    print(f"{'CPU-s':>8}  where")
+    for where, cpu in sorted(still.items(), key=lambda kv: -kv[1])[: args.top]:
+        print(f"{cpu:8.1f}  {where}")
     return code
 
 
