@@ -86,6 +86,7 @@ COLUMNS = (
     "vps_pss_mib",
     "vps_memory_mib",
     "vps_working_set_mib",
+    "vps_anon_mib",
     "vps_limit_mib",
     "vps_available_mib",
     "cpu_percent",
@@ -436,6 +437,7 @@ class Sampler:
             vps_pss_mib=f"{raw['all_pss_kib'] / MIB:.0f}",
             vps_memory_mib=f"{group['usage'] / 2**20:.0f}",
             vps_working_set_mib=f"{working_set / 2**20:.0f}",
+            vps_anon_mib=f"{group['anon'] / 2**20:.0f}" if "anon" in group else "",
             vps_limit_mib=f"{limit / 2**20:.0f}" if limit else "",
             vps_available_mib=f"{(limit - working_set) / 2**20:.0f}" if limit else "",
             cpu_percent=cpu,
@@ -572,8 +574,12 @@ def report(out: Path) -> str:
     for column, what in (
         ("vps_pss_mib", "VPS memory, PSS of every process"),
         ("vps_working_set_mib", "VPS memory, cgroup working set"),
+        ("vps_anon_mib", "VPS memory no swap can free (anonymous and shared)"),
     ):
         fit = growth(rows, column)
+        if not values(column):  # a CSV of an older soak.py
+            verdicts.append((f"{what}: growth, 48 h", "not measured", "", "not measured"))
+            continue
         if fit is None:
             verdicts.append((f"{what}: growth, 48 h", "not measurable (< 3 samples)", "", "n/a"))
             continue
@@ -685,6 +691,7 @@ def plot(rows: list[dict[str, str]], path: Path, limit: float) -> None:
     for column, label in (
         ("vps_working_set_mib", "VPS working set (cgroup)"),
         ("vps_pss_mib", "VPS, PSS of every process"),
+        ("vps_anon_mib", "VPS, anonymous and shared (no swap can free it)"),
         ("pools_pss_mib", "pools, PSS"),
         ("monitoring_pss_mib", "monitoring, PSS"),
     ):

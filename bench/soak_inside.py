@@ -151,7 +151,8 @@ def unexpected_exits(log: Path) -> dict[str, int]:
 
 def cgroup() -> dict[str, int | None]:
     """This VPS's memory and CPU as its cgroup accounts them (v1 or v2), OOM kills included
-    from every cgroup below it (its containers)."""
+    from every cgroup below it (its containers). anon: anonymous and shared memory, which
+    without swap the kernel cannot take back (page cache it can, before it kills)."""
     lines = Path("/proc/self/cgroup").read_text().splitlines()
     own = {c: path for _, cs, path in (line.split(":", 2) for line in lines) for c in cs.split(",")}
     if "memory" in own:  # v1
@@ -162,6 +163,7 @@ def cgroup() -> dict[str, int | None]:
         return {
             "usage": int((memory / "memory.usage_in_bytes").read_text()),
             "inactive_file": stat.get("total_inactive_file", 0),
+            "anon": stat.get("total_rss", 0) + stat.get("total_shmem", 0),
             "limit": limit if limit < 1 << 60 else None,
             "oom_kills": sum(
                 stat_file(p).get("oom_kill", 0) for p in memory.rglob("memory.oom_control")
@@ -174,6 +176,7 @@ def cgroup() -> dict[str, int | None]:
     return {
         "usage": int((path / "memory.current").read_text()),
         "inactive_file": stat.get("inactive_file", 0),
+        "anon": stat.get("anon", 0) + stat.get("shmem", 0),
         "limit": None if limit == "max" else int(limit),
         "oom_kills": sum(stat_file(p).get("oom_kill", 0) for p in path.rglob("memory.events")),
         "cpu_ns": stat_file(path / "cpu.stat").get("usage_usec", 0) * 1000,

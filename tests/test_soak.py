@@ -61,6 +61,7 @@ def raw_sample(
         "cgroup": {
             "usage": 3000 * 2**20,
             "inactive_file": 1000 * 2**20,
+            "anon": 1800 * 2**20,
             "limit": 7800 * 2**20,
             "oom_kills": 0,
             "cpu_ns": int(cpu_s * 1e9),
@@ -89,6 +90,7 @@ def test_a_sample_becomes_one_row_per_host_pool_and_bot(sampler):
     assert row["pools_pss_mib"] == f"{pool:.0f}" and row["pss_per_bot_mib"] == f"{pool / 2:.1f}"
     assert row["zygotes_pss_mib"] == "74" and row["monitoring_pss_mib"] == "200"
     assert (row["vps_working_set_mib"], row["vps_available_mib"]) == ("2000", "5800")
+    assert row["vps_anon_mib"] == "1800"
     assert (row["api_calls"], row["api_errors"], row["api_p50_ms"], row["api_p95_ms"]) == (
         6,
         0,
@@ -125,6 +127,7 @@ def steady(minute: int, **changes: object) -> dict[str, object]:
         "elapsed_min": minute,
         "vps_pss_mib": 5000 + minute / 6,  # 10 MiB an hour
         "vps_working_set_mib": 5500,
+        "vps_anon_mib": 4000,
         "vps_limit_mib": 7800,
         "pools_pss_mib": 4800,
         "restarts": 0,
@@ -202,6 +205,7 @@ def test_each_failure_and_gap_shows(tmp_path):
         "API errors": "FAIL",  # 0.12 %
         "VPS memory, PSS of every process: growth, 48 h": "pass",
         "VPS memory, cgroup working set: growth, 48 h": "FAIL",
+        "VPS memory no swap can free (anonymous and shared): growth, 48 h": "pass",
         "alerts that fired (the Watchdog always does: the dead man's switch)": "FAIL",
     }, found
 
@@ -213,6 +217,15 @@ def test_each_failure_and_gap_shows(tmp_path):
         "not measured"
     )
     assert found["VPS memory, PSS of every process: growth, 48 h"] == "n/a"
+
+    older = [steady(m) for m in range(0, 121, 5)]
+    for r in older:
+        del r["vps_anon_mib"]  # a soak.py before that column
+    write_csv(tmp_path, older)
+    found = verdicts(soak.report(tmp_path))
+    assert found["VPS memory no swap can free (anonymous and shared): growth, 48 h"] == (
+        "not measured"
+    )
 
 
 def test_the_inside_scripts_parsers():
