@@ -1,6 +1,7 @@
 """Where a command's CPU goes: every process that ends while it runs, by name.
 
-    sudo .venv/bin/python bench/cpu.py [--top 25] -- COMMAND [ARGS...]   # e.g. -- make test-e2e
+    sudo .venv/bin/python bench/cpu.py [--top 25] [--by-parent] -- COMMAND [ARGS...]
+    # e.g. -- make test-e2e
 
 BSD process accounting (`accton`, Debian's acct package, installed if missing) records each
 process as it exits, short-lived ones included (a `docker exec supervisorctl`, a pip
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 ACCT_V3 = struct.Struct("<BBHIIIIIIf8H16s")  # struct acct_v3 (linux/acct.h)
 BOT_UIDS = 200000  # botpool/core/names.py BOT_UID_BASE: each bot's (and launcher's) uid
@@ -38,17 +40,32 @@ def comp_t(value: int) -> int:
     return (value & 0x1FFF) << (3 * ((value >> 13) & 7))
 
 
-def records(data: bytes) -> list[tuple[str, int, float]]:
-    """(name, uid, CPU-seconds) of each acct_v3 record."""
+class Record(NamedTuple):
+    name: str
+    uid: int
+    cpu: float  # seconds, user + system
+    pid: int
+    ppid: int
+
+
+def records(data: bytes) -> list[Record]:
+    """Each acct_v3 record."""
     out = []
     for offset in range(0, len(data) - ACCT_V3.size + 1, ACCT_V3.size):
         fields = ACCT_V3.unpack_from(data, offset)
         if fields[1] != 3:  # ac_version
             continue
-        uid, utime, stime, comm = fields[4], fields[10], fields[11], fields[-1]
+        uid, pid, ppid, utime, stime, comm = *fields[4:5], *fields[6:8], *fields[10:12], fields[-1]
         name = comm.rstrip(b"\0").decode(errors="replace")
-        out.append((name, uid, (comp_t(utime) + comp_t(stime)) / HZ))
+        out.append(Record(name, uid, (comp_t(utime) + comp_t(stime)) / HZ, pid, ppid))
     return out
+
+
+def parent_names(rows: list[Record]) -> dict[int, str]:
+    """pid -> name, of the processes that ended (records) and of those still running."""
+    names = {pid: name for pid, (name, *_) in running().items()}
+    names.update((r.pid, r.name) for r in rows)
+    return names
 
 
 def busy_seconds() -> float:
@@ -102,6 +119,11 @@ def ran_on(before: dict[int, tuple[str, int, float, str]]) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--by-parent",
+        action="store_true",
+        help="each name with its parent's (`python3 < containerd-shim`: a docker exec)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -123,10 +145,13 @@ def main() -> int:
         with open(log, "rb") as f:
             rows = records(f.read())
     totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
-    for name, uid, cpu in rows:
-        key = f"{name} (a bot's uid)" if uid >= BOT_UIDS else name
+    parents = parent_names(rows) if args.by_parent else {}
+    for row in rows:
+        key = f"{row.name} (a bot's uid)" if row.uid >= BOT_UIDS else row.name
+        if args.by_parent:
+            key += f" < {parents.get(row.ppid, '?')}"
         totals[key][0] += 1
-        totals[key][1] += cpu
+        totals[key][1] += row.cpu
     counted = sum(cpu for _, cpu in totals.values())
     print(f"\n{' '.join(command)}: exit {code}, {wall / 60:.1f} min")
     print(f"machine busy {busy:.0f} CPU-s; {len(rows)} processes ended, {counted:.0f} CPU-s")

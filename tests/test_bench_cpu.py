@@ -18,4 +18,4 @@ def test_comp_t_is_a_13_bit_mantissa_with_a_base_8_exponent():
 def test_each_record_gives_its_name_uid_and_cpu_seconds():
     data = acct(b"supervisorctl", 0, 9, 2) + acct(b"u1-b1", 200007, (1 << 13) | 100, 0)
     data += acct(b"old", 0, 1, 1, version=2) + b"\0" * 10  # another format, a torn end
-    assert records(data) == [("supervisorctl", 0, 0.11), ("u1-b1", 200007, 8.0)]
+    assert records(data) == [("supervisorctl", 0, 0.11, 42, 1), ("u1-b1", 200007, 8.0, 42, 1)]
