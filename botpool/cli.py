@@ -14,19 +14,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
-from botpool.core import freqtrade_validation, names, schema
+from botpool.core import names, schema
 from botpool.core.allocate import lock_path, read_lock, write_lock
-from botpool.core.capacity import THRESHOLD
-from botpool.core.pipeline import Artifact, HostRef, desired
+from botpool.core.capacity import DEFAULT_WINDOW, THRESHOLD, WINDOW_RE
 from botpool.core.plan import Plan, load_plan
-from botpool.core.render import ContainerSpec
 from botpool.core.secretstore import SecretsError, SecretStore
 from botpool.core.source import LayoutError, printable, table
-from botpool.hosts import capacity
-from botpool.hosts.remote import InventoryError
+from botpool.hosts import InventoryError
 from botpool.hosts.tunnel import TunnelError, local_url
 
+# Each command imports what only it needs (pyinfra, paramiko, the pipeline): `botpool
+# validate` or `plan` starts in about half the time of importing everything.
 if TYPE_CHECKING:
+    from botpool.core.pipeline import Artifact
+    from botpool.core.render import ContainerSpec
     from botpool.hosts.remote import RemoteHost
 
 OK, ERROR, CHANGES = 0, 1, 2
@@ -37,6 +38,8 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from botpool.core import freqtrade_validation
+
     plan = _plan(args)
     refused = freqtrade_validation.problems(plan)
     if refused:
@@ -175,6 +178,7 @@ def _plan_measured(args: argparse.Namespace) -> int:
     """`plan --measured INVENTORY`: the plan projected with each host's measured peaks, and
     the fewest pool moves bringing every host under the threshold. Reads only: 0 every host
     is under it, 2 some host is above (the moves are the pending change), 1 error."""
+    from botpool.hosts import capacity
     from botpool.hosts.remote import inventory_hosts
 
     if args.check or args.lost_host:
@@ -296,6 +300,8 @@ def write_unit(directory: Path, files: Sequence[Artifact], container: ContainerS
 def cmd_render(args: argparse.Namespace) -> int:
     """Every host's rendered tree into a folder; everything is rendered before anything is
     written, so an error (a missing credentials file, say) leaves no half-written tree."""
+    from botpool.core.pipeline import HostRef, desired
+
     plan = _plan(args)
     out = Path(args.out)
     rendered = {name: desired(HostRef(args.layout, name), plan) for name in plan.hosts}
@@ -614,7 +620,7 @@ def _port(text: str) -> int:
 
 
 def _window(text: str) -> str:
-    if not capacity.WINDOW_RE.fullmatch(text):
+    if not WINDOW_RE.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a window: a whole number of hours, days or weeks (6h, 1d, 2w)"
         )
@@ -670,9 +676,9 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument(
         "--window",
         type=_window,
-        default=capacity.DEFAULT_WINDOW,
+        default=DEFAULT_WINDOW,
         help="with --measured: the peak over this much history (e.g. 6h, 1d, 2w; default "
-        f"{capacity.DEFAULT_WINDOW})",
+        f"{DEFAULT_WINDOW})",
     )
     pl.add_argument(
         "--threshold",

@@ -19,6 +19,7 @@ Pure: reading the hosts' Prometheus is botpool.hosts.capacity.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
@@ -26,6 +27,8 @@ from botpool.core.layout import Layout
 from botpool.core.plan import EXCHANGE_MB, HostPlan, Plan, PoolPlan, make_plan
 
 THRESHOLD = 0.8  # of a host's usable memory (memory_mb - reserved_mb)
+WINDOW_RE = re.compile(r"[1-9][0-9]{0,3}[hdw]")  # a Prometheus range: 1h .. 9999w
+DEFAULT_WINDOW = "1d"  # the peak over the last day
 MAX_MOVES = 4  # pools moved at once: beyond that, the layout needs a host, not a shuffle
 MAX_TRIALS = 5_000  # proposals planned in full in one search (each is a make_plan)
 

@@ -12,19 +12,23 @@ history it reads: the report says how many hours each host's history covers.
 from __future__ import annotations
 
 import json
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from botpool.core.capacity import HostLoad, Measured, Proposal, loads, over, propose
+from botpool.core.capacity import (
+    HostLoad,
+    Measured,
+    Proposal,
+    loads,
+    over,
+    propose,
+)
 from botpool.core.plan import Plan
 from botpool.core.source import table
 from botpool.hosts import prometheus
 from botpool.hosts.remote import RemoteError, RemoteHost
 
-WINDOW_RE = re.compile(r"[1-9][0-9]{0,3}[hdw]")  # a Prometheus range: 1h .. 9999w
-DEFAULT_WINDOW = "1d"  # the peak over the last day
 MIB = 2**20
 
 

@@ -47,6 +47,7 @@ from testinfra.backend.local import LocalBackend
 from testinfra.backend.paramiko import ParamikoBackend
 
 from botpool.core.pipeline import host_ref
+from botpool.hosts import InventoryError
 
 CONNECT_TIMEOUT = 10  # seconds: TCP connect, SSH banner, authentication
 COMMAND_TIMEOUT = 300  # seconds per command, unless botpool_command_timeout says otherwise
@@ -64,10 +65,6 @@ POLICIES = {
 
 class RemoteError(Exception):
     pass
-
-
-class InventoryError(Exception):
-    """An inventory that cannot be read, or lists no hosts (nothing read must never pass)."""
 
 
 class CommandTimeout(Exception):
