@@ -35,7 +35,12 @@ ben:
   bots:
     - name: solo
 """
+# the broken image is waited for until the gate's end, so that gate is short; a working image
+# passes as soon as every bot answers, so its gate is only a bound, long enough for a zygote's
+# preload and the bots' start on a machine that is busy (a full test run beside a soak took
+# more than 60 s)
 GATE = "upgrades: {health_timeout_seconds: 60, settle_seconds: 10}\n"
+WORKING_GATE = "upgrades: {health_timeout_seconds: 300, settle_seconds: 10}\n"
 BASE = "image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt}"
 BROKEN = (
     "image: {ca_bundle: /etc/ssl/certs/ca-certificates.crt, pip_packages: [SQLAlchemy==1.4.54]}"
@@ -52,8 +57,8 @@ def dep(tmp_path_factory) -> Deployment:
     deployment.teardown()
 
 
-def use_image(dep: Deployment, image: str) -> None:
-    dep.write(USERS, GATE)
+def use_image(dep: Deployment, image: str, gate: str = GATE) -> None:
+    dep.write(USERS, gate)
     text = dep.layout.read_text()
     dep.layout.write_text(text.replace(BASE, image))
     assert image in dep.layout.read_text()
@@ -136,7 +141,7 @@ def test_an_image_that_works_goes_pool_by_pool_canary_first_and_keeps_every_trad
     old = image_of(dep, "ben-pool-1")
     broken = sorted((dep.root / "upgrades" / "failed").iterdir())[0].name
     before = kept(dep)
-    use_image(dep, WORKS)
+    use_image(dep, WORKS, WORKING_GATE)
     run = dep.converge()
     new = image_of(dep, "ann-pool-1")
     gated = [op.split(" | ")[-1] for op in run.operations if ": upgrade from " in op]
