@@ -45,7 +45,9 @@ class Record(NamedTuple):
     uid: int
     cpu: float  # seconds, user + system
     pid: int
-    ppid: int
+    ppid: int  # its parent when it ended
+    began: float  # seconds since the epoch (whole seconds)
+    ended: float
 
 
 def records(data: bytes) -> list[Record]:
@@ -55,17 +57,33 @@ def records(data: bytes) -> list[Record]:
         fields = ACCT_V3.unpack_from(data, offset)
         if fields[1] != 3:  # ac_version
             continue
-        uid, pid, ppid, utime, stime, comm = *fields[4:5], *fields[6:8], *fields[10:12], fields[-1]
+        uid, (pid, ppid, began, elapsed), comm = fields[4], fields[6:10], fields[-1]
+        cpu = (comp_t(fields[10]) + comp_t(fields[11])) / HZ
         name = comm.rstrip(b"\0").decode(errors="replace")
-        out.append(Record(name, uid, (comp_t(utime) + comp_t(stime)) / HZ, pid, ppid))
+        out.append(Record(name, uid, cpu, pid, ppid, began, began + elapsed / HZ))
     return out
 
 
-def parent_names(rows: list[Record]) -> dict[int, str]:
-    """pid -> name, of the processes that ended (records) and of those still running."""
-    names = {pid: name for pid, (name, *_) in running().items()}
-    names.update((r.pid, r.name) for r in rows)
-    return names
+def parents(rows: list[Record]) -> dict[int, str]:
+    """The name of each record's parent (by index), or "?". Pids are reused within a long run
+    (pid_max is often 32768), so the parent is the process of that pid alive when the child
+    ended: a record whose life spans that moment, else a process still running that started
+    before it."""
+    by_pid: dict[int, list[Record]] = collections.defaultdict(list)
+    for row in rows:
+        by_pid[row.pid].append(row)
+    boot = time.time() - time.monotonic()  # near enough: /proc's start times are since boot
+    tick = os.sysconf("SC_CLK_TCK")
+    alive = {pid: (name, boot + start / tick) for pid, (name, start, *_) in running().items()}
+    out = {}
+    for index, child in enumerate(rows):
+        found = [
+            p.name for p in by_pid.get(child.ppid, []) if p.began - 1 <= child.ended <= p.ended + 1
+        ]
+        if not found and child.ppid in alive and alive[child.ppid][1] <= child.ended + 1:
+            found = [alive[child.ppid][0]]
+        out[index] = found[0] if found else "?"
+    return out
 
 
 def busy_seconds() -> float:
@@ -145,11 +163,11 @@ def main() -> int:
         with open(log, "rb") as f:
             rows = records(f.read())
     totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
-    parents = parent_names(rows) if args.by_parent else {}
-    for row in rows:
+    parent = parents(rows) if args.by_parent else {}
+    for index, row in enumerate(rows):
         key = f"{row.name} (a bot's uid)" if row.uid >= BOT_UIDS else row.name
         if args.by_parent:
-            key += f" < {parents.get(row.ppid, '?')}"
+            key += f" < {parent[index]}"
         totals[key][0] += 1
         totals[key][1] += row.cpu
     counted = sum(cpu for _, cpu in totals.values())

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from bench.cpu import ACCT_V3, comp_t, records
+from bench.cpu import ACCT_V3, Record, comp_t, parents, records
 
 
-def acct(name: bytes, uid: int, utime: int, stime: int, version: int = 3) -> bytes:
-    fields = [0, version, 0, 0, uid, uid, 42, 1, 0, 0.5, utime, stime, 0, 0, 0, 0, 0, 0, name]
-    return ACCT_V3.pack(*fields)
+def acct(
+    name: bytes,
+    uid: int,
+    utime: int,
+    stime: int,
+    version: int = 3,
+    pid: int = 42,
+    ppid: int = 1,
+    began: int = 1000,
+    ticks: float = 50.0,
+) -> bytes:
+    fields = [0, version, 0, 0, uid, uid, pid, ppid, began, ticks, utime, stime]
+    return ACCT_V3.pack(*fields, 0, 0, 0, 0, 0, 0, name)
 
 
 def test_comp_t_is_a_13_bit_mantissa_with_a_base_8_exponent():
@@ -15,7 +25,20 @@ def test_comp_t_is_a_13_bit_mantissa_with_a_base_8_exponent():
     assert comp_t((2 << 13) | 5) == 5 * 64  # 5 x 8^2
 
 
-def test_each_record_gives_its_name_uid_and_cpu_seconds():
+def test_each_record_gives_its_name_uid_cpu_seconds_and_life():
     data = acct(b"supervisorctl", 0, 9, 2) + acct(b"u1-b1", 200007, (1 << 13) | 100, 0)
     data += acct(b"old", 0, 1, 1, version=2) + b"\0" * 10  # another format, a torn end
-    assert records(data) == [("supervisorctl", 0, 0.11, 42, 1), ("u1-b1", 200007, 8.0, 42, 1)]
+    assert records(data) == [
+        Record("supervisorctl", 0, 0.11, 42, 1, 1000, 1000.5),  # 50 ticks of 100 a second
+        Record("u1-b1", 200007, 8.0, 42, 1, 1000, 1000.5),
+    ]
+
+
+def test_a_reused_pid_is_the_parent_alive_when_its_child_ended():
+    """pid 500 is a shell first and a supervisord later; each child gets its own."""
+    data = acct(b"sh", 0, 1, 0, pid=500, began=1000, ticks=1000)  # 1000 to 1010
+    data += acct(b"cat", 0, 1, 0, pid=501, ppid=500, began=1002, ticks=100)  # ends 1003
+    data += acct(b"supervisord", 0, 1, 0, pid=500, began=2000, ticks=5000)  # 2000 to 2050
+    data += acct(b"python3", 0, 1, 0, pid=502, ppid=500, began=2010, ticks=200)  # ends 2012
+    data += acct(b"orphan", 0, 1, 0, pid=503, ppid=999999, began=3000)  # no such parent
+    assert parents(records(data)) == {0: "?", 1: "sh", 2: "?", 3: "supervisord", 4: "?"}
