@@ -204,7 +204,7 @@ def gate_command(
         timeout=settings.health_timeout_seconds,
         settle=settings.settle_seconds,
         mount=names.MOUNT,
-        ctl=names.SUPERVISORCTL,
+        supervisor_status=payloads.source("supervisor_status.py"),
         root_label=names.ROOT,
         prepare=prepare,
         run_new=spec_run,

@@ -14,15 +14,15 @@
 #      in upgrades/failed/<target_tag>, exit 1 naming the pool, the bot and its last log lines.
 : "${root:?}" "${pool:?}" "${container:?}" "${aside:?}" "${source:?}" "${target:?}"
 : "${source_tag:?}" "${target_tag:?}" "${stamp:?}" "${programs:?}" "${timeout:?}"
-: "${settle:?}" "${mount:?}" "${ctl:?}" "${root_label:?}" "${run_new:?}" "${job:?}"
+: "${settle:?}" "${mount:?}" "${supervisor_status:?}" "${root_label:?}" "${run_new:?}" "${job:?}"
 : "${database:?}" "${bots?}" "${prepare?}" "${restore_glob?}"
 set -u
 
 say() { printf '%s\n' "$*" >&2; }
 now() { date +%s; }
 clean() { tr -cd '\11\12\40-\176' | cut -c 1-300; } # what a bot wrote, printable and short
-# shellcheck disable=SC2086 # ctl: supervisorctl and its -c option, several words
-status() { docker exec "$container" $ctl status 2>&1; }
+# supervisor_status.py: what `supervisorctl status` prints, with its exit codes
+status() { docker exec "$container" python3 -I -S -c "$supervisor_status" 2>&1; }
 db_of() { printf '%s/pools/%s/bots/%s/user_data/%s' "$root" "$pool" "$1" "$database"; }
 # newest USER BOT: the newest of the bot's pre-upgrade backups matching restore_glob (the glob
 # sorts by name, and names start with their UTC stamp), in $found ("" if none)
