@@ -16,14 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from botpool.core.capacity import (
-    HostLoad,
-    Measured,
-    Proposal,
-    loads,
-    over,
-    propose,
-)
+from botpool.core.capacity import HostLoad, Measured, Proposal, loads, over, propose
 from botpool.core.plan import Plan
 from botpool.core.source import table
 from botpool.hosts import prometheus

@@ -18,7 +18,7 @@ def shell(name: str, **variables: object) -> str:
     for variable in variables:
         if not _VARIABLE.fullmatch(variable):
             raise ValueError(f"not a shell variable name: {variable!r}")
-    text = (resources.files(__name__) / name).read_text()
+    text = source(name)
     assigned = "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in variables.items())
     return assigned + text
 
