@@ -28,6 +28,7 @@ from botpool import payloads
 from botpool.core import names
 from botpool.core.plan import Plan, load_plan
 from botpool.core.secretstore import SecretStore
+from botpool.core.snapshot import parse_program
 
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv" / "bin"
@@ -264,13 +265,8 @@ class Deployment:
         """supervisor's view inside a pool (by pool name): program -> (state, pid), read as
         the snapshot reads it (supervisor_status.py)."""
         out = docker("exec", self.container(pool), *payloads.supervisor_status(), check=False)
-        result = {}
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) >= 2:
-                pid = int(parts[3].rstrip(",")) if len(parts) > 3 and parts[2] == "pid" else None
-                result[parts[0]] = (parts[1], pid)
-        return result
+        programs = filter(None, map(parse_program, out.splitlines()))
+        return {p.name: (p.state, p.pid) for p in programs}
 
     def pids(self, *pools: str, timeout: float = 60) -> dict[str, int | None]:
         """Program -> pid, once no program is still starting or stopping (settled)."""
