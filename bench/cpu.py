@@ -64,17 +64,20 @@ def records(data: bytes) -> list[Record]:
     return out
 
 
-def parents(rows: list[Record]) -> dict[int, str]:
+Processes = dict[int, tuple[str, int, float, str]]  # running(): pid -> (name, start, CPU, id)
+
+
+def parents(rows: list[Record], now: Processes) -> dict[int, str]:
     """The name of each record's parent (by index), or "?". Pids are reused within a long run
     (pid_max is often 32768), so the parent is the process of that pid alive when the child
-    ended: a record whose life spans that moment, else a process still running that started
-    before it."""
+    ended: a record whose life spans that moment, else a process still running (`now`) that
+    started before it."""
     by_pid: dict[int, list[Record]] = collections.defaultdict(list)
     for row in rows:
         by_pid[row.pid].append(row)
     boot = time.time() - time.monotonic()  # near enough: /proc's start times are since boot
     tick = os.sysconf("SC_CLK_TCK")
-    alive = {pid: (name, boot + start / tick) for pid, (name, start, *_) in running().items()}
+    alive = {pid: (name, boot + start / tick) for pid, (name, start, *_) in now.items()}
     out = {}
     for index, child in enumerate(rows):
         found = [
@@ -93,7 +96,7 @@ def busy_seconds() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def running() -> dict[int, tuple[str, int, float, str]]:
+def running() -> Processes:
     """Every process now: pid -> (name, start time in ticks, CPU-seconds, container id or "")."""
     tick, out = os.sysconf("SC_CLK_TCK"), {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -122,11 +125,11 @@ def containers() -> dict[str, str]:
     return dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
 
 
-def ran_on(before: dict[int, tuple[str, int, float, str]]) -> dict[str, float]:
+def ran_on(before: Processes, now: Processes) -> dict[str, float]:
     """CPU-seconds, by container name (or "host: NAME" by process name), of the processes
-    running now, counted from `before` for those that were already running then."""
+    running `now`, counted from `before` for those that were already running then."""
     names, totals = containers(), collections.defaultdict(float)
-    for pid, (name, start, cpu, container) in running().items():
+    for pid, (name, start, cpu, container) in now.items():
         earlier = before.get(pid)
         if earlier is not None and earlier[1] == start:
             cpu -= earlier[2]
@@ -159,11 +162,12 @@ def main() -> int:
         finally:
             subprocess.run(["accton", "off"], check=False, capture_output=True)
         wall, busy = time.monotonic() - began, busy_seconds() - busy
-        still = ran_on(before)
+        now = running()
+        still = ran_on(before, now)
         with open(log, "rb") as f:
             rows = records(f.read())
     totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
-    parent = parents(rows) if args.by_parent else {}
+    parent = parents(rows, now) if args.by_parent else {}
     for index, row in enumerate(rows):
         key = f"{row.name} (a bot's uid)" if row.uid >= BOT_UIDS else row.name
         if args.by_parent:

@@ -41,4 +41,7 @@ def test_a_reused_pid_is_the_parent_alive_when_its_child_ended():
     data += acct(b"supervisord", 0, 1, 0, pid=500, began=2000, ticks=5000)  # 2000 to 2050
     data += acct(b"python3", 0, 1, 0, pid=502, ppid=500, began=2010, ticks=200)  # ends 2012
     data += acct(b"orphan", 0, 1, 0, pid=503, ppid=999999, began=3000)  # no such parent
-    assert parents(records(data)) == {0: "?", 1: "sh", 2: "?", 3: "supervisord", 4: "?"}
+    assert parents(records(data), {}) == {0: "?", 1: "sh", 2: "?", 3: "supervisord", 4: "?"}
+    # a parent still running, started before its child ended (start: ticks since boot)
+    late = acct(b"python3", 0, 1, 0, pid=504, ppid=7, began=2_000_000_000)
+    assert parents(records(late), {7: ("containerd-shim", 0, 0.0, "")}) == {0: "containerd-shim"}
