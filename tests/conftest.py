@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,11 +102,32 @@ def _e2e_minutes(item: pytest.Item) -> float:
 
 
 _SECONDS: dict[str, float] = {}  # test module -> its tests' setup, call and teardown
+_CPU: dict[str, float] = {}  # test module -> CPU of its test process and what that waited for
+
+
+def _cpu_now() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+_CPU_SO_FAR = [_cpu_now()]  # this process's CPU and its waited children's, at its last report
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Each report carries the CPU spent since the one before in this process (a worker runs
+    one module at a time): the test's own, and that of the commands it ran and waited for
+    (pyinfra, the CLI, docker, `pytest checks/`). Containers' CPU is not in it."""
+    outcome = yield
+    now = _cpu_now()
+    outcome.get_result().cpu_seconds = now - _CPU_SO_FAR[0]  # type: ignore[attr-defined]
+    _CPU_SO_FAR[0] = now
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     module = report.nodeid.split("::", 1)[0]
     _SECONDS[module] = _SECONDS.get(module, 0.0) + report.duration
+    _CPU[module] = _CPU.get(module, 0.0) + getattr(report, "cpu_seconds", 0.0)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -113,5 +135,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     slow = sorted(((s, m) for m, s in _SECONDS.items() if s >= 30), reverse=True)
     if slow:
         terminalreporter.section("module times (setup + tests + teardown)")
+        terminalreporter.write_line("wall min  CPU-s of its test process and the commands it ran")
         for seconds, module in slow:
-            terminalreporter.write_line(f"{seconds / 60:5.1f} min  {module}")
+            cpu = _CPU.get(module, 0.0)
+            terminalreporter.write_line(f"{seconds / 60:8.1f}  {cpu:6.0f}  {module}")
