@@ -30,13 +30,13 @@ import shlex
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, operation
-from pyinfra.operations import apt, python, server
+from pyinfra.api import FileUploadCommand, FunctionCommand, operation
+from pyinfra.operations import apt
 
 from botpool.core.image import DockerState, ImageSpec, base_build_command
 from tasks import context
@@ -54,6 +54,12 @@ def if_missing(tag: str, known: bool) -> list[Callable[[], bool]]:
     return [] if known else [lambda: not host.get_fact(ImagePresent, tag=tag)]
 
 
+def _missing(tag: str, images: frozenset[str] | None) -> bool:
+    """Whether the host lacks an image: from the images read before the run, or (None: the
+    engine did not answer then) asked now, as the operation runs."""
+    return tag not in images if images is not None else not host.get_fact(ImagePresent, tag=tag)
+
+
 def wanted_images() -> list[ImageSpec]:
     """The pool images this host must have, and its monitoring image."""
     given = host.data.get("botpool_image")
@@ -67,9 +73,8 @@ def wanted_images() -> list[ImageSpec]:
     return [ctx.images[v] for v in sorted(versions)] + monitoring
 
 
-@operation()
-def upload_context(spec: ImageSpec, directory: str):
-    """Write an image's build context into a fresh root-only directory on the host."""
+def upload_context(spec: ImageSpec, directory: str) -> Iterator[str | FileUploadCommand]:
+    """Commands that write an image's build context into a fresh root-only directory."""
     d = shlex.quote(directory)
     yield f"rm -rf {d} && install -d -m 0700 {d}"
     for sub in sorted({os.path.dirname(path) for path in spec.files} - {""}):
@@ -79,12 +84,41 @@ def upload_context(spec: ImageSpec, directory: str):
 
 
 @operation()
-def load_archive(archive: str, remote: str):
-    """Upload an image archive made by `docker save | gzip` and load it into the engine."""
-    r = shlex.quote(remote)
-    yield f"install -d -m 0700 {shlex.quote(os.path.dirname(remote))}"
-    yield FileUploadCommand(archive, remote)
-    yield f"docker load --quiet --input {r} >/dev/null && rm -f {r}"
+def deliver(
+    spec: ImageSpec,
+    mode: str,
+    steps: list[ImageSpec],
+    base: str | None,
+    images: frozenset[str] | None,
+    build_dir: str,
+    archive: str,
+):
+    """Get one image onto the host, the way its `botpool_image_build` says. One operation for
+    both ways: a host that builds and a host that is shipped to work at the same time, not
+    one after the other (pyinfra runs an operation on every host at once, operations in turn).
+
+    host: the Debian base first when `base` is given and missing (debootstrap, installed if
+    missing), then each of `steps` missing (a parent first), from its uploaded context.
+    controller: `archive` made on the controller unless cached, uploaded, `docker load`ed.
+    images: the host's images read before the run, or None (asked as the operation runs).
+    """
+    if mode == "host":
+        if base and _missing(base, images):
+            yield from apt.packages._inner(
+                packages=["debootstrap"], update=True, no_recommends=True
+            )
+            yield base_build_command(base)
+        for step in steps:
+            if step.tag == spec.tag or _missing(step.tag, images):
+                directory = f"{build_dir}/{step.inputs_hash[:12]}"
+                yield from upload_context(step, directory)
+                yield step.build_command(directory)
+        return
+    remote = shlex.quote(f"{build_dir}/{spec.archive_name}")
+    yield FunctionCommand(ensure_archive, (spec, archive), {})
+    yield f"install -d -m 0700 {shlex.quote(build_dir)}"
+    yield FileUploadCommand(archive, f"{build_dir}/{spec.archive_name}")
+    yield f"docker load --quiet --input {remote} >/dev/null && rm -f {remote}"
 
 
 def _run_local(script: str) -> None:
@@ -130,57 +164,32 @@ def ensure_archive(spec: ImageSpec, archive: str) -> None:
         _run_local(spec.save_command(archive))
 
 
-def build_on_host(specs: list[ImageSpec], docker: DockerState, build_dir: str) -> None:
-    known = docker.images_known
-    for base in sorted({s.base_tag for s in specs if s.base_tag} - docker.images):
-        apt.packages(
-            name="Install debootstrap (to make the local Debian base image)",
-            packages=["debootstrap"],
-            update=True,
-            no_recommends=True,
-            _if=if_missing(base, known),
-        )
-        server.shell(
-            name=f"Make the base image {base} from Debian packages (debootstrap)",
-            commands=[base_build_command(base)],
-            _if=if_missing(base, known),
-        )
-    # each image's parent first (pip adds packages to it); one already there is not built
-    steps = {step.tag: step for spec in specs for step in spec.build_order}
-    for spec in steps.values():
-        if known and spec.tag in docker.images:
-            continue  # a parent already there
-        directory = f"{build_dir}/{spec.inputs_hash[:12]}"
-        upload_context(
-            name=f"Upload the build context of {spec.tag}",
-            spec=spec,
-            directory=directory,
-            _if=if_missing(spec.tag, known),
-        )
-        server.shell(
-            name=f"Build the {spec.what}",
-            commands=[spec.build_command(directory)],
-            _if=if_missing(spec.tag, known),
-        )
-
-
-def ship_from_controller(
-    specs: list[ImageSpec], docker: DockerState, cache: Path, build_dir: str
-) -> None:
+def deliver_all(specs: list[ImageSpec], docker: DockerState, mode: str) -> None:
+    """One `deliver` per missing image. A parent two images share is built once, as is the
+    Debian base (by the first image that needs it)."""
+    images = frozenset(docker.images) if docker.images_known else None
+    build_dir = host.data.get("botpool_build_dir") or "/var/tmp/botpool-build"
+    cache = Path(host.data.get("botpool_image_cache") or "~/.cache/botpool/images").expanduser()
+    planned: set[str] = set()  # tags an earlier `deliver` of this run makes
     for spec in specs:
-        archive = str(cache / spec.archive_name)
-        python.call(
-            name=f"Build and save {spec.tag} on the controller (unless cached)",
-            function=ensure_archive,
+        steps = [s for s in spec.build_order if s.tag not in planned]
+        base = spec.base_tag if spec.base_tag not in planned else None
+        planned |= {s.tag for s in steps} | {spec.base_tag or ""}
+        if mode == "host":
+            made = f", its base {base} made with debootstrap if missing" if base else ""
+            name = f"Build the {spec.what} on the host{made}"
+        else:
+            name = f"Ship the {spec.what} from the controller (built and saved there unless cached)"
+        deliver(
+            name=name,
             spec=spec,
-            archive=archive,
-            _if=if_missing(spec.tag, docker.images_known),
-        )
-        load_archive(
-            name=f"Upload and load the {spec.what}",
-            archive=archive,
-            remote=f"{build_dir}/{spec.archive_name}",
-            _if=if_missing(spec.tag, docker.images_known),
+            mode=mode,
+            steps=steps,
+            base=base,
+            images=images,
+            build_dir=build_dir,
+            archive=str(cache / spec.archive_name),
+            _if=if_missing(spec.tag, images is not None),
         )
 
 
@@ -192,9 +201,5 @@ if mode not in BUILD_MODES:
     )
 # with images known, only the missing ones; otherwise every one, each checked when it runs
 specs = [s for s in wanted_images() if not docker.images_known or s.tag not in docker.images]
-build_dir = host.data.get("botpool_build_dir") or "/var/tmp/botpool-build"
-if specs and mode == "host":
-    build_on_host(specs, docker, build_dir)
-elif specs:
-    cache = Path(host.data.get("botpool_image_cache") or "~/.cache/botpool/images").expanduser()
-    ship_from_controller(specs, docker, cache, build_dir)
+if specs:
+    deliver_all(specs, docker, mode)
