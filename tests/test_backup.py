@@ -403,3 +403,32 @@ def test_a_pulled_backup_is_sent_to_the_bots_new_host_checked_and_private(
     with pytest.raises(RemoteError, match="not a whole backup"):
         host_backups.push(located, damaged, "20261127T130000Z")
     assert arrived.read_bytes() == data
+
+
+def test_the_job_stops_at_once_on_sigterm_as_its_containers_pid_1(tmp_path):
+    """The job is its container's PID 1, which ignores SIGTERM unless it handles it: then every
+    `docker stop` (a converge recreating the job) waited out the 45 s timeout. Run as PID 1 of a
+    PID namespace of its own, it stops within a second of SIGTERM, with exit code 0."""
+    schedule = tmp_path / "schedule.json"
+    schedule.write_text(
+        '{"interval_minutes": 60, "hourly": 1, "daily": 1, "bots": '
+        '[{"user": "alice", "bot": "one", "uid": 0, "database": "pool/one.sqlite"}]}'
+    )
+    command = [sys.executable, backup.__file__, "--schedule", str(schedule)]
+    command += ["--pools", str(tmp_path / "pools"), "--backups", str(tmp_path / "backups")]
+    job = subprocess.Popen(
+        ["unshare", "--pid", "--fork", *command, "loop"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert job.stdout is not None
+        assert job.stdout.readline().startswith("alice/one no-database")  # its handler is set
+        (pid_1,) = subprocess.run(
+            ["pgrep", "-P", str(job.pid)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        started = time.monotonic()
+        os.kill(int(pid_1), 15)
+        assert job.wait(timeout=10) == 0
+        assert time.monotonic() - started < 1
+    finally:
+        job.kill()
+        job.wait()

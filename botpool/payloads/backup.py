@@ -40,11 +40,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -303,12 +305,17 @@ def report(outcomes: list[Outcome]) -> None:
 
 
 def loop(schedule_path: str, pools: str, backups: str) -> None:
-    """The job: a run now, then one at every multiple of the interval (UTC), forever."""
-    while True:
+    """The job: a run now, then one at every multiple of the interval (UTC), until SIGTERM
+    (`docker stop`, as a converge recreates the job): at once while it waits, after the run
+    in progress otherwise. As PID 1 it would ignore SIGTERM without a handler, and every
+    stop would wait out Docker's timeout (45 s) before a kill."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    while not stopping.is_set():
         schedule = read_schedule(schedule_path)
         report(run_once(schedule, pools, backups))
         period = schedule.interval_minutes * 60
-        time.sleep(period - time.time() % period)
+        stopping.wait(period - time.time() % period)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -332,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         return pre_upgrade(schedule, args.pools, args.backups, args.source, args.stamp)
     if args.command == "loop":
         loop(args.schedule, args.pools, args.backups)
+        return 0
     outcomes = run_once(read_schedule(args.schedule), args.pools, args.backups)
     report(outcomes)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
