@@ -1,6 +1,6 @@
 """Where a command's CPU goes: every process that ends while it runs, by name.
 
-    sudo .venv/bin/python bench/cpu.py [--top 25] [--by-parent] -- COMMAND [ARGS...]
+    sudo .venv/bin/python bench/cpu.py [--top 25] [--by-parent] [--by-project] -- COMMAND [ARGS...]
     # e.g. -- make test-e2e
 
 BSD process accounting (`accton`, Debian's acct package, installed if missing) records each
@@ -14,6 +14,13 @@ processes still running at the end (engines, a fleet beside the run, kernel thre
 CPU-seconds during the command (from /proc/PID/stat), by the container they run in (the
 outermost, by name) or, on the host, by name. What else ran on the machine meanwhile is
 counted too: run it on a quiet machine, or read the containers' rows. Root only.
+
+--by-project: also every container that ran during the command, removed ones included (each
+container's cgroup is read every second: one removed keeps its last reading, at most a second
+short), by project: the part of its name before the first `_` (botpool's names,
+`<project>_<pool>`; each end-to-end deployment has its own project), other names with their
+numbers and hex ids made `*`. Cgroups the engine does not know are containers of an engine
+that runs inside a container (a test VPS's).
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 ACCT_V3 = struct.Struct("<BBHIIIIIIf8H16s")  # struct acct_v3 (linux/acct.h)
@@ -125,6 +135,69 @@ def containers() -> dict[str, str]:
     return dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CONTAINER_ID = re.compile(r"(?:^|docker-)([0-9a-f]{64})(?:\.scope)?$")
+INSIDE = "(containers of an engine inside a container)"
+
+
+def container_cpu(root: Path = CGROUP_ROOT) -> dict[str, float]:
+    """CPU-seconds so far of each container's cgroup, by container id: cgroup v1 (cpuacct),
+    or v2 with Docker's cgroupfs or systemd driver."""
+    out = {}
+    for path in root.glob("cpuacct/docker/*/cpuacct.usage"):  # v1: nanoseconds
+        out[path.parent.name] = int(path.read_text()) / 1e9
+    for path in [*root.glob("docker/*/cpu.stat"), *root.glob("system.slice/docker-*/cpu.stat")]:
+        found = CONTAINER_ID.search(path.parent.name)
+        if found:
+            usage = re.search(r"^usage_usec (\d+)", path.read_text(), re.M)
+            out[found.group(1)] = int(usage.group(1)) / 1e6 if usage else 0.0
+    return out
+
+
+def project_of(name: str | None) -> str:
+    """Where a container's CPU is counted: its botpool project, else its name with numbers
+    and hex ids as `*` (`botpool-test-vps-1a2b3c4d` -> `botpool-test-vps-*`)."""
+    if name is None:
+        return INSIDE
+    if "_" in name:
+        return name.split("_", 1)[0]
+    return re.sub(r"(?<=-)(?:[0-9a-f]{8,}|\d+)(?=-|$)", "*", name)
+
+
+class ContainerSampler(threading.Thread):
+    """Every container's CPU over the command, read each second."""
+
+    def __init__(self, read: Callable[[], dict[str, float]] = container_cpu) -> None:
+        super().__init__(daemon=True)
+        self.read, self.stopping = read, threading.Event()
+        self.first = read()
+        self.last = dict(self.first)
+        self.names = containers()
+        self.unknown: set[str] = set()  # ids the engine did not know when asked
+
+    def run(self) -> None:
+        while not self.stopping.wait(1):
+            self.sample()
+
+    def sample(self) -> None:
+        now = self.read()
+        self.last.update(now)
+        if now.keys() - self.names.keys() - self.unknown:  # new: ask the engine once
+            self.names.update(containers())
+            self.unknown |= now.keys() - self.names.keys()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+        self.sample()
+
+    def by_project(self) -> dict[str, float]:
+        totals: dict[str, float] = collections.defaultdict(float)
+        for cid, cpu in self.last.items():
+            totals[project_of(self.names.get(cid))] += cpu - self.first.get(cid, 0.0)
+        return totals
+
+
 def ran_on(before: Processes, now: Processes) -> dict[str, float]:
     """CPU-seconds, by container name (or "host: NAME" by process name), of the processes
     running `now`, counted from `before` for those that were already running then."""
@@ -145,6 +218,11 @@ def main() -> int:
         action="store_true",
         help="each name with its parent's (`python3 < containerd-shim`: a docker exec)",
     )
+    parser.add_argument(
+        "--by-project",
+        action="store_true",
+        help="also every container's CPU (removed ones too), by botpool project",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -156,11 +234,16 @@ def main() -> int:
         log = os.path.join(directory, "pacct")
         open(log, "w").close()
         subprocess.run(["accton", log], check=True, capture_output=True)
+        sampler = ContainerSampler() if args.by_project else None
+        if sampler:
+            sampler.start()
         began, busy, before = time.monotonic(), busy_seconds(), running()
         try:
             code = subprocess.run(command).returncode
         finally:
             subprocess.run(["accton", "off"], check=False, capture_output=True)
+            if sampler:
+                sampler.stop()
         wall, busy = time.monotonic() - began, busy_seconds() - busy
         now = running()
         still = ran_on(before, now)
@@ -184,6 +267,12 @@ def main() -> int:
     print(f"{'CPU-s':>8}  where")
     for where, cpu in sorted(still.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{cpu:8.1f}  {where}")
+    if sampler:
+        projects = sampler.by_project()
+        print(f"\ncontainers: {sum(projects.values()):.0f} CPU-s during the command, by project")
+        print(f"{'CPU-s':>8}  project")
+        for where, cpu in sorted(projects.items(), key=lambda kv: -kv[1])[: args.top]:
+            print(f"{cpu:8.1f}  {where}")
     return code
 
 

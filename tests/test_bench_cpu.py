@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bench.cpu import ACCT_V3, Record, comp_t, parents, records
+from bench.cpu import (
+    ACCT_V3,
+    INSIDE,
+    ContainerSampler,
+    Record,
+    comp_t,
+    container_cpu,
+    parents,
+    project_of,
+    records,
+)
 
 
 def acct(
@@ -45,3 +55,41 @@ def test_a_reused_pid_is_the_parent_alive_when_its_child_ended():
     # a parent still running, started before its child ended (start: ticks since boot)
     late = acct(b"python3", 0, 1, 0, pid=504, ppid=7, began=2_000_000_000)
     assert parents(records(late), {7: ("containerd-shim", 0, 0.0, "")}) == {0: "containerd-shim"}
+
+
+def test_each_containers_cpu_is_read_from_its_cgroup_v1_or_v2(tmp_path):
+    ids = ["a" * 64, "b" * 64, "c" * 64]
+    v1 = tmp_path / "cpuacct" / "docker" / ids[0]
+    v1.mkdir(parents=True)
+    (v1 / "cpuacct.usage").write_text("2500000000\n")  # nanoseconds
+    v2 = tmp_path / "docker" / ids[1]
+    v2.mkdir(parents=True)
+    (v2 / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\n")
+    systemd = tmp_path / "system.slice" / f"docker-{ids[2]}.scope"
+    systemd.mkdir(parents=True)
+    (systemd / "cpu.stat").write_text("usage_usec 250000\n")
+    (tmp_path / "system.slice" / "ssh.service").mkdir()  # not a container
+    assert container_cpu(tmp_path) == {ids[0]: 2.5, ids[1]: 1.5, ids[2]: 0.25}
+
+
+def test_containers_are_counted_by_project_removed_ones_included(monkeypatch):
+    readings = iter(
+        [
+            {"p1": 10.0, "p2": 5.0},  # at the start
+            {"p1": 12.0, "p2": 6.0, "v1": 1.0, "in": 3.0},
+            {"p1": 13.0, "v1": 4.0, "in": 3.5},  # p2 removed: its last reading stays
+        ]
+    )
+    names = {"p1": "e2econv_ann-pool-1", "p2": "e2econv_exchange_e2econv"}
+    names |= {"v1": "botpool-test-vps-1a2b3c4d"}  # "in": a container of the VPS's engine
+    monkeypatch.setattr("bench.cpu.containers", lambda: names)
+    sampler = ContainerSampler(read=lambda: next(readings))
+    sampler.sample()
+    sampler.sample()
+    assert sampler.by_project() == {
+        "e2econv": 3.0 + 1.0,
+        "botpool-test-vps-*": 4.0,
+        INSIDE: 3.5,
+    }
+    assert project_of("botpool-probe-11023-1795914031") == "botpool-probe-*-*"
+    assert project_of("botpool") == "botpool" and project_of("objective") == "objective"
