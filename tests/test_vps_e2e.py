@@ -410,11 +410,23 @@ def test_the_reader_gives_up_when_the_hosts_own_bound_cannot_act(story):
         h1.exec(f"kill -9 {' '.join(pids(h1, sleep))} 2>/dev/null || true")
 
 
+def freeze(vps: Vps) -> None:
+    """`docker pause`, again when the kernel could not freeze every process at once: on a
+    busy machine runc gives up ("unable to freeze", seen 1 run in 5 of the whole suite), and
+    thaws what it froze."""
+    for _ in range(5):
+        proc = subprocess.run(["docker", "pause", vps.name], capture_output=True, text=True)
+        if proc.returncode == 0 or "unable to freeze" not in proc.stderr:
+            break
+        time.sleep(1)
+    assert proc.returncode == 0, f"docker pause {vps.name}: {proc.stderr}"
+
+
 def test_a_frozen_host_does_not_hang_the_reader(story):
     h1 = story.hosts["h1"]
     host = reader(h1, timeout=2)
     assert host.run("echo hello", "a first look") == ["hello"]  # connected
-    docker("pause", h1.name)  # sshd stops answering, the connection stays open
+    freeze(h1)  # sshd stops answering, the connection stays open
     try:
         started = time.monotonic()
         with pytest.raises(RemoteError) as caught:
