@@ -300,6 +300,16 @@ class Deployment:
         ]
         return {t["trade_id"] for t in trades if t["nr_of_successful_entries"] > 0}
 
+    def log_tail(self, user: str, bot: str, lines: int = 40) -> str:
+        """The end of a bot's freqtrade log, for a failure's message."""
+        (target,) = [b for b in self.plan().bots if b.key == f"{user}/{bot}"]
+        log = self.root / "pools" / target.pool / "bots" / bot / "logs" / "freqtrade.log"
+        try:
+            text = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as exc:
+            text = str(exc)
+        return f"\n--- the end of {log}:\n{text}"
+
     def wait_answering(self, timeout: float = 120) -> None:
         """Until every planned bot answers /ping (raises with the silent ones). The plan is
         read once: reading it for every ping cost about 9 ms of CPU each."""
@@ -475,14 +485,22 @@ def container_names() -> set[str]:
     return set(docker("ps", "-a", "--format", "{{.Names}}").split())
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 1.0, what: str = "condition"):  # noqa: ANN001, ANN201
+def wait_for(  # noqa: ANN201
+    predicate,  # noqa: ANN001
+    timeout: float = 60,
+    interval: float = 1.0,
+    what: str = "condition",
+    then=None,  # noqa: ANN001
+):
+    """predicate's first true value, within timeout. then: what else to say when it times out
+    (called then, e.g. the end of a bot's log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{then() if then else ''}")
 
 
 def remove_stale_test_deployments() -> None:

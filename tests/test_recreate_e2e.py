@@ -73,6 +73,7 @@ def test_switching_the_runtime_is_one_converge_and_keeps_every_bots_data(dep):
             lambda main=main: dep.kept_trades(main, "one"),
             timeout=300,
             what=f"a filled trade of {main}/one before the switch",
+            then=lambda main=main: dep.log_tail(main, "one"),
         )
         for main in MAINS
     }

@@ -89,6 +89,7 @@ def test_the_fleet_trades_on_its_first_image(dep):
             lambda u=user, b=bot: dep.kept_trades(u, b),
             timeout=360,  # the sandbox scalper trades within minutes, on a busy machine too
             what=f"a filled trade of {user}/{bot}",
+            then=lambda u=user, b=bot: dep.log_tail(u, b),
         )
 
 
