@@ -145,13 +145,23 @@ def container_cpu(root: Path = CGROUP_ROOT) -> dict[str, float]:
     or v2 with Docker's cgroupfs or systemd driver."""
     out = {}
     for path in root.glob("cpuacct/docker/*/cpuacct.usage"):  # v1: nanoseconds
-        out[path.parent.name] = int(path.read_text()) / 1e9
+        text = _read(path)
+        if text.strip().isdigit():
+            out[path.parent.name] = int(text) / 1e9
     for path in [*root.glob("docker/*/cpu.stat"), *root.glob("system.slice/docker-*/cpu.stat")]:
         found = CONTAINER_ID.search(path.parent.name)
-        if found:
-            usage = re.search(r"^usage_usec (\d+)", path.read_text(), re.M)
-            out[found.group(1)] = int(usage.group(1)) / 1e6 if usage else 0.0
+        usage = re.search(r"^usage_usec (\d+)", _read(path), re.M)
+        if found and usage:
+            out[found.group(1)] = int(usage.group(1)) / 1e6
     return out
+
+
+def _read(path: Path) -> str:
+    """A cgroup file's text, or "" when its container went away since it was listed."""
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def project_of(name: str | None) -> str:

@@ -69,6 +69,8 @@ def test_each_containers_cpu_is_read_from_its_cgroup_v1_or_v2(tmp_path):
     systemd.mkdir(parents=True)
     (systemd / "cpu.stat").write_text("usage_usec 250000\n")
     (tmp_path / "system.slice" / "ssh.service").mkdir()  # not a container
+    gone = tmp_path / "cpuacct" / "docker" / ("d" * 64)  # removed between listing and reading:
+    (gone / "cpuacct.usage").mkdir(parents=True)  # a file there that cannot be read
     assert container_cpu(tmp_path) == {ids[0]: 2.5, ids[1]: 1.5, ids[2]: 0.25}
 
 
