@@ -26,7 +26,7 @@ import httpx
 
 from botpool import payloads
 from botpool.core import names
-from botpool.core.plan import Plan, load_plan
+from botpool.core.plan import BotPlan, Plan, load_plan
 from botpool.core.secretstore import SecretStore
 from botpool.core.snapshot import parse_program
 
@@ -280,14 +280,21 @@ class Deployment:
                 raise AssertionError(f"programs did not settle within {timeout}s: {states}")
             time.sleep(0.5)
 
+    def bot(self, user: str, bot: str) -> BotPlan:
+        """One of its planned bots, by user and bot name."""
+        (target,) = [b for b in self.plan().bots if b.key == f"{user}/{bot}"]
+        return target
+
     def api(self, user: str, bot: str, path: str, auth: bool = True) -> httpx.Response:
-        plan = self.plan()
-        (target,) = [b for b in plan.bots if b.key == f"{user}/{bot}"]
-        creds = self.secrets.api_credentials(target.key)
+        return self.request(self.bot(user, bot), path, auth)
+
+    def request(self, target: BotPlan, path: str, auth: bool = True) -> httpx.Response:
+        """GET /api/v1/PATH of a planned bot, with its credentials unless auth is False."""
+        creds = self.secrets.api_credentials(target.key) if auth else None
         return httpx.get(
             f"http://127.0.0.1:{target.host_port}/api/v1/{path}",
             timeout=5,
-            auth=(creds.username, creds.password) if auth else None,
+            auth=(creds.username, creds.password) if creds else None,
         )
 
     def kept_trades(self, user: str, bot: str) -> set[int]:
@@ -302,8 +309,8 @@ class Deployment:
 
     def log_tail(self, user: str, bot: str, lines: int = 40) -> str:
         """The end of a bot's freqtrade log, for a failure's message."""
-        (target,) = [b for b in self.plan().bots if b.key == f"{user}/{bot}"]
-        log = self.root / "pools" / target.pool / "bots" / bot / "logs" / "freqtrade.log"
+        folder = self.root / "pools" / self.bot(user, bot).pool / "bots" / bot
+        log = folder / "logs" / "freqtrade.log"
         try:
             text = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
         except OSError as exc:
@@ -313,18 +320,18 @@ class Deployment:
     def wait_answering(self, timeout: float = 120) -> None:
         """Until every planned bot answers /ping (raises with the silent ones). The plan is
         read once: reading it for every ping cost about 9 ms of CPU each."""
-        pings = {b.key: f"http://127.0.0.1:{b.host_port}/api/v1/ping" for b in self.plan().bots}
+        bots = self.plan().bots
         deadline = time.monotonic() + timeout
         silent: list[str] = []
         while time.monotonic() < deadline:
             silent = []
-            for key, url in pings.items():
+            for b in bots:
                 try:
-                    ok = httpx.get(url, timeout=5).json() == {"status": "pong"}
+                    ok = self.request(b, "ping", auth=False).json() == {"status": "pong"}
                 except (httpx.HTTPError, ValueError):
                     ok = False
                 if not ok:
-                    silent.append(key)
+                    silent.append(b.key)
             if not silent:
                 return
             time.sleep(1)
