@@ -92,7 +92,7 @@ def freqtrade_config(
         "strategy": "SandboxScalper",
         "strategy_path": str(STRATEGIES),
         "db_url": f"sqlite:///{directory / 'tradesv3.sqlite'}",
-        # "other" side prices from the top of the book fill dry-run orders at once
+        # SandboxScalper's market orders need "other" side prices
         "entry_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1},
         "exit_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1},
         "exchange": {

@@ -72,6 +72,10 @@ def test_a_real_freqtrade_bot_trades_on_the_sandbox_with_default_knobs(tmp_path)
             assert bot.process.poll() is None
     trade = trades[0]
     assert trade["is_open"] and trade["pair"] in PAIRS
+    # filled as it was sent: a market order (a limit order the book moved away from between
+    # pricing and sending waited out unfilledtimeout, and e2e trade waits timed out)
+    entry = trade["orders"][0]
+    assert (entry["order_type"], entry["status"]) == ("market", "closed"), entry
     tick = Market(trade["pair"], SEED).tick
     assert trade["open_rate"] / tick == pytest.approx(round(trade["open_rate"] / tick))
     log = [line.split() for line in requests.read_text().splitlines()]

@@ -15,6 +15,17 @@ class SandboxScalper(IStrategy):
     minimal_roi = {"0": 0.002, "10": 0.0}
     stoploss = -0.02
     startup_candle_count = 20
+    # Market orders: a dry-run limit order at the top of the book fills only if the book has
+    # not moved between freqtrade's pricing and its order (a new price step, 2 s in tests,
+    # can fall between them), and one the market walks away from waits out unfilledtimeout
+    # (10 minutes). Market orders fill at once, at the book's price when they are sent.
+    # They need entry_pricing and exit_pricing price_side "other", botpool's default.
+    order_types = {
+        "entry": "market",
+        "exit": "market",
+        "stoploss": "market",
+        "stoploss_on_exchange": False,
+    }
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe["recent_high"] = dataframe["close"].rolling(20).max()
