@@ -285,14 +285,21 @@ class Deployment:
         (target,) = [b for b in self.plan().bots if b.key == f"{user}/{bot}"]
         return target
 
-    def api(self, user: str, bot: str, path: str, auth: bool = True) -> httpx.Response:
-        return self.request(self.bot(user, bot), path, auth)
+    def api(
+        self, user: str, bot: str, path: str, auth: bool = True, post: dict | None = None
+    ) -> httpx.Response:
+        return self.request(self.bot(user, bot), path, auth, post)
 
-    def request(self, target: BotPlan, path: str, auth: bool = True) -> httpx.Response:
-        """GET /api/v1/PATH of a planned bot, with its credentials unless auth is False."""
+    def request(
+        self, target: BotPlan, path: str, auth: bool = True, post: dict | None = None
+    ) -> httpx.Response:
+        """GET /api/v1/PATH of a planned bot (POST, when given what to post, as JSON), with its
+        credentials unless auth is False."""
         creds = self.secrets.api_credentials(target.key) if auth else None
-        return httpx.get(
+        return httpx.request(
+            "GET" if post is None else "POST",
             f"http://127.0.0.1:{target.host_port}/api/v1/{path}",
+            json=post,
             timeout=5,
             auth=(creds.username, creds.password) if creds else None,
         )
