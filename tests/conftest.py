@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 from botpool.core.secretstore import SecretStore
 
@@ -94,6 +95,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     the longest start at once and the short ones fill in, and the workers finish at about
     the same time."""
     items.sort(key=lambda item: -_e2e_minutes(item))  # stable: a module's tests keep their order
+
+
+class OneModuleAhead(LoadFileScheduling):
+    """`--dist loadfile`, but a worker is handed its next module when its current one is down to
+    its last test, not to its last two: a worker holds its last test until it knows what comes
+    after it (xdist's worker does), so one is the least it can be given ahead. A module handed
+    two tests ahead waited behind them (behind a story's last minutes) while another worker
+    took whatever was left, or nothing."""
+
+    def _reschedule(self, node) -> None:  # noqa: ANN001 - xdist's WorkerController
+        if node.shutting_down:
+            return
+        if not self.workqueue:
+            node.shutdown()
+        elif self._pending_of(self.assigned_work[node]) <= 1:
+            self._assign_work_unit(node)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadFileScheduling | None:  # noqa: ANN001
+    return OneModuleAhead(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 def _e2e_minutes(item: pytest.Item) -> float:

@@ -44,6 +44,8 @@ STAKE_WARNING = re.compile(
 )
 
 T = TypeVar("T")
+# one client (each new one loads the CA certificates: 26 ms of CPU), no connection kept
+HTTP = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def free_port() -> int:
@@ -136,9 +138,8 @@ class Bot:
 
     def get(self, path: str, auth: bool = True) -> httpx.Response:
         api = self.config["api_server"]
-        return httpx.get(
+        return HTTP.get(
             f"http://127.0.0.1:{self.port}/api/v1/{path}",
-            timeout=5,
             auth=(api["username"], api["password"]) if auth else None,
         )
 

@@ -29,7 +29,7 @@ import pytest
 
 from botpool.core import monitoring
 
-from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
+from .e2e import HTTP, REPO, VENV, Deployment, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=5.3)
 
@@ -162,9 +162,7 @@ def dep(tmp_path_factory: pytest.TempPathFactory, sink: Sink) -> Iterator[Deploy
 
 
 def query(expr: str) -> list[dict[str, Any]]:
-    answer = httpx.get(
-        f"http://127.0.0.1:{MONITORING_PORT}/api/v1/query", params={"query": expr}, timeout=5
-    )
+    answer = HTTP.get(f"http://127.0.0.1:{MONITORING_PORT}/api/v1/query", params={"query": expr})
     return list(answer.json()["data"]["result"])
 
 
@@ -360,7 +358,7 @@ def test_a_changed_threshold_reloads_prometheus_without_restarting_it(dep):
 
 def bot_down_for() -> float | None:
     """The `for` of the BotDown rule Prometheus runs, in seconds."""
-    answer = httpx.get(f"http://127.0.0.1:{MONITORING_PORT}/api/v1/rules", timeout=5).json()
+    answer = HTTP.get(f"http://127.0.0.1:{MONITORING_PORT}/api/v1/rules").json()
     rules = [r for g in answer["data"]["groups"] for r in g["rules"] if r["name"] == "BotDown"]
     return rules[0]["duration"] if rules else None
 

@@ -14,7 +14,7 @@ import pytest
 
 from botpool.core.names import BOT_UID_BASE
 
-from .e2e import CTL, Deployment, docker, new_deployment, wait_for
+from .e2e import CTL, HTTP, Deployment, docker, new_deployment, wait_for
 
 pytestmark = pytest.mark.e2e(minutes=1.1)
 
@@ -173,7 +173,7 @@ def test_a_bot_restart_answers_before_freqtrade_could_even_be_imported(dep):
 
 def pongs(port: int) -> bool:
     try:
-        reply = httpx.get(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1)
+        reply = HTTP.get(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1)
         return bool(reply.json() == {"status": "pong"})
     except (httpx.HTTPError, ValueError):
         return False
