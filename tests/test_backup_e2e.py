@@ -20,7 +20,7 @@ from botpool.core.plan import BotPlan
 
 from .e2e import Deployment, docker, kept_trades_in, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=1.2)
+pytestmark = pytest.mark.e2e(minutes=0.8)
 
 USERS = """
 ann:

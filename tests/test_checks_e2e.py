@@ -23,7 +23,7 @@ from botpool.core.image import LOCAL_BASE
 
 from .e2e import REPO, VENV, Deployment, container_names, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=8.4)
+pytestmark = pytest.mark.e2e(minutes=7.4)
 
 RUNTIMES = {"cat": "zygote", "dog": "process"}  # user -> the runtime of its pool
 BOTS = "    - name: a\n    - {name: b, pairs: [ETH/USDT]}\n    - {name: stag, pairs: [SOL/USDT]}\n"

@@ -18,7 +18,7 @@ from botpool.core.image import LOCAL_BASE
 from .converge_story import ALL_POOLS, MAINS, SIDES, container_id, pool, write
 from .e2e import Deployment, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=6.2)
+pytestmark = pytest.mark.e2e(minutes=3.9)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from .e2e import (
     wait_for,
 )
 
-pytestmark = pytest.mark.e2e(minutes=1.7)
+pytestmark = pytest.mark.e2e(minutes=2.0)
 
 BOT_PORT = 20700
 MONITORING_PORT = 18960  # one set per host: not the monitoring test's 18990

@@ -16,7 +16,7 @@ from botpool.core.image import BUILD_TIME_DIR
 
 from .harness import images
 
-pytestmark = pytest.mark.e2e(minutes=2.2)
+pytestmark = pytest.mark.e2e(minutes=0.6)
 
 
 def docker(*args: str) -> str:

@@ -20,7 +20,7 @@ import pytest
 
 from .e2e import REPO, Deployment, docker, new_deployment
 
-pytestmark = pytest.mark.e2e(minutes=0.6)
+pytestmark = pytest.mark.e2e(minutes=0.4)
 
 USERS = """
 fay:

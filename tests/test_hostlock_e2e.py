@@ -21,7 +21,7 @@ import pytest
 
 from .e2e import Deployment, finish, new_deployment, read_until, start_pyinfra, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=1.7)
+pytestmark = pytest.mark.e2e(minutes=0.8)
 
 ONE = "lee:\n  bots:\n    - name: one\n"
 TWO = ONE + "    - {name: two, pairs: [ETH/USDT]}\n"

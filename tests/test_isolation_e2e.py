@@ -22,7 +22,7 @@ from botpool.core.plan import BotPlan
 
 from .e2e import Deployment, docker, mode_of, new_deployment
 
-pytestmark = pytest.mark.e2e(minutes=3.7)
+pytestmark = pytest.mark.e2e(minutes=1.1)
 
 USERS = """
 ivy:

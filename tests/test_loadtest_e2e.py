@@ -11,7 +11,7 @@ import yaml
 
 from .e2e import REPO, new_deployment
 
-pytestmark = pytest.mark.e2e(minutes=2.2)
+pytestmark = pytest.mark.e2e(minutes=2.0)
 
 RUNTIMES = {"carol": "zygote", "dave": "zygote", "erin": "zygote"}
 

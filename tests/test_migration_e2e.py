@@ -36,7 +36,7 @@ from .e2e import (
     wait_for,
 )
 
-pytestmark = pytest.mark.e2e(minutes=5.3)
+pytestmark = pytest.mark.e2e(minutes=1.6)
 
 OLD_RELEASE = "5d96ec5"  # the last release before project names
 USERS = """

@@ -31,7 +31,7 @@ from botpool.core import monitoring
 
 from .e2e import HTTP, REPO, VENV, Deployment, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=5.3)
+pytestmark = pytest.mark.e2e(minutes=3.7)
 
 BOT_PORT = 17000
 MONITORING_PORT = 18990  # below every test deployment's bot ports, above this one's

@@ -20,7 +20,7 @@ import pytest
 
 from .e2e import REPO, VENV, Deployment, docker, mode_of, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=2.0)
+pytestmark = pytest.mark.e2e(minutes=1.1)
 
 # nia/one trades ETH until its webhook is added, and BTC from then on: a BTC trade opened
 # before could stay open for many minutes (the scalper exits at +0.2 %, or at break-even

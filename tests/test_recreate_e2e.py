@@ -22,7 +22,7 @@ from .converge_story import (
 )
 from .e2e import Deployment, container_names, docker, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=2.8)
+pytestmark = pytest.mark.e2e(minutes=2.4)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from .sandbox_fixtures import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e(minutes=1.2)
+pytestmark = pytest.mark.e2e(minutes=0.9)
 
 SERVED = {
     "/api/v3/ping",

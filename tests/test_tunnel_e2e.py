@@ -28,7 +28,7 @@ import pytest
 from .e2e import REPO, VENV, Deployment, docker, new_deployment, wait_for
 from .harness.vps import LABEL, PID_LABEL, Vps, ensure_vps_image, wait_for_sshd, write_inventory
 
-pytestmark = pytest.mark.e2e(minutes=1.8)
+pytestmark = pytest.mark.e2e(minutes=0.5)
 pytest_plugins = ["tests.harness.vps"]  # the ssh_key fixture
 
 # the tunnel's local ports are the bots' + WIDTH: 21800 and up, clear of every other module's

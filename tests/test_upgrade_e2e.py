@@ -20,7 +20,7 @@ import pytest
 
 from .e2e import Deployment, docker, kept_trades_in, new_deployment, wait_for
 
-pytestmark = pytest.mark.e2e(minutes=5.1)
+pytestmark = pytest.mark.e2e(minutes=3.2)
 
 # both runtimes: ann's pool runs a freqtrade process a bot, ben's (the canary: the fewest
 # bots) forks its bot from a zygote

@@ -58,7 +58,7 @@ from .harness.vps import (
     write_inventory,
 )
 
-pytestmark = pytest.mark.e2e(minutes=13.2)
+pytestmark = pytest.mark.e2e(minutes=8.3)
 pytest_plugins = ["tests.harness.vps"]  # the ssh_key fixture
 
 HOSTS = "hosts:\n  h1: {memory_mb: 2048}\n  h2: {memory_mb: 2048}\n"
