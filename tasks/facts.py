@@ -44,7 +44,7 @@ class DockerStateFact(FactBase[DockerState]):
 
 
 class ImagePresent(FactBase[bool]):
-    """Does the engine have this image (asked at execution time, see tasks/image.if_missing)."""
+    """Does the engine have this image (asked at execution time, see tasks/image._missing)."""
 
     def command(self, tag: str) -> str:
         return f"docker image inspect {shlex.quote(tag)} >/dev/null 2>&1 && echo yes; true"

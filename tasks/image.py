@@ -45,19 +45,17 @@ from tasks.facts import ImagePresent
 BUILD_MODES = ("host", "controller")
 
 
-def if_missing(tag: str, known: bool) -> list[Callable[[], bool]]:
-    """`_if` conditions for operations that only make sense while an image is missing.
-
-    known: the images read before the run are the truth (the engine answered) and the
-    caller only asks for missing images: no condition. Otherwise, ask when the operation runs.
-    """
-    return [] if known else [lambda: not host.get_fact(ImagePresent, tag=tag)]
-
-
 def _missing(tag: str, images: frozenset[str] | None) -> bool:
     """Whether the host lacks an image: from the images read before the run, or (None: the
     engine did not answer then) asked now, as the operation runs."""
     return tag not in images if images is not None else not host.get_fact(ImagePresent, tag=tag)
+
+
+def if_missing(tag: str, images: frozenset[str] | None) -> list[Callable[[], bool]]:
+    """`_if` conditions for an operation that only makes sense while an image is missing: none
+    when the images read before the run are the truth (the caller only asks for missing
+    images), else the question asked as the operation runs."""
+    return [] if images is not None else [lambda: _missing(tag, None)]
 
 
 def wanted_images() -> list[ImageSpec]:
@@ -174,7 +172,7 @@ def deliver_all(specs: list[ImageSpec], docker: DockerState, mode: str) -> None:
     for spec in specs:
         steps = [s for s in spec.build_order if s.tag not in planned]
         base = spec.base_tag if spec.base_tag not in planned else None
-        planned |= {s.tag for s in steps} | {spec.base_tag or ""}
+        planned |= {s.tag for s in steps} | ({spec.base_tag} if spec.base_tag else set())
         if mode == "host":
             made = f", its base {base} made with debootstrap if missing" if base else ""
             name = f"Build the {spec.what} on the host{made}"
@@ -189,7 +187,7 @@ def deliver_all(specs: list[ImageSpec], docker: DockerState, mode: str) -> None:
             images=images,
             build_dir=build_dir,
             archive=str(cache / spec.archive_name),
-            _if=if_missing(spec.tag, images is not None),
+            _if=if_missing(spec.tag, images),
         )
 
 
