@@ -586,9 +586,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return ERROR
-        if args.source:
-            backups.push(located, files[stamp], stamp)
-        kept = backups.restore(located, stamp)
+        arrival = backups.push(located, files[stamp], stamp) if args.source else None
+        kept = backups.restore(located, stamp, arrival)
     except RemoteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ERROR

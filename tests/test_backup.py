@@ -349,6 +349,21 @@ def test_restore_puts_the_backup_in_place_and_keeps_the_old_database_aside(
     assert calls[:2] == [f"{ctl} stop {one.program}", f"{ctl} start {one.program}"]
     assert len(calls) == 3 and "/api/v1/ping" in calls[2]  # answered at once here
 
+    # a backup pulled to the controller, sent back: the host's job may run its retention
+    # between the push and the restore (here: keep the newest of 1 hour), and this host has a
+    # newer backup; the pushed file waits where retention does not look until the restore,
+    # holding the lock retention runs under, puts it in place and restores it
+    pulled = tmp_path / "pulled" / "20200101T000000Z.sqlite.gz"
+    pulled.parent.mkdir()
+    pulled.write_bytes((root / "backups" / one.user / one.name / taken.detail).read_bytes())
+    arrival = host_backups.push(located, pulled, "20200101T000000Z")
+    assert arrival is not None
+    assert backup.prune(str(Path(arrival.target).parent), 1, 1) == []  # nothing it could drop
+    database.write_bytes(b"")  # another bad edit
+    host_backups.restore(located, "20200101T000000Z", arrival)
+    assert sqlite3.connect(database).execute("SELECT count(*) FROM account").fetchone() == (2,)
+    assert Path(arrival.target).exists() and not Path(arrival.partial).exists()
+
 
 def test_restore_refuses_a_stamp_it_does_not_have_before_touching_a_host(capsys):
     from botpool.cli import main
@@ -383,16 +398,19 @@ def test_a_pulled_backup_is_sent_to_the_bots_new_host_checked_and_private(
     assert host_backups.pulled(pulled, one.key) == {stamp: source}
     located = host_backups.Located(one, RemoteHost("@local", "local", str(path), {}), plan)
 
-    host_backups.push(located, source, stamp)
+    arrival = host_backups.push(located, source, stamp)
 
     arrived = root / "backups" / one.user / one.name / f"{stamp}.sqlite.gz"
-    assert arrived.read_bytes() == data
-    assert (arrived.stat().st_uid, arrived.stat().st_mode & 0o777) == (0, 0o600)
-    assert arrived.parent.stat().st_mode & 0o777 == 0o700
-    assert host_backups.stamps(located) == [stamp]
-    assert sorted(os.listdir(arrived.parent)) == [arrived.name]  # no partial file left
+    assert arrival is not None and arrival.target == str(arrived) and not arrived.exists()
+    partial = Path(arrival.partial)  # restore renames it into place, under the backups lock
+    assert partial.read_bytes() == data
+    assert (partial.stat().st_uid, partial.stat().st_mode & 0o777) == (0, 0o600)
+    assert partial.parent.stat().st_mode & 0o777 == 0o700
+    assert host_backups.stamps(located) == []  # not one of the host's backups yet
+    assert sorted(os.listdir(partial.parent)) == [partial.name]
+    partial.rename(arrived)  # what restore does first (the test below runs it)
     commands = located.remote.commands
-    host_backups.push(located, source, stamp)  # already there: one command, nothing sent
+    assert host_backups.push(located, source, stamp) is None  # there: one command, no data
     assert located.remote.commands == commands + 1
     other = tmp_path / "other.sqlite.gz"
     other.write_bytes(gzip.compress(b"other"))

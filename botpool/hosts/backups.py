@@ -135,11 +135,23 @@ def pulled(into: Path, key: str) -> dict[str, Path]:
     return found
 
 
-def push(located: Located, source: Path, stamp: str) -> None:
-    """Copy a pulled backup into the bot's backups folder on its (new) host as `stamp`, so
-    that `restore` finds it there: checked whole before it is sent, sent in bounded commands
-    (base64, PUSH_CHUNK bytes each), checked against its sha256 on arrival, then renamed in
-    place, root's and 0600. A backup already there with the same content is left as it is."""
+@dataclass(frozen=True)
+class Arrival:
+    """A pulled backup sent to its bot's host, whole, root's and 0600, under a name beside the
+    bot's backups that retention ignores (`.STAMP.push`): `restore` renames it into place under
+    the backups lock. Renamed in place at once, it could be pruned before the restore took
+    that lock: the host's backup job keeps only the newest backup of each hour, and a fresh
+    pool's first backup is newer (seen on a VPS: "no backup STAMP of ann/one")."""
+
+    partial: str
+    target: str
+
+
+def push(located: Located, source: Path, stamp: str) -> Arrival | None:
+    """Send a pulled backup to the bot's (new) host, for `restore` to put in its backups folder
+    as `stamp`: checked whole before it is sent, sent in bounded commands (base64, PUSH_CHUNK
+    bytes each), checked against its sha256 on arrival. None when a backup with the same
+    content is there already (it is left as it is)."""
     data = source.read_bytes()
     try:
         gzip.decompress(data)
@@ -164,16 +176,17 @@ def push(located: Located, source: Path, stamp: str) -> None:
         f"preparing to send {key}'s backup {stamp}",
     )
     if start == ["present"]:
-        return
+        return None
     for offset in range(0, len(data), PUSH_CHUNK):
         chunk = base64.b64encode(data[offset : offset + PUSH_CHUNK]).decode()
         remote.run(f"printf %s {chunk} | base64 -d >> {q(partial)}", f"sending {key}'s backup")
     remote.run(
-        f'set -e; [ "$(sha256sum < {q(partial)} | cut -d" " -f1)" = {digest} ] || '
+        f'[ "$(sha256sum < {q(partial)} | cut -d" " -f1)" = {digest} ] || '
         f"{{ rm -f {q(partial)}; echo '{key}: the backup arrived damaged: send it again' >&2; "
-        f"exit 1; }}; chmod 0600 {q(partial)} && mv -T {q(partial)} {q(target)}",
+        "exit 1; }",
         f"checking {key}'s backup {stamp} on arrival",
     )
+    return Arrival(partial, target)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -190,8 +203,9 @@ def write_private(path: Path, data: bytes) -> None:
     os.rename(partial, path)
 
 
-def restore_command(located: Located, stamp: str, now: str) -> str:
-    """The shell that restores one bot's database from one backup, on its host."""
+def restore_command(located: Located, stamp: str, now: str, arrival: Arrival | None = None) -> str:
+    """The shell that restores one bot's database from one backup, on its host; a pushed one
+    (arrival) is first renamed into place, under the same lock."""
     bot, root = located.bot, located.root
     data = f"{root}/pools/{bot.pool}/bots/{bot.name}/user_data"
     db = f"{data}/{names.DATABASE}"
@@ -206,7 +220,8 @@ def restore_command(located: Located, stamp: str, now: str) -> str:
     steps = [
         "set -e",
         f"exec 9>>{q(f'{root}/{names.BACKUPS_DIR}/.lock')}",
-        "flock -w 600 9",  # no backup of this host meanwhile
+        "flock -w 600 9",  # no backup of this host meanwhile, and no retention
+        *([f"mv -T {q(arrival.partial)} {q(arrival.target)}"] if arrival else []),
         f"test -f {q(source)} || {{ echo 'no backup {stamp} of {bot.key}' >&2; exit 1; }}",
         f"gzip -t {q(source)}",
         f"install -d -m 0700 {q(f'{root}/.staging')}",
@@ -229,8 +244,10 @@ def restore_command(located: Located, stamp: str, now: str) -> str:
     return "\n".join(steps)
 
 
-def restore(located: Located, stamp: str) -> str:
-    """Restore one bot from its backup `stamp`; the name its old database was kept under."""
+def restore(located: Located, stamp: str, arrival: Arrival | None = None) -> str:
+    """Restore one bot from its backup `stamp` (pushed: its arrival, put in place first); the
+    name its old database was kept under."""
     now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    located.remote.run(restore_command(located, stamp, now), f"restoring {located.bot.key}")
+    command = restore_command(located, stamp, now, arrival)
+    located.remote.run(command, f"restoring {located.bot.key}")
     return f"{names.DATABASE}.before-restore-{now}"
