@@ -113,6 +113,7 @@ class OneModuleAhead(LoadFileScheduling):
             self._assign_work_unit(node)
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: `-p no:xdist` runs without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadFileScheduling | None:  # noqa: ANN001
     return OneModuleAhead(config, log) if config.getoption("dist") == "loadfile" else None
 
