@@ -28,6 +28,8 @@ import pytest
 
 from botpool.payloads.sandbox import freqtrade_exchange_overrides, serve
 
+from .e2e import HTTP
+
 REPO = Path(__file__).resolve().parent.parent
 FREQTRADE = REPO / ".venv" / "bin" / "freqtrade"
 STRATEGIES = REPO / "inventory" / "strategies"
@@ -44,8 +46,6 @@ STAKE_WARNING = re.compile(
 )
 
 T = TypeVar("T")
-# one client (each new one loads the CA certificates: 26 ms of CPU), no connection kept
-HTTP = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def free_port() -> int:

@@ -155,11 +155,12 @@ def test_the_bot_reports_its_status_then_its_entry(dep: Deployment) -> None:
     assert (status["bot"], status["text"]) == ("nia-one", "nia-one: running"), status
     # the scalper enters on the first candle with a signal (most candles have one), but the
     # market is random and the machine may be busy: bounded generously
-    try:
-        wait_for(lambda: "entry" in messages(dep), timeout=600, what="an entry message")
-    except AssertionError as exc:  # what the bot was doing, for whoever reads the failure
-        log = dep.root / "pools" / "nia-pool-1" / "bots" / "one" / "logs" / "freqtrade.log"
-        raise AssertionError(f"{exc}\n{log.read_text()[-3000:]}") from None
+    wait_for(
+        lambda: "entry" in messages(dep),
+        timeout=600,
+        what="an entry message",
+        then=lambda: dep.log_tail("nia", "one"),  # what the bot was doing, for the reader
+    )
     entry = messages(dep)["entry"][0]
     assert (entry["bot"], entry["pair"]) == ("nia-one", "BTC/USDT"), entry
     assert entry["text"].startswith("nia-one: entering BTC/USDT (Long), ")
