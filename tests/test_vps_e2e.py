@@ -137,6 +137,12 @@ def trades(dep: Deployment, vps: Vps, pool: str, bot: str) -> list[str]:
     return json.loads(vps.exec(TRADES.format(db=db)))
 
 
+def log_tail(dep: Deployment, vps: Vps, pool: str, bot: str) -> str:
+    """The end of a bot's freqtrade log on its host, for a failure's message."""
+    log = f"{dep.root}/pools/{pool}/bots/{bot}/logs/freqtrade.log"
+    return f"\n--- the end of {log}:\n" + vps.exec(f"tail -n 40 {log} 2>&1", check=False)
+
+
 def drift(dep: Deployment, inventory: Path | str) -> tuple[int, str]:
     return dep.botpool("drift", str(inventory))
 
@@ -449,6 +455,7 @@ def test_a_pool_moves_to_another_host_with_its_trade_history(story):
         lambda: trades(dep, h1, "ann-pool-1", "one") or None,
         timeout=180,
         what="a dry-run trade of ann/one on h1",
+        then=lambda: log_tail(dep, h1, "ann-pool-1", "one"),
     )
     dep.layout.write_text(dep.layout.read_text().replace("host: h1", "host: h2"))
     code, output = dep.botpool("plan", str(dep.layout))  # writes the lock: new host and old
@@ -503,6 +510,7 @@ def test_a_lost_hosts_pools_come_back_on_the_other_from_pulled_backups(story, tm
         lambda: trades(dep, h2, "bob-pool-1", "three") or None,
         timeout=180,
         what="a dry-run trade of bob/three on h2",
+        then=lambda: log_tail(dep, h2, "bob-pool-1", "three"),
     )
     pulled = tmp_path / "pulled"
     code, output = dep.botpool("backup", dep.inventory, "--pull", str(pulled))
