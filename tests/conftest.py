@@ -125,6 +125,7 @@ def _e2e_minutes(item: pytest.Item) -> float:
 
 _SECONDS: dict[str, float] = {}  # test module -> its tests' setup, call and teardown
 _CPU: dict[str, float] = {}  # test module -> CPU of its test process and what that waited for
+_SPAN: dict[str, tuple[float, float]] = {}  # test module -> its first start, its last stop (epoch)
 
 
 def _cpu_now() -> float:
@@ -150,6 +151,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     module = report.nodeid.split("::", 1)[0]
     _SECONDS[module] = _SECONDS.get(module, 0.0) + report.duration
     _CPU[module] = _CPU.get(module, 0.0) + getattr(report, "cpu_seconds", 0.0)
+    first, last = _SPAN.get(module, (report.start, report.stop))
+    _SPAN[module] = (min(first, report.start), max(last, report.stop))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -157,7 +160,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     slow = sorted(((s, m) for m, s in _SECONDS.items() if s >= 30), reverse=True)
     if slow:
         terminalreporter.section("module times (setup + tests + teardown)")
-        terminalreporter.write_line("wall min  CPU-s of its test process and the commands it ran")
+        terminalreporter.write_line(
+            "wall min  CPU-s of its test process and the commands it ran  from-to (minute of"
+            " the run)"
+        )
+        began = min(first for first, _ in _SPAN.values())
         for seconds, module in slow:
             cpu = _CPU.get(module, 0.0)
-            terminalreporter.write_line(f"{seconds / 60:8.1f}  {cpu:6.0f}  {module}")
+            first, last = ((t - began) / 60 for t in _SPAN[module])
+            terminalreporter.write_line(
+                f"{seconds / 60:8.1f}  {cpu:6.0f}  {first:4.1f}-{last:4.1f}  {module}"
+            )
