@@ -226,7 +226,7 @@ def signal(container: str, supervisorctl: str, programs: list[str], name: str = 
 def wait_running(pool: str, programs: list[str], timeout: int = 180):
     """Wait until every program of a pool is RUNNING, so pools are replaced one at a time."""
     want = len(programs)
-    status = f"docker exec {shlex.quote(pool)} {q(*payloads.supervisor_status())}"
+    status = f"docker exec {shlex.quote(pool)} {q(*payloads.supervisor_status_command())}"
     yield (
         f"for i in $(seq {timeout}); do "
         f"n=$({status} 2>/dev/null | grep -cE '^({'|'.join(programs)}) +RUNNING'); "

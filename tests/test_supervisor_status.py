@@ -22,7 +22,7 @@ LONG = "a-program-name-longer-than-thirty-characters"  # widens supervisorctl's 
 
 def reader(sock: Path | str) -> subprocess.CompletedProcess[str]:
     """The reader as pools run it: `python3 -I -S -c SOURCE`, here with the socket named."""
-    argv = [sys.executable, *payloads.supervisor_status()[1:], str(sock)]
+    argv = [sys.executable, *payloads.supervisor_status_command()[1:], str(sock)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
 

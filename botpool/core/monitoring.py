@@ -446,7 +446,7 @@ def exporter_config(
         "project": plan.layout.project,
         "root": plan.layout.root,
         "proc": f"{HOST_ROOT}/proc",
-        "supervisor_status": payloads.supervisor_status(),
+        "supervisor_status": payloads.supervisor_status_command(),
         "pools": [
             {
                 "name": pool.name,

@@ -28,7 +28,7 @@ def source(name: str) -> str:
     return (resources.files(__name__) / name).read_text()
 
 
-def supervisor_status() -> list[str]:
+def supervisor_status_command() -> list[str]:
     """The command, run inside a pool, that prints its programs as `supervisorctl status` does
     (supervisor_status.py: half of supervisorctl's CPU, and no import of supervisor)."""
     return ["python3", "-I", "-S", "-c", source("supervisor_status.py")]

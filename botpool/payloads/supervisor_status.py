@@ -6,6 +6,7 @@ and the exporter read each pool's programs; supervisorctl costs about 0.13 CPU-s
 its layout (NAME STATE DESCRIPTION, a program a line) and with its exit codes, so
 botpool.core.snapshot.parse_program and the exporter's parse_status read either; when
 supervisord does not answer, one line naming the socket and why, as supervisorctl does.
+The end-to-end tests import it and read a pool's socket from the host (read(), lines()).
 """
 
 import http.client
@@ -18,47 +19,60 @@ TIMEOUT = 10.0
 
 
 class _Connection(http.client.HTTPConnection):
+    def __init__(self, socket_path: str) -> None:
+        super().__init__("localhost")
+        self.socket_path = socket_path
+
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(TIMEOUT)
-        self.sock.connect(_socket())
-
-
-def _socket() -> str:
-    return sys.argv[1] if len(sys.argv) > 1 else SOCKET
+        self.sock.connect(self.socket_path)
 
 
 class _Transport(xmlrpc.client.Transport):
+    def __init__(self, socket_path: str) -> None:
+        super().__init__()
+        self.socket_path = socket_path
+
     def make_connection(self, host: object) -> http.client.HTTPConnection:
-        return _Connection("localhost")
+        return _Connection(self.socket_path)
 
 
-def _programs() -> list[dict[str, str]]:
+def read(path: str = SOCKET) -> list[dict[str, object]]:
     """supervisord's getAllProcessInfo: one dict a program (name, group, statename, ...)."""
-    server = xmlrpc.client.ServerProxy("http://localhost", transport=_Transport())
+    server = xmlrpc.client.ServerProxy("http://localhost", transport=_Transport(path))
     return server.supervisor.getAllProcessInfo()  # type: ignore[return-value]
+
+
+def lines(programs: list[dict[str, object]]) -> list[str]:
+    """supervisorctl status's lines: NAME STATE DESCRIPTION, a program a line."""
+    names = [
+        str(p["name"] if p["group"] == p["name"] else f"{p['group']}:{p['name']}") for p in programs
+    ]
+    width = max([30, *map(len, names)]) + 3
+    return [
+        f"{name:<{width}}{p['statename']:<10}{p['description']}"
+        for name, p in zip(names, programs, strict=True)
+    ]
 
 
 def main() -> int:
     """supervisorctl's exit codes too: 4 when supervisord does not answer, 3 when a program
     is not running (STOPPED, EXITED, FATAL or UNKNOWN), else 0."""
+    path = sys.argv[1] if len(sys.argv) > 1 else SOCKET
     try:
-        programs = _programs()
+        programs = read(path)
     except FileNotFoundError:
-        print(f"unix://{_socket()} no such file")
+        print(f"unix://{path} no such file")
         return 4
     except ConnectionRefusedError:
-        print(f"unix://{_socket()} refused connection")
+        print(f"unix://{path} refused connection")
         return 4
     except (OSError, xmlrpc.client.Error) as e:
-        print(f"unix://{_socket()} {type(e).__name__}: {e}")
+        print(f"unix://{path} {type(e).__name__}: {e}")
         return 4
-    names = [
-        p["name"] if p["group"] == p["name"] else f"{p['group']}:{p['name']}" for p in programs
-    ]
-    width = max([30, *map(len, names)]) + 3
-    for name, p in zip(names, programs, strict=True):
-        print(f"{name:<{width}}{p['statename']:<10}{p['description']}")
+    for line in lines(programs):
+        print(line)
     stopped = {"STOPPED", "EXITED", "FATAL", "UNKNOWN"}
     return 3 if any(p["statename"] in stopped for p in programs) else 0
 
