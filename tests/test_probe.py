@@ -14,6 +14,7 @@ import json
 import os
 import re
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -293,6 +294,47 @@ def test_the_probe_container_is_confined_and_gets_the_script_intact(tmp_path):
     assert command[:3] == ["python3", "-I", "-c"]
     assert command[3] == probe.PROBE  # the source, quoted intact
     assert command[4:6] == ["/pools", json.dumps(TARGETS)]
+
+
+def test_the_pools_memory_is_read_beside_the_probe_and_of_the_named_pools_only(tmp_path):
+    """`docker stats` (two samples a second apart) runs while the probe runs. The double's
+    probe answers only if stats has begun by the time it has waited for it, and stats only if
+    the probe has begun: run one after the other, one of them would print nothing."""
+    answer = json.dumps({"a-b": {"ping": True}})
+    env = fake_docker(
+        tmp_path,
+        f"touch {tmp_path}/ran; {wait_for_file(tmp_path / 'stats-began')}; "
+        f"[ -e {tmp_path}/stats-began ] && echo {shlex.quote(answer)}",
+    )
+    docker = tmp_path / "bin" / "docker"
+    docker.write_text(
+        docker.read_text()
+        + f'if [ "$1" = stats ]; then touch {tmp_path}/stats-began; '
+        + f"{wait_for_file(tmp_path / 'ran')}; [ -e {tmp_path}/ran ] && "
+        + 'for c in "$@"; do case $c in *pool*) echo "$c|100MiB / 1GiB";; esac; done; fi\n'
+    )
+    pools = ["p_a-pool-1", "p_b-pool-1"]
+    out = subprocess.run(
+        ["sh", "-c", probe.command("/srv/bp", "img", TARGETS, pools)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    health = parse(out.splitlines())
+    assert health.container_memory == {name: (100.0, 1024.0) for name in pools}, out
+    assert health.bots == {"a-b": {"ping": True}}, out
+    args = (tmp_path / "docker-stats.args").read_text().split("\0")
+    assert args[:2] == ["stats", "--no-stream"] and args[-3:] == [*pools, ""]
+    # no pool running: no stats at all (named, a missing container makes it print nothing)
+    (tmp_path / "docker-stats.args").unlink()
+    subprocess.run(["sh", "-c", probe.command("/srv/bp", "img", [], [])], env=env, timeout=30)
+    assert not (tmp_path / "docker-stats.args").exists()
+
+
+def wait_for_file(path: Path) -> str:
+    """Shell: wait up to 10 s for path to exist."""
+    return f"i=0; while [ ! -e {path} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done"
 
 
 def test_a_probe_past_its_wall_clock_ends_with_a_clear_error_and_its_container_removed(
