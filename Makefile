@@ -6,7 +6,8 @@ SHELL := /bin/bash
 # Python writes each module's bytecode into .venv (and __pycache__/) as it first imports it, as
 # it does by default: with PYTHONDONTWRITEBYTECODE set (this machine sets it), every process
 # of the tests compiled what it imported anew (40 s more of tests); compiling every file at
-# install instead compiled 8,900 files for the 2,600 ever imported (scripts/bootstrap.sh)
+# install instead compiled 8,900 files for the 2,600 ever imported (scripts/bootstrap.sh:
+# 13 s more of a fresh `make up`)
 unexport PYTHONDONTWRITEBYTECODE
 VENV := .venv/bin
 LAYOUT ?= inventory/layout.yaml

@@ -7,7 +7,8 @@
 #      a fresh one took 79 s with pip here, 11 s with uv), reinstalled only when pyproject.toml
 #      changed. Bytecode is not compiled at install: the Makefile lets Python write it as
 #      modules are first imported (about 2,600 of the 8,900 files are ever imported; compiling
-#      them all took 13 s more of a fresh `make test` on 2 cores, for nothing).
+#      them all took `make up` 13 s more on a fresh machine; `make test`'s first unit run
+#      compiles what it imports instead, about as long).
 # When everything is there it asks a few questions and changes nothing (well under a second).
 # Called by `make up` and `make test`. Settings (environment):
 #   BOTPOOL_DOCKER_TIMEOUT  seconds to wait for a starting engine (default 60)
