@@ -225,14 +225,11 @@ def signal(container: str, supervisorctl: str, programs: list[str], name: str = 
 @operation()
 def wait_running(pool: str, programs: list[str], timeout: int = 180):
     """Wait until every program of a pool is RUNNING, so pools are replaced one at a time."""
-    want = len(programs)
     status = f"docker exec {shlex.quote(pool)} {q(*payloads.supervisor_status_command())}"
-    yield (
-        f"for i in $(seq {timeout}); do "
-        f"n=$({status} 2>/dev/null | grep -cE '^({'|'.join(programs)}) +RUNNING'); "
-        f'[ "$n" -ge {want} ] && exit 0; sleep 1; done; '
-        f"echo 'pool {pool}: not all of {want} programs RUNNING after {timeout}s' >&2; "
-        f"{status} >&2; exit 1"
+    yield (  # one exec that waits inside the pool (supervisor_status.py --wait)
+        f"{status} --wait {timeout} {q(*programs)} || {{ "
+        f"echo 'pool {pool}: not all of {len(programs)} programs RUNNING within {timeout}s' >&2; "
+        "exit 1; }"
     )
 
 

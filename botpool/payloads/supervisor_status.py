@@ -7,11 +7,17 @@ its layout (NAME STATE DESCRIPTION, a program a line) and with its exit codes, s
 botpool.core.snapshot.parse_program and the exporter's parse_status read either; when
 supervisord does not answer, one line naming the socket and why, as supervisorctl does.
 The end-to-end tests import it and read a pool's socket from the host (read(), lines()).
+
+`... -c SOURCE [SOCKET] --wait SECONDS NAME...` waits instead, in this one process, until
+every named program is RUNNING (exit 0), reading every half second; past SECONDS it prints
+the programs on stderr and exits 1. A converge waits so for each pool it starts: it polled
+with a `docker exec` of this reader a second, about 0.1 CPU-second of the host's each.
 """
 
 import http.client
 import socket
 import sys
+import time
 import xmlrpc.client
 
 SOCKET = "/run/supervisor.sock"  # templates/supervisord.conf.j2, [unix_http_server]
@@ -56,10 +62,31 @@ def lines(programs: list[dict[str, object]]) -> list[str]:
     ]
 
 
+def wait(path: str, seconds: float, names: list[str]) -> int:
+    """Until every program in names is RUNNING (0); 1 past seconds, its lines on stderr."""
+    deadline = time.monotonic() + seconds
+    found: list[str] = []
+    while True:
+        try:
+            found = lines(read(path))
+        except (OSError, xmlrpc.client.Error) as e:  # supervisord not up yet, or restarting
+            found = [f"unix://{path} {type(e).__name__}: {e}"]
+        running = {line.split()[0] for line in found if line.split()[1:2] == ["RUNNING"]}
+        if running.issuperset(names):
+            return 0
+        if time.monotonic() >= deadline:
+            print("\n".join(found), file=sys.stderr)
+            return 1
+        time.sleep(0.5)
+
+
 def main() -> int:
     """supervisorctl's exit codes too: 4 when supervisord does not answer, 3 when a program
     is not running (STOPPED, EXITED, FATAL or UNKNOWN), else 0."""
-    path = sys.argv[1] if len(sys.argv) > 1 else SOCKET
+    args = sys.argv[1:]
+    path = args.pop(0) if args and not args[0].startswith("--") else SOCKET
+    if args[:1] == ["--wait"]:
+        return wait(path, float(args[1]), args[2:])
     try:
         programs = read(path)
     except FileNotFoundError:
