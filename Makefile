@@ -17,7 +17,8 @@ PYTEST_ARGS ?=
 WORKERS ?= 3
 # end-to-end modules run this many at once, each whole on one worker: their time is partly
 # waiting (bots starting, candles closing, a minute of stagnation), so more than the cores
-# (measured on 2 cores: 15 min on 3 workers, 13 on 4, the machine about 80 % busy)
+# (measured on 2 cores: 15 min on 3 workers, 13 on 4, the machine about 80 % busy; later,
+# 5 workers 11 min 33 s against 11 min 13 s on 4: the VPS story, slowed to 11.3 min, ended last)
 E2E_WORKERS ?= 4
 
 .PHONY: bootstrap up status test test-fast test-e2e lint bench mutants clean-local
