@@ -68,9 +68,10 @@ def zygote_pid(dep: Deployment) -> int:
     return pid
 
 
-def bot_children(dep: Deployment) -> dict[str, int]:
-    """Bot processes forked by the zygote, by the bot whose uid each runs as."""
-    parent = zygote_pid(dep)
+def bot_children(dep: Deployment, parent: int | None = None) -> dict[str, int]:
+    """Bot processes forked by the zygote (or by the process parent), by the bot whose uid
+    each runs as."""
+    parent = parent or zygote_pid(dep)
     found: dict[str, int] = {}
     for pid, ppid, _, _, bot in processes(dep):
         if ppid == parent and bot:
@@ -207,7 +208,7 @@ def test_a_crashed_zygote_takes_its_bots_and_everything_comes_back(dep):
         state, pid = dep.programs(POOL).get("zygote", ("", None))
         if state != "RUNNING" or pid in (None, old_zygote):
             return None
-        found = {f"zed/{bot}": p for p, ppid, _, _, bot in processes(dep) if ppid == pid and bot}
+        found = bot_children(dep, pid)
         return found if sorted(found) == sorted(before) else None
 
     after = wait_for(reborn, timeout=120, what="every bot forked again by a new zygote")
